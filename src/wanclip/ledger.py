@@ -1,0 +1,100 @@
+"""The render ledger: what was rendered, where, from which graph. The contract render <-> stitch.
+
+``out/<film>/ledger.json`` is ``{"version": 1, "film": {...}, "shots": [...]}``. It is rewritten
+atomically after every state change, so a crash or Ctrl-C always leaves a file a rerun can resume
+from. Per shot:
+
+``index`` (1-based), ``name``, ``graph_sha256``, ``seed``, ``frames``, ``width``, ``height``,
+``fps``, ``status`` (``pending|queued|running|done|failed|lost``), ``server``, ``prompt_id``,
+``clip`` (path relative to the film folder), ``clip_sha256``, ``error`` (``{node, class, message}``),
+``execution_start_ms`` / ``execution_success_ms`` (the server's own timestamps), ``node_seconds``
+(``{label: seconds}``), ``transition`` (the cut *into* this shot from the previous one:
+``{"type": "fade", "duration": 0.3}``; ``null`` for the first shot), ``attempts``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from wanclip.errors import WanclipError
+from wanclip.files import atomic_write_text
+
+LEDGER_NAME = "ledger.json"
+STATUSES = ("pending", "queued", "running", "done", "failed", "lost")
+
+
+@dataclass
+class ShotRecord:
+    index: int
+    name: str
+    graph_sha256: str
+    seed: int
+    frames: int
+    width: int
+    height: int
+    fps: float
+    status: str = "pending"
+    server: str | None = None
+    prompt_id: str | None = None
+    clip: str | None = None
+    clip_sha256: str | None = None
+    error: dict | None = None
+    execution_start_ms: int | None = None
+    execution_success_ms: int | None = None
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    transition: dict | None = None
+    attempts: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ShotRecord:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Ledger:
+    path: Path
+    film: dict = field(default_factory=dict)
+    shots: list[ShotRecord] = field(default_factory=list)
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    def shot(self, name: str) -> ShotRecord:
+        for record in self.shots:
+            if record.name == name:
+                return record
+        raise KeyError(name)
+
+    def clip_path(self, record: ShotRecord) -> Path | None:
+        return (self.folder / record.clip) if record.clip else None
+
+    def to_dict(self) -> dict:
+        return {"version": 1, "film": self.film, "shots": [asdict(s) for s in self.shots]}
+
+    def save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+def ledger_path(film_dir: Path) -> Path:
+    return Path(film_dir) / LEDGER_NAME
+
+
+def load_ledger(film_dir_or_file: Path) -> Ledger:
+    """Read a ledger from a film folder (or the ledger file itself)."""
+    path = Path(film_dir_or_file)
+    if path.is_dir():
+        path = path / LEDGER_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise WanclipError(f"no render ledger at {path}",
+                           "render the film first with `wanclip render SHOTS.yaml`") from exc
+    except (OSError, ValueError) as exc:
+        raise WanclipError(f"the render ledger {path} cannot be read: {exc}",
+                           "delete it to start the film over, or restore it from a backup") from exc
+    return Ledger(path=path, film=data.get("film", {}),
+                  shots=[ShotRecord.from_dict(s) for s in data.get("shots", [])])
