@@ -1,0 +1,1 @@
+"""The ComfyUI protocol only: HTTP + websocket client, typed events, following a prompt."""
