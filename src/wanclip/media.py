@@ -216,3 +216,18 @@ def grab_frames(clip: ClipInfo, indices: list[int], width: int, height: int) -> 
     got = {i: raw[k * size:(k + 1) * size] for k, i in enumerate(sorted(set(indices)))}
     blank = bytes(size)
     return [got.get(i) if len(got.get(i, b"")) == size else blank for i in indices]
+
+
+@functools.lru_cache(maxsize=8)
+def xfade_transitions(exe: str | None = None) -> frozenset[str]:
+    """Transition names this ffmpeg's xfade knows (9.0 has 59, Debian's 5.1 has 47): asked, not assumed."""
+    text = run([exe or ffmpeg_exe(), "-hide_banner", "-h", "filter=xfade"], "listing xfade transitions",
+               timeout=30).stdout.decode("utf-8", "replace")
+    section = text.split(" transition ", 1)[-1]
+    names = []
+    for line in section.splitlines()[1:]:
+        match = re.match(r"^ {5}(\w+)\s+-?\d+\s", line)
+        if not match:
+            break
+        names.append(match.group(1))
+    return frozenset(names) - {"custom"}

@@ -1,0 +1,76 @@
+"""`wanclip stitch`: join clips (or a rendered film folder) into one film."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wanclip import stitch as core
+from wanclip.cli.base import app, console, handle_errors, print_json
+from wanclip.errors import WanclipError
+
+
+@app.command("stitch")
+def stitch_command(
+    clips: list[Path] = typer.Argument(None, help="Clips to join, in this order (or use --from).",
+                                       show_default=False),
+    from_dir: Path = typer.Option(None, "--from", help="A rendered film folder (out/<film>): clips, order "
+                                  "and each cut's transition come from its ledger.json.", show_default=False),
+    output: Path = typer.Option(None, "-o", "--output", help="Film to write. Default: film.mp4 in the film "
+                                "folder with --from, else film.mp4 next to the first clip.", show_default=False),
+    mode: str = typer.Option("xfade", "--mode", help="xfade: one filter graph with a transition at every "
+                             "cut. concat: hard cuts, stream copy when the clips match (else re-encoded)."),
+    transition: str = typer.Option(None, "--transition", help="Transition for every cut: any xfade name "
+                                   "(fade, wipeleft, ...) or `cut`. Default: the ledger's, else fade.",
+                                   show_default=False),
+    duration: float = typer.Option(None, "--duration", help="Transition length in seconds for every cut. "
+                                   "Default: the ledger's, else 0.3.", show_default=False),
+    crf: int = typer.Option(19, "--crf", help="x264 quality (lower is better and bigger)."),
+    preset: str = typer.Option("fast", "--preset", help="x264 preset."),
+    audio: Path = typer.Option(None, "--audio", help="Music under the film: trimmed to its length (padded "
+                               "with silence if short), 1.5 s fade-out. Clip audio is not used.",
+                               show_default=False),
+    contact_sheet: bool = typer.Option(True, "--contact-sheet/--no-contact-sheet",
+                                       help="Write contact_sheet.png next to the film: a row per shot."),
+    skip_missing: bool = typer.Option(False, "--skip-missing", help="With --from: stitch the shots that are "
+                                      "done and leave out the rest (default: refuse, naming them)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object measured from the written film."),
+) -> None:
+    """Join clips into one film: crossfades in one ffmpeg graph, or stream-copied hard cuts.
+
+    The film is written to FILM.part and renamed when it measures right; a missing or corrupt
+    clip is named before ffmpeg starts.
+    """
+    with handle_errors():
+        result = _run(clips or [], from_dir, output, mode, transition, duration, crf, preset, audio,
+                      contact_sheet, skip_missing)
+    if as_json:
+        print_json({k: v for k, v in result.to_json().items()
+                    if k in ("output", "mode", "clips", "seconds", "frames", "width", "height", "fps")})
+        return
+    console.print(f"wrote {result.output}: {result.clips} clips, {result.frames} frames, "
+                  f"{result.seconds:.4g} s, {result.width}x{result.height} @ {result.fps:g} fps ({result.mode})")
+    if result.contact_sheet:
+        console.print(f"contact sheet: {result.contact_sheet}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
+def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio, contact_sheet,
+         skip_missing) -> core.StitchResult:
+    if mode not in core.MODES:
+        raise WanclipError(f"unknown --mode {mode!r}", f"use one of: {', '.join(core.MODES)}")
+    if bool(clips) == bool(from_dir):
+        raise WanclipError("give either clips or --from OUT_DIR (not both, not neither)",
+                           "e.g. `wanclip stitch --from out/myfilm` or `wanclip stitch a.mp4 b.mp4`")
+    if duration is not None and duration <= 0:
+        raise WanclipError(f"--duration must be positive, got {duration:g}", "use `--transition cut` for hard cuts")
+    if from_dir:
+        return core.stitch_film(from_dir, output, mode, contact_sheet, audio, crf, preset, skip_missing,
+                                transition, duration)
+    kind = transition or core.DEFAULT_TRANSITION
+    seconds = 0.0 if kind == core.HARD_CUT else (duration or core.DEFAULT_DURATION)
+    cuts = [core.Cut(kind, seconds)] * (len(clips) - 1)
+    target = output or clips[0].parent / core.FILM_NAME
+    return core.stitch(clips, target, mode, cuts, crf, preset, audio, contact_sheet)

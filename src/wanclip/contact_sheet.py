@@ -1,0 +1,69 @@
+"""``contact_sheet.png``: the one-glance review of a render, one row per shot.
+
+Each row is the shot's name, then its first, middle and last frame. Frames come from the clips
+(not the stitched film), so a row shows exactly what that shot rendered. The label font is the
+one Pillow ships (``ImageFont.load_default(size=...)``), so no system font is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from wanclip import media
+from wanclip.files import atomic_write_bytes
+from wanclip.media import ClipInfo
+
+SHEET_NAME = "contact_sheet.png"
+THUMB_WIDTH = 240
+LABEL_WIDTH = 200
+GAP = 6
+BACKGROUND = (24, 24, 24)
+INK = (235, 235, 235)
+COLUMNS = ("first", "middle", "last")
+
+
+def thumb_size(clip: ClipInfo) -> tuple[int, int]:
+    """Thumbnail size with the clip's display aspect, even numbers for the scaler."""
+    height = round(THUMB_WIDTH * clip.height / max(1, clip.width) / 2) * 2
+    return THUMB_WIDTH, max(2, height)
+
+
+def row_height(shots: list[tuple[str, ClipInfo]]) -> int:
+    return max(thumb_size(clip)[1] for _, clip in shots) + GAP
+
+
+def write_contact_sheet(shots: list[tuple[str, ClipInfo]], folder: Path) -> Path:
+    """Draw the sheet for ``(shot name, clip)`` pairs into ``folder/contact_sheet.png``."""
+    row = row_height(shots)
+    width = LABEL_WIDTH + len(COLUMNS) * (THUMB_WIDTH + GAP)
+    sheet = Image.new("RGB", (width, row * len(shots)), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=16)
+    for r, (name, clip) in enumerate(shots):
+        top = r * row
+        draw.text((GAP, top + GAP), _fit(draw, name, font), fill=INK, font=font)
+        draw.text((GAP, top + GAP + 22), f"{clip.frames} fr  {clip.duration:.2f} s", fill=INK, font=font)
+        size = thumb_size(clip)
+        picks = [0, clip.frames // 2, clip.frames - 1]
+        for c, raw in enumerate(media.grab_frames(clip, picks, *size)):
+            sheet.paste(Image.frombytes("RGB", size, raw), (LABEL_WIDTH + c * (THUMB_WIDTH + GAP), top))
+    path = Path(folder) / SHEET_NAME
+    atomic_write_bytes(path, _png(sheet))
+    return path
+
+
+def _fit(draw: ImageDraw.ImageDraw, name: str, font) -> str:
+    """Shorten a long shot name with an ellipsis so it stays in the label column."""
+    while name and draw.textlength(name, font=font) > LABEL_WIDTH - 2 * GAP:
+        name = name[:-2] + "…"
+    return name
+
+
+def _png(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

@@ -1,0 +1,426 @@
+"""Join clips into a film with one ffmpeg run.
+
+``plan_stitch()`` is pure: from measured clips (``media.probe``) and the cuts between them it
+builds the ffmpeg command and says what the film will measure. ``run_stitch()`` runs it into
+``<film>.part`` and renames it only when the written file measures what the plan says.
+``stitch()`` does probe + plan + run for explicit clips; ``stitch_film()`` does the same for a
+rendered film folder, reading clips, order and transitions from the render ledger.
+
+Modes:
+
+* ``xfade``: one filter graph (never a chain of re-encodes, which costs O(N^2) time and a
+  generation of quality per join). Each input is normalised first (frame rate, size, SAR, pixel
+  format, time base) because xfade refuses or silently distorts anything else. Offsets follow
+  ``vf_xfade.c``: offset k is measured on the film-so-far, ``sum(d_1..d_k) - sum(t_1..t_k)``,
+  with each d measured from the clip's frame count, never the container duration.
+* ``concat``: the concat demuxer with stream copy when every clip shares codec, profile, size,
+  pixel format, fps, time base and SAR (copying mismatched clips "succeeds" with a broken film);
+  otherwise the concat filter with the same normalisation, and a note saying why.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import ffmpeg
+
+from wanclip import media
+from wanclip.errors import StitchError
+from wanclip.media import ClipInfo
+
+MODES = ("xfade", "concat")
+HARD_CUT = "cut"
+DEFAULT_TRANSITION = "fade"
+DEFAULT_DURATION = 0.3
+MUSIC_FADE_OUT = 1.5
+FILM_NAME = "film.mp4"
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The join into a clip from the one before it: an xfade transition name, or ``cut``."""
+
+    type: str = DEFAULT_TRANSITION
+    duration: float = DEFAULT_DURATION
+
+    @property
+    def overlaps(self) -> bool:
+        return self.type != HARD_CUT
+
+
+@dataclass
+class StitchPlan:
+    """Everything a stitch will do, decided before ffmpeg starts."""
+
+    mode: str  # "xfade", "concat-copy" or "concat-filter"
+    clips: list[ClipInfo]
+    cuts: list[Cut]
+    output: Path
+    fps: Fraction
+    width: int
+    height: int
+    frames: int  # what the written film must measure
+    offsets: list[float | None]  # seconds into the film-so-far where each cut starts (None: hard cut)
+    argv: list[str]
+    concat_list: str | None = None  # the demuxer list file's text, for concat-copy
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def part(self) -> Path:
+        return part_path(self.output)
+
+    @property
+    def seconds(self) -> float:
+        return float(self.frames / self.fps)
+
+
+@dataclass
+class StitchResult:
+    """The written film, as measured from the file."""
+
+    output: Path
+    mode: str
+    clips: int
+    seconds: float
+    frames: int
+    width: int
+    height: int
+    fps: float
+    contact_sheet: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"output": str(self.output), "mode": self.mode, "clips": self.clips,
+                "seconds": self.seconds, "frames": self.frames, "width": self.width,
+                "height": self.height, "fps": self.fps,
+                "contact_sheet": str(self.contact_sheet) if self.contact_sheet else None,
+                "notes": self.notes}
+
+
+def part_path(output: Path) -> Path:
+    return output.with_name(output.name + ".part")
+
+
+# --- planning (pure) ----------------------------------------------------------------------------
+
+def plan_stitch(clips: list[ClipInfo], output: Path, mode: str = "xfade", cuts: list[Cut] | None = None,
+                crf: int = 19, preset: str = "fast", audio: Path | None = None,
+                exe: str = "ffmpeg", names: list[str] | None = None) -> StitchPlan:
+    """Build the ffmpeg command for these measured clips. ``cuts[k]`` joins clip k and k+1."""
+    if not clips:
+        raise StitchError("no clips to stitch", "name clips on the command line, or use --from OUT_DIR")
+    if mode not in MODES:
+        raise StitchError(f"unknown mode {mode!r}", f"use one of: {', '.join(MODES)}")
+    output = Path(output)
+    container = _container(output)
+    cuts = list(cuts) if cuts is not None else [Cut()] * (len(clips) - 1)
+    if len(cuts) != len(clips) - 1:
+        raise StitchError(f"{len(clips)} clips need {len(clips) - 1} cuts, got {len(cuts)}")
+    names = names or [c.path.name for c in clips]
+    if mode == "concat":
+        cuts = [Cut(HARD_CUT, 0.0)] * (len(clips) - 1)
+        if _copy_mismatch(clips) is None:
+            return _plan_concat_copy(clips, cuts, output, container, audio, exe)
+    fps = clips[0].fps
+    width, height = _even(clips[0].width * _sar(clips[0]), clips[0].height)
+    frames = [_frames_at(c, fps) for c in clips]
+    _check_cuts(cuts, frames, fps, names)
+    offsets, total = _offsets(cuts, frames, fps)
+    video = _graph(clips, cuts, offsets, fps, width, height)
+    plan = StitchPlan("xfade" if mode == "xfade" else "concat-filter", clips, cuts, output, fps,
+                      width, height, total, offsets, argv=[])
+    if mode == "concat":
+        plan.notes.append(f"re-encoded through the concat filter: {_copy_mismatch(clips)}")
+    plan.argv = _encode_argv(video, plan, container, crf, preset, audio, exe)
+    return plan
+
+
+def _container(output: Path) -> str:
+    try:
+        return CONTAINERS[output.suffix.lower()]
+    except KeyError:
+        raise StitchError(f"cannot write a film named {output.name}",
+                          f"end the output name with one of {', '.join(CONTAINERS)}") from None
+
+
+def _sar(clip: ClipInfo) -> Fraction:
+    num, _, den = clip.sar.partition(":")
+    try:
+        return Fraction(int(num), int(den)) if int(num) > 0 and int(den) > 0 else Fraction(1)
+    except ValueError:
+        return Fraction(1)
+
+
+def _even(width: Fraction | int, height: int) -> tuple[int, int]:
+    """yuv420p needs even sizes; round the display size down to them."""
+    return max(2, int(width) // 2 * 2), max(2, int(height) // 2 * 2)
+
+
+def _frames_at(clip: ClipInfo, fps: Fraction) -> int:
+    """The clip's frame count after the fps filter converts it to the film's rate."""
+    return clip.frames if clip.fps == fps else round(clip.frames / clip.fps * fps)
+
+
+def _check_cuts(cuts: list[Cut], frames: list[int], fps: Fraction, names: list[str]) -> None:
+    """Refuse a transition no film can hold: under a frame, or eating more than a whole clip."""
+    for k, cut in enumerate(cuts):
+        if not cut.overlaps:
+            continue
+        if cut.duration * fps < 1:
+            raise StitchError(f"the {cut.type} into {names[k + 1]} lasts {cut.duration:g} s, under one "
+                              f"frame at {float(fps):g} fps", "use a longer --duration, or `cut`")
+    for i, n in enumerate(frames):
+        into = cuts[i - 1].duration if i > 0 and cuts[i - 1].overlaps else 0.0
+        out_of = cuts[i].duration if i < len(cuts) and cuts[i].overlaps else 0.0
+        if (into + out_of) * fps >= n:
+            raise StitchError(
+                f"transitions of {into + out_of:g} s are longer than clip {names[i]} "
+                f"({float(n / fps):g} s, {n} frames)",
+                "use a shorter --duration, or a `cut` next to that shot")
+
+
+def _offsets(cuts: list[Cut], frames: list[int], fps: Fraction) -> tuple[list[float | None], int]:
+    """Offsets of each xfade on the film-so-far, and the film's frame count.
+
+    Offsets come from the nominal film length (sum of clip frames minus sum of overlaps) rather
+    than from the previous join's rounded result, so xfade's snapping of a start to the next
+    frame never accumulates: the film lands within one frame of sum(d) - sum(t).
+    """
+    nominal = Fraction(frames[0])  # film-so-far in frames, as the formula says
+    actual = frames[0]  # what ffmpeg will have produced, frame-snapped
+    offsets: list[float | None] = []
+    for cut, n in zip(cuts, frames[1:], strict=True):
+        if cut.overlaps:
+            start = nominal - Fraction(str(cut.duration)) * fps
+            offsets.append(round(float(start / fps), 6))
+            nominal, actual = start + n, math.ceil(start) + n
+        else:
+            offsets.append(None)
+            nominal, actual = nominal + n, actual + n
+    return offsets, actual
+
+
+def _normalised(stream, clip: ClipInfo, fps: Fraction, width: int, height: int):
+    """Frame rate first (it also sets the time base), display aspect, fit, pad, then one time base."""
+    if _sar(clip) != 1:
+        stream = stream.filter("scale", "trunc(iw*sar/2)*2", "ih")
+    return (stream.filter("fps", fps=str(fps))
+            .filter("scale", width, height, force_original_aspect_ratio="decrease")
+            .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+            .filter("setsar", "1")
+            .filter("format", "yuv420p")
+            .filter("settb", "AVTB"))
+
+
+def _graph(clips, cuts, offsets, fps, width, height):
+    # one input per distinct path: ffmpeg-python merges identical nodes, so a repeated clip
+    # needs an explicit split or compile() fails
+    inputs: dict[Path, object] = {}
+    uses: dict[Path, int] = {}
+    for clip in clips:
+        uses[clip.path] = uses.get(clip.path, 0) + 1
+    split_streams: dict[Path, list] = {}
+    streams = []
+    for clip in clips:
+        if clip.path not in inputs:
+            inputs[clip.path] = ffmpeg.input(str(clip.path.resolve())).video
+            if uses[clip.path] > 1:
+                split_streams[clip.path] = list(inputs[clip.path].split())
+        source = split_streams[clip.path].pop(0) if clip.path in split_streams else inputs[clip.path]
+        streams.append(_normalised(source, clip, fps, width, height))
+    film = streams[0]
+    for cut, offset, clip in zip(cuts, offsets, streams[1:], strict=True):
+        if cut.overlaps:
+            film = ffmpeg.filter([film, clip], "xfade", transition=cut.type,
+                                 duration=f"{cut.duration:g}", offset=f"{offset:g}")
+        else:
+            film = ffmpeg.concat(film, clip, v=1, a=0)
+    return film
+
+
+def _encode_argv(video, plan: StitchPlan, container: str, crf: int, preset: str,
+                 audio: Path | None, exe: str) -> list[str]:
+    streams = [video]
+    options = {"vcodec": "libx264", "crf": crf, "preset": preset, "pix_fmt": "yuv420p",
+               "format": container, "t": f"{plan.seconds:.6f}"}
+    if container in ("mp4", "mov"):
+        options["movflags"] = "+faststart"
+    if audio is not None:
+        streams.append(_music(audio, plan.seconds))
+        options.update(acodec="aac", audio_bitrate="192k")
+    out = ffmpeg.output(*streams, str(plan.part), **options).overwrite_output()
+    return out.global_args("-hide_banner", "-nostdin").compile(cmd=exe)
+
+
+def _music(audio: Path, seconds: float):
+    """The track trimmed to the film, padded with silence if short, faded out over its last 1.5 s."""
+    fade = min(MUSIC_FADE_OUT, seconds)
+    return (ffmpeg.input(str(Path(audio).resolve())).audio
+            .filter("atrim", start=0, end=f"{seconds:.6f}")
+            .filter("asetpts", "PTS-STARTPTS")
+            .filter("apad", whole_dur=f"{seconds:.6f}")
+            .filter("afade", t="out", st=f"{seconds - fade:.6f}", d=f"{fade:g}"))
+
+
+def _copy_mismatch(clips: list[ClipInfo]) -> str | None:
+    """Why these clips cannot be stream-copied together, or None when they can."""
+    labels = ("codec", "profile", "width", "height", "pixel format", "fps", "time base", "SAR")
+    first = clips[0]
+    for clip in clips[1:]:
+        for label, a, b in zip(labels, first.copy_key, clip.copy_key, strict=True):
+            if a != b:
+                return f"{clip.path.name} differs from {first.path.name} in {label} ({b} vs {a})"
+    return None
+
+
+def concat_list_text(clips: list[ClipInfo]) -> str:
+    """The concat demuxer's list: absolute paths (relative ones resolve against the list file's
+    folder), each ``'`` written as ``'\\''``, and a ``duration`` per file so every join steps
+    exactly one frame instead of the edit-list-trimmed container duration."""
+    lines = []
+    for clip in clips:
+        quoted = str(clip.path.resolve()).replace("'", "'\\''")
+        lines += [f"file '{quoted}'", f"duration {float(clip.frames / clip.fps):.6f}"]
+    return "ffconcat version 1.0\n" + "\n".join(lines) + "\n"
+
+
+def _plan_concat_copy(clips, cuts, output, container, audio, exe) -> StitchPlan:
+    frames = sum(c.frames for c in clips)
+    plan = StitchPlan("concat-copy", clips, cuts, output, clips[0].fps, clips[0].width, clips[0].height,
+                      frames, [None] * len(cuts), argv=[], concat_list=concat_list_text(clips))
+    # -safe 0: absolute paths and names with spaces, quotes or non-ASCII are refused otherwise;
+    # -xerror: a bad list entry otherwise exits 0 with a truncated film
+    argv = [exe, "-hide_banner", "-nostdin", "-y", "-xerror", "-f", "concat", "-safe", "0",
+            "-i", "{list}"]
+    if audio is not None:
+        argv += ["-i", str(Path(audio).resolve()), "-filter_complex", _music_filter(plan.seconds),
+                 "-map", "0:v:0", "-map", "[music]", "-c:v", "copy", "-c:a", "aac", "-b:a", "192k"]
+    else:
+        argv += ["-map", "0:v:0", "-c", "copy"]
+    if container in ("mp4", "mov"):
+        argv += ["-movflags", "+faststart"]
+    plan.argv = [*argv, "-t", f"{plan.seconds:.6f}", "-f", container, str(plan.part)]
+    return plan
+
+
+def _music_filter(seconds: float) -> str:
+    fade = min(MUSIC_FADE_OUT, seconds)
+    return (f"[1:a]atrim=start=0:end={seconds:.6f},asetpts=PTS-STARTPTS,apad=whole_dur={seconds:.6f},"
+            f"afade=t=out:st={seconds - fade:.6f}:d={fade:g}[music]")
+
+
+# --- running ------------------------------------------------------------------------------------
+
+def run_stitch(plan: StitchPlan) -> StitchResult:
+    """Run the plan into ``<film>.part``; rename it over the film only once it measures right."""
+    plan.output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _run_ffmpeg(plan)
+        film = media.probe(plan.part)
+        if abs(film.frames - plan.frames) > 1:
+            raise StitchError(f"the stitched film has {film.frames} frames, expected {plan.frames}",
+                              "this is a wanclip bug; please report it with the clips' `wanclip stitch "
+                              "--json` output")
+        os.replace(plan.part, plan.output)
+    finally:
+        plan.part.unlink(missing_ok=True)
+    return StitchResult(plan.output, plan.mode, len(plan.clips), float(film.frames / film.fps),
+                        film.frames, film.width, film.height, float(film.fps), notes=list(plan.notes))
+
+
+def _run_ffmpeg(plan: StitchPlan) -> None:
+    what = f"writing {plan.output}"
+    if plan.concat_list is None:
+        media.run(plan.argv, what)
+        return
+    fd, list_file = tempfile.mkstemp(prefix=".wanclip-concat-", suffix=".txt", dir=plan.output.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(plan.concat_list)
+        media.run([list_file if a == "{list}" else a for a in plan.argv], what)
+    finally:
+        Path(list_file).unlink(missing_ok=True)
+
+
+# --- the whole job ------------------------------------------------------------------------------
+
+def check_transitions(cuts: list[Cut], exe: str) -> None:
+    """Ask this ffmpeg which transitions it has: versions differ, and its own error is cryptic."""
+    known = media.xfade_transitions(exe)
+    for cut in cuts:
+        if cut.overlaps and cut.type not in known:
+            raise StitchError(f"unknown transition {cut.type!r} (this ffmpeg's xfade does not have it)",
+                              f"use `cut` or one of: {', '.join(sorted(known))}")
+
+
+def stitch(clips: list[Path], output: Path, mode: str = "xfade", cuts: list[Cut] | None = None,
+           crf: int = 19, preset: str = "fast", audio: Path | None = None, contact_sheet: bool = True,
+           names: list[str] | None = None) -> StitchResult:
+    """Probe the clips (naming any missing or corrupt one before ffmpeg starts), plan, run."""
+    if audio is not None and not Path(audio).is_file():
+        raise StitchError(f"music file not found: {audio}", "check the --audio path")
+    infos = [media.probe(path) for path in clips]
+    exe = media.ffmpeg_exe()
+    if mode == "xfade" and cuts:
+        check_transitions(cuts, exe)
+    plan = plan_stitch(infos, output, mode, cuts, crf, preset, audio, exe, names)
+    result = run_stitch(plan)
+    if contact_sheet:
+        from wanclip.contact_sheet import write_contact_sheet
+
+        labels = names or [p.stem for p in clips]
+        result.contact_sheet = write_contact_sheet(list(zip(labels, infos, strict=True)), Path(output).parent)
+    return result
+
+
+@dataclass
+class FilmClips:
+    """The clips of a rendered film, in order, with the cut into each one after the first."""
+
+    names: list[str]
+    paths: list[Path]
+    cuts: list[Cut]
+    skipped: list[str]
+
+
+def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | None = None,
+               duration: float | None = None) -> FilmClips:
+    """Read the ledger: shots with status ``done``, their clips and the cut into each."""
+    from wanclip.ledger import load_ledger
+
+    ledger = load_ledger(film_dir)
+    done = [s for s in ledger.shots if s.status == "done" and s.clip]
+    skipped = [s.name for s in ledger.shots if s not in done]
+    if skipped and not skip_missing:
+        raise StitchError(f"shots not rendered yet in {ledger.folder}: {', '.join(skipped)}",
+                          "finish them with `wanclip render`, or pass --skip-missing to stitch without them")
+    if not done:
+        raise StitchError(f"no rendered shots in {ledger.folder}", "render the film first with `wanclip render`")
+    cuts = [_ledger_cut(s.transition, transition, duration) for s in done[1:]]
+    return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped)
+
+
+def _ledger_cut(recorded: dict | None, transition: str | None, duration: float | None) -> Cut:
+    """The shot's own transition; --transition / --duration override every cut of the film."""
+    recorded = recorded or {}
+    kind = transition or recorded.get("type") or DEFAULT_TRANSITION
+    seconds = duration if duration is not None else recorded.get("duration", DEFAULT_DURATION)
+    return Cut(kind, 0.0 if kind == HARD_CUT else float(seconds))
+
+
+def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade", contact_sheet: bool = True,
+                audio: Path | None = None, crf: int = 19, preset: str = "fast", skip_missing: bool = False,
+                transition: str | None = None, duration: float | None = None) -> StitchResult:
+    """Stitch a rendered film folder into ``<film_dir>/film.mp4`` (what `wanclip render` calls last)."""
+    film = film_clips(Path(film_dir), skip_missing, transition, duration)
+    output = Path(output) if output else Path(film_dir) / FILM_NAME
+    result = stitch(film.paths, output, mode, film.cuts, crf, preset, audio, contact_sheet, film.names)
+    if film.skipped:
+        result.notes.append(f"left out shots not rendered: {', '.join(film.skipped)}")
+    return result
