@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+import typer
+
 import wanclip.cli as cli_package
 from wanclip import __version__
 from wanclip.cli.base import app, console
-
-import typer
 
 
 def _register_commands() -> None:

@@ -1,0 +1,52 @@
+"""`wanclip plan`: validate a shots file and build every shot's graph, with no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from wanclip.cli.base import app, console, err_console, handle_errors, print_json
+from wanclip.plan import Plan, plan_film
+
+
+@app.command("plan")
+def plan_command(
+    shots_file: Path = typer.Argument(..., help="The shots file (YAML), e.g. shots/tomato_egg.yaml."),
+    out: Path = typer.Option(None, "--out", help="Film folder; graphs go to OUT/graphs/. Default: the film's `out`."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Dry run: validate SHOTS_FILE, build every shot's API graph and print the plan.
+
+    Writes each shot's injected graph to OUT/graphs/NN_name.json. Needs no server.
+    """
+    with handle_errors():
+        plan = plan_film(shots_file, out=out)
+        graphs = plan.write_graphs()
+    if as_json:
+        print_json(plan.to_json())
+    else:
+        render_plan(plan, graphs)
+    for warning in plan.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
+
+
+def render_plan(plan: Plan, graphs: Path) -> None:
+    film = plan.film
+    table = Table(title=f"{film.title} — {len(plan.shots)} shots, {plan.seconds:.2f} s after transitions")
+    for column in ("#", "name", "seed", "frames", "seconds", "size"):
+        table.add_column(column, justify="left" if column in ("name", "size") else "right", no_wrap=True)
+    table.add_column("prompt", no_wrap=True)
+    fixed = sum(len(s.name) + len(str(s.seed)) for s in plan.shots[:1]) + 52
+    room = max(16, min(60, console.width - fixed - max(len(s.name) for s in plan.shots)))
+    for shot in plan.shots:
+        excerpt = shot.prompt if len(shot.prompt) <= room else shot.prompt[:room - 1] + "…"
+        table.add_row(str(shot.index), shot.name, str(shot.seed), str(shot.frames), f"{shot.seconds:.2f}",
+                      f"{shot.width}x{shot.height}", excerpt)
+    console.print(table)
+    total = sum(s.seconds for s in plan.shots)
+    console.print(f"film: {total:.2f} s of clips − {total - plan.seconds:.2f} s of transitions = "
+                  f"{plan.seconds:.2f} s at {film.fps:g} fps")
+    console.print(f"workflow: {plan.workflow}")
+    console.print(f"graphs written to {graphs}/")

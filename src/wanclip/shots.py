@@ -1,0 +1,273 @@
+"""The shots file: a film's shots, seeds, lengths and transitions. Pure apart from reading YAML.
+
+Frame counts follow the Wan VAE: ``4n+1`` frames (81 = 5.06 s at 16 fps). Width and height are
+multiples of 16. Every validation error names the file, the line and the field, and says what to
+write instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wanclip.errors import ShotsFileError
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TRAINED_FRAMES = 81
+DEFAULT_SECONDS = 5.0
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:64] or "film"
+
+
+def frames_for_seconds(seconds: float, fps: float) -> int:
+    """The nearest valid ``4n+1`` frame count: 5 s -> 81, 10 s -> 161, 30 s -> 481 at 16 fps."""
+    n = max(0, round((seconds * fps - 1) / 4))
+    return 4 * n + 1
+
+
+def nearest_frames(frames: int) -> tuple[int, int]:
+    below = max(1, frames - ((frames - 1) % 4))
+    return below, below + 4
+
+
+def nearest_multiples(value: int, step: int = 16) -> tuple[int, int]:
+    below = max(step, value - value % step)
+    return below, below + step
+
+
+class Transition(BaseModel):
+    """The cut into a shot: any ffmpeg xfade transition name, or ``cut`` (no overlap)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str = "fade"
+    duration: float = Field(0.3, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"type": value} if isinstance(value, str) else value
+
+    @field_validator("type")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9_]+", value):
+            raise ValueError(f"{value!r} is not a transition name; write e.g. fade, dissolve, wipeleft or cut")
+        return value
+
+    @property
+    def overlap(self) -> float:
+        return 0.0 if self.type == "cut" else self.duration
+
+
+def _check_frames(value: int | None) -> int | None:
+    if value is not None and (value < 1 or (value - 1) % 4):
+        low, high = nearest_frames(max(value, 1))
+        raise ValueError(f"{value} frames is not 4n+1 (the Wan VAE makes 4n+1 frames): use {low} or {high}")
+    return value
+
+
+def _check_size(value: int) -> int:
+    if value < 16 or value % 16:
+        low, high = nearest_multiples(value)
+        raise ValueError(f"{value} is not a multiple of 16: use {low} or {high}")
+    return value
+
+
+class Shot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    prompt: str = Field(min_length=1)
+    seed: int | None = Field(None, ge=0, le=2**64 - 1)
+    seconds: float | None = Field(None, gt=0)
+    frames: int | None = None
+    negative: str | None = None
+    style: str | None = None
+    transition: Transition | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(f"{value!r} is not a slug (lower-case letters, digits, - and _; no '/', no '..'): "
+                             f"write {slugify(value)!r}")
+        return value
+
+    _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Shot:
+        if self.seconds is not None and self.frames is not None:
+            raise ValueError("give seconds or frames, not both")
+        return self
+
+
+class Film(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1)
+    workflow: str | None = None
+    fps: float = Field(16.0, gt=0, le=120)
+    seconds: float | None = Field(None, gt=0)
+    frames: int | None = None
+    width: int = 832
+    height: int = 480
+    seed_base: int = Field(0, ge=0)
+    style: str = ""
+    negative: str | None = None
+    transition: Transition = Field(default_factory=Transition)
+    out: str | None = None
+    steps: int | None = Field(None, ge=1, le=10000)
+    switch_step: int | None = Field(None, ge=0)
+    cfg: float | None = Field(None, ge=0, le=100)
+    shift: float | None = Field(None, ge=0, le=100)
+    lora_strength: float | None = Field(None, ge=-100, le=100)
+    shots: list[Shot] = Field(min_length=1)
+
+    _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))
+    _size = field_validator("width", "height")(classmethod(lambda cls, v: _check_size(v)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Film:
+        if self.seconds is not None and self.frames is not None:
+            raise ValueError("give seconds or frames, not both")
+        names = [s.name for s in self.shots]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"shot names must be unique; repeated: {', '.join(dupes)}")
+        if self.steps is not None and self.switch_step is not None and self.switch_step > self.steps:
+            raise ValueError(f"switch_step {self.switch_step} is past steps {self.steps}")
+        return self
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.title)
+
+    def shot_seed(self, index: int) -> int:
+        """Shot ``index`` (1-based) gets ``seed_base + index`` unless it sets its own."""
+        own = self.shots[index - 1].seed
+        return own if own is not None else self.seed_base + index
+
+    def shot_frames(self, index: int) -> int:
+        shot = self.shots[index - 1]
+        if shot.frames is not None:
+            return shot.frames
+        if shot.seconds is not None:
+            return frames_for_seconds(shot.seconds, self.fps)
+        if self.frames is not None:
+            return self.frames
+        return frames_for_seconds(self.seconds or DEFAULT_SECONDS, self.fps)
+
+    def shot_prompt(self, index: int) -> str:
+        shot = self.shots[index - 1]
+        style = shot.style if shot.style is not None else self.style
+        return f"{shot.prompt.strip().rstrip(',')}, {style.strip()}" if style.strip() else shot.prompt.strip()
+
+    def transition_into(self, index: int) -> Transition | None:
+        """The cut into shot ``index`` from the one before; none for the first shot."""
+        if index == 1:
+            return None
+        return self.shots[index - 1].transition or self.transition
+
+    def warnings(self) -> list[str]:
+        notes = []
+        seeds: dict[int, list[str]] = {}
+        for i, shot in enumerate(self.shots, 1):
+            seeds.setdefault(self.shot_seed(i), []).append(shot.name)
+            frames = self.shot_frames(i)
+            if frames > TRAINED_FRAMES:
+                notes.append(f"shot {shot.name}: {frames} frames is past the {TRAINED_FRAMES} frames Wan 2.2 was "
+                             "trained on; quality may fall (splitting it into shots is safer)")
+        for seed, names in seeds.items():
+            if len(names) > 1:
+                notes.append(f"shots {', '.join(names)} share seed {seed}: they will start from the same noise")
+        return notes
+
+
+# -- reading the file ---------------------------------------------------------------------------
+
+def load_film(path: Path) -> Film:
+    """Read and validate a shots file; every problem raises ``ShotsFileError`` (exit 2)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ShotsFileError(str(path), f"cannot read the shots file: {exc.strerror or exc}",
+                             "check the path") from exc
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_index(yaml.compose(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ShotsFileError(str(path), f"{where}YAML syntax error: {problem}",
+                             "check indentation and quote prompts that contain ':' or '#'") from exc
+    if not isinstance(data, dict):
+        raise ShotsFileError(str(path), "the file must be a mapping with a title and a list of shots",
+                             "start from shots/tomato_egg.yaml")
+    try:
+        return Film.model_validate(data)
+    except ValidationError as exc:
+        raise _explain(path, exc, data, lines) from exc
+
+
+def _line_index(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
+    """Map each key path (``("shots", 2, "seed")``) to its 1-based line in the file."""
+    index: dict[tuple, int] = {}
+    if node is None:
+        return index
+    index[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            index[(*path, key.value)] = key.start_mark.line + 1
+            index.update({k: v for k, v in _line_index(value, (*path, key.value)).items() if k != (*path, key.value)})
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(_line_index(item, (*path, i)))
+    return index
+
+
+def _explain(path: Path, exc: ValidationError, data: dict, lines: dict[tuple, int]) -> ShotsFileError:
+    error = exc.errors()[0]
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str"))))
+    loc = tuple(p for p in loc if p not in ("Transition",))
+    field = _field_name(loc, data)
+    line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+    where = f"line {line}: " if line else ""
+    message, hint = _message(error, loc)
+    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    return ShotsFileError(str(path), f"{where}{field}: {message}{more}", hint)
+
+
+def _field_name(loc: tuple, data: dict) -> str:
+    parts = []
+    for i, part in enumerate(loc):
+        if isinstance(part, int) and i and loc[i - 1] == "shots":
+            shots = data.get("shots") or []
+            name = shots[part].get("name") if part < len(shots) and isinstance(shots[part], dict) else None
+            parts[-1] = f"shots[{part + 1}]" + (f" ({name})" if name else "")
+        else:
+            parts.append(str(part))
+    return ".".join(parts) or "file"
+
+
+def _message(error: dict, loc: tuple) -> tuple[str, str]:
+    kind, key = error["type"], str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        model = Shot if "shots" in loc and isinstance(loc[-2], int) else (Transition if "transition" in loc else Film)
+        close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+        return (f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                f"allowed keys here: {', '.join(model.model_fields)}")
+    if kind == "missing":
+        return "is required", f"add `{key}:` here"
+    if kind == "too_short" and key == "shots":
+        return "the film has no shots", "add at least one shot with a name and a prompt"
+    text = error["msg"].removeprefix("Value error, ")
+    return text, ""

@@ -1,0 +1,303 @@
+"""Edit API-format ComfyUI graphs by role, never by node id. Pure: dicts in, dicts out.
+
+A Wan 2.2 14B text-to-video graph has two experts, each a ``KSamplerAdvanced``: the high-noise
+one adds the noise (``add_noise: enable``) and runs the first steps; the low-noise one continues
+from its latent. Everything else is found by following links from those two samplers, so a user's
+own export — other ids (``"128:81"``), titles, extra nodes — works as long as it has the roles.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wanclip.errors import WorkflowError
+
+SAMPLER_CLASSES = ("KSamplerAdvanced",)
+TEXT_CLASSES = ("CLIPTextEncode",)
+LATENT_INPUTS = ("width", "height", "length")
+VHS_OUTPUT = "VHS_VideoCombine"
+CORE_OUTPUTS = ("SaveVideo", "SaveWEBM", "SaveAnimatedWEBP")
+# Nodes a value may come from when an input is linked instead of literal (newer exports).
+PRIMITIVE_VALUE_INPUTS = ("value", "string", "text", "int", "float")
+
+
+@dataclass
+class Roles:
+    """Node ids of every role wanclip edits in one graph."""
+
+    high_sampler: str
+    low_sampler: str
+    positive: str
+    negative: str
+    latent: str
+    output: str
+    output_kind: str  # "vhs" or "core"
+    video_fps_node: str  # VHS_VideoCombine (frame_rate) or CreateVideo (fps)
+    model_sampling: list[str] = field(default_factory=list)  # [high, low] when present
+    loras: list[str] = field(default_factory=list)  # LoRA loaders on either expert's path
+
+
+@dataclass
+class ShotParams:
+    """What changes per shot. ``None`` keeps the graph's own value."""
+
+    positive: str
+    seed: int
+    frames: int
+    width: int
+    height: int
+    fps: float
+    filename_prefix: str
+    negative: str | None = None
+    steps: int | None = None
+    switch_step: int | None = None
+    cfg: float | None = None
+    shift: float | None = None
+    lora_strength: float | None = None
+
+
+def load_graph(path: Path) -> dict:
+    """Read an API-format graph; a UI-format export or unreadable file is refused with the fix."""
+    path = Path(path)
+    try:
+        graph = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WorkflowError(f"cannot read the workflow: {exc.strerror or exc}",
+                            "check the `workflow:` path in the shots file", path=str(path)) from exc
+    except ValueError as exc:
+        raise WorkflowError(f"the workflow is not valid JSON: {exc}",
+                            "export it from ComfyUI with 'Export (API)'", path=str(path)) from exc
+    if isinstance(graph, dict) and "prompt" in graph and isinstance(graph["prompt"], dict):
+        graph = graph["prompt"]  # a saved POST /prompt body
+    if not isinstance(graph, dict) or "nodes" in graph or not graph:
+        raise WorkflowError("this is not an API-format graph (it looks like a UI workflow)",
+                            "in ComfyUI use Workflow > Export (API) and point `workflow:` at that file",
+                            path=str(path))
+    for node_id, node in graph.items():
+        if not isinstance(node, dict) or "class_type" not in node:
+            raise WorkflowError(f"node {node_id!r} has no class_type: not an API-format graph",
+                                "export it from ComfyUI with 'Export (API)'", path=str(path))
+    return graph
+
+
+def canonical_json(graph: dict) -> str:
+    """The canonical form hashed for the ledger: keys sorted, no whitespace, UTF-8."""
+    return json.dumps(graph, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def graph_sha256(graph: dict) -> str:
+    return hashlib.sha256(canonical_json(graph).encode("utf-8")).hexdigest()
+
+
+def is_link(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str | int)
+
+
+def _source(graph: dict, value: object) -> str | None:
+    if is_link(value) and str(value[0]) in graph:
+        return str(value[0])
+    return None
+
+
+def _summary(graph: dict, classes: tuple[str, ...] | None = None) -> str:
+    found = [f"{nid} ({n['class_type']})" for nid, n in graph.items()
+             if classes is None or n["class_type"] in classes]
+    return ", ".join(found) or "none"
+
+
+def _missing(role: str, wanted: str, found: str) -> WorkflowError:
+    return WorkflowError(f"the workflow has no {role}: wanted {wanted}; found {found}",
+                         "use the shipped workflows/wan22_t2v_lightx2v_4step.json, or export your own graph "
+                         "in API format with both Wan 2.2 experts", role=role)
+
+
+def _upstream(graph: dict, start: str, input_name: str, classes: tuple[str, ...]) -> str | None:
+    """Follow ``input_name`` from ``start``, then any chain of same-typed links, to a node of ``classes``."""
+    node_id = _source(graph, graph[start]["inputs"].get(input_name))
+    seen: set[str] = set()
+    while node_id and node_id not in seen:
+        seen.add(node_id)
+        node = graph[node_id]
+        if node["class_type"] in classes:
+            return node_id
+        inputs = node.get("inputs", {})
+        nxt = inputs.get(input_name) if input_name in inputs else next(
+            (v for v in inputs.values() if _source(graph, v)), None)
+        node_id = _source(graph, nxt)
+    return None
+
+
+def _model_chain(graph: dict, sampler: str) -> list[str]:
+    """Every node on the sampler's ``model`` input path, nearest first."""
+    chain, node_id = [], _source(graph, graph[sampler]["inputs"].get("model"))
+    while node_id and node_id not in chain:
+        chain.append(node_id)
+        node_id = _source(graph, graph[node_id].get("inputs", {}).get("model"))
+    return chain
+
+
+def _samplers(graph: dict) -> tuple[str, str]:
+    samplers = [nid for nid, n in graph.items() if n["class_type"] in SAMPLER_CLASSES]
+    if len(samplers) != 2:
+        raise _missing("pair of expert samplers", "two KSamplerAdvanced (high-noise adds noise, low-noise "
+                       "continues)", f"{len(samplers)}: {_summary(graph, SAMPLER_CLASSES)}; nodes: {_summary(graph)}")
+    high = [s for s in samplers if graph[s]["inputs"].get("add_noise") == "enable"]
+    if len(high) != 1:
+        raise _missing("noise-adding sampler", "exactly one KSamplerAdvanced with add_noise 'enable'",
+                       ", ".join(f"{s} add_noise={graph[s]['inputs'].get('add_noise')!r}" for s in samplers))
+    low = next(s for s in samplers if s != high[0])
+    if _source(graph, graph[low]["inputs"].get("latent_image")) != high[0]:
+        raise _missing("expert chain", f"the low-noise sampler's latent_image linked to the high-noise sampler "
+                       f"{high[0]}", f"latent_image={graph[low]['inputs'].get('latent_image')!r}")
+    return high[0], low
+
+
+def _output(graph: dict) -> tuple[str, str, str]:
+    outputs = [nid for nid, n in graph.items() if n["class_type"] in (VHS_OUTPUT, *CORE_OUTPUTS)]
+    if len(outputs) != 1:
+        raise _missing("video output", f"one {VHS_OUTPUT} or SaveVideo node",
+                       f"{len(outputs)}: {_summary(graph, (VHS_OUTPUT, *CORE_OUTPUTS))}")
+    out = outputs[0]
+    if graph[out]["class_type"] == VHS_OUTPUT:
+        return out, "vhs", out
+    fps_node = _upstream(graph, out, "video", ("CreateVideo",)) if "video" in graph[out]["inputs"] else None
+    if graph[out]["class_type"] != "SaveVideo":
+        fps_node = out  # SaveWEBM / SaveAnimatedWEBP carry fps themselves
+    if fps_node is None:
+        raise _missing("video frame rate", "a CreateVideo node feeding SaveVideo", _summary(graph))
+    return out, "core", fps_node
+
+
+def find_roles(graph: dict) -> Roles:
+    """Locate every role; a missing one raises ``WorkflowError`` naming it and what was found."""
+    high, low = _samplers(graph)
+    texts = {}
+    for side in ("positive", "negative"):
+        texts[side] = _upstream(graph, high, side, TEXT_CLASSES)
+        if texts[side] is None:
+            raise _missing(f"{side} prompt", f"a CLIPTextEncode linked to sampler {high}'s {side} input",
+                           f"{side}={graph[high]['inputs'].get(side)!r}")
+    latent = _source(graph, graph[high]["inputs"].get("latent_image"))
+    if latent is None or not all(k in graph[latent]["inputs"] for k in LATENT_INPUTS):
+        raise _missing("empty video latent", "EmptyHunyuanLatentVideo (width, height, length) linked to the "
+                       f"high-noise sampler {high}", _summary(graph, ("EmptyHunyuanLatentVideo",)))
+    output, kind, fps_node = _output(graph)
+    chains = [_model_chain(graph, high), _model_chain(graph, low)]
+    sampling = [next((n for n in c if graph[n]["class_type"] == "ModelSamplingSD3"), None) for c in chains]
+    loras = [n for c in chains for n in c if graph[n]["class_type"].startswith("LoraLoader")]
+    return Roles(high_sampler=high, low_sampler=low, positive=texts["positive"], negative=texts["negative"],
+                 latent=latent, output=output, output_kind=kind, video_fps_node=fps_node,
+                 model_sampling=[s for s in sampling if s], loras=loras)
+
+
+def _set(graph: dict, node_id: str, name: str, value: object) -> None:
+    """Set a literal input; when it is linked to a primitive node, set the primitive's value."""
+    inputs = graph[node_id]["inputs"]
+    src = _source(graph, inputs.get(name))
+    if src is None:
+        inputs[name] = value
+        return
+    src_inputs = graph[src].get("inputs", {})
+    key = next((k for k in PRIMITIVE_VALUE_INPUTS if k in src_inputs and not is_link(src_inputs[k])), None)
+    if key is None:
+        raise WorkflowError(f"input {name!r} of node {node_id} ({graph[node_id]['class_type']}) comes from node "
+                            f"{src} ({graph[src]['class_type']}), which wanclip cannot set",
+                            f"make {name!r} a plain value in the exported graph", role=name)
+    src_inputs[key] = value
+
+
+def _get(graph: dict, node_id: str, name: str):
+    value = graph[node_id]["inputs"].get(name)
+    src = _source(graph, value)
+    if src is None:
+        return value
+    src_inputs = graph[src].get("inputs", {})
+    return next((src_inputs[k] for k in PRIMITIVE_VALUE_INPUTS if k in src_inputs), None)
+
+
+def default_negative(graph: dict) -> str:
+    """The graph's own negative prompt (the standard Wan one in the shipped graphs)."""
+    roles = find_roles(graph)
+    return str(_get(graph, roles.negative, "text") or "")
+
+
+def inject(graph: dict, params: ShotParams) -> dict:
+    """A new graph with one shot's values set by role; ``graph`` itself is not changed."""
+    out = copy.deepcopy(graph)
+    roles = find_roles(out)
+    _set(out, roles.positive, "text", params.positive)
+    if params.negative is not None:
+        _set(out, roles.negative, "text", params.negative)
+    for name, value in (("width", params.width), ("height", params.height), ("length", params.frames)):
+        _set(out, roles.latent, name, value)
+    _inject_samplers(out, roles, params)
+    _inject_output(out, roles, params)
+    _inject_models(out, roles, params)
+    return out
+
+
+def _inject_samplers(graph: dict, roles: Roles, params: ShotParams) -> None:
+    high, low = roles.high_sampler, roles.low_sampler
+    _set(graph, high, "noise_seed", params.seed)
+    _set(graph, low, "noise_seed", params.seed)  # unused (add_noise disable) but kept equal for readers
+    steps = params.steps if params.steps is not None else _get(graph, high, "steps")
+    if params.steps is not None:
+        old_low_end = _get(graph, low, "end_at_step")
+        _set(graph, high, "steps", steps)
+        _set(graph, low, "steps", steps)
+        if isinstance(old_low_end, int) and old_low_end < 10000:
+            _set(graph, low, "end_at_step", steps)
+    if params.switch_step is not None or params.steps is not None:
+        switch = params.switch_step if params.switch_step is not None else steps // 2
+        _set(graph, high, "end_at_step", switch)
+        _set(graph, low, "start_at_step", switch)
+    if params.cfg is not None:
+        _set(graph, high, "cfg", params.cfg)
+        _set(graph, low, "cfg", params.cfg)
+
+
+def _inject_output(graph: dict, roles: Roles, params: ShotParams) -> None:
+    fps_input = "frame_rate" if roles.output_kind == "vhs" else "fps"
+    _set(graph, roles.video_fps_node, fps_input, params.fps)
+    _set(graph, roles.output, "filename_prefix", params.filename_prefix)
+
+
+def _inject_models(graph: dict, roles: Roles, params: ShotParams) -> None:
+    if params.shift is not None:
+        if not roles.model_sampling:
+            raise _missing("model sampling (shift)", "ModelSamplingSD3 on the experts' model path",
+                           _summary(graph))
+        for node_id in roles.model_sampling:
+            _set(graph, node_id, "shift", params.shift)
+    if params.lora_strength is not None:
+        if not roles.loras:
+            raise _missing("LoRA loader", "LoraLoaderModelOnly on the experts' model path", _summary(graph))
+        for node_id in roles.loras:
+            _set(graph, node_id, "strength_model", params.lora_strength)
+
+
+def sampler_steps(graph: dict) -> tuple[int, int, int]:
+    """(total steps, high-noise steps, low-noise steps) as the graph stands."""
+    roles = find_roles(graph)
+    high_end = int(_get(graph, roles.high_sampler, "end_at_step"))
+    total = int(_get(graph, roles.high_sampler, "steps"))
+    low_end = min(int(_get(graph, roles.low_sampler, "end_at_step")), total)
+    low_start = int(_get(graph, roles.low_sampler, "start_at_step"))
+    return total, high_end, max(low_end - low_start, 0)
+
+
+def model_files(graph: dict) -> dict[str, list[str]]:
+    """Model file names the graph loads, by ComfyUI models folder."""
+    wanted = {"UNETLoader": ("unet_name", "diffusion_models"), "CLIPLoader": ("clip_name", "text_encoders"),
+              "VAELoader": ("vae_name", "vae"), "LoraLoaderModelOnly": ("lora_name", "loras"),
+              "LoraLoader": ("lora_name", "loras")}
+    found: dict[str, list[str]] = {}
+    for node in graph.values():
+        spec = wanted.get(node["class_type"])
+        if spec and isinstance(node["inputs"].get(spec[0]), str):
+            found.setdefault(spec[1], []).append(node["inputs"][spec[0]])
+    return found

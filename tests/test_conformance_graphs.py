@@ -1,0 +1,91 @@
+"""Both shipped graphs against the real /object_info recorded from ComfyUI 0.3.64 + VideoHelperSuite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import SHIPPED, SHIPPED_CORE, load
+
+MODEL_INPUTS = {"unet_name", "clip_name", "vae_name", "lora_name"}
+
+
+def choices(spec: list) -> list | None:
+    """The option list of a combo input in either encoding (V1 list, or V3 "COMBO" + options)."""
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO":
+        return spec[1].get("options")
+    return None
+
+
+def problems(graph: dict, object_info: dict) -> list[str]:
+    found = []
+    for node_id, node in graph.items():
+        info = object_info.get(node["class_type"])
+        if info is None:
+            found.append(f"{node_id}: class {node['class_type']} does not exist")
+            continue
+        for name, spec in info["input"].get("required", {}).items():
+            if name not in node["inputs"]:
+                found.append(f"{node_id} ({node['class_type']}): required input {name} missing")
+                continue
+            value, options = node["inputs"][name], choices(spec)
+            linked = isinstance(value, list)
+            if options is not None and not linked and name not in MODEL_INPUTS and value not in options:
+                found.append(f"{node_id} ({node['class_type']}): {name}={value!r} not in {options}")
+            if linked and value[0] not in graph:
+                found.append(f"{node_id}: {name} links to missing node {value[0]}")
+    return found
+
+
+@pytest.mark.parametrize("path", [SHIPPED, SHIPPED_CORE], ids=["vhs", "core"])
+def test_shipped_graph_matches_real_object_info(samples, path):
+    object_info = json.loads((samples / "object_info_all.json").read_text())
+    assert problems(load(path), object_info) == []
+
+
+def test_vhs_format_widgets_are_the_h264_ones(samples):
+    object_info = json.loads((samples / "object_info_all.json").read_text())
+    fmt = object_info["VHS_VideoCombine"]["input"]["required"]["format"][1]["formats"]["video/h264-mp4"]
+    widgets = {w[0] for w in fmt}
+    node = load(SHIPPED)["90"]["inputs"]
+    assert widgets <= set(node)
+    assert (node["format"], node["pix_fmt"], node["crf"], node["frame_rate"], node["save_output"]) == \
+        ("video/h264-mp4", "yuv420p", 19, 16, True)
+
+
+def test_checker_catches_a_bad_value(samples):
+    object_info = json.loads((samples / "object_info_all.json").read_text())
+    graph = load(SHIPPED)
+    graph["81"]["inputs"]["sampler_name"] = "euler_fast"
+    del graph["78"]["inputs"]["cfg"]
+    assert problems(graph, object_info) == [
+        "81 (KSamplerAdvanced): sampler_name='euler_fast' not in " + repr(
+            object_info["KSamplerAdvanced"]["input"]["required"]["sampler_name"][0]),
+        "78 (KSamplerAdvanced): required input cfg missing",
+    ]
+
+
+def test_shipped_graph_has_the_product_settings():
+    graph = load(SHIPPED)
+    by_class = {}
+    for node in graph.values():
+        by_class.setdefault(node["class_type"], []).append(node["inputs"])
+    assert sorted(n["unet_name"] for n in by_class["UNETLoader"]) == [
+        "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"]
+    assert [n["strength_model"] for n in by_class["LoraLoaderModelOnly"]] == [1.0, 1.0]
+    assert [n["shift"] for n in by_class["ModelSamplingSD3"]] == [8.0, 8.0]
+    assert by_class["CLIPLoader"][0]["type"] == "wan"
+    assert by_class["VAELoader"][0]["vae_name"] == "wan_2.1_vae.safetensors"
+    latent = by_class["EmptyHunyuanLatentVideo"][0]
+    assert (latent["width"], latent["height"], latent["length"]) == (832, 480, 81)
+    high, low = sorted(by_class["KSamplerAdvanced"], key=lambda n: n["start_at_step"])
+    assert (high["add_noise"], high["steps"], high["cfg"], high["sampler_name"], high["scheduler"],
+            high["start_at_step"], high["end_at_step"], high["return_with_leftover_noise"]) == \
+        ("enable", 4, 1.0, "euler", "simple", 0, 2, "enable")
+    assert (low["add_noise"], low["start_at_step"], low["end_at_step"], low["return_with_leftover_noise"]) == \
+        ("disable", 2, 4, "disable")
+    negative = graph["72"]["inputs"]["text"]
+    assert negative.startswith("色调艳丽，过曝，静态") and negative.endswith("倒着走")
