@@ -1,0 +1,115 @@
+"""``wanclip setup``: install the model files into ComfyUI's models/ folder, verified."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from wanclip import assets, config
+from wanclip.cli.base import app, console, err_console, handle_errors, print_json
+from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
+
+
+@app.command("setup")
+def setup(
+    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", help="The ComfyUI folder (files go to its models/)."),
+    models_dir: Path | None = typer.Option(None, "--models-dir", help="The models/ folder itself."),
+    manifest: Path | None = typer.Option(None, "--manifest", help="A manifest YAML instead of the built-in one."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="A hub mirror (default: HF_ENDPOINT, else huggingface.co)."),
+    from_dir: Path | None = typer.Option(None, "--from-dir", help="Copy (or hard-link) from this local folder, no network."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Files fetched at once (0: all)."),
+    check: bool = typer.Option(False, "--check", help="Verify only; exit 1 if anything is missing or wrong."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines: events, then the result."),
+) -> None:
+    """Download the Wan 2.2 14B model files into models/, resumable and sha256-verified."""
+    with handle_errors():
+        target = _models_dir(comfy_dir, models_dir)
+        items = assets.load_manifest(manifest)
+        if check:
+            result = assets.check(items, target)
+        else:
+            source = assets.Source(endpoint=(endpoint or config.hf_endpoint() or assets.DEFAULT_ENDPOINT).rstrip("/"),
+                                   token=config.hf_token(), from_dir=from_dir)
+            result = _install(items, target, source, workers, as_json)
+    _render(result, as_json)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
+
+
+def _models_dir(comfy_dir: Path | None, models_dir: Path | None) -> Path:
+    if bool(comfy_dir) == bool(models_dir):
+        raise AssetError("say where ComfyUI's models go: give --comfy-dir or --models-dir (one of them)",
+                         "e.g. wanclip setup --comfy-dir ~/ComfyUI", exit_code=EXIT_BAD_INPUT)
+    if comfy_dir and not comfy_dir.is_dir():
+        raise AssetError(f"{comfy_dir} is not a folder", "give the folder that holds ComfyUI's main.py",
+                         exit_code=EXIT_BAD_INPUT)
+    return models_dir if models_dir else comfy_dir / "models"
+
+
+def _install(items, target: Path, source: assets.Source, workers: int, as_json: bool) -> assets.SetupResult:
+    if as_json:
+        return assets.install(items, target, source, workers=workers, on_event=lambda e: print_json(asdict(e)))
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=False) as progress:
+        return assets.install(items, target, source, workers=workers, on_event=_ProgressView(progress))
+
+
+class _ProgressView:
+    """A bar per file and one for the total, fed by the core's events."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+        self.done: dict[str, int] = {}
+        self.total: TaskID | None = None
+
+    def __call__(self, event: assets.Event) -> None:
+        if event.kind == "plan":  # (warnings are printed once, with the result)
+            self.total = self.progress.add_task("total", total=event.total or None)
+        elif event.kind == "start":
+            self.tasks[event.file] = self.progress.add_task(event.file.split("/")[-1], total=event.total,
+                                                            completed=event.done)
+            self.done[event.file] = event.done
+            if self.total is not None:  # bytes resumed from a .part count as done
+                self.progress.advance(self.total, event.done)
+        elif event.kind in ("progress", "done") and event.file in self.tasks:
+            self._advance(event)
+
+    def _advance(self, event: assets.Event) -> None:
+        if event.kind == "done" and event.message != "installed":
+            return
+        step = event.done - self.done.get(event.file, 0)
+        self.done[event.file] = event.done
+        self.progress.update(self.tasks[event.file], completed=event.done)
+        if self.total is not None and step > 0:
+            self.progress.advance(self.total, step)
+
+
+def _render(result: assets.SetupResult, as_json: bool) -> None:
+    if as_json:
+        print_json(result.to_dict())
+        return
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}")
+    table = Table(title=f"models in {result.models_dir}")
+    for column in ("file", "status", "bytes"):
+        table.add_column(column, overflow="fold")
+    for f in result.files:
+        style = "green" if f.ok else "red"
+        table.add_row(f.dest, f"[{style}]{f.status}[/]", f"{f.bytes:,}")
+    console.print(table)
+    for f in result.files:  # problems as sentences, not squeezed into table cells
+        if not f.ok:
+            console.print(f"{f.status}: {f.detail}", markup=False)
+            console.print(f"  fix: {f.fix}", markup=False)

@@ -1,0 +1,269 @@
+"""`wanclip setup` against a loopback fake hub: small files under the real repo ids and paths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from fakehub import FakeHub
+from wanclip import assets
+from wanclip.cli.app import app
+
+SIZE = 300_000  # per file: several write chunks of the fake hub, small enough to stay fast
+
+
+@pytest.fixture
+def payloads():
+    """Six distinct small payloads keyed by the built-in manifest's entries."""
+    rng = random.Random(6)
+    return {item.dest: rng.randbytes(SIZE + i) for i, item in enumerate(assets.load_manifest())}
+
+
+@pytest.fixture
+def manifest(tmp_path, payloads):
+    """The built-in manifest with sizes and sha256 of the small payloads."""
+    entries = []
+    for item in assets.load_manifest():
+        data = payloads[item.dest]
+        entries.append(item.model_dump() | {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    path = tmp_path / "test-models.yaml"
+    path.write_text(yaml.safe_dump({"files": entries}))
+    return path
+
+
+@pytest.fixture(params=[False, True], ids=["inline", "cdn-redirect"])
+def hub(request, payloads):
+    hub = FakeHub(redirect=request.param)
+    for item in assets.load_manifest():
+        hub.add(item.repo, item.path, payloads[item.dest])
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def inline_hub(payloads):
+    hub = FakeHub()
+    for item in assets.load_manifest():
+        hub.add(item.repo, item.path, payloads[item.dest])
+    yield hub.start()
+    hub.stop()
+
+
+def setup(*args):
+    return CliRunner().invoke(app, ["setup", *map(str, args)])
+
+
+def models_of(models):
+    return sorted(str(p.relative_to(models)) for p in models.rglob("*") if p.is_file())
+
+
+HIGH = "split_files/diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
+HIGH_DEST = "diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
+ALL_DESTS = sorted(item.dest for item in assets.load_manifest())
+
+
+def test_built_in_manifest_lists_the_six_files_of_38_gb():
+    items = assets.load_manifest()
+    assert len(items) == 6
+    assert sum(item.bytes for item in items) == 38_031_524_327
+    assert {item.folder for item in items} == {"diffusion_models", "text_encoders", "vae", "loras"}
+
+
+def test_fresh_models_folder_is_filled_in_parallel_and_verified(tmp_path, hub, manifest, payloads):
+    models = tmp_path / "models"
+    result = setup("--endpoint", hub.url, "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 0, result.output
+    assert models_of(models) == ALL_DESTS
+    for dest, data in payloads.items():
+        assert (models / dest).read_bytes() == data
+    assert sum(hub.served.values()) == sum(len(d) for d in payloads.values())
+    assert not hub.cdn_saw_authorization
+
+
+def test_hf_token_goes_to_the_hub_never_to_the_cdn_nor_the_output(tmp_path, hub, manifest, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    result = setup("--endpoint", hub.url, "--models-dir", tmp_path / "m", "--manifest", manifest, "--json")
+    assert result.exit_code == 0
+    assert "hf_secret_token_value" not in result.output
+    assert not hub.cdn_saw_authorization
+
+
+def test_rerun_skips_verified_files_without_a_request(tmp_path, inline_hub, manifest):
+    models = tmp_path / "models"
+    assert setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest).exit_code == 0
+    inline_hub.requests.clear()
+    result = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest, "--json")
+    assert result.exit_code == 0
+    assert inline_hub.requests == []
+    final = json.loads(result.output.splitlines()[-1])
+    assert [f["status"] for f in final["files"]] == ["skipped"] * 6
+    assert final["fetched_bytes"] == 0
+
+
+def test_connection_cut_at_half_then_rerun_fetches_only_the_missing_half(tmp_path, inline_hub, manifest,
+                                                                        payloads):
+    models = tmp_path / "models"
+    size = len(payloads[HIGH_DEST])
+    inline_hub.fault(HIGH, cut_at=size // 2)  # every response for this file breaks at 50 %
+    first = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest)
+    assert first.exit_code == 1
+    assert "kept breaking off" in first.output
+    assert (models / (HIGH_DEST + ".part")).stat().st_size == size // 2
+    assert not (models / HIGH_DEST).exists()
+
+    inline_hub.faults.clear()
+    second = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest)
+    assert second.exit_code == 0, second.output
+    assert (models / HIGH_DEST).read_bytes() == payloads[HIGH_DEST]
+    assert inline_hub.served[HIGH] == size  # half, then the other half: nothing fetched twice
+    assert ("GET", f"/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/{HIGH}",
+            f"bytes={size // 2}-") in inline_hub.requests
+
+
+def test_one_broken_connection_is_resumed_within_the_same_run(tmp_path, inline_hub, manifest, payloads):
+    models = tmp_path / "models"
+    inline_hub.fault(HIGH, cut_at=100_000, cuts=1)
+    result = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 0, result.output
+    assert (models / HIGH_DEST).read_bytes() == payloads[HIGH_DEST]
+    assert inline_hub.served[HIGH] == len(payloads[HIGH_DEST])
+
+
+def test_wrong_bytes_of_the_right_size_are_never_installed(tmp_path, inline_hub, manifest):
+    models = tmp_path / "models"
+    inline_hub.fault(HIGH, wrong_bytes=True)
+    result = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 1
+    assert "does not match the manifest" in result.output
+    assert "partial file was deleted" in result.output
+    assert not (models / HIGH_DEST).exists()
+    assert not (models / (HIGH_DEST + ".part")).exists()
+    assert len(models_of(models)) == 5  # the other files are installed
+
+
+@pytest.mark.parametrize(("error", "words"), [
+    ("missing", ["Comfy-Org/Wan_2.2_ComfyUI_Repackaged/" + HIGH, "moved or renamed upstream"]),
+    ("unauthorized", ["HTTP 401", "HF_TOKEN"]),
+    ("gated", ["is gated", "HF_TOKEN"]),
+])
+def test_hub_refusals_name_the_file_and_the_fix(tmp_path, inline_hub, manifest, error, words):
+    inline_hub.fault(HIGH, error=error)
+    result = setup("--endpoint", inline_hub.url, "--models-dir", tmp_path / "m", "--manifest", manifest, "--json")
+    assert result.exit_code == 1
+    final = json.loads(result.output.splitlines()[-1])
+    failed = [f for f in final["files"] if f["status"] == "failed"]
+    assert [f["dest"] for f in failed] == [HIGH_DEST]
+    text = failed[0]["detail"] + " " + failed[0]["fix"]
+    for word in words:
+        assert word in text
+
+
+def test_unreachable_mirror_says_so(tmp_path, manifest):
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = setup("--endpoint", f"http://127.0.0.1:{port}", "--models-dir", tmp_path / "m", "--manifest",
+                   manifest, "--json")
+    assert result.exit_code == 1
+    final = json.loads(result.output.splitlines()[-1])
+    assert {f["status"] for f in final["files"]} == {"failed"}
+    assert f"cannot reach http://127.0.0.1:{port}" in final["files"][0]["detail"]
+
+
+def test_not_enough_disk_is_refused_before_any_download(tmp_path, inline_hub, manifest):
+    items = assets.load_manifest(manifest)
+    source = assets.Source(endpoint=inline_hub.url)
+    with pytest.raises(assets.AssetError) as caught:
+        assets.install(items, tmp_path / "m", source, disk_free=lambda path: 1_000_000)
+    assert caught.value.message.endswith("1.80 MB needed, 1.00 MB free (0.80 MB short)")
+    assert inline_hub.requests == []
+
+
+def test_from_dir_installs_without_network_and_verifies(tmp_path, manifest, payloads):
+    nas = tmp_path / "nas"
+    for item in assets.load_manifest():
+        (nas / item.path).parent.mkdir(parents=True, exist_ok=True)
+        (nas / item.path).write_bytes(payloads[item.dest])
+    models = tmp_path / "models"
+    result = setup("--from-dir", nas, "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 0, result.output
+    assert models_of(models) == ALL_DESTS
+    assert (models / HIGH_DEST).read_bytes() == payloads[HIGH_DEST]
+
+
+def test_from_dir_with_a_corrupt_file_installs_nothing_for_it(tmp_path, manifest, payloads):
+    nas = tmp_path / "nas"
+    for dest, data in payloads.items():
+        (nas / dest).parent.mkdir(parents=True, exist_ok=True)
+        (nas / dest).write_bytes(data)
+    (nas / HIGH_DEST).write_bytes(b"x" * len(payloads[HIGH_DEST]))
+    models = tmp_path / "models"
+    result = setup("--from-dir", nas, "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 1
+    assert not (models / HIGH_DEST).exists()
+    assert (nas / HIGH_DEST).exists()  # the source is never touched
+    assert len(models_of(models)) == 5
+
+
+def test_check_reports_missing_and_wrong_files_and_exits_1(tmp_path, inline_hub, manifest):
+    models = tmp_path / "models"
+    assert setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest).exit_code == 0
+    (models / HIGH_DEST).unlink()
+    lora = models / "loras/wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"
+    data = bytearray(lora.read_bytes())
+    data[0] ^= 1
+    lora.write_bytes(bytes(data))
+    os.utime(lora, ns=(1, 1))  # a changed file: its record no longer applies
+    inline_hub.requests.clear()
+    result = setup("--check", "--models-dir", models, "--manifest", manifest, "--json")
+    assert result.exit_code == 1
+    statuses = {f["dest"]: f["status"] for f in json.loads(result.output)["files"]}
+    assert statuses[HIGH_DEST] == "missing"
+    assert statuses["loras/wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"] == "wrong"
+    assert sorted(statuses.values()).count("ok") == 4
+    assert inline_hub.requests == []
+
+
+def test_check_passes_on_a_complete_folder(tmp_path, inline_hub, manifest):
+    models = tmp_path / "models"
+    assert setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest).exit_code == 0
+    result = setup("--check", "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 0
+    assert "missing" not in result.output
+
+
+def test_wan22_vae_is_left_alone_with_a_warning(tmp_path, inline_hub, manifest):
+    models = tmp_path / "models"
+    (models / "vae").mkdir(parents=True)
+    (models / "vae/wan2.2_vae.safetensors").write_bytes(b"48 channels")
+    result = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest, "--json")
+    assert result.exit_code == 0
+    final = json.loads(result.output.splitlines()[-1])
+    assert final["warnings"] == [assets.VAE_WARNING.format(path="models/vae/wan2.2_vae.safetensors")]
+    assert (models / "vae/wan2.2_vae.safetensors").read_bytes() == b"48 channels"
+    assert (models / "vae/wan_2.1_vae.safetensors").exists()
+
+
+def test_comfy_dir_puts_files_under_its_models_folder(tmp_path, inline_hub, manifest):
+    comfy = tmp_path / "ComfyUI"
+    comfy.mkdir()
+    result = setup("--endpoint", inline_hub.url, "--comfy-dir", comfy, "--manifest", manifest)
+    assert result.exit_code == 0
+    assert models_of(comfy / "models") == ALL_DESTS
+
+
+def test_bad_input_exits_2(tmp_path):
+    assert setup("--check").exit_code == 2  # no folder given
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("files:\n  - repo: a/b\n    path: x\n    dest: ../escape\n    bytes: 1\n    sha256: abc\n")
+    result = setup("--check", "--models-dir", tmp_path, "--manifest", bad)
+    assert result.exit_code == 2
+    assert "not a valid manifest" in result.output
