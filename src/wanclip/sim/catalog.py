@@ -1,0 +1,122 @@
+"""What the simulated server knows: node schemas (recorded from a real 0.3.64) and model folders."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "sim" / "object_info.json"
+
+# The six files of the shipped 4-step workflow, as the real repackaged repos name them.
+DEFAULT_MODELS: dict[str, list[str]] = {
+    "diffusion_models": [
+        "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+        "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors",
+    ],
+    "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
+    "vae": ["wan_2.1_vae.safetensors"],
+    "loras": [
+        "wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
+        "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors",
+    ],
+}
+
+# GET /models as the real server answered it (misc_endpoints.json).
+FOLDER_KEYS = [
+    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision",
+    "style_models", "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models",
+    "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders",
+    "VHS_video_formats",
+]
+
+# Which combo input lists which folder; VAELoader always adds "pixel_space".
+MODEL_INPUTS = {
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("CLIPLoader", "clip_name"): "text_encoders",
+    ("LoraLoaderModelOnly", "lora_name"): "loras",
+    ("VAELoader", "vae_name"): "vae",
+}
+
+MODEL_EXTENSIONS = {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".pt2", ".pkl"}
+
+
+@lru_cache(maxsize=1)
+def _recorded_object_info() -> dict:
+    return json.loads(DATA.read_text(encoding="utf-8"))
+
+
+def load_models(source: str | Path | None) -> dict[str, list[str]]:
+    """Model folders from a YAML/JSON file (folder -> names) or a ComfyUI-style models dir."""
+    if source is None:
+        return copy.deepcopy(DEFAULT_MODELS)
+    path = Path(source)
+    if path.is_dir():
+        return _scan_models_dir(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--models: {path} is neither a file nor a folder")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+    else:
+        import yaml  # only needed for this one optional input
+
+        data = yaml.safe_load(text)
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise ValueError(f"--models: {path} must map folder names to lists of file names")
+    return {str(k): sorted(str(n) for n in v) for k, v in data.items()}
+
+
+def _scan_models_dir(root: Path) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        names = [
+            str(f.relative_to(folder))
+            for f in folder.rglob("*")
+            if f.is_file() and f.suffix.lower() in MODEL_EXTENSIONS
+        ]
+        out[folder.name] = sorted(names)
+    return out
+
+
+class Catalog:
+    """Node classes and model folders of one simulated server."""
+
+    def __init__(self, models: dict[str, list[str]]):
+        self.models = models
+        self.info = self._build_info()
+
+    def _build_info(self) -> dict:
+        info = copy.deepcopy(_recorded_object_info())
+        for (cls, name), folder in MODEL_INPUTS.items():
+            options = list(self.models.get(folder, []))
+            if cls == "VAELoader":
+                options.append("pixel_space")
+            spec = info[cls]["input"]["required"][name]
+            spec[0] = options
+        return info
+
+    def has_class(self, class_type) -> bool:
+        return isinstance(class_type, str) and class_type in self.info
+
+    def is_output(self, class_type: str) -> bool:
+        return bool(self.info[class_type]["output_node"])
+
+    def return_types(self, class_type: str) -> list:
+        return self.info[class_type]["output"]
+
+    def inputs(self, class_type: str) -> dict:
+        return self.info[class_type]["input"]
+
+    def has_unique_id(self, class_type: str) -> bool:
+        hidden = self.inputs(class_type).get("hidden", {})
+        return any(v == "UNIQUE_ID" or v == ["UNIQUE_ID"] for v in hidden.values())
+
+    def folder(self, name: str) -> list[str] | None:
+        if name in self.models:
+            return list(self.models[name])
+        return [] if name in FOLDER_KEYS else None
+
+    def folder_keys(self) -> list[str]:
+        return FOLDER_KEYS + [k for k in self.models if k not in FOLDER_KEYS]

@@ -1,0 +1,455 @@
+"""The job state machine: queue, worker, cache, resident models, history, events, faults.
+
+Thread model like ComfyUI: HTTP handlers call in from the server's loop, one worker thread runs
+prompts. Events leave through `emit(type, data, sid)`; sid None means broadcast.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wanclip.sim import nodes
+from wanclip.sim.catalog import Catalog, load_models
+from wanclip.sim.faults import Faults
+from wanclip.sim.graph import ExecutionList, is_link, signatures
+from wanclip.sim.validate import validate_prompt
+
+MAXIMUM_HISTORY_SIZE = 10000
+FAKE_TRACEBACK = [
+    '  File "/opt/ComfyUI/execution.py", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(...)\n',
+    '  File "/opt/ComfyUI/execution.py", line 277, in process_inputs\n    result = f(**inputs)\n',
+]
+
+
+@dataclass
+class SimConfig:
+    """Settings of one simulated server. Temp/input folders sit beside output, as in ComfyUI."""
+
+    output_dir: Path
+    models: str | Path | dict | None = None
+    load_seconds: float = 2.0
+    step_seconds: float = 0.5
+
+    @property
+    def temp_dir(self) -> Path:
+        return Path(self.output_dir).parent / "temp"
+
+    @property
+    def input_dir(self) -> Path:
+        return Path(self.output_dir).parent / "input"
+
+
+class Interrupted(Exception):
+    pass
+
+
+class Restarted(Exception):
+    pass
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class _Run:
+    """One prompt being executed."""
+
+    item: tuple
+    gen: int
+    ordinal: int
+    messages: list = field(default_factory=list)
+    progress: dict = field(default_factory=dict)
+    executed: list = field(default_factory=list)
+    outputs: dict = field(default_factory=dict)  # node id -> outputs tuple
+    ui: dict = field(default_factory=dict)  # node id -> ui dict
+    node: str | None = None
+    current_inputs: dict = field(default_factory=dict)
+
+    @property
+    def prompt_id(self) -> str:
+        return self.item[1]
+
+    @property
+    def prompt(self) -> dict:
+        return self.item[2]
+
+    @property
+    def client_id(self):
+        return self.item[3].get("client_id")
+
+
+class Engine:
+    def __init__(self, config: SimConfig, faults: Faults | None = None, emit=None):
+        self.config = config
+        self.faults = faults or Faults()
+        self.emit = emit or (lambda type_, data, sid: None)
+        self.on_restart = lambda: None
+        models = config.models if isinstance(config.models, dict) else load_models(config.models)
+        self.catalog = Catalog(models)
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._interrupt = threading.Event()
+        self._stopping = False
+        self._gen = 0
+        self._started = 0  # prompts started since the simulator began (fault numbering)
+        self._log: list[dict] = []
+        self._reset_state()
+        self._worker = threading.Thread(target=self._work, name="wanclip-sim-worker", daemon=True)
+
+    def _reset_state(self) -> None:
+        self._queue: list[tuple] = []
+        self._running: tuple | None = None
+        self._run: _Run | None = None
+        self._history: dict[str, dict] = {}
+        self._number = 0
+        self._cache: dict[str, tuple] = {}  # signature -> (outputs, ui)
+        self._resident: set[tuple[str, str]] = set()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Engine:
+        self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._gen += 1
+            self._interrupt.set()
+            self._wake.notify_all()
+        self._worker.join(timeout=10)
+
+    def restart(self) -> None:
+        """What a ComfyUI restart loses: queue, history, the running prompt, caches, loaded models."""
+        with self._lock:
+            self._gen += 1
+            if self._run is not None:
+                self._log_finish(self._run, "lost")
+            self._reset_state()
+            self._interrupt.set()
+            self._wake.notify_all()
+        self.on_restart()
+
+    def reset(self, output_dir: Path | None = None) -> None:
+        """A fresh simulator for the next test: restart, no faults, empty log."""
+        self.restart()
+        with self._lock:
+            self.faults.clear()
+            self._log.clear()
+            self._started = 0
+            if output_dir is not None:
+                self.config.output_dir = Path(output_dir)
+
+    # ---- HTTP-facing API -------------------------------------------------------------------
+    def submit(self, body) -> tuple[int, dict]:
+        """POST /prompt: (http status, json body), with the real shapes."""
+        if not isinstance(body, dict):
+            body = {}  # ComfyUI checks `"prompt" in body`; any non-object lands on no_prompt
+        with self._lock:
+            if "number" in body:
+                number = float(body["number"])
+            else:
+                number = -self._number if body.get("front") else self._number
+                self._number += 1
+        if "prompt" not in body:
+            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}}
+            return 400, {"error": error, "node_errors": {}}
+        prompt = body["prompt"]
+        if not isinstance(prompt, dict):
+            error = {"type": "invalid_prompt", "message": "Prompt must be a JSON object of node id -> node",
+                     "details": f"got {type(prompt).__name__}", "extra_info": {}}
+            return 400, {"error": error, "node_errors": {}}
+        prompt_id = str(body.get("prompt_id", uuid.uuid4()))
+        ok, error, outputs, node_errors = validate_prompt(self.catalog, prompt, body.get("partial_execution_targets"))
+        if not ok:
+            return 400, {"error": error, "node_errors": node_errors}
+        extra = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
+        if "client_id" in body:
+            extra["client_id"] = body["client_id"]
+        for secret in ("auth_token_comfy_org", "api_key_comfy_org"):
+            extra.pop(secret, None)
+        with self._lock:
+            heapq.heappush(self._queue, (number, prompt_id, prompt, extra, outputs))
+            self._queue_updated()
+            self._wake.notify()
+        return 200, {"prompt_id": prompt_id, "number": number, "node_errors": node_errors}
+
+    def queue_remaining(self) -> int:
+        with self._lock:
+            return len(self._queue) + (1 if self._running else 0)
+
+    def queue(self) -> dict:
+        with self._lock:
+            running = [list(self._running)] if self._running else []
+            return copy.deepcopy({"queue_running": running, "queue_pending": [list(i) for i in self._queue]})
+
+    def delete_pending(self, prompt_ids) -> None:
+        for pid in prompt_ids:
+            with self._lock:
+                for i, item in enumerate(self._queue):
+                    if item[1] == pid:
+                        if len(self._queue) == 1:
+                            self.clear_pending()  # the real server announces the wipe too
+                        else:
+                            self._queue.pop(i)
+                            heapq.heapify(self._queue)
+                        self._queue_updated()
+                        break
+
+    def clear_pending(self) -> None:
+        with self._lock:
+            self._queue = []
+            self._queue_updated()
+
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        with self._lock:
+            if self._running is None:
+                return
+            if prompt_id is None or self._running[1] == prompt_id:
+                self._interrupt.set()
+
+    def history(self, max_items: int | None = None, offset: int = -1) -> dict:
+        with self._lock:
+            keys = list(self._history)
+            if offset < 0 and max_items is not None:
+                offset = len(keys) - max_items
+            keys = keys[max(offset, 0):]
+            if max_items is not None:
+                keys = keys[:max_items]
+            return copy.deepcopy({k: self._history[k] for k in keys})
+
+    def history_item(self, prompt_id: str) -> dict:
+        with self._lock:
+            if prompt_id in self._history:
+                return {prompt_id: copy.deepcopy(self._history[prompt_id])}
+            return {}
+
+    def delete_history(self, prompt_ids=(), clear: bool = False) -> None:
+        with self._lock:
+            if clear:
+                self._history.clear()
+            for pid in prompt_ids:
+                self._history.pop(pid, None)
+
+    def free(self, unload_models: bool = False, free_memory: bool = False) -> None:
+        with self._lock:
+            if unload_models or free_memory:
+                self._resident.clear()
+            if free_memory:
+                self._cache.clear()
+
+    def log(self) -> list[dict]:
+        with self._lock:
+            return copy.deepcopy(self._log)
+
+    def running_node(self, client_id: str) -> str | None:
+        """The node a reconnecting client's prompt is on (sent to it on connect)."""
+        with self._lock:
+            run = self._run
+            if run is not None and run.client_id == client_id:
+                return run.node
+            return None
+
+    def _queue_updated(self) -> None:
+        self.emit("status", {"status": {"exec_info": {"queue_remaining": self.queue_remaining()}}}, None)
+
+    # ---- worker ------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                item = heapq.heappop(self._queue)
+                self._running = item
+                self._started += 1
+                run = _Run(item, self._gen, self._started)
+                self._run = run
+                self._interrupt.clear()
+                self._log.append({"prompt_id": item[1], "client_id": item[3].get("client_id"),
+                                  "number": item[0], "started_ms": now_ms(), "finished_ms": None,
+                                  "status": "running"})
+                self._queue_updated()
+            try:
+                self._execute(run)
+            except Restarted:
+                continue
+
+    def _send(self, run: _Run, type_: str, data: dict, *, to_client_only: bool = True) -> None:
+        with self._lock:
+            if run.gen != self._gen:
+                raise Restarted
+            if to_client_only and run.client_id is None:
+                return
+            self.emit(type_, data, run.client_id)
+
+    def _lifecycle(self, run: _Run, type_: str, data: dict, *, broadcast: bool = False) -> None:
+        """Messages that also go into history's status.messages."""
+        data = dict(data, timestamp=now_ms())
+        run.messages.append([type_, data])
+        self._send(run, type_, data, to_client_only=not broadcast)
+
+    def _execute(self, run: _Run) -> None:
+        prompt, pid = run.prompt, run.prompt_id
+        self._lifecycle(run, "execution_start", {"prompt_id": pid})
+        sigs = signatures(prompt, self.catalog.has_unique_id)
+        with self._lock:
+            self._cache = {k: v for k, v in self._cache.items() if k in set(sigs.values())}
+            cached = [n for n in prompt if sigs[n] in self._cache]
+            for n in cached:
+                run.outputs[n], ui = self._cache[sigs[n]]
+                if ui is not None:
+                    run.ui[n] = ui
+        self._lifecycle(run, "execution_cached", {"nodes": cached, "prompt_id": pid})
+        order = ExecutionList(prompt, lambda n: n in cached, lambda n: self.catalog.is_output(prompt[n]["class_type"]))
+        for out in run.item[4]:
+            order.add_node(out)
+        try:
+            while (node_id := order.next_node()) is not None:
+                self._execute_node(run, node_id, node_id in cached, sigs[node_id])
+                order.complete(node_id)
+        except Interrupted:
+            return self._finish(run, "interrupted")
+        except nodes.NodeError as ex:
+            return self._fail(run, ex)
+        self._lifecycle(run, "execution_success", {"prompt_id": pid})
+        self._finish(run, "success")
+
+    def _execute_node(self, run: _Run, node_id: str, cached: bool, sig: str) -> None:
+        node = run.prompt[node_id]
+        if cached:
+            self._send(run, "executed", {"node": node_id, "display_node": node_id,
+                                         "output": run.ui.get(node_id), "prompt_id": run.prompt_id})
+            self._progress(run, node_id, "finished")
+            return
+        run.node = node_id
+        self._progress(run, node_id, "running", 0.0, 1.0)
+        self._send(run, "executing", {"node": node_id, "display_node": node_id, "prompt_id": run.prompt_id})
+        self._check_interrupt(run)
+        self._node_faults(run, node_id, node["class_type"])
+        inputs = {k: (run.outputs[v[0]][v[1]] if is_link(v) else v) for k, v in node["inputs"].items()}
+        run.current_inputs = inputs
+        try:
+            outputs, ui = nodes.run_node(node["class_type"], inputs, self._ctx(run, node_id))
+        except (Interrupted, Restarted, nodes.NodeError):
+            raise
+        except Exception as ex:  # noqa: BLE001 - a node bug must fail the prompt, not kill the worker
+            raise nodes.NodeError(type(ex).__name__, str(ex)) from ex
+        run.outputs[node_id] = outputs
+        run.executed.append(node_id)
+        if ui is not None:
+            run.ui[node_id] = ui
+            self._send(run, "executed", {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": run.prompt_id})
+        with self._lock:
+            if run.gen == self._gen:
+                self._cache[sig] = (outputs, ui)
+        self._progress(run, node_id, "finished")
+
+    def _ctx(self, run: _Run, node_id: str) -> nodes.Ctx:
+        def step(value: int, maximum: int) -> None:
+            self._progress(run, node_id, "running", value, maximum)
+            self._send(run, "progress", {"value": value, "max": maximum, "prompt_id": run.prompt_id, "node": node_id},
+                       to_client_only=False)
+            if run.ordinal in self.faults.restart_at and run.prompt[node_id]["class_type"] == "KSamplerAdvanced":
+                self.faults.restart_at.discard(run.ordinal)
+                self.restart()
+                raise Restarted
+
+        return nodes.Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
+                         lambda s: self._sleep(run, s), step, self.config.step_seconds, self._load_seconds)
+
+    def _load_seconds(self, folder: str, name: str) -> float:
+        with self._lock:
+            if (folder, name) in self._resident:
+                return 0.0
+            self._resident.add((folder, name))
+        return self.config.load_seconds * nodes.LOAD_WEIGHT.get(folder, 1.0) / nodes.FULL_SET_WEIGHT
+
+    def _progress(self, run: _Run, node_id: str, state: str, value=None, maximum=None) -> None:
+        entry = run.progress.setdefault(node_id, {"value": 0, "max": 1, "state": "pending"})
+        entry["state"] = state
+        if value is not None:
+            entry["value"], entry["max"] = value, maximum
+        if state == "finished":
+            entry["value"] = entry["max"]
+        nodes_state = {
+            n: {"value": e["value"], "max": e["max"], "state": e["state"], "node_id": n, "prompt_id": run.prompt_id,
+                "display_node_id": n, "parent_node_id": None, "real_node_id": n}
+            for n, e in run.progress.items()
+        }
+        self._send(run, "progress_state", {"prompt_id": run.prompt_id, "nodes": nodes_state}, to_client_only=False)
+
+    def _sleep(self, run: _Run, seconds: float) -> None:
+        if seconds > 0:
+            self._interrupt.wait(seconds)
+        self._check_interrupt(run)
+
+    def _check_interrupt(self, run: _Run) -> None:
+        if run.gen != self._gen:
+            raise Restarted
+        if self._interrupt.is_set():
+            raise Interrupted
+
+    def _node_faults(self, run: _Run, node_id: str, class_type: str) -> None:
+        def hits(fault) -> bool:
+            target = fault.node or "KSamplerAdvanced"
+            return target in (node_id, class_type)
+
+        stall = self.faults.stall.get(run.ordinal)
+        if stall is not None and hits(stall):
+            while True:  # until /interrupt or a restart
+                self._sleep(run, 3600)
+        fail = self.faults.fail.get(run.ordinal)
+        if fail is not None and hits(fail):
+            raise nodes.NodeError("RuntimeError", fail.message or f"Simulated failure of node {node_id} ({class_type}) requested by --faults")
+
+    def _fail(self, run: _Run, ex: nodes.NodeError) -> None:
+        node_id = run.node
+        inputs = run.current_inputs
+        self._lifecycle(run, "execution_error", {
+            "prompt_id": run.prompt_id, "node_id": node_id, "node_type": run.prompt[node_id]["class_type"],
+            "executed": list(run.executed), "exception_message": f"{ex}\n", "exception_type": ex.exception_type,
+            "traceback": list(FAKE_TRACEBACK),
+            "current_inputs": {k: [repr(v)] for k, v in inputs.items()},
+            "current_outputs": list(run.prompt),
+        })
+        self._finish(run, "error")
+
+    def _finish(self, run: _Run, outcome: str) -> None:
+        if outcome == "interrupted":
+            node_id = run.node
+            self._lifecycle(run, "execution_interrupted", {
+                "prompt_id": run.prompt_id, "node_id": node_id, "node_type": run.prompt[node_id]["class_type"],
+                "executed": list(run.executed)}, broadcast=True)
+        success = outcome == "success"
+        with self._lock:
+            if run.gen != self._gen:
+                raise Restarted
+            # History is written after execution_success and before the final `executing null`.
+            self._history[run.prompt_id] = {
+                "prompt": list(run.item),
+                "outputs": copy.deepcopy(run.ui),
+                "status": {"status_str": "success" if success else "error", "completed": success,
+                           "messages": run.messages},
+                "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in run.ui},
+            }
+            while len(self._history) > MAXIMUM_HISTORY_SIZE:
+                self._history.pop(next(iter(self._history)))
+            self._running = None
+            self._run = None
+            self._log_finish(run, outcome)
+            self._queue_updated()
+        self._send(run, "executing", {"node": None, "prompt_id": run.prompt_id})
+
+    def _log_finish(self, run: _Run, status: str) -> None:
+        for entry in reversed(self._log):
+            if entry["prompt_id"] == run.prompt_id and entry["finished_ms"] is None:
+                entry["finished_ms"], entry["status"] = now_ms(), status
+                return
