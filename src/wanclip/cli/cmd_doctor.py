@@ -1,0 +1,47 @@
+"""``wanclip doctor``: one table of checks, each pass or fail with its fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from wanclip import config
+from wanclip.cli.base import app, console, handle_errors, print_json
+from wanclip.comfy.client import ComfyClient
+from wanclip.doctor import DoctorReport, run_doctor
+from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED
+from wanclip.workflow import load_graph
+
+
+@app.command("doctor")
+def doctor(
+    server: str | None = typer.Option(None, "--server", help="ComfyUI URL (default: WANCLIP_SERVER, else http://127.0.0.1:8188)."),
+    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", help="The ComfyUI folder, to verify the model files on disk."),
+    workflow: Path | None = typer.Option(None, "--workflow", help="Check this API graph instead of the shipped one."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+) -> None:
+    """Check that ComfyUI, its GPU, nodes and model files are ready for Wan 2.2 14B; exit 1 if not."""
+    with handle_errors():
+        client = ComfyClient(server or config.server_urls()[0], headers=config.extra_headers())
+        graph = load_graph(workflow) if workflow else None
+        report = run_doctor(client, comfy_dir, graph=graph)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _render(report)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_SHOTS_FAILED)
+
+
+def _render(report: DoctorReport) -> None:
+    table = Table(title=f"wanclip doctor — {report.server}")
+    for column in ("check", "", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+    console.print(table)
+    for check in report.failed:  # the fixes as sentences, where a narrow terminal cannot cut them
+        console.print(f"{check.name}: {check.detail}", markup=False)
+        console.print(f"  fix: {check.fix}", markup=False)
+    console.print("all checks passed" if report.ok else f"{len(report.failed)} check(s) failed")

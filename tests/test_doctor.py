@@ -1,0 +1,214 @@
+"""`wanclip doctor` and the graph checks render's preflight reuses."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from typer.testing import CliRunner
+
+from wanclip import assets, doctor
+from wanclip.cli.app import app
+from wanclip.doctor import Check, combo_options, graph_checks
+
+GRAPH = doctor.default_graph()
+SIX = {"diffusion_models": ["wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
+                            "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"],
+       "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
+       "vae": ["wan_2.1_vae.safetensors"],
+       "loras": ["wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
+                 "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"]}
+
+
+def object_info_for(models: dict, classes=None, v3_vae=False) -> dict:
+    """A minimal /object_info: every class of the graph, loader combos from ``models``."""
+    info = {c: {"input": {"required": {}}} for c in (classes or {n["class_type"] for n in GRAPH.values()})}
+    for (class_type, name), folder in doctor.LOADER_INPUTS.items():
+        if class_type in info:
+            options = list(models.get(folder, []))
+            spec = ["COMBO", {"options": options}] if v3_vae and class_type == "VAELoader" else [options, {}]
+            info[class_type]["input"]["required"][name] = spec
+    return info
+
+
+def by_name(checks: list[Check]) -> dict[str, Check]:
+    return {c.name: c for c in checks}
+
+
+# -- graph checks (pure) ---------------------------------------------------------------------------
+def test_combo_options_reads_both_encodings():
+    assert combo_options([["a.safetensors", "b.safetensors"], {}]) == ["a.safetensors", "b.safetensors"]
+    assert combo_options(["COMBO", {"options": ["auto", "mp4"], "default": "auto"}]) == ["auto", "mp4"]
+    assert combo_options(["INT", {"default": 1}]) is None
+
+
+@pytest.mark.parametrize("v3", [False, True], ids=["v1-combo", "v3-combo"])
+def test_shipped_graph_passes_on_a_complete_server(v3):
+    checks = graph_checks(GRAPH, object_info_for(SIX, v3_vae=v3))
+    assert [c.name for c in checks if not c.ok] == []
+    assert by_name(checks)["nodes"].detail == "all 10 node classes are installed"
+    assert by_name(checks)["vae"].detail == ("node 73 loads wan_2.1_vae.safetensors, the 16-channel Wan 2.1 VAE "
+                                             "the 14B model needs")
+    assert len([c for c in checks if c.name.startswith("model ")]) == 6
+
+
+def test_missing_videohelpersuite_suggests_the_core_graph():
+    classes = {n["class_type"] for n in GRAPH.values()} - {"VHS_VideoCombine"}
+    nodes = by_name(graph_checks(GRAPH, object_info_for(SIX, classes)))["nodes"]
+    assert not nodes.ok
+    assert nodes.detail == "ComfyUI has no VHS_VideoCombine (node 90)"
+    assert nodes.fix == ("install ComfyUI-VideoHelperSuite (ComfyUI-Manager, or git clone into custom_nodes/) "
+                         "and restart ComfyUI; or render with the core-nodes graph "
+                         "workflows/wan22_t2v_lightx2v_4step_core.json")
+
+
+def test_a_near_model_name_gets_a_did_you_mean_and_its_folder():
+    models = dict(SIX, loras=["Wan2.2/wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
+                              "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"])
+    check = by_name(graph_checks(GRAPH, object_info_for(models)))[
+        "model wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors"]
+    assert not check.ok
+    assert check.detail == ("ComfyUI does not list wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors "
+                            "(node 83 LoraLoaderModelOnly.lora_name)")
+    assert check.fix.startswith("did you mean Wan2.2/wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors?")
+    assert "models/loras/" in check.fix
+
+
+def test_the_48_channel_vae_is_refused_with_the_reason():
+    graph = json.loads(json.dumps(GRAPH))
+    graph["73"]["inputs"]["vae_name"] = "wan2.2_vae.safetensors"
+    models = dict(SIX, vae=["wan2.2_vae.safetensors", "wan_2.1_vae.safetensors"])
+    vae = by_name(graph_checks(graph, object_info_for(models, v3_vae=True)))["vae"]
+    assert not vae.ok
+    assert "48-channel VAE of the 5B model" in vae.detail
+    assert "fails only after sampling, minutes in" in vae.detail
+    assert vae.fix == "set vae_name to wan_2.1_vae.safetensors (wanclip setup puts it in models/vae/)"
+
+
+def test_core_graph_checks_v3_save_nodes_without_model_inputs():
+    core = doctor.load_graph(doctor.resources.files("wanclip").joinpath("data/workflows/" + doctor.CORE_WORKFLOW))
+    checks = graph_checks(core, object_info_for(SIX, {n["class_type"] for n in core.values()}))
+    assert [c.name for c in checks if not c.ok] == []
+
+
+# -- doctor against a server -----------------------------------------------------------------------
+class StubComfy:
+    """A few read-only ComfyUI routes, enough for doctor, until a fuller simulator is used."""
+
+    def __init__(self, models: dict, classes=None):
+        self.routes = {
+            "/system_stats": {"system": {"comfyui_version": "0.3.64"},
+                              "devices": [{"name": "cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync",
+                                           "type": "cuda", "vram_total": 80 * 2**30, "vram_free": 79 * 2**30}]},
+            "/object_info": object_info_for(models, classes),
+        } | {f"/models/{folder}": names for folder, names in models.items()}
+
+    def __enter__(self):
+        routes = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                body = json.dumps(routes[self.path]).encode() if self.path in routes else b"{}"
+                self.send_response(200 if self.path in routes else 404)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def run_doctor_cli(*args):
+    return CliRunner().invoke(app, ["doctor", *map(str, args)])
+
+
+@pytest.fixture(autouse=True)
+def plenty_of_disk(monkeypatch):
+    monkeypatch.setattr(doctor, "MIN_FREE_OUTPUT", 0)
+
+
+def test_doctor_passes_against_a_complete_server():
+    with StubComfy(SIX) as comfy:
+        result = run_doctor_cli("--server", comfy.url, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ok"] is True
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["server"]["detail"] == f"ComfyUI 0.3.64 answers at {comfy.url}"
+    assert checks["gpu"]["detail"] == "NVIDIA H100 80GB HBM3, 79.0 GiB free of 80.0 GiB VRAM"
+
+
+def test_doctor_names_a_missing_model_with_its_folder_and_exits_1():
+    models = dict(SIX, diffusion_models=SIX["diffusion_models"][:1])
+    with StubComfy(models) as comfy:
+        result = run_doctor_cli("--server", comfy.url, "--json")
+    assert result.exit_code == 1
+    failed = [c for c in json.loads(result.output)["checks"] if not c["ok"]]
+    assert [c["name"] for c in failed] == ["model wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"]
+    assert "models/diffusion_models/" in failed[0]["fix"]
+    assert "wanclip setup" in failed[0]["fix"]
+
+
+def test_doctor_table_shows_each_fix():
+    models = dict(SIX, vae=[])
+    with StubComfy(models) as comfy:
+        result = run_doctor_cli("--server", comfy.url)
+    assert result.exit_code == 1
+    assert "fix: put wan_2.1_vae.safetensors in models/vae/" in result.output
+    assert "1 check(s) failed" in result.output
+
+
+def test_doctor_with_an_unreachable_server_says_how_to_start_it():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_doctor_cli("--server", f"http://127.0.0.1:{port}", "--json")
+    assert result.exit_code == 1
+    server = json.loads(result.output)["checks"][0]
+    assert server["name"] == "server"
+    assert server["ok"] is False
+    assert "is ComfyUI running there?" in server["fix"]
+
+
+def test_doctor_with_comfy_dir_verifies_the_files_on_disk(tmp_path):
+    comfy = tmp_path / "ComfyUI"
+    data = b"tiny"
+    manifest = [item.model_copy(update={"bytes": len(data),
+                                        "sha256": "e1b3c7c8b8b6d5e1c4d6b37c5f3c6e7b3e0f7c2c0c4b0a6f0e5d1c2b3a4f5e6d"})
+                for item in assets.load_manifest()[:1]]
+    with StubComfy(SIX) as comfy_server:
+        from wanclip.comfy.client import ComfyClient
+        report = doctor.run_doctor(ComfyClient(comfy_server.url), comfy, manifest=manifest,
+                                   disk_free=lambda path: 10**12)
+    disk = [c for c in report.checks if c.name.startswith("disk ")]
+    assert [(c.name, c.ok, c.detail) for c in disk] == [
+        ("disk diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", False,
+         "models/diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors is missing")]
+
+
+def test_low_disk_for_outputs_fails_with_the_amount(tmp_path, monkeypatch):
+    monkeypatch.setattr(doctor, "MIN_FREE_OUTPUT", 5_000_000_000)
+    check = doctor.free_space_check([tmp_path], lambda path: 1_200_000_000)
+    assert (check.ok, check.detail) == (False, f"1.2 GB free in {tmp_path}")
+    assert check.fix.startswith("free at least 5 GB")
+
+
+def test_recorded_object_info_of_a_server_without_models(samples):
+    """The real /object_info of a ComfyUI 0.3.64 with VHS and empty model folders."""
+    object_info = json.loads((samples / "object_info_all.json").read_text())
+    checks = graph_checks(GRAPH, object_info)
+    assert by_name(checks)["nodes"].ok
+    failed = sorted(c.name for c in checks if not c.ok)
+    assert failed == sorted(f"model {name}" for names in SIX.values() for name in names)
