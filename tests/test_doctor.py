@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from typer.testing import CliRunner
 
 from wanclip import assets, doctor
 from wanclip.cli.app import app
+from wanclip.comfy.client import ComfyClient
 from wanclip.doctor import Check, combo_options, graph_checks
 
 GRAPH = doctor.default_graph()
@@ -94,39 +93,21 @@ def test_core_graph_checks_v3_save_nodes_without_model_inputs():
 
 
 # -- doctor against a server -----------------------------------------------------------------------
-class StubComfy:
-    """A few read-only ComfyUI routes, enough for doctor, until a fuller simulator is used."""
+@pytest.fixture
+def sim_with(tmp_path):
+    """Start a simulator with chosen model folders (the shared ``sim`` has all six files)."""
+    from wanclip.sim import serve_in_thread
 
-    def __init__(self, models: dict, classes=None):
-        self.routes = {
-            "/system_stats": {"system": {"comfyui_version": "0.3.64"},
-                              "devices": [{"name": "cuda:0 NVIDIA H100 80GB HBM3 : cudaMallocAsync",
-                                           "type": "cuda", "vram_total": 80 * 2**30, "vram_free": 79 * 2**30}]},
-            "/object_info": object_info_for(models, classes),
-        } | {f"/models/{folder}": names for folder, names in models.items()}
+    handles = []
 
-    def __enter__(self):
-        routes = self.routes
+    def start(models: dict):
+        handles.append(serve_in_thread(tmp_path / "sim-output", models=models, load_seconds=0.01,
+                                       step_seconds=0.001))
+        return handles[-1]
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                body = json.dumps(routes[self.path]).encode() if self.path in routes else b"{}"
-                self.send_response(200 if self.path in routes else 404)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    yield start
+    for handle in handles:
+        handle.stop()
 
 
 def run_doctor_cli(*args):
@@ -138,21 +119,21 @@ def plenty_of_disk(monkeypatch):
     monkeypatch.setattr(doctor, "MIN_FREE_OUTPUT", 0)
 
 
-def test_doctor_passes_against_a_complete_server():
-    with StubComfy(SIX) as comfy:
-        result = run_doctor_cli("--server", comfy.url, "--json")
+def test_doctor_passes_against_the_simulator(sim):
+    result = run_doctor_cli("--server", sim.url, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ok"] is True
     checks = {c["name"]: c for c in report["checks"]}
-    assert checks["server"]["detail"] == f"ComfyUI 0.3.64 answers at {comfy.url}"
-    assert checks["gpu"]["detail"] == "NVIDIA H100 80GB HBM3, 79.0 GiB free of 80.0 GiB VRAM"
+    assert checks["server"]["detail"] == f"ComfyUI 0.3.64 answers at {sim.url}"
+    assert checks["gpu"]["detail"] == "wanclip simulated GPU, 80.0 GiB free of 80.0 GiB VRAM"
+    assert checks["nodes"]["ok"] and checks["vae"]["ok"]
+    assert len([name for name in checks if name.startswith("model ")]) == 6
 
 
-def test_doctor_names_a_missing_model_with_its_folder_and_exits_1():
-    models = dict(SIX, diffusion_models=SIX["diffusion_models"][:1])
-    with StubComfy(models) as comfy:
-        result = run_doctor_cli("--server", comfy.url, "--json")
+def test_doctor_names_a_missing_model_with_its_folder_and_exits_1(sim_with):
+    comfy = sim_with(dict(SIX, diffusion_models=SIX["diffusion_models"][:1]))
+    result = run_doctor_cli("--server", comfy.url, "--json")
     assert result.exit_code == 1
     failed = [c for c in json.loads(result.output)["checks"] if not c["ok"]]
     assert [c["name"] for c in failed] == ["model wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"]
@@ -160,12 +141,12 @@ def test_doctor_names_a_missing_model_with_its_folder_and_exits_1():
     assert "wanclip setup" in failed[0]["fix"]
 
 
-def test_doctor_table_shows_each_fix():
-    models = dict(SIX, vae=[])
-    with StubComfy(models) as comfy:
-        result = run_doctor_cli("--server", comfy.url)
+def test_doctor_table_shows_each_fix(sim_with):
+    comfy = sim_with(dict(SIX, vae=["wan2.2_vae.safetensors"]))
+    result = run_doctor_cli("--server", comfy.url)
     assert result.exit_code == 1
-    assert "fix: put wan_2.1_vae.safetensors in models/vae/" in result.output
+    assert ("fix: did you mean wan2.2_vae.safetensors? ComfyUI has that one; else put "
+            "wan_2.1_vae.safetensors in models/vae/") in result.output
     assert "1 check(s) failed" in result.output
 
 
@@ -182,16 +163,10 @@ def test_doctor_with_an_unreachable_server_says_how_to_start_it():
     assert "is ComfyUI running there?" in server["fix"]
 
 
-def test_doctor_with_comfy_dir_verifies_the_files_on_disk(tmp_path):
+def test_doctor_with_comfy_dir_verifies_the_files_on_disk(tmp_path, sim):
     comfy = tmp_path / "ComfyUI"
-    data = b"tiny"
-    manifest = [item.model_copy(update={"bytes": len(data),
-                                        "sha256": "e1b3c7c8b8b6d5e1c4d6b37c5f3c6e7b3e0f7c2c0c4b0a6f0e5d1c2b3a4f5e6d"})
-                for item in assets.load_manifest()[:1]]
-    with StubComfy(SIX) as comfy_server:
-        from wanclip.comfy.client import ComfyClient
-        report = doctor.run_doctor(ComfyClient(comfy_server.url), comfy, manifest=manifest,
-                                   disk_free=lambda path: 10**12)
+    manifest = assets.load_manifest()[:1]
+    report = doctor.run_doctor(ComfyClient(sim.url), comfy, manifest=manifest, disk_free=lambda path: 10**12)
     disk = [c for c in report.checks if c.name.startswith("disk ")]
     assert [(c.name, c.ok, c.detail) for c in disk] == [
         ("disk diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", False,
