@@ -32,3 +32,103 @@ def reference() -> Path:
 @pytest.fixture
 def samples(reference) -> Path:
     return reference / "comfyui-samples"
+
+
+# ---- the simulated ComfyUI (wanclip.sim), shared per session, reset per test ----------------
+
+
+@pytest.fixture(scope="session")
+def sim_server(tmp_path_factory):
+    """One simulator for the whole session: fast (tiny load/step times), on a free loopback port."""
+    from wanclip.sim import serve_in_thread
+
+    handle = serve_in_thread(tmp_path_factory.mktemp("sim") / "output", load_seconds=0.02, step_seconds=0.005)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def sim(sim_server, tmp_path):
+    """A freshly reset simulator: empty queue/history/cache/log, no faults, outputs under tmp_path.
+
+    Handle: .url, .ws_url, .engine, .faults (fail_prompt, stall_prompt, restart_during,
+    close_ws_after, delay_route, fail_route), .log(), .output_dir, .restart().
+    """
+    sim_server.reset(tmp_path / "comfy" / "output")
+    sim_server.output_dir.mkdir(parents=True, exist_ok=True)
+    yield sim_server
+    sim_server.reset()
+
+
+class SimClient:
+    """Talks to the simulator like a plain ComfyUI client would: one websocket per client_id."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.url = handle.url
+
+    def connect(self, client_id: str = "client-test"):
+        import websocket
+
+        ws = websocket.create_connection(f"{self.handle.ws_url}?clientId={client_id}", timeout=30)
+        return ws
+
+    def post(self, path: str, body=None, **kwargs):
+        import requests
+
+        return requests.post(self.url + path, json=body, timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        import requests
+
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    @staticmethod
+    def until_done(ws, prompt_id: str) -> list[dict]:
+        """Messages up to and including `executing` with node null for prompt_id."""
+        import json
+
+        msgs = []
+        while True:
+            msg = json.loads(ws.recv())
+            msgs.append(msg)
+            data = msg.get("data", {})
+            if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+                return msgs
+
+    def run(self, prompt: dict, client_id: str = "client-test", **extra):
+        """Connect, submit, wait: (POST response, ws messages including the connect status)."""
+        ws = self.connect(client_id)
+        try:
+            msgs = [__import__("json").loads(ws.recv())]
+            resp = self.post("/prompt", {"prompt": prompt, "client_id": client_id, **extra})
+            if resp.status_code == 200:
+                msgs += self.until_done(ws, resp.json()["prompt_id"])
+            return resp, msgs
+        finally:
+            ws.close()
+
+
+@pytest.fixture
+def sim_client(sim) -> SimClient:
+    return SimClient(sim)
+
+
+@pytest.fixture
+def tiny_workflow():
+    """The shipped graphs shrunk to 64x64x5: `tiny_workflow(core=False, text=..., seed=...)`."""
+    import json
+
+    def make(core: bool = False, text: str | None = None, seed: int | None = None, length: int = 5) -> dict:
+        name = "wan22_t2v_lightx2v_4step_core.json" if core else "wan22_t2v_lightx2v_4step.json"
+        graph = json.loads((ROOT / "workflows" / name).read_text(encoding="utf-8"))
+        for node in graph.values():
+            if node["class_type"] == "EmptyHunyuanLatentVideo":
+                node["inputs"].update(width=64, height=64, length=length)
+            if node["class_type"] == "KSamplerAdvanced" and seed is not None:
+                node["inputs"]["noise_seed"] = seed
+        if text is not None:
+            graph["89"]["inputs"]["text"] = text
+        return graph
+
+    return make

@@ -91,8 +91,7 @@ class Engine:
         self.faults = faults or Faults()
         self.emit = emit or (lambda type_, data, sid: None)
         self.on_restart = lambda: None
-        models = config.models if isinstance(config.models, dict) else load_models(config.models)
-        self.catalog = Catalog(models)
+        self.set_models(config.models)
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._interrupt = threading.Event()
@@ -136,9 +135,14 @@ class Engine:
             self._wake.notify_all()
         self.on_restart()
 
+    def set_models(self, models: str | Path | dict | None) -> None:
+        """The models folders the server lists and validates against (dict, file, dir or None)."""
+        self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models))
+
     def reset(self, output_dir: Path | None = None) -> None:
-        """A fresh simulator for the next test: restart, no faults, empty log."""
+        """A fresh simulator for the next test: restart, no faults, empty log, configured models."""
         self.restart()
+        self.set_models(self.config.models)
         with self._lock:
             self.faults.clear()
             self._log.clear()

@@ -127,8 +127,8 @@ class SimServer:
             web.get("/models/{folder}", self.models_folder),
             web.post("/free", self.free),
             web.get("/features", self.features),
-            web.get("/embeddings", lambda r: web.json_response([])),
-            web.get("/sim/log", lambda r: web.json_response(self.engine.log())),
+            web.get("/embeddings", self.embeddings),
+            web.get("/sim/log", self.sim_log),
         ]
 
     async def ws(self, request: web.Request):
@@ -259,6 +259,13 @@ class SimServer:
         if isinstance(body, dict):
             self.engine.free(bool(body.get("unload_models")), bool(body.get("free_memory")))
         return web.Response(status=200)
+
+    async def embeddings(self, request):
+        return web.json_response([])
+
+    async def sim_log(self, request):
+        """One entry per executed prompt, so tests can prove nothing was rendered twice."""
+        return web.json_response(self.engine.log())
 
     async def features(self, request):
         return web.json_response({"supports_preview_metadata": True, "max_upload_size": float(self.max_upload_size)})

@@ -1,0 +1,39 @@
+"""`wanclip sim`: run the simulated ComfyUI (for CI, the demo, and trying wanclip without a GPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wanclip.cli.base import app, console, handle_errors
+from wanclip.errors import WanclipError
+
+
+@app.command("sim")
+def sim(
+    host: str = typer.Option(None, help="Address to bind (default 127.0.0.1). A non-loopback address is only used when given here."),
+    port: int = typer.Option(8188, help="Port for HTTP and /ws (0 picks a free one)."),
+    output_dir: Path = typer.Option(Path("sim-comfyui/output"), help="ComfyUI's output folder; temp/ and input/ sit beside it."),
+    models: Path = typer.Option(None, help="Models the server has: a YAML/JSON file (folder -> file names) or a ComfyUI models/ folder. Default: the six files of the shipped workflow."),
+    load_seconds: float = typer.Option(2.0, help="Time to load the full model set the first time it is used."),
+    step_seconds: float = typer.Option(0.5, help="Seconds per sampler step for an 81-frame clip (longer clips cost more, quadratically)."),
+    faults: str = typer.Option("", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, ws_close:N, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT]."),
+) -> None:
+    """Run a simulated ComfyUI 0.3.64 that renders test-card videos with the real protocol."""
+    from wanclip.sim import parse_faults, serve_in_thread
+
+    with handle_errors():
+        try:
+            spec = parse_faults(faults)
+            handle = serve_in_thread(
+                output_dir, host=host or "127.0.0.1", port=port, models=models, load_seconds=load_seconds,
+                step_seconds=step_seconds, faults=spec, allow_remote=host is not None,
+            )
+        except (ValueError, OSError) as exc:
+            raise WanclipError(str(exc), hint="check --host/--port/--models/--faults") from exc
+        console.print(f"simulated ComfyUI on {handle.url} (outputs in {handle.output_dir}); Ctrl-C stops it")
+        try:
+            handle.wait()
+        finally:
+            handle.stop()
