@@ -1,0 +1,124 @@
+"""Drawing a render: a line per shot and a film bar with an ETA (rich), JSON lines, or nothing."""
+
+from __future__ import annotations
+
+import time
+
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from wanclip.cli.base import console, print_json
+from wanclip.render import RenderEvent
+
+PHASES = {"model load": "loading models", "text encode": "encoding text", "decode": "decoding",
+          "combine": "saving video", "high-noise sampler": "high-noise expert",
+          "low-noise sampler": "low-noise expert", "other": "running"}
+
+
+def cost(frames: int) -> float:
+    """Relative GPU time of a shot: per step ≈ 0.086·L + 0.0036·L² in latent frames L (gpu-timings.md)."""
+    latent = (frames - 1) // 4 + 1
+    return latent * (0.086 + 0.0036 * latent)
+
+
+class FilmProgress:
+    """Film-level numbers: done count and an ETA from measured shot times, weighted by shot cost."""
+
+    def __init__(self, frames: dict[str, int]):
+        self.frames = frames
+        self.done: set[str] = set()
+        self.measured: list[tuple[float, float]] = []  # (seconds, cost)
+        self.servers = 1
+        self.started = time.monotonic()
+
+    def eta(self) -> float | None:
+        if not self.measured:
+            return None
+        rate = sum(s for s, _ in self.measured) / sum(c for _, c in self.measured)
+        left = sum(cost(f) for name, f in self.frames.items() if name not in self.done)
+        return rate * left / max(self.servers, 1)
+
+
+class RenderView:
+    """Callable sink for ``RenderEvent``s. ``mode``: ``rich`` (live table), ``json`` or ``quiet``."""
+
+    def __init__(self, mode: str, shots: list[tuple[int, str, int]]):
+        self.mode = mode
+        self.order = [name for _, name, _ in shots]
+        self.status = {name: "pending" for name in self.order}
+        self.server = {name: "" for name in self.order}
+        self.film = FilmProgress({name: frames for _, name, frames in shots})
+        self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False) \
+            if mode == "rich" else None
+
+    def __enter__(self) -> RenderView:
+        if self.live:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.live.update(self._table())
+            self.live.stop()
+
+    def __call__(self, event: RenderEvent) -> None:
+        if self.mode == "json":
+            print_json(event.to_json())
+            return
+        self._apply(event)
+        if self.live:
+            self.live.update(self._table())
+
+    def _apply(self, event: RenderEvent) -> None:
+        name, data = event.shot, event.data
+        if event.kind == "plan":
+            self.film.servers = len(data.get("servers") or [1])
+        if name is None:
+            return
+        if event.server:
+            self.server[name] = event.server.split("//")[-1]
+        text = self._text(event, data)
+        if text:
+            self.status[name] = text
+        if event.kind in ("done", "skipped"):
+            self.film.done.add(name)
+        if event.kind == "done":
+            self.film.measured.append((float(data.get("seconds") or 0), cost(self.film.frames[name])))
+
+    def _text(self, event: RenderEvent, data: dict) -> str | None:
+        kind = event.kind
+        if kind == "progress" and data.get("label") in ("high-noise sampler", "low-noise sampler"):
+            return f"{PHASES[data['label']]} step {data['value']}/{data['max']}"
+        simple = {"submitted": "queued", "reattached": "queued (re-attached)", "started": "starting",
+                  "skipped": "done (kept from an earlier run)"}
+        if kind in simple:
+            return simple[kind]
+        if kind == "node":
+            return PHASES.get(data.get("label", "other"), "running")
+        if kind == "done":
+            return f"done in {data.get('seconds', 0):.1f} s"
+        if kind == "failed":
+            error = data.get("error") or {}
+            where = f" at {error.get('class')} (node {error.get('node')})" if error.get("class") else ""
+            return f"failed{where}: {error.get('message', '')}"
+        if kind == "lost":
+            return f"lost ({data.get('reason', '')}): submitting again"
+        return None
+
+    def _table(self) -> Table:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(justify="right")
+        table.add_column(no_wrap=True)
+        table.add_column()
+        for index, name in enumerate(self.order, 1):
+            state = self.status[name]
+            style = "green" if state.startswith("done") else "red" if state.startswith("failed") else ""
+            table.add_row(str(index), name, Text(state, style=style))
+        done, total = len(self.film.done), len(self.order)
+        eta = self.film.eta()
+        bar = "█" * round(20 * done / max(total, 1))
+        eta_text = "ETA after the first shot" if eta is None else f"ETA {eta:.0f} s"
+        table.add_row("", f"film [{bar:<20}] {done}/{total}",
+                      f"{eta_text}, {time.monotonic() - self.film.started:.0f} s so far")
+        return table

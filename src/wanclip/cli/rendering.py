@@ -1,0 +1,76 @@
+"""The CLI side of a render, shared by `render`, `clip` and `demo`: progress, summary, exit code."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from wanclip.cli.base import console, err_console, handle_errors, print_json
+from wanclip.cli.progress import RenderView
+from wanclip.errors import EXIT_BAD_INPUT, PromptRejected
+from wanclip.plan import Plan
+from wanclip.render import RenderOptions, RenderResult, render_film
+
+
+def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False) -> RenderResult:
+    """Render with progress drawn (or JSON lines), print the summary; exits with the render's code."""
+    mode = "json" if as_json else "quiet" if quiet else "rich"
+    for warning in plan.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
+    view = RenderView(mode, [(s.index, s.name, s.frames) for s in plan.shots
+                             if not options.only or s.name in options.only])
+    with handle_errors(), view:
+        try:
+            result = render_film(plan, options, view)
+        except PromptRejected as exc:
+            rejected(exc)
+            raise typer.Exit(EXIT_BAD_INPUT) from exc
+    summary(result, as_json)
+    return result
+
+
+def summary(result: RenderResult, as_json: bool) -> None:
+    shots = [s for s in result.ledger.shots if s.name in result.selected]
+    if as_json:
+        print_json({"event": "summary", "ledger": str(result.ledger.path), "exit_code": result.exit_code,
+                    "film": str(result.film.output) if result.film else None, "note": result.stitch_note,
+                    "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
+                               "error": s.error} for s in shots]})
+        return
+    table = Table(title="render summary")
+    for column in ("#", "shot", "status", "seconds", "server", "clip or error"):
+        table.add_column(column)
+    for s in shots:
+        seconds = ((s.execution_success_ms or 0) - (s.execution_start_ms or 0)) / 1000
+        detail = s.clip or (f"{s.error.get('class') or ''} {s.error.get('message', '')}".strip() if s.error else "")
+        table.add_row(str(s.index), s.name, s.status, f"{seconds:.1f}" if seconds > 0 else "",
+                      (s.server or "").split("//")[-1], detail)
+    console.print(table)
+    done = sum(s.status == "done" for s in shots)
+    console.print(f"{done}/{len(shots)} shots done; ledger: {result.ledger.path}")
+    if result.film:
+        console.print(f"film: {result.film.output} ({result.film.seconds:.2f} s)")
+    if result.stitch_note:
+        console.print(result.stitch_note)
+
+
+def rejected(error: PromptRejected) -> None:
+    """A 400 from ComfyUI as a table: node, class, input, received value, allowed values."""
+    table = Table(title=f"ComfyUI refused shot {error.shot or ''}".strip())
+    for column in ("node", "class", "input", "received", "allowed", "problem"):
+        table.add_column(column, overflow="fold")
+    for node_id, info in (error.node_errors or {}).items():
+        for item in info.get("errors") or []:
+            extra = item.get("extra_info") or {}
+            config = extra.get("input_config")
+            allowed = config[0] if isinstance(config, list) and config and isinstance(config[0], list) else ""
+            table.add_row(str(node_id), str(info.get("class_type", "")), str(extra.get("input_name", "")),
+                          repr(extra.get("received_value", "")) if "received_value" in extra else "",
+                          ", ".join(map(str, allowed))[:300], f"{item.get('message', '')}: {item.get('details', '')}")
+    if table.row_count:
+        err_console.print(table)
+    top = error.error or {}
+    err_console.print(f"[bold red]error:[/] {error.message}" + (f" ({top.get('details')})" if top.get("details") else ""),
+                      markup=True)
+    err_console.print("[yellow]hint:[/] nothing was rendered; fix the graph or the model files named above "
+                      "(`wanclip doctor` checks the server)", markup=True)

@@ -1,0 +1,135 @@
+"""Following prompts on one server: the event socket on a thread, reconnecting with the same
+``client_id``, and the ``/queue`` + ``/history`` reconciliation used whenever events may be lost.
+
+ComfyUI sends a prompt's events only to the socket of the ``client_id`` that submitted it and
+replays nothing, so a dropped socket loses events; ``prompt_states()`` tells where each prompt
+really is. It reads ``/queue`` *before* ``/history``: a prompt can move from the queue into history
+between the two reads but never back, so "in neither" really means lost (server restart).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+import websocket
+
+from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.events import Event, parse
+from wanclip.errors import ServerError
+
+
+@dataclass(frozen=True)
+class Disconnected(Event):
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Reconnected(Event):
+    pass
+
+
+class EventStream:
+    """The websocket of one server, read on a daemon thread into ``sink`` as ``(server_url, event)``.
+
+    A dropped socket is reported (``Disconnected``), then reopened with the same ``client_id``
+    with backoff, and reported again (``Reconnected``) so the caller can reconcile. There is no
+    idle timeout: a 14B model load is silent for minutes.
+    """
+
+    def __init__(self, client: ComfyClient, client_id: str, sink: queue.Queue,
+                 recv_timeout: float = 0.5, backoff: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)):
+        self.client, self.client_id, self.sink = client, client_id, sink
+        self.recv_timeout, self.backoff = recv_timeout, backoff
+        self.connected = False
+        self._stop = threading.Event()
+        self._ws = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Connect now (raising ``ServerError`` if the server is not there), then read on a thread."""
+        self._ws = self.client.open_ws(self.client_id, timeout=self.recv_timeout)
+        self.connected = True
+        self._thread = threading.Thread(target=self._run, name=f"ws {self.client.url}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        ws = self._ws
+        if ws is not None:
+            try:
+                ws.close()
+            except Exception:  # noqa: BLE001 - closing a broken socket may raise anything
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._read(self._ws)
+            except (OSError, websocket.WebSocketException) as exc:
+                if self._stop.is_set():
+                    return
+                self.connected = False
+                self.sink.put((self.client.url, Disconnected(None, reason=type(exc).__name__)))
+                self._ws = self._reconnect()
+                if self._ws is None:
+                    return
+                self.connected = True
+                self.sink.put((self.client.url, Reconnected(None)))
+
+    def _read(self, ws) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                continue
+            if frame == "" and not ws.connected:
+                raise websocket.WebSocketConnectionClosedException("closed by the server")
+            event = parse(frame)
+            if event is not None:
+                self.sink.put((self.client.url, event))
+
+    def _reconnect(self):
+        attempt = 0
+        while not self._stop.is_set():
+            delay = self.backoff[min(attempt, len(self.backoff) - 1)]
+            if self._stop.wait(delay):
+                return None
+            attempt += 1
+            try:
+                return self.client.open_ws(self.client_id, timeout=self.recv_timeout)
+            except ServerError:
+                continue
+        return None
+
+
+def prompt_states(client: ComfyClient, prompt_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
+    """Where each prompt is: ``running``, ``pending``, ``done`` (with its history entry) or ``missing``."""
+    running, pending = client.queued_ids()
+    states: dict[str, tuple[str, dict | None]] = {}
+    for pid in prompt_ids:
+        if pid in running:
+            states[pid] = ("running", None)
+        elif pid in pending:
+            states[pid] = ("pending", None)
+        else:
+            entry = client.history(pid)
+            states[pid] = ("done", entry) if entry else ("missing", None)
+    return states
+
+
+def wait_for_history(client: ComfyClient, prompt_id: str, timeout: float = 30.0, interval: float = 0.05) -> dict:
+    """The history entry after ``executing: null``; retried because a proxy or older server may lag."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entry = client.history(prompt_id)
+        if entry:
+            return entry
+        if time.monotonic() > deadline:
+            raise ServerError(f"ComfyUI at {client.url} finished prompt {prompt_id} but has no history for it "
+                              f"after {timeout:.0f} s", "rerun: the shot will be checked again", server=client.url)
+        time.sleep(interval)
