@@ -180,8 +180,8 @@ def wait_for_node(sim_client, node):
     import time
 
     for _ in range(500):
-        run = sim_client.handle.engine._run
-        if run is not None and run.node == node:
+        current = sim_client.handle.engine.current()
+        if current is not None and current[1] == node:
             return
         time.sleep(0.01)
     raise AssertionError(f"node {node} never started")

@@ -252,6 +252,11 @@ class Engine:
         with self._lock:
             return copy.deepcopy(self._log)
 
+    def current(self) -> tuple[str, str | None] | None:
+        """(prompt_id, node id) of the running prompt, or None when idle."""
+        with self._lock:
+            return (self._run.prompt_id, self._run.node) if self._run is not None else None
+
     def running_node(self, client_id: str) -> str | None:
         """The node a reconnecting client's prompt is on (sent to it on connect)."""
         with self._lock:
