@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.comfy.events import (
     Event,
     Executed,
@@ -202,7 +202,8 @@ class RenderSession:
             if record.status == "done":
                 self.emit("skipped", record, record.server, clip=record.clip)
         todo = [r for r in selected if r.status != "done"]
-        self.emit("plan", shots=len(selected), todo=len(todo), servers=list(self.options.servers))
+        servers = [split_credentials(url)[0] for url in self.options.servers]
+        self.emit("plan", shots=len(selected), todo=len(todo), servers=servers)
         if todo:
             self._preflight()
             self._connect()
@@ -292,8 +293,8 @@ class RenderSession:
 
     def _rejected(self, record: ShotRecord, exc: PromptRejected) -> None:
         exc.shot = record.name
+        record.status, record.prompt_id, record.server = "pending", None, None
         if not self.submitted_this_run and not self._active():
-            record.status, record.prompt_id, record.server = "pending", None, None
             self.save()
             raise exc  # refused before any GPU work: exit 2
         self._fail(record, {"node": None, "class": None, "message": exc.message, "node_errors": exc.node_errors})
@@ -490,14 +491,22 @@ class RenderSession:
 
     # -- Ctrl-C ----------------------------------------------------------------------------------
     def _cancel(self) -> None:
-        """Touch only our own prompts: interrupt the running one, remove the queued ones."""
+        """Touch only our own prompts: remove the queued ones, then interrupt the running one.
+
+        Queued ones go first, or the server would start the next of ours the moment the running
+        one stops; the queue is read again in case one started meanwhile anyway.
+        """
         for server in self._alive():
-            ours = [pid for pid in server.outstanding if pid in self.by_prompt]
+            ours = set(server.outstanding)
             try:
-                for pid in ours:
-                    if self.by_prompt[pid].status == "running":
+                for _ in range(3):
+                    running, pending = server.client.queued_ids()
+                    server.client.delete_pending(sorted(pending & ours))
+                    for pid in sorted(running & ours):
                         server.client.interrupt(pid)
-                server.client.delete_pending([p for p in ours if self.by_prompt[p].status == "queued"])
+                    if not (running | pending) & ours:
+                        break
+                    time.sleep(0.05)
             except ServerError:
                 pass
         for record in self._active():
