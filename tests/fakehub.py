@@ -68,10 +68,17 @@ class FakeHub:
             pass
 
         Handler.hub = hub
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = _QuietServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         return server
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:  # clients killed mid-body are expected
+        pass
 
 
 def _address(server: ThreadingHTTPServer) -> str:

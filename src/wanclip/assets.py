@@ -47,7 +47,8 @@ from wanclip.errors import EXIT_BAD_INPUT, AssetError, Interrupted
 from wanclip.files import CHUNK, atomic_write_text
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-WRITE_CHUNK = 4 * CHUNK          # received bytes are hashed and written in pieces of this size
+WRITE_CHUNK = CHUNK  # file reads for hashing and copying
+FLUSH_AT = 1 << 20  # received bytes reach the disk in pieces this big: a kill loses less than this
 RETRIES = 3                      # in-process Range retries when a connection breaks mid-body
 WRONG_VAE = "vae/wan2.2_vae.safetensors"
 VAE_WARNING = ("{path} is left alone, but it is the 48-channel VAE of the 5B model: the 14B graph needs "
@@ -539,7 +540,7 @@ def _stream(url: str, headers: dict, partial: _Partial, emit: OnEvent, stop: thr
 
 
 def _pump(pieces, fh, partial: _Partial, emit: OnEvent, stop: threading.Event, fetched: _Counter) -> None:
-    """Write and hash what arrives in WRITE_CHUNK blocks; on any error the received bytes still land."""
+    """Write and hash what arrives in FLUSH_AT blocks; on any error the received bytes still land."""
     buffer, item = bytearray(), partial.item
 
     def flush() -> None:
@@ -555,7 +556,7 @@ def _pump(pieces, fh, partial: _Partial, emit: OnEvent, stop: threading.Event, f
             if partial.have + len(buffer) > item.bytes:
                 raise _Failed(f"the server sent more than {item.bytes:,} bytes for models/{item.dest}",
                               "run wanclip setup again; if it repeats try another --endpoint")
-            if len(buffer) >= WRITE_CHUNK:
+            if len(buffer) >= FLUSH_AT:
                 flush()
             if stop.is_set():
                 raise KeyboardInterrupt
