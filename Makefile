@@ -15,7 +15,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/wanclip plan shots/tomato_egg.yaml
+	$(BIN)/wanclip demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

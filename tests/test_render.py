@@ -338,3 +338,16 @@ def test_rich_progress_prints_a_summary(sim, tmp_path):
     assert result.exit_code == 0
     assert "render summary" in result.stdout and "2/2 shots done" in result.stdout
     assert "film:" in result.stdout
+
+
+def test_rerun_keeps_the_stitched_film_when_clips_and_cuts_are_unchanged(sim, tmp_path):
+    shots = tiny_film(tmp_path, 2)
+    assert render(sim.url, shots, tmp_path / "out").exit_code == 0
+    film = tmp_path / "out" / "film.mp4"
+    stamp = film.stat().st_mtime_ns
+    result = render(sim.url, shots, tmp_path / "out")
+    assert "stitch_kept" in [e["event"] for e in events(result)] and film.stat().st_mtime_ns == stamp
+    shots.write_text(shots.read_text().replace("{type: fade, duration: 0.1}", "{type: wipeleft, duration: 0.2}"))
+    result = render(sim.url, shots, tmp_path / "out")
+    assert "stitched" in [e["event"] for e in events(result)] and len(sim.log()) == 2
+    assert load_ledger(tmp_path / "out").shots[1].transition == {"type": "wipeleft", "duration": 0.2}

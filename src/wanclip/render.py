@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from wanclip import media
 from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.comfy.events import (
     Event,
@@ -41,7 +42,7 @@ from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
 from wanclip.outputs import ClipError, fetch_clip
 from wanclip.plan import Plan, PlannedShot
 from wanclip.preflight import preflight
-from wanclip.workflow import find_roles
+from wanclip.workflow import canonical_json, find_roles
 
 ACTIVE = ("queued", "running")
 LOADERS = ("UNETLoader", "CLIPLoader", "VAELoader", "LoraLoaderModelOnly", "LoraLoader", "ModelSamplingSD3")
@@ -163,7 +164,7 @@ class RenderSession:
         ledger = Ledger(path=path, film={
             "title": film.title, "slug": film.slug, "shots_file": str(self.plan.shots_file), "fps": film.fps,
             "width": film.width, "height": film.height, "seconds": round(self.plan.seconds, 4),
-            "workflow": str(self.plan.workflow), "client_id": client_id})
+            "workflow": str(self.plan.workflow), "client_id": client_id, "stitched": old.film.get("stitched")})
         for shot in self.plan.shots:
             ledger.shots.append(self._merge(shot, previous.get(shot.name), ledger))
         ledger.save()
@@ -387,21 +388,27 @@ class RenderSession:
         track = self.tracking.get(record.prompt_id)
         if track:
             self._close_node(record, track)
-        try:
-            entry = entry or wait_for_history(server.client, record.prompt_id, self.options.history_timeout)
-        except ServerError:
-            server.down_since = server.down_since or time.monotonic()
-            return  # reconcile will find it in history later
+        seen = track.outputs if track else {}
+        if entry is None:
+            # With the outputs already seen in `executed` events, a history lost to a restart
+            # right after the prompt finished costs a short wait, not a re-render.
+            wait = min(self.options.history_timeout, 2.0) if seen else self.options.history_timeout
+            try:
+                entry = wait_for_history(server.client, record.prompt_id, wait)
+            except ServerError:
+                if not seen:
+                    server.down_since = server.down_since or time.monotonic()
+                    return  # reconcile will find it in history later
+                entry = {"outputs": seen, "status": {"status_str": "success", "messages": []}}
         start, success = history_timestamps(entry)
         record.execution_start_ms = record.execution_start_ms or start
         record.execution_success_ms = record.execution_success_ms or success
         failure = history_error(entry)
-        if failure is not None or (entry.get("status") or {}).get("status_str") == "error":
+        if failure is not None or record.error or (entry.get("status") or {}).get("status_str") == "error":
             self._untrack(record, server)
             self._fail(record, record.error or _error_dict(failure))
             return
-        outputs = entry.get("outputs") or (track.outputs if track else {})
-        self._download(server, record, outputs)
+        self._download(server, record, entry.get("outputs") or seen)
 
     def _download(self, server: _Server, record: ShotRecord, outputs: dict) -> None:
         stem = self.ledger.folder / "clips" / self.planned[record.name].stem
@@ -451,11 +458,15 @@ class RenderSession:
                 self._started(record, self.tracking[pid], None)
             elif state == "done":
                 self._finish(server, record, entry)
+            elif state == "missing" and self.tracking[pid].outputs:
+                self._finish(server, record)  # finished, then the server restarted: the file is still there
             elif state == "missing":
                 self._lose(record, server, "the server no longer knows the prompt (restarted?)")
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        if not self.events.empty():
+            return  # events already received say more than a poll would; handle them first
         for server in self._alive():
             socket_down = server.stream is not None and not server.stream.connected
             if (socket_down or server.down_since) and now - server.last_poll >= self.options.poll_interval:
@@ -535,17 +546,28 @@ def render_film(plan: Plan, options: RenderOptions,
 
 
 def _stitch(result: RenderResult, session: RenderSession) -> None:
-    from wanclip.stitch import stitch_film
+    from wanclip.stitch import FILM_NAME, StitchResult, stitch_film
 
     not_done = [s.name for s in result.ledger.shots if s.status != "done"]
     if not_done:
         result.stitch_note = f"film not stitched: not done yet: {', '.join(not_done)}"
         return
-    session.emit("stitching", shots=len(result.ledger.shots))
+    ledger = result.ledger
+    key = canonical_json([[s.clip_sha256, s.transition] for s in ledger.shots])
+    film_file = ledger.folder / FILM_NAME
+    if ledger.film.get("stitched") == key and film_file.is_file():
+        info, sheet = media.probe(film_file), ledger.folder / "contact_sheet.png"
+        result.film = StitchResult(film_file, "xfade", len(ledger.shots), info.duration, info.frames, info.width,
+                                   info.height, float(info.fps), sheet if sheet.is_file() else None)
+        session.emit("stitch_kept", output=str(film_file), seconds=result.film.seconds)
+        return  # same clips, same cuts: the film on disk is already this one
+    session.emit("stitching", shots=len(ledger.shots))
     try:
-        result.film = stitch_film(result.ledger.folder)
+        result.film = stitch_film(ledger.folder)
     except WanclipError as exc:
         result.stitch_note = f"film not stitched: {exc.message}"
         return
+    ledger.film["stitched"] = key
+    ledger.save()
     session.emit("stitched", output=str(result.film.output), seconds=result.film.seconds)
 

@@ -61,6 +61,7 @@ class RenderView:
         if self.live:
             self.live.update(self._table())
             self.live.stop()
+            console.print()
 
     def __call__(self, event: RenderEvent) -> None:
         if self.mode == "json":
