@@ -20,7 +20,6 @@ from wanclip.errors import EXIT_INTERRUPTED, WanclipError
 app = typer.Typer(
     name="wanclip",
     help="Turn a shot list into a finished Wan 2.2 film on your own ComfyUI.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

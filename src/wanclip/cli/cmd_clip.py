@@ -23,9 +23,9 @@ def clip_command(
     seed: int = typer.Option(None, "--seed", help="Noise seed (default: derived from the prompt, so a rerun "
                              "resumes instead of rendering again)."),
     out: Path = typer.Option(None, "--out", help="Folder for the clip (default out/clip-<prompt>)."),
-    server: list[str] = typer.Option(None, "--server", "-s", help="ComfyUI URL (default $WANCLIP_SERVER, "
+    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL (default $WANCLIP_SERVER, "
                                      "else http://127.0.0.1:8188)."),
-    header: list[str] = typer.Option(None, "--header", "-H", help="Extra HTTP header 'Name: value'."),
+    header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", help="Extra HTTP header 'Name: value'."),
     width: int = typer.Option(832, "--width", help="Width, a multiple of 16."),
     height: int = typer.Option(480, "--height", help="Height, a multiple of 16."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),

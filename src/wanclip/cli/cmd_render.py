@@ -28,13 +28,13 @@ def render_options(servers: list[str] | None, headers: list[str] | None, **kwarg
 @app.command("render")
 def render_command(
     shots_file: Path = typer.Argument(..., help="The shots file (YAML)."),
-    server: list[str] = typer.Option(None, "--server", "-s", help="ComfyUI URL; repeat (or comma-separate) for "
+    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL; repeat (or comma-separate) for "
                                      "several servers. Default: $WANCLIP_SERVER, else http://127.0.0.1:8188."),
     out: Path = typer.Option(None, "--out", help="Film folder (default: the film's `out`, else out/<film>)."),
-    only: list[str] = typer.Option(None, "--only", help="Render only this shot (repeatable); re-renders it."),
+    only: list[str] = typer.Option(None, "--only", metavar="NAME", help="Render only this shot (repeatable); re-renders it."),
     force: bool = typer.Option(False, "--force", help="Re-render shots that are already done."),
     no_stitch: bool = typer.Option(False, "--no-stitch", help="Do not join the clips into film.mp4."),
-    header: list[str] = typer.Option(None, "--header", "-H", help="Extra HTTP header 'Name: value' for a proxy "
+    header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", help="Extra HTTP header 'Name: value' for a proxy "
                                      "(repeatable; also $WANCLIP_HEADERS). Never printed or saved."),
     timeout: float = typer.Option(1800.0, "--timeout", help="Fail a running shot after this many seconds "
                                   "without any progress (model loads are silent for minutes)."),
