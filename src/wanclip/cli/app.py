@@ -11,7 +11,6 @@ import wanclip.cli as cli_package
 from wanclip import __version__
 from wanclip.cli.base import app, console
 
-
 # The order of `wanclip --help`: the path of a film, then the tools around it.
 ORDER = ("plan", "render", "clip", "demo", "stitch", "setup", "doctor", "sim")
 
