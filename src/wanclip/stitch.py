@@ -231,7 +231,8 @@ def _graph(clips, cuts, offsets, fps, width, height):
         if clip.path not in inputs:
             inputs[clip.path] = ffmpeg.input(str(clip.path.resolve())).video
             if uses[clip.path] > 1:
-                split_streams[clip.path] = list(inputs[clip.path].split())
+                node = inputs[clip.path].split()  # indexing a split node makes its outputs
+                split_streams[clip.path] = [node.stream(i) for i in range(uses[clip.path])]
         source = split_streams[clip.path].pop(0) if clip.path in split_streams else inputs[clip.path]
         streams.append(_normalised(source, clip, fps, width, height))
     film = streams[0]
