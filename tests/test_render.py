@@ -32,6 +32,14 @@ def tiny_film(folder, shots: int = 3, extra: str = "", workflow: str | None = No
     return write_shots(folder, "\n".join(lines) + "\n")
 
 
+def edited_workflow(folder, node: str, name: str, value) -> str:
+    """A copy of the shipped graph with one input changed; returns its file name (beside the shots)."""
+    graph = load(ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json")
+    graph[node]["inputs"][name] = value
+    (folder / f"edited_{node}_{name}.json").write_text(json.dumps(graph))
+    return f"edited_{node}_{name}.json"
+
+
 def render(sim_url, shots_file, out, *args):
     return run_cli("render", shots_file, "--server", sim_url, "--out", out, "--json", *args)
 
@@ -130,10 +138,8 @@ def test_rerun_after_a_failure_renders_only_the_failed_shot(sim, tmp_path):
 
 
 def test_validation_error_refuses_before_any_gpu_work(sim, tmp_path):
-    graph = load(ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json")
-    graph["81"]["inputs"]["cfg"] = 500.0  # past the max of 100: ComfyUI answers 400
-    (tmp_path / "bad.json").write_text(json.dumps(graph))
-    result = render(sim.url, tiny_film(tmp_path, 3, workflow="bad.json"), tmp_path / "out")
+    bad = edited_workflow(tmp_path, "81", "cfg", 500.0)  # past the max of 100: ComfyUI answers 400
+    result = render(sim.url, tiny_film(tmp_path, 3, workflow=bad), tmp_path / "out")
     assert result.exit_code == 2
     assert "Value 500.0 bigger" in result.stderr and "refused the prompt" in result.stderr
     assert "KSamplerAdvanced" in result.stderr and "cfg" in result.stderr
@@ -142,10 +148,8 @@ def test_validation_error_refuses_before_any_gpu_work(sim, tmp_path):
 
 
 def test_wrong_vae_is_refused_in_preflight(sim, tmp_path):
-    graph = load(ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json")
-    graph["73"]["inputs"]["vae_name"] = "wan2.2_vae.safetensors"
-    (tmp_path / "vae.json").write_text(json.dumps(graph))
-    result = render(sim.url, tiny_film(tmp_path, 2, workflow="vae.json"), tmp_path / "out")
+    wrong_vae = edited_workflow(tmp_path, "73", "vae_name", "wan2.2_vae.safetensors")
+    result = render(sim.url, tiny_film(tmp_path, 2, workflow=wrong_vae), tmp_path / "out")
     assert result.exit_code == 2
     assert "48-channel" in result.stderr and "wan_2.1_vae.safetensors" in result.stderr
     assert "nothing was submitted" in result.stderr
@@ -153,10 +157,8 @@ def test_wrong_vae_is_refused_in_preflight(sim, tmp_path):
 
 
 def test_missing_model_is_refused_with_did_you_mean(sim, tmp_path):
-    graph = load(ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json")
-    graph["75"]["inputs"]["unet_name"] = "wan2.2_t2v_high_noise_14B_fp8.safetensors"
-    (tmp_path / "typo.json").write_text(json.dumps(graph))
-    result = render(sim.url, tiny_film(tmp_path, 2, workflow="typo.json"), tmp_path / "out")
+    typo = edited_workflow(tmp_path, "75", "unet_name", "wan2.2_t2v_high_noise_14B_fp8.safetensors")
+    result = render(sim.url, tiny_film(tmp_path, 2, workflow=typo), tmp_path / "out")
     assert result.exit_code == 2
     assert "did you mean wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors" in result.stderr
     assert sim.log() == []

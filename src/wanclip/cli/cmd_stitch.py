@@ -13,7 +13,7 @@ from wanclip.errors import WanclipError
 
 @app.command("stitch")
 def stitch_command(
-    clips: list[Path] = typer.Argument(None, help="Clips to join, in this order (or use --from).",
+    clips: list[Path] = typer.Argument(None, metavar="CLIP...", help="Clips to join, in this order (or use --from).",
                                        show_default=False),
     from_dir: Path = typer.Option(None, "--from", help="A rendered film folder (out/<film>): clips, order "
                                   "and each cut's transition come from its ledger.json.", show_default=False),

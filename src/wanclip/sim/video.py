@@ -66,14 +66,17 @@ def draw_still(clip: Clip) -> Image.Image:
 def frames(clip: Clip):
     """Raw RGB frames: the still plus a bar sweeping left to right and a frame counter."""
     still = draw_still(clip)
-    font = _font(max(8, clip.height // 20))
+    size = max(8, clip.height // 16)
+    font = _font(size)
     bar = max(2, clip.width // 40)
     for i in range(clip.frames):
         frame = still.copy()
         d = ImageDraw.Draw(frame)
         x = (clip.width - bar) * i // max(1, clip.frames - 1)
         d.rectangle([x, clip.height - clip.height // 12, x + bar, clip.height - 1], fill=(255, 255, 255))
-        d.text((clip.width - clip.width // 4, clip.height // 40), f"{i + 1}/{clip.frames}", fill=(0, 0, 0), font=font)
+        # on the seed's row, right-aligned: clear of the prompt text at any size
+        d.text((clip.width - size // 2, clip.height - 3 * size), f"frame {i + 1}/{clip.frames}",
+               fill=(255, 255, 210), font=font, anchor="ra")
         yield frame.tobytes()
 
 
