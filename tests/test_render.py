@@ -353,3 +353,14 @@ def test_rerun_keeps_the_stitched_film_when_clips_and_cuts_are_unchanged(sim, tm
     result = render(sim.url, shots, tmp_path / "out")
     assert "stitched" in [e["event"] for e in events(result)] and len(sim.log()) == 2
     assert load_ledger(tmp_path / "out").shots[1].transition == {"type": "wipeleft", "duration": 0.2}
+
+
+def test_clip_at_the_wrong_frame_rate_fails_the_shot(sim, tmp_path):
+    wrong_fps = edited_workflow(tmp_path, "90", "frame_rate", 24)
+    shots = tiny_film(tmp_path, 1, workflow=wrong_fps)
+    plan = plan_film(shots, out=tmp_path / "out")
+    plan.shots[0].graph["90"]["inputs"]["frame_rate"] = 24.0  # a graph edited behind wanclip's back
+    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False))
+    error = result.ledger.shots[0].error["message"]
+    assert result.exit_code == 1
+    assert "24 fps (0.208 s), expected 16 fps (0.312 s)" in error

@@ -78,7 +78,8 @@ class Clip:
     seconds: float
 
 
-def fetch_clip(client: ComfyClient, outputs: dict, dest_stem: Path, frames: int, width: int, height: int) -> Clip:
+def fetch_clip(client: ComfyClient, outputs: dict, dest_stem: Path, frames: int, width: int, height: int,
+               fps: float) -> Clip:
     """Download the shot's video through ``/view`` and check it is the clip asked for."""
     videos = video_outputs(outputs)
     if not videos:
@@ -99,6 +100,9 @@ def fetch_clip(client: ComfyClient, outputs: dict, dest_stem: Path, frames: int,
         problems.append(f"{info.frames} frames, expected {frames}")
     if (info.width, info.height) != (width, height):
         problems.append(f"{info.width}x{info.height}, expected {width}x{height}")
+    if abs(float(info.fps) - fps) > 0.01:  # the same frames at another rate: another length
+        problems.append(f"{float(info.fps):g} fps ({info.duration:.3f} s), expected {fps:g} fps "
+                        f"({frames / fps:.3f} s)")
     if problems:
         raise ClipError(f"the clip {video.filename} is not what the shot asked for: {'; '.join(problems)}",
                         "check that the workflow's latent and output nodes are the ones wanclip edits")

@@ -413,7 +413,7 @@ class RenderSession:
     def _download(self, server: _Server, record: ShotRecord, outputs: dict) -> None:
         stem = self.ledger.folder / "clips" / self.planned[record.name].stem
         try:
-            clip = fetch_clip(server.client, outputs, stem, record.frames, record.width, record.height)
+            clip = fetch_clip(server.client, outputs, stem, record.frames, record.width, record.height, record.fps)
         except (ClipError, ServerError) as exc:
             self._untrack(record, server)
             self._fail(record, {"node": None, "class": None, "message": exc.message})
