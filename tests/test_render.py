@@ -364,3 +364,15 @@ def test_clip_at_the_wrong_frame_rate_fails_the_shot(sim, tmp_path):
     error = result.ledger.shots[0].error["message"]
     assert result.exit_code == 1
     assert "24 fps (0.208 s), expected 16 fps (0.312 s)" in error
+
+
+def test_a_second_render_of_the_same_film_is_refused_while_one_runs(sim, tmp_path):
+    from wanclip.ledger import film_lock
+
+    shots = tiny_film(tmp_path, 1)
+    with film_lock(tmp_path / "out"):
+        result = render(sim.url, shots, tmp_path / "out")
+    assert result.exit_code == 2
+    assert f"another wanclip render (pid {os.getpid()}) is working on" in result.stderr
+    assert sim.log() == []
+    assert render(sim.url, shots, tmp_path / "out").exit_code == 0

@@ -15,13 +15,22 @@ from. Per shot:
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one render per film is then up to the user
+    fcntl = None
 
 from wanclip.errors import WanclipError
 from wanclip.files import atomic_write_text
 
 LEDGER_NAME = "ledger.json"
+LOCK_NAME = ".render.lock"
 STATUSES = ("pending", "queued", "running", "done", "failed", "lost")
 
 
@@ -98,3 +107,25 @@ def load_ledger(film_dir_or_file: Path) -> Ledger:
                            "delete it to start the film over, or restore it from a backup") from exc
     return Ledger(path=path, film=data.get("film", {}),
                   shots=[ShotRecord.from_dict(s) for s in data.get("shots", [])])
+
+
+@contextmanager
+def film_lock(film_dir: Path) -> Iterator[None]:
+    """One render per film folder at a time: a second one would share the first one's client id and
+    steal its events. The lock dies with its process, so a killed render never blocks the next."""
+    folder = Path(film_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_NAME, "a+", encoding="utf-8") as fh:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                fh.seek(0)
+                owner = fh.read().strip() or "another process"
+                raise WanclipError(f"another wanclip render ({owner}) is working on {folder}",
+                                   "let it finish or stop it (Ctrl-C); then run again to resume") from exc
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}")
+            fh.flush()
+        yield

@@ -38,7 +38,7 @@ from wanclip.comfy.events import (
 from wanclip.comfy.follow import Disconnected, EventStream, Reconnected, prompt_states, wait_for_history
 from wanclip.errors import Interrupted, PromptRejected, ServerError, WanclipError
 from wanclip.files import sha256_file
-from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
+from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
 from wanclip.outputs import ClipError, fetch_clip
 from wanclip.plan import Plan, PlannedShot
 from wanclip.preflight import preflight
@@ -84,13 +84,13 @@ class RenderResult:
     selected: list[str]
     film: object | None = None  # StitchResult when stitched
     stitch_note: str | None = None
-
-    def shots(self, status: str) -> list[ShotRecord]:
-        return [s for s in self.ledger.shots if s.name in self.selected and s.status == status]
+    stitch_failed: bool = False
 
     @property
     def exit_code(self) -> int:
-        return 0 if all(s.status == "done" for s in self.ledger.shots if s.name in self.selected) else 1
+        """0 when every selected shot is done (and the film, when asked for, was written), else 1."""
+        done = all(s.status == "done" for s in self.ledger.shots if s.name in self.selected)
+        return 0 if done and not self.stitch_failed else 1
 
 
 @dataclass
@@ -538,10 +538,11 @@ def _error_dict(failure) -> dict:
 def render_film(plan: Plan, options: RenderOptions,
                 on_event: Callable[[RenderEvent], None] = lambda event: None) -> RenderResult:
     """Render every selected shot of ``plan``; then stitch the film when every shot is done."""
-    session = RenderSession(plan, options, on_event)
-    result = session.run()
-    if options.stitch:
-        _stitch(result, session)
+    with film_lock(plan.out_dir):
+        session = RenderSession(plan, options, on_event)
+        result = session.run()
+        if options.stitch:
+            _stitch(result, session)
     return result
 
 
@@ -565,7 +566,8 @@ def _stitch(result: RenderResult, session: RenderSession) -> None:
     try:
         result.film = stitch_film(ledger.folder)
     except WanclipError as exc:
-        result.stitch_note = f"film not stitched: {exc.message}"
+        result.stitch_note = f"film not stitched: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+        result.stitch_failed = True
         return
     ledger.film["stitched"] = key
     ledger.save()

@@ -49,6 +49,7 @@ class RenderView:
         self.status = {name: "pending" for name in self.order}
         self.server = {name: "" for name in self.order}
         self.film = FilmProgress({name: frames for _, name, frames in shots})
+        self.note = ""
         self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False) \
             if mode == "rich" else None
 
@@ -75,6 +76,11 @@ class RenderView:
         name, data = event.shot, event.data
         if event.kind == "plan":
             self.film.servers = len(data.get("servers") or [1])
+        films = {"stitching": "joining the clips into film.mp4 …", "stitched": "film.mp4 written",
+                 "stitch_kept": "film.mp4 unchanged", "server_down": f"{event.server} stopped answering: "
+                 "its shots move to the other servers"}
+        if event.kind in films:
+            self.note = films[event.kind]
         if name is None:
             return
         if event.server:
@@ -111,15 +117,20 @@ class RenderView:
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(justify="right")
         table.add_column(no_wrap=True)
+        several = self.film.servers > 1
+        if several:
+            table.add_column(no_wrap=True, style="dim")
         table.add_column()
         for index, name in enumerate(self.order, 1):
             state = self.status[name]
             style = "green" if state.startswith("done") else "red" if state.startswith("failed") else ""
-            table.add_row(str(index), name, Text(state, style=style))
+            where = [self.server[name]] if several else []
+            table.add_row(str(index), name, *where, Text(state, style=style))
         done, total = len(self.film.done), len(self.order)
         eta = self.film.eta()
         bar = "█" * round(20 * done / max(total, 1))
         eta_text = "ETA after the first shot" if eta is None else f"ETA {eta:.0f} s"
-        table.add_row("", f"film [{bar:<20}] {done}/{total}",
-                      f"{eta_text}, {time.monotonic() - self.film.started:.0f} s so far")
+        spent = f"{eta_text}, {time.monotonic() - self.film.started:.0f} s so far"
+        table.add_row("", f"film [{bar:<20}] {done}/{total}", *([""] if several else []),
+                      f"{spent}{'; ' + self.note if self.note else ''}")
         return table
