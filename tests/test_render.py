@@ -376,3 +376,17 @@ def test_a_second_render_of_the_same_film_is_refused_while_one_runs(sim, tmp_pat
     assert f"another wanclip render (pid {os.getpid()}) is working on" in result.stderr
     assert sim.log() == []
     assert render(sim.url, shots, tmp_path / "out").exit_code == 0
+
+
+def test_server_whose_websocket_is_blocked_is_refused_before_submitting(sim, tmp_path):
+    """HTTP passes, but a proxy does not pass websocket upgrades (a common nginx mistake)."""
+    from wanclip.errors import PreflightError
+
+    def refuse(*args, **kwargs):
+        raise ConnectionRefusedError("upgrade refused")
+
+    plan = plan_film(tiny_film(tmp_path, 1), out=tmp_path / "out")
+    with pytest.raises(PreflightError, match="cannot open the event socket") as err:
+        render_film(plan, RenderOptions(servers=[sim.url], ws_connect=refuse))
+    assert "websocket upgrades" in err.value.hint and err.value.exit_code == 2
+    assert sim.log() == []

@@ -36,7 +36,7 @@ from wanclip.comfy.events import (
     history_timestamps,
 )
 from wanclip.comfy.follow import Disconnected, EventStream, Reconnected, prompt_states, wait_for_history
-from wanclip.errors import Interrupted, PromptRejected, ServerError, WanclipError
+from wanclip.errors import Interrupted, PreflightError, PromptRejected, ServerError, WanclipError
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
 from wanclip.outputs import ClipError, fetch_clip
@@ -59,7 +59,8 @@ class RenderOptions:
     server_grace: float = 30.0  # seconds a server may be unreachable before its shots move
     poll_interval: float = 1.0  # /queue + /history while a socket is down
     history_timeout: float = 30.0
-    session_factory: Callable | None = None  # tests inject a requests.Session subclass
+    session_factory: Callable | None = None  # I/O injection: a requests.Session factory
+    ws_connect: Callable | None = None  # I/O injection: websocket.create_connection's stand-in
 
 
 @dataclass
@@ -152,6 +153,7 @@ class RenderSession:
         self.tracking: dict[str, _Tracking] = {}
         self.ledger = self._open_ledger()
         self.selected = [s.name for s in plan.shots if not options.only or s.name in options.only]
+        self.selected_names = set(self.selected)
         self.submitted_this_run = False
 
     # -- the ledger ------------------------------------------------------------------------------
@@ -225,7 +227,8 @@ class RenderSession:
     def _preflight(self) -> None:
         for url in dict.fromkeys(self.options.servers):
             session = self.options.session_factory() if self.options.session_factory else None
-            client = ComfyClient(url, headers=self.options.headers, session=session)
+            client = ComfyClient(url, headers=self.options.headers, session=session,
+                                 ws_connect=self.options.ws_connect)
             self.servers[client.url] = _Server(client)
         clients = [s.client for s in self.servers.values()]
         for info in preflight(clients, [self.planned[n].graph for n in self.selected]):
@@ -234,13 +237,21 @@ class RenderSession:
     def _connect(self) -> None:
         for server in self.servers.values():
             server.stream = EventStream(server.client, self.ledger.film["client_id"], self.events)
-            server.stream.start()  # before any submission: events are never replayed
+            try:
+                server.stream.start()  # before any submission: events are never replayed
+            except ServerError as exc:
+                raise PreflightError(f"{exc.message}; nothing was submitted",
+                                     "ComfyUI's HTTP answers but its /ws does not: a proxy in front of it must "
+                                     "pass websocket upgrades") from exc
+
+    def _with_status(self, *statuses: str) -> list[ShotRecord]:
+        return [s for s in self.ledger.shots if s.status in statuses and s.name in self.selected_names]
 
     def _pending(self) -> list[ShotRecord]:
-        return [self.ledger.shot(n) for n in self.selected if self.ledger.shot(n).status in ("pending", "lost")]
+        return self._with_status("pending", "lost")
 
     def _active(self) -> list[ShotRecord]:
-        return [self.ledger.shot(n) for n in self.selected if self.ledger.shot(n).status in ACTIVE]
+        return self._with_status(*ACTIVE)
 
     def _loop(self) -> None:
         while True:
