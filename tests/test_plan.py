@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from helpers import ROOT, load, run_cli, write_shots
 from wanclip.workflow import graph_sha256
 
@@ -47,39 +49,29 @@ def test_every_example_film_plans(tmp_path):
     assert lengths["pour_over_coffee"] == [81] * 12
 
 
-def test_bad_shots_file_exits_2_and_writes_nothing(tmp_path):
-    shots = write_shots(tmp_path, "title: x\nshots:\n  - name: a\n    prompt: p\n    frames: 80\n")
-    result = run_cli("plan", shots, "--out", tmp_path / "out")
-    assert result.exit_code == 2
-    assert "line 5: shots[1] (a).frames: 80 frames is not 4n+1" in result.stderr
-    assert "use 77 or 81" in result.stderr
-    assert not (tmp_path / "out").exists()
-
-
-def test_workflow_missing_a_role_exits_2_naming_file_and_role(tmp_path):
+@pytest.fixture
+def graph_without_output(tmp_path):
     graph = load(ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json")
     del graph["90"]
     (tmp_path / "mine.json").write_text(json.dumps(graph))
-    shots = write_shots(tmp_path, "title: x\nworkflow: mine.json\nshots:\n  - name: a\n    prompt: p\n")
-    result = run_cli("plan", shots, "--out", tmp_path / "out")
+    return tmp_path / "mine.json"
+
+
+@pytest.mark.parametrize("text,message", [
+    ("title: x\nshots:\n  - name: a\n    prompt: p\n    frames: 80\n",
+     "line 5: shots[1] (a).frames: 80 frames is not 4n+1 (the Wan VAE makes 4n+1 frames): use 77 or 81"),
+    ("title: x\nworkflow: mine.json\nshots:\n  - name: a\n    prompt: p\n",
+     "mine.json: the workflow has no video output: wanted one VHS_VideoCombine or SaveVideo node"),
+    ("title: x\nworkflow: nope.json\nshots:\n  - name: a\n    prompt: p\n",
+     "nope.json: cannot read the workflow"),
+    ("title: x\nframes: 5\ntransition: {type: fade, duration: 0.5}\nshots:\n  - {name: a, prompt: p}\n"
+     "  - {name: b, prompt: q}\n", "shots[2] (b): the 0.5 s fade is as long as a clip it joins"),
+], ids=["frames", "workflow-role", "workflow-missing", "fade-too-long"])
+def test_refusals_exit_2_name_the_problem_and_write_nothing(tmp_path, graph_without_output, text, message):
+    result = run_cli("plan", write_shots(tmp_path, text), "--out", tmp_path / "out")
     assert result.exit_code == 2
-    assert f"{tmp_path / 'mine.json'}: the workflow has no video output" in result.stderr
+    assert message in " ".join(result.stderr.split())
     assert not (tmp_path / "out").exists()
-
-
-def test_unreadable_workflow_exits_2(tmp_path):
-    shots = write_shots(tmp_path, "title: x\nworkflow: nope.json\nshots:\n  - name: a\n    prompt: p\n")
-    result = run_cli("plan", shots, "--out", tmp_path / "out")
-    assert result.exit_code == 2
-    assert "nope.json: cannot read the workflow" in result.stderr
-
-
-def test_fade_as_long_as_a_clip_is_refused(tmp_path):
-    shots = write_shots(tmp_path, "title: x\nframes: 5\ntransition: {type: fade, duration: 0.5}\nshots:\n"
-                        "  - {name: a, prompt: p}\n  - {name: b, prompt: q}\n")
-    result = run_cli("plan", shots, "--out", tmp_path / "out")
-    assert result.exit_code == 2
-    assert "shots[2] (b): the 0.5 s fade is as long as a clip it joins" in result.stderr
 
 
 def test_warnings_go_to_stderr_and_do_not_fail(tmp_path):
