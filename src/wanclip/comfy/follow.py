@@ -40,9 +40,11 @@ class EventStream:
     """
 
     def __init__(self, client: ComfyClient, client_id: str, sink: queue.Queue,
-                 recv_timeout: float = 0.5, backoff: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0)):
+                 recv_timeout: float = 0.5, backoff: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0),
+                 connect_timeout: float = 10.0, ping_every: float = 20.0):
         self.client, self.client_id, self.sink = client, client_id, sink
         self.recv_timeout, self.backoff = recv_timeout, backoff
+        self.connect_timeout, self.ping_every = connect_timeout, ping_every
         self.connected = False
         self._stop = threading.Event()
         self._ws = None
@@ -50,7 +52,7 @@ class EventStream:
 
     def start(self) -> None:
         """Connect now (raising ``ServerError`` if the server is not there), then read on a thread."""
-        self._ws = self.client.open_ws(self.client_id, timeout=self.recv_timeout)
+        self._ws = self._open()
         self.connected = True
         self._thread = threading.Thread(target=self._run, name=f"ws {self.client.url}", daemon=True)
         self._thread.start()
@@ -81,8 +83,18 @@ class EventStream:
                 self.connected = True
                 self.sink.put((self.client.url, Reconnected(None)))
 
+    def _open(self):
+        ws = self.client.open_ws(self.client_id, timeout=self.connect_timeout)
+        ws.settimeout(self.recv_timeout)  # short, only so that stop() is noticed
+        return ws
+
     def _read(self, ws) -> None:
+        last_ping = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - last_ping > self.ping_every:
+                # A model load is silent for minutes; proxies (nginx: 60 s) close idle sockets.
+                ws.ping()
+                last_ping = time.monotonic()
             try:
                 frame = ws.recv()
             except websocket.WebSocketTimeoutException:
@@ -101,7 +113,7 @@ class EventStream:
                 return None
             attempt += 1
             try:
-                return self.client.open_ws(self.client_id, timeout=self.recv_timeout)
+                return self._open()
             except ServerError:
                 continue
         return None
