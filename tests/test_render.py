@@ -332,7 +332,13 @@ def test_clip_renders_one_shot_from_a_prompt(sim, tmp_path):
     assert result.exit_code == 0, result.output
     clip = media.probe(tmp_path / "clip" / "clips" / "01_a-red-fox-in-the-snow.mp4")
     assert (clip.frames, clip.width) == (9, 64)
-    assert run_cli("clip", "x", "--frames", "80", "--server", sim.url).exit_code == 2
+    refused = run_cli("clip", "x", "--frames", "80", "--server", sim.url)
+    assert refused.exit_code == 2 and "--frames: 80 frames is not 4n+1" in refused.stderr
+    refused = run_cli("clip", "x", "--seed", "-1", "--server", sim.url)
+    assert refused.exit_code == 2 and "--seed: Input should be greater than or equal to 0" in refused.stderr
+    refused = run_cli("clip", "x", "--seconds", "5", "--frames", "81", "--server", sim.url)
+    assert refused.exit_code == 2 and "give --seconds or --frames, not both" in refused.stderr
+    assert len(sim.log()) == 1  # only the valid clip reached the server
 
 
 def test_rich_progress_prints_a_summary(sim, tmp_path):

@@ -6,11 +6,12 @@ import zlib
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
 
 from wanclip.cli.base import app, handle_errors
 from wanclip.cli.cmd_render import render_options
 from wanclip.cli.rendering import run_render
-from wanclip.errors import ShotsFileError
+from wanclip.errors import WanclipError
 from wanclip.plan import plan_film
 from wanclip.shots import Film, slugify
 
@@ -33,14 +34,17 @@ def clip_command(
     """Render one clip of PROMPT (the 5/10/30 s single clips) into OUT/clips/."""
     with handle_errors():
         name = slugify(prompt)[:40].strip("-") or "clip"
+        if seconds is not None and frames is not None:
+            raise WanclipError("give --seconds or --frames, not both", "e.g. --seconds 10, or --frames 161")
         try:
-            film = Film(title=f"clip {name}", seconds=seconds if frames is None else None, frames=frames,
-                        width=width, height=height, seed_base=0,
-                        shots=[{"name": name, "prompt": prompt,
-                                "seed": seed if seed is not None else zlib.crc32(prompt.encode())}])
-        except ValueError as exc:
-            raise ShotsFileError("wanclip clip", str(exc).split("\n", 1)[-1].strip(),
-                                 "frames must be 4n+1 (81, 161, 481); width and height multiples of 16") from exc
+            film = Film(title=f"clip {name}", seconds=seconds, frames=frames, width=width, height=height,
+                        seed_base=0, shots=[{"name": name, "prompt": prompt,
+                                             "seed": seed if seed is not None else zlib.crc32(prompt.encode())}])
+        except ValidationError as exc:
+            problems = [f"--{next(p for p in reversed(e['loc']) if isinstance(p, str))}: "
+                        f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+            raise WanclipError("; ".join(problems),
+                               "frames are 4n+1 (81, 161, 481); width and height are multiples of 16") from exc
         plan = plan_film(Path("wanclip-clip"), out=out or Path("out") / f"clip-{name}", film=film)
         options = render_options(server, header, stitch=False)
     result = run_render(plan, options, as_json)

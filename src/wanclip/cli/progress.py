@@ -54,12 +54,10 @@ class RenderView:
             if mode == "rich" else None
 
     def __enter__(self) -> RenderView:
-        if self.live:
-            self.live.start()
-        return self
+        return self  # the live table starts with the first shot event: a refusal prints no table
 
     def __exit__(self, *exc) -> None:
-        if self.live:
+        if self.live and self.live.is_started:
             self.live.update(self._table())
             self.live.stop()
             console.print()
@@ -69,7 +67,9 @@ class RenderView:
             print_json(event.to_json())
             return
         self._apply(event)
-        if self.live:
+        if self.live and event.shot is not None:
+            if not self.live.is_started:
+                self.live.start()
             self.live.update(self._table())
 
     def _apply(self, event: RenderEvent) -> None:
