@@ -345,6 +345,7 @@ def test_rich_progress_prints_a_summary(sim, tmp_path):
     result = run_cli("render", tiny_film(tmp_path, 2), "--server", sim.url, "--out", tmp_path / "out")
     assert result.exit_code == 0
     assert "render summary" in result.stdout and "2/2 shots done" in result.stdout
+    assert f"{sim.url}: ComfyUI 0.3.64 on cuda:0 wanclip simulated GPU" in result.stdout
     assert "film:" in result.stdout
 
 

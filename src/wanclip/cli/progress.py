@@ -67,6 +67,9 @@ class RenderView:
             print_json(event.to_json())
             return
         self._apply(event)
+        if event.kind == "server" and self.mode == "rich":
+            data = event.data
+            console.print(f"{event.server}: ComfyUI {data.get('version')} on {data.get('device')}")
         if self.live and event.shot is not None:
             if not self.live.is_started:
                 self.live.start()
