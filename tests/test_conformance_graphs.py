@@ -7,17 +7,9 @@ import json
 import pytest
 
 from helpers import SHIPPED, SHIPPED_CORE, load
+from wanclip.doctor import combo_options
 
 MODEL_INPUTS = {"unet_name", "clip_name", "vae_name", "lora_name"}
-
-
-def choices(spec: list) -> list | None:
-    """The option list of a combo input in either encoding (V1 list, or V3 "COMBO" + options)."""
-    if isinstance(spec[0], list):
-        return spec[0]
-    if spec[0] == "COMBO":
-        return spec[1].get("options")
-    return None
 
 
 def problems(graph: dict, object_info: dict) -> list[str]:
@@ -31,7 +23,7 @@ def problems(graph: dict, object_info: dict) -> list[str]:
             if name not in node["inputs"]:
                 found.append(f"{node_id} ({node['class_type']}): required input {name} missing")
                 continue
-            value, options = node["inputs"][name], choices(spec)
+            value, options = node["inputs"][name], combo_options(spec)
             linked = isinstance(value, list)
             if options is not None and not linked and name not in MODEL_INPUTS and value not in options:
                 found.append(f"{node_id} ({node['class_type']}): {name}={value!r} not in {options}")
