@@ -18,16 +18,9 @@ from pathlib import Path
 from wanclip import assets
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
-from wanclip.workflow import VHS_OUTPUT, is_link, load_graph
+from wanclip.workflow import LOADER_INPUTS, VHS_OUTPUT, is_link, load_graph
 
 # Which loader input takes a file from which models/ folder (ComfyUI's folder_paths keys).
-LOADER_INPUTS = {
-    ("UNETLoader", "unet_name"): "diffusion_models",
-    ("CLIPLoader", "clip_name"): "text_encoders",
-    ("VAELoader", "vae_name"): "vae",
-    ("LoraLoaderModelOnly", "lora_name"): "loras",
-    ("LoraLoader", "lora_name"): "loras",
-}
 WAN21_VAE = "wan_2.1_vae.safetensors"
 WAN22_VAE = "wan2.2_vae.safetensors"
 DEFAULT_WORKFLOW = "wan22_t2v_lightx2v_4step.json"

@@ -21,6 +21,14 @@ TEXT_CLASSES = ("CLIPTextEncode",)
 LATENT_INPUTS = ("width", "height", "length")
 VHS_OUTPUT = "VHS_VideoCombine"
 CORE_OUTPUTS = ("SaveVideo", "SaveWEBM", "SaveAnimatedWEBP")
+# Loader input -> the ComfyUI models folder its file names come from.
+LOADER_INPUTS = {
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("CLIPLoader", "clip_name"): "text_encoders",
+    ("VAELoader", "vae_name"): "vae",
+    ("LoraLoaderModelOnly", "lora_name"): "loras",
+    ("LoraLoader", "lora_name"): "loras",
+}
 # Nodes a value may come from when an input is linked instead of literal (newer exports).
 PRIMITIVE_VALUE_INPUTS = ("value", "string", "text", "int", "float")
 
@@ -292,12 +300,9 @@ def sampler_steps(graph: dict) -> tuple[int, int, int]:
 
 def model_files(graph: dict) -> dict[str, list[str]]:
     """Model file names the graph loads, by ComfyUI models folder."""
-    wanted = {"UNETLoader": ("unet_name", "diffusion_models"), "CLIPLoader": ("clip_name", "text_encoders"),
-              "VAELoader": ("vae_name", "vae"), "LoraLoaderModelOnly": ("lora_name", "loras"),
-              "LoraLoader": ("lora_name", "loras")}
     found: dict[str, list[str]] = {}
     for node in graph.values():
-        spec = wanted.get(node["class_type"])
-        if spec and isinstance(node["inputs"].get(spec[0]), str):
-            found.setdefault(spec[1], []).append(node["inputs"][spec[0]])
+        for (class_type, name), folder in LOADER_INPUTS.items():
+            if node["class_type"] == class_type and isinstance(node["inputs"].get(name), str):
+                found.setdefault(folder, []).append(node["inputs"][name])
     return found
