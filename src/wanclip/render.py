@@ -568,9 +568,9 @@ def _stitch(result: RenderResult, session: RenderSession) -> None:
     key = canonical_json([[s.clip_sha256, s.transition] for s in ledger.shots])
     film_file = ledger.folder / FILM_NAME
     if ledger.film.get("stitched") == key and film_file.is_file():
-        info, sheet = media.probe(film_file), ledger.folder / "contact_sheet.png"
-        result.film = StitchResult(film_file, "xfade", len(ledger.shots), info.duration, info.frames, info.width,
-                                   info.height, float(info.fps), sheet if sheet.is_file() else None)
+        sheet = ledger.folder / "contact_sheet.png"
+        result.film = StitchResult.measured(media.probe(film_file), "xfade", len(ledger.shots),
+                                            contact_sheet=sheet if sheet.is_file() else None)
         session.emit("stitch_kept", output=str(film_file), seconds=result.film.seconds)
         return  # same clips, same cuts: the film on disk is already this one
     session.emit("stitching", shots=len(ledger.shots))

@@ -95,6 +95,13 @@ class StitchResult:
     contact_sheet: Path | None = None
     notes: list[str] = field(default_factory=list)
 
+    @classmethod
+    def measured(cls, film: ClipInfo, mode: str, clips: int, output: Path | None = None, **extra) -> StitchResult:
+        """The result as the file measures (frames / fps, never the container's duration); ``output``
+        when it was probed under another name (the ``.part``)."""
+        return cls(output or film.path, mode, clips, film.duration, film.frames, film.width, film.height,
+                   float(film.fps), **extra)
+
     def to_json(self) -> dict:
         return {"output": str(self.output), "mode": self.mode, "clips": self.clips,
                 "seconds": self.seconds, "frames": self.frames, "width": self.width,
@@ -331,8 +338,7 @@ def run_stitch(plan: StitchPlan) -> StitchResult:
         os.replace(plan.part, plan.output)
     finally:
         plan.part.unlink(missing_ok=True)
-    return StitchResult(plan.output, plan.mode, len(plan.clips), float(film.frames / film.fps),
-                        film.frames, film.width, film.height, float(film.fps), notes=list(plan.notes))
+    return StitchResult.measured(film, plan.mode, len(plan.clips), plan.output, notes=list(plan.notes))
 
 
 def _run_ffmpeg(plan: StitchPlan) -> None:
