@@ -66,7 +66,12 @@ def graph_without_output(tmp_path):
      "nope.json: cannot read the workflow"),
     ("title: x\nframes: 5\ntransition: {type: fade, duration: 0.5}\nshots:\n  - {name: a, prompt: p}\n"
      "  - {name: b, prompt: q}\n", "shots[2] (b): the 0.5 s fade is as long as a clip it joins"),
-], ids=["frames", "workflow-role", "workflow-missing", "fade-too-long"])
+    ("title: x\nframes: 5\ntransition: {type: fade, duration: 0.2}\nshots:\n  - {name: a, prompt: p}\n"
+     "  - {name: b, prompt: q}\n  - {name: c, prompt: r}\n",
+     "shots[2] (b): the transitions into and out of it (0.4 s together) are as long as the shot (0.3125 s)"),
+    ("title: x\ntransition: {type: fade, duration: 0.01}\nshots:\n  - {name: a, prompt: p}\n"
+     "  - {name: b, prompt: q}\n", "shots[2] (b): the 0.01 s fade into it lasts under one frame"),
+], ids=["frames", "workflow-role", "workflow-missing", "fade-too-long", "fades-in-and-out", "fade-under-a-frame"])
 def test_refusals_exit_2_name_the_problem_and_write_nothing(tmp_path, graph_without_output, text, message):
     result = run_cli("plan", write_shots(tmp_path, text), "--out", tmp_path / "out")
     assert result.exit_code == 2

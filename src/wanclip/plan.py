@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wanclip.errors import ShotsFileError, WorkflowError
 from wanclip.files import atomic_write_text
-from wanclip.shots import Film, Transition, load_film
+from wanclip.shots import Film, Transition, cut_problem, load_film
 from wanclip.workflow import ShotParams, graph_sha256, inject, load_graph
 
 SHIPPED_WORKFLOW = "wan22_t2v_lightx2v_4step.json"
@@ -120,9 +120,25 @@ def _plan_shot(film: Film, base: dict, index: int) -> PlannedShot:
 
 
 def check_transitions(plan: Plan) -> None:
-    """A fade cannot be longer than either clip it joins."""
-    for prev, shot in zip(plan.shots, plan.shots[1:], strict=False):
-        if shot.transition and shot.transition.overlap >= min(prev.seconds, shot.seconds):
-            raise ShotsFileError(str(plan.shots_file), f"shots[{shot.index}] ({shot.name}): the "
-                                 f"{shot.transition.duration} s {shot.transition.type} is as long as a clip it joins",
-                                 "shorten the transition or lengthen the shots")
+    """Refuse, before any GPU work, a transition the stitch would refuse after it (same rule)."""
+    shots = plan.shots
+    overlaps = [s.transition.overlap_or_cut if s.transition else None for s in shots[1:]]
+    problem = cut_problem([s.frames for s in shots], overlaps, plan.film.fps)
+    if problem is None:
+        return
+    i = problem.clip
+    shot = shots[i]
+    # the transitions touching clip i: the one into it (its own) and the one into the next shot
+    touching = [s for s in shots[i:i + 2] if s.transition and s.transition.overlap_or_cut is not None]
+    if problem.short:
+        why = f"the {shot.transition.duration:g} s {shot.transition.type} into it lasts under one frame"
+        hint = "lengthen the transition, or make it a `cut`"
+    elif len(touching) == 1:
+        shot = touching[0]
+        why = f"the {shot.transition.duration:g} s {shot.transition.type} is as long as a clip it joins"
+        hint = "shorten the transition or lengthen the shots"
+    else:
+        why = (f"the transitions into and out of it ({problem.seconds:g} s together) are as long as the shot "
+               f"({shot.seconds:g} s)")
+        hint = "shorten the transitions or lengthen the shot"
+    raise ShotsFileError(str(plan.shots_file), f"shots[{shot.index}] ({shot.name}): {why}", hint)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,35 @@ class Transition(BaseModel):
     @property
     def overlap(self) -> float:
         return 0.0 if self.type == "cut" else self.duration
+
+    @property
+    def overlap_or_cut(self) -> float | None:
+        """Seconds the two clips overlap, or None for a hard cut (as ``cut_problem`` takes it)."""
+        return None if self.type == "cut" else self.duration
+
+
+@dataclass(frozen=True)
+class CutProblem:
+    """A transition no film can hold. ``clip`` is 0-based; ``short``: the cut into ``clip`` lasts
+    under one frame; else the transitions into and out of ``clip`` (``seconds`` together) eat it."""
+
+    clip: int
+    short: bool
+    seconds: float
+
+
+def cut_problem(frames: list[int], overlaps: list[float | None], fps: float) -> CutProblem | None:
+    """The first impossible transition. ``overlaps[k]`` joins clip k and k+1: seconds, or None for
+    a hard cut. The one rule for `wanclip plan` (before any GPU work) and for the stitch itself."""
+    for k, overlap in enumerate(overlaps):
+        if overlap is not None and overlap * fps < 1:
+            return CutProblem(k + 1, True, overlap)
+    for i, count in enumerate(frames):
+        into = (overlaps[i - 1] or 0.0) if i > 0 else 0.0
+        out_of = (overlaps[i] or 0.0) if i < len(overlaps) else 0.0
+        if (into + out_of) * fps >= count:
+            return CutProblem(i, False, into + out_of)
+    return None
 
 
 def _check_frames(value: int | None) -> int | None:

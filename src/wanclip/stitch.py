@@ -32,6 +32,7 @@ import ffmpeg
 from wanclip import media
 from wanclip.errors import StitchError
 from wanclip.media import ClipInfo
+from wanclip.shots import cut_problem
 
 MODES = ("xfade", "concat")
 HARD_CUT = "cut"
@@ -176,20 +177,18 @@ def _frames_at(clip: ClipInfo, fps: Fraction) -> int:
 
 def _check_cuts(cuts: list[Cut], frames: list[int], fps: Fraction, names: list[str]) -> None:
     """Refuse a transition no film can hold: under a frame, or eating more than a whole clip."""
-    for k, cut in enumerate(cuts):
-        if not cut.overlaps:
-            continue
-        if cut.duration * fps < 1:
-            raise StitchError(f"the {cut.type} into {names[k + 1]} lasts {cut.duration:g} s, under one "
-                              f"frame at {float(fps):g} fps", "use a longer --duration, or `cut`")
-    for i, n in enumerate(frames):
-        into = cuts[i - 1].duration if i > 0 and cuts[i - 1].overlaps else 0.0
-        out_of = cuts[i].duration if i < len(cuts) and cuts[i].overlaps else 0.0
-        if (into + out_of) * fps >= n:
-            raise StitchError(
-                f"transitions of {into + out_of:g} s are longer than clip {names[i]} "
-                f"({float(n / fps):g} s, {n} frames)",
-                "use a shorter --duration, or a `cut` next to that shot")
+    problem = cut_problem(frames, [c.duration if c.overlaps else None for c in cuts], fps)
+    if problem is None:
+        return
+    if problem.short:
+        cut = cuts[problem.clip - 1]
+        raise StitchError(f"the {cut.type} into {names[problem.clip]} lasts {cut.duration:g} s, under one "
+                          f"frame at {float(fps):g} fps", "use a longer --duration, or `cut`")
+    n = frames[problem.clip]
+    raise StitchError(
+        f"transitions of {problem.seconds:g} s are longer than clip {names[problem.clip]} "
+        f"({float(n / fps):g} s, {n} frames)",
+        "use a shorter --duration, or a `cut` next to that shot")
 
 
 def _offsets(cuts: list[Cut], frames: list[int], fps: Fraction) -> tuple[list[float | None], int]:
