@@ -71,6 +71,12 @@ class PreflightError(WanclipError):
     """A check before any GPU work failed (exit 2)."""
 
 
+class ClipError(WanclipError):
+    """A shot's output is missing, unsafe or not the clip that was asked for (that shot fails)."""
+
+    exit_code = EXIT_SHOTS_FAILED
+
+
 class StitchError(WanclipError):
     """Joining clips into a film failed."""
 

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from wanclip import media
 from wanclip.comfy.client import ComfyClient
-from wanclip.errors import StitchError, WanclipError
+from wanclip.errors import ClipError, StitchError
 from wanclip.files import sha256_file
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov")
@@ -30,12 +30,6 @@ class OutputFile:
     def extension(self) -> str:
         suffix = PurePosixPath(self.filename).suffix.lower()
         return suffix if suffix in VIDEO_EXTENSIONS else ".mp4"
-
-
-class ClipError(WanclipError):
-    """A shot's output is missing, unsafe or not the clip that was asked for (the shot fails)."""
-
-    exit_code = 1
 
 
 def _is_video(item: dict, key: str, output: dict) -> bool:

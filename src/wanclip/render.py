@@ -36,10 +36,10 @@ from wanclip.comfy.events import (
     history_timestamps,
 )
 from wanclip.comfy.follow import Disconnected, EventStream, Reconnected, prompt_states, wait_for_history
-from wanclip.errors import Interrupted, PreflightError, PromptRejected, ServerError, WanclipError
+from wanclip.errors import ClipError, Interrupted, PreflightError, PromptRejected, ServerError, WanclipError
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
-from wanclip.outputs import ClipError, fetch_clip
+from wanclip.outputs import fetch_clip
 from wanclip.plan import Plan, PlannedShot
 from wanclip.preflight import preflight
 from wanclip.workflow import canonical_json, find_roles
