@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from wanclip import config
 from wanclip.errors import EXIT_BAD_INPUT, AssetError, Interrupted
-from wanclip.files import CHUNK, atomic_write_text
+from wanclip.files import CHUNK, atomic_write_text, hash_into, sha256_file
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 WRITE_CHUNK = CHUNK  # file reads for hashing and copying
@@ -214,22 +214,11 @@ def verify_file(item: ModelFile, target: Path, state: VerifiedState) -> str | No
         return f"{stat.st_size:,} bytes, expected {item.bytes:,}"
     if state.trusted(target, item.sha256):
         return None
-    digest = _hash_file(target)
+    digest = sha256_file(target)
     if digest != item.sha256:
         return f"sha256 {digest[:12]}…, expected {item.sha256[:12]}…"
     state.remember(target, item.sha256)
     return None
-
-
-def _hash_file(path: Path) -> str:
-    return _hash_into(path, hashlib.sha256()).hexdigest()
-
-
-def _hash_into(path: Path, digest):
-    with open(path, "rb") as fh:
-        while block := fh.read(WRITE_CHUNK):
-            digest.update(block)
-    return digest
 
 
 def check(items: Iterable[ModelFile], models_dir: Path, state: VerifiedState | None = None) -> SetupResult:
@@ -385,7 +374,7 @@ def _copy_in(item: ModelFile, target: Path, from_dir: Path, emit: OnEvent) -> No
     emit(Event("start", item.dest, 0, item.bytes))
     try:
         os.link(src, part)
-        digest = _hash_file(part)
+        digest = sha256_file(part)
         emit(Event("progress", item.dest, item.bytes, item.bytes))
     except OSError:
         digest = _copy_hashing(src, part, item, emit)
@@ -435,7 +424,7 @@ class _Partial:
         if stat and stat.st_size > item.bytes:
             self.path.unlink()
         elif stat:  # resuming: hash what is on disk once, then the stream continues the same hash
-            _hash_into(self.path, self.digest)
+            hash_into(self.path, self.digest)
             self.have = stat.st_size
 
     def restart(self) -> None:

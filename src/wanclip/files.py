@@ -31,12 +31,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+def hash_into(path: Path, digest):
+    """Feed a file's bytes into ``digest`` (a resumed download continues the same hash)."""
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+    return digest
+
+
+def sha256_file(path: Path) -> str:
+    return hash_into(path, hashlib.sha256()).hexdigest()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
