@@ -110,9 +110,10 @@ def load_ledger(film_dir_or_file: Path) -> Ledger:
 
 
 @contextmanager
-def film_lock(film_dir: Path) -> Iterator[None]:
-    """One render per film folder at a time: a second one would share the first one's client id and
-    steal its events. The lock dies with its process, so a killed render never blocks the next."""
+def film_lock(film_dir: Path, what: str = "render") -> Iterator[None]:
+    """One render (or stitch) per film folder at a time: a second render would share the first one's
+    client id and steal its events, a stitch would read clips a render is replacing. The lock dies
+    with its process, so a killed render never blocks the next. ``what`` names this holder."""
     folder = Path(film_dir)
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / LOCK_NAME, "a+", encoding="utf-8") as fh:
@@ -122,10 +123,10 @@ def film_lock(film_dir: Path) -> Iterator[None]:
             except BlockingIOError as exc:
                 fh.seek(0)
                 owner = fh.read().strip() or "another process"
-                raise WanclipError(f"another wanclip render ({owner}) is working on {folder}",
+                raise WanclipError(f"another wanclip {owner} is working on {folder}",
                                    "let it finish or stop it (Ctrl-C); then run again to resume") from exc
             fh.seek(0)
             fh.truncate()
-            fh.write(f"pid {os.getpid()}")
+            fh.write(f"{what} (pid {os.getpid()})")
             fh.flush()
         yield

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 
-from wanclip.errors import EXIT_INTERRUPTED, WanclipError
+from wanclip.errors import WanclipError
+from wanclip.signals import exit_code_for, terminate_as_interrupt
 
 app = typer.Typer(
     name="wanclip",
@@ -35,7 +36,11 @@ def print_json(obj: object) -> None:
     sys.stdout.flush()
 
 
-def fail(error: WanclipError) -> typer.Exit:
+def fail(error: WanclipError, as_json: bool = False) -> typer.Exit:
+    """Print ``error`` for a person (or, with ``as_json``, as the one closing JSON event)."""
+    if as_json:
+        print_json({"event": "error", "exit_code": error.exit_code, "error": error.message, "hint": error.hint})
+        return typer.Exit(error.exit_code)
     err_console.print(f"[bold red]error:[/] {error.message}", markup=True)
     if error.hint:
         err_console.print(f"[yellow]hint:[/] {error.hint}", markup=True)
@@ -43,12 +48,21 @@ def fail(error: WanclipError) -> typer.Exit:
 
 
 @contextmanager
-def handle_errors() -> Iterator[None]:
-    """Turn wanclip's errors into a message, a hint and the exit code; Ctrl-C into 130."""
+def handle_errors(as_json: bool = False) -> Iterator[None]:
+    """Turn wanclip's errors into a message, a hint and the exit code; Ctrl-C into 130, SIGTERM 143.
+
+    With ``as_json`` the error is one JSON event ``{"event": "error", "exit_code": N, ...}`` on
+    stdout, so a script reading JSON lines always gets a last line that says how it ended.
+    """
     try:
-        yield
+        with terminate_as_interrupt():
+            yield
     except WanclipError as exc:
-        raise fail(exc) from exc
+        raise fail(exc, as_json) from exc
     except KeyboardInterrupt as exc:
-        err_console.print("interrupted")
-        raise typer.Exit(EXIT_INTERRUPTED) from exc
+        code = exit_code_for(exc)
+        if as_json:
+            print_json({"event": "error", "exit_code": code, "error": "interrupted", "hint": ""})
+        else:
+            err_console.print("interrupted")
+        raise typer.Exit(code) from exc
