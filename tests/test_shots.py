@@ -90,7 +90,7 @@ def test_unsafe_shot_names_are_refused_with_a_slug(tmp_path, name, fix):
 
 def test_duplicate_names_are_refused(tmp_path):
     err = bad(tmp_path, GOOD.replace("name: two", "name: one"))
-    assert "shot names must be unique; repeated: one" in err.message
+    assert "shot names must be unique" in err.message and err.hint == "give this shot another name"
 
 
 def test_seconds_and_frames_together_are_refused(tmp_path):
@@ -107,6 +107,76 @@ def test_not_a_mapping(tmp_path):
     assert "must be a mapping" in bad(tmp_path, "- just\n- a list\n").message
 
 
-def test_unreadable_file(tmp_path):
-    with pytest.raises(ShotsFileError, match="cannot read the shots file"):
+def test_missing_file(tmp_path):
+    with pytest.raises(ShotsFileError, match="missing.yaml: no such shots file") as err:
         load_film(tmp_path / "missing.yaml")
+    assert "wanclip examples" in err.value.hint
+
+
+# -- refusals that used to be tracebacks, or were found only after the GPU work ------------------
+def test_duplicate_name_points_at_the_second_occurrence(tmp_path):
+    err = bad(tmp_path, GOOD.replace("name: two", "name: one"))
+    assert "line 7: shots[2] (one).name: shot names must be unique" in err.message
+    assert "shots[1] (line 5) is also 'one'" in err.message
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_byte(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GOOD.replace("an egg", "an \xe9gg").encode("latin-1"))
+    with pytest.raises(ShotsFileError) as err:
+        load_film(path)
+    offset = GOOD.index("an egg") + 3
+    assert err.value.message.startswith(f"{path}: line 8 (byte {offset}): not UTF-8 text")
+    assert err.value.hint.startswith("save it as UTF-8")
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode("utf-8"))
+    assert load_film(path).title == "Test Film"
+
+
+def test_a_folder_is_not_a_shots_file(tmp_path):
+    (tmp_path / "films").mkdir()
+    write_shots(tmp_path / "films", GOOD, "a.yaml")
+    with pytest.raises(ShotsFileError) as err:
+        load_film(tmp_path / "films")
+    assert err.value.message == f"{tmp_path / 'films'}: is a folder, not a shots file"
+    assert "a.yaml" in err.value.hint
+
+
+SEED_MAX = 2**64 - 1
+
+
+def test_seed_base_past_comfyuis_noise_seed_max_is_refused_at_its_line(tmp_path):
+    err = bad(tmp_path, GOOD.replace("seed_base: 10", f"seed_base: {SEED_MAX}"))
+    assert f"line 2: seed_base: shot 1 (one) would get seed {SEED_MAX + 1}" in err.message
+    assert f"past ComfyUI's noise_seed maximum {SEED_MAX}" in err.message
+    assert f"use a seed_base of at most {SEED_MAX - 1}" in err.hint
+
+
+def test_seed_base_is_fine_when_every_shot_past_the_max_has_its_own_seed(tmp_path):
+    text = GOOD.replace("seed_base: 10", f"seed_base: {SEED_MAX - 1}")
+    film = load_film(write_shots(tmp_path, text))
+    assert [film.shot_seed(1), film.shot_seed(2)] == [SEED_MAX, 99]
+
+
+def test_a_shots_own_seed_past_the_max_is_refused_at_its_line(tmp_path):
+    err = bad(tmp_path, GOOD.replace("seed: 99", f"seed: {SEED_MAX + 1}"))
+    assert f"line 9: shots[2] (two).seed: {SEED_MAX + 1} is past ComfyUI's noise_seed maximum" in err.message
+
+
+@pytest.mark.parametrize("where,text,line,field", [
+    ("film", "transition: {type: fdae, duration: 0.3}\n", 1, "transition.type"),
+    ("shot", None, 11, "shots[2] (two).transition.type"),
+], ids=["film", "shot"])
+def test_an_unknown_transition_is_refused_with_did_you_mean(tmp_path, where, text, line, field):
+    source = text + GOOD if text else GOOD.replace("transition: cut", "transition: fdae")
+    err = bad(tmp_path, source)
+    assert f"line {line}: {field}: unknown transition 'fdae' (did you mean 'fade'?)" in err.message
+
+
+@pytest.mark.parametrize("name", ["fade", "dissolve", "circleopen", "revealdown", "cut"])
+def test_every_xfade_name_and_cut_are_accepted(tmp_path, name):
+    film = load_film(write_shots(tmp_path, GOOD.replace("transition: cut", f"transition: {name}")))
+    assert film.transition_into(2).type == name

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from wanclip.errors import ShotsFileError, WorkflowError
 from wanclip.files import atomic_write_text
-from wanclip.shots import Film, Transition, cut_problem, load_film
+from wanclip.shots import Film, Transition, load_film
+from wanclip.timeline import cut_problem
 from wanclip.workflow import ShotParams, graph_sha256, inject, load_graph
 
 SHIPPED_WORKFLOW = "wan22_t2v_lightx2v_4step.json"
@@ -59,8 +60,7 @@ class Plan:
     @property
     def seconds(self) -> float:
         """Film length after transitions: Σ shot lengths − Σ overlaps."""
-        overlaps = sum(s.transition.overlap for s in self.shots if s.transition)
-        return sum(s.seconds for s in self.shots) - overlaps
+        return self.film.seconds_after_transitions()
 
     def to_json(self) -> dict:
         return {

@@ -9,18 +9,42 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wanclip.errors import ShotsFileError
+from wanclip.timeline import CUT, film_seconds, transition_name_problem
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TRAINED_FRAMES = 81
 DEFAULT_SECONDS = 5.0
+SEED_MAX = 2**64 - 1  # ComfyUI's noise_seed maximum (0xffffffffffffffff)
+
+
+class At(ValueError):
+    """A model-level problem that belongs to one field: ``loc`` is its key path in the file.
+
+    ``{also}`` in the message becomes `` (line N)`` of the key path ``also`` when the file is known.
+    """
+
+    def __init__(self, loc: tuple, message: str, hint: str = "", also: tuple | None = None):
+        super().__init__(message.format(also=""))
+        self.loc, self.template, self.hint, self.also = loc, message, hint, also
+
+    def located(self, lines: dict[tuple, int]) -> str:
+        line = lines.get(self.also) if self.also else None
+        return self.template.format(also=f" (line {line})" if line else "")
 
 
 def slugify(text: str) -> str:
@@ -59,42 +83,19 @@ class Transition(BaseModel):
     @field_validator("type")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9_]+", value):
-            raise ValueError(f"{value!r} is not a transition name; write e.g. fade, dissolve, wipeleft or cut")
+        problem = transition_name_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
     def overlap(self) -> float:
-        return 0.0 if self.type == "cut" else self.duration
+        return 0.0 if self.type == CUT else self.duration
 
     @property
     def overlap_or_cut(self) -> float | None:
-        """Seconds the two clips overlap, or None for a hard cut (as ``cut_problem`` takes it)."""
-        return None if self.type == "cut" else self.duration
-
-
-@dataclass(frozen=True)
-class CutProblem:
-    """A transition no film can hold. ``clip`` is 0-based; ``short``: the cut into ``clip`` lasts
-    under one frame; else the transitions into and out of ``clip`` (``seconds`` together) eat it."""
-
-    clip: int
-    short: bool
-    seconds: float
-
-
-def cut_problem(frames: list[int], overlaps: list[float | None], fps: float) -> CutProblem | None:
-    """The first impossible transition. ``overlaps[k]`` joins clip k and k+1: seconds, or None for
-    a hard cut. The one rule for `wanclip plan` (before any GPU work) and for the stitch itself."""
-    for k, overlap in enumerate(overlaps):
-        if overlap is not None and overlap * fps < 1:
-            return CutProblem(k + 1, True, overlap)
-    for i, count in enumerate(frames):
-        into = (overlaps[i - 1] or 0.0) if i > 0 else 0.0
-        out_of = (overlaps[i] or 0.0) if i < len(overlaps) else 0.0
-        if (into + out_of) * fps >= count:
-            return CutProblem(i, False, into + out_of)
-    return None
+        """Seconds the two clips overlap, or None for a hard cut (as ``timeline.cut_problem`` takes it)."""
+        return None if self.type == CUT else self.duration
 
 
 def _check_frames(value: int | None) -> int | None:
@@ -115,7 +116,7 @@ class Shot(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     prompt: str = Field(min_length=1)
-    seed: int | None = Field(None, ge=0, le=2**64 - 1)
+    seed: int | None = Field(None, ge=0)
     seconds: float | None = Field(None, gt=0)
     frames: int | None = None
     negative: str | None = None
@@ -131,6 +132,14 @@ class Shot(BaseModel):
         return value
 
     _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, value: int | None) -> int | None:
+        if value is not None and value > SEED_MAX:
+            raise ValueError(f"{value} is past ComfyUI's noise_seed maximum {SEED_MAX} (2^64 - 1): "
+                             f"use a seed from 0 to {SEED_MAX}")
+        return value
 
     @model_validator(mode="after")
     def _one_length(self) -> Shot:
@@ -159,6 +168,7 @@ class Film(BaseModel):
     shift: float | None = Field(None, ge=0, le=100)
     lora_strength: float | None = Field(None, ge=-100, le=100)
     shots: list[Shot] = Field(min_length=1)
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)  # key path -> line, when read from a file
 
     _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))
     _size = field_validator("width", "height")(classmethod(lambda cls, v: _check_size(v)))
@@ -167,13 +177,28 @@ class Film(BaseModel):
     def _consistent(self) -> Film:
         if self.seconds is not None and self.frames is not None:
             raise ValueError("give seconds or frames, not both")
-        names = [s.name for s in self.shots]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"shot names must be unique; repeated: {', '.join(dupes)}")
+        first: dict[str, int] = {}
+        for i, shot in enumerate(self.shots):
+            if shot.name in first:
+                raise At(("shots", i, "name"), f"shot names must be unique; shots[{first[shot.name] + 1}]{{also}} "
+                         f"is also {shot.name!r}", "give this shot another name",
+                         also=("shots", first[shot.name], "name"))
+            first[shot.name] = i
+        self._check_seeds()
         if self.steps is not None and self.switch_step is not None and self.switch_step > self.steps:
             raise ValueError(f"switch_step {self.switch_step} is past steps {self.steps}")
         return self
+
+    def _check_seeds(self) -> None:
+        """``seed_base + i`` must stay within ComfyUI's noise_seed range for every shot it seeds."""
+        derived = [i for i, shot in enumerate(self.shots, 1) if shot.seed is None]
+        last = derived[-1] if derived else 0
+        if derived and self.seed_base + last > SEED_MAX:
+            i = next(i for i in derived if self.seed_base + i > SEED_MAX)
+            raise At(("seed_base",), f"shot {i} ({self.shots[i - 1].name}) would get seed {self.seed_base + i}, "
+                     f"past ComfyUI's noise_seed maximum {SEED_MAX} (2^64 - 1)",
+                     f"use a seed_base of at most {SEED_MAX - last} (shot i gets seed_base + i), "
+                     "or give those shots their own `seed:`")
 
     @property
     def slug(self) -> str:
@@ -205,6 +230,17 @@ class Film(BaseModel):
             return None
         return self.shots[index - 1].transition or self.transition
 
+    def where(self, *loc: str | int) -> str:
+        """``"line N: "`` of a key path (``"shots", 0, "transition"``) in the file, or ``""``."""
+        line = line_of(self._lines, loc) if self._lines else None
+        return f"line {line}: " if line else ""
+
+    def seconds_after_transitions(self) -> float:
+        """The film's length: Σ shot lengths − Σ transition overlaps."""
+        count = len(self.shots)
+        overlaps = [self.transition_into(i).overlap_or_cut for i in range(2, count + 1)]
+        return film_seconds([self.shot_frames(i) for i in range(1, count + 1)], overlaps, self.fps)
+
     def warnings(self) -> list[str]:
         notes = []
         seeds: dict[int, list[str]] = {}
@@ -225,11 +261,7 @@ class Film(BaseModel):
 def load_film(path: Path) -> Film:
     """Read and validate a shots file; every problem raises ``ShotsFileError`` (exit 2)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ShotsFileError(str(path), f"cannot read the shots file: {exc.strerror or exc}",
-                             "check the path") from exc
+    text = _read_text(path)
     try:
         data = yaml.safe_load(text)
         lines = _line_index(yaml.compose(text))
@@ -241,11 +273,37 @@ def load_film(path: Path) -> Film:
                              "check indentation and quote prompts that contain ':' or '#'") from exc
     if not isinstance(data, dict):
         raise ShotsFileError(str(path), "the file must be a mapping with a title and a list of shots",
-                             "start from shots/tomato_egg.yaml")
+                             "start from an example: `wanclip examples copy tomato_egg`")
     try:
-        return Film.model_validate(data)
+        film = Film.model_validate(data)
     except ValidationError as exc:
         raise _explain(path, exc, data, lines) from exc
+    film._lines = lines
+    return film
+
+
+def _read_text(path: Path) -> str:
+    """The file as text: a folder, a missing file and bytes that are not UTF-8 are named as such."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.y*ml"))[:5]
+        raise ShotsFileError(str(path), "is a folder, not a shots file",
+                             f"give one of its files: {', '.join(inside)}" if inside
+                             else "give the path of a .yaml shots file")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ShotsFileError(str(path), "no such shots file",
+                             "check the path; `wanclip examples` lists the films wanclip ships") from exc
+    except OSError as exc:
+        raise ShotsFileError(str(path), f"cannot read the shots file: {exc.strerror or exc}",
+                             "check the path and its permissions") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ShotsFileError(str(path), f"line {line} (byte {exc.start}): not UTF-8 text "
+                             f"(byte 0x{raw[exc.start]:02x}: {exc.reason})",
+                             "save it as UTF-8 (in most editors: Save As, encoding UTF-8)") from exc
 
 
 def _line_index(node: yaml.Node | None, path: tuple = ()) -> dict[tuple, int]:
@@ -268,12 +326,20 @@ def _explain(path: Path, exc: ValidationError, data: dict, lines: dict[tuple, in
     error = exc.errors()[0]
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith(("function-", "str"))))
     loc = tuple(p for p in loc if p not in ("Transition",))
+    at = (error.get("ctx") or {}).get("error")
+    if isinstance(at, At):
+        loc = (*loc, *at.loc)
     field = _field_name(loc, data)
-    line = next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
+    line = line_of(lines, loc)
     where = f"line {line}: " if line else ""
-    message, hint = _message(error, loc)
+    message, hint = (at.located(lines), at.hint) if isinstance(at, At) else _message(error, loc)
     more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
     return ShotsFileError(str(path), f"{where}{field}: {message}{more}", hint)
+
+
+def line_of(lines: dict[tuple, int], loc: tuple) -> int | None:
+    """The line of ``loc``, else of the nearest key above it that the file has."""
+    return next((lines[loc[:i]] for i in range(len(loc), -1, -1) if loc[:i] in lines), None)
 
 
 def _field_name(loc: tuple, data: dict) -> str:

@@ -32,7 +32,7 @@ import ffmpeg
 from wanclip import media
 from wanclip.errors import StitchError
 from wanclip.media import ClipInfo
-from wanclip.shots import cut_problem
+from wanclip.timeline import cut_problem
 
 MODES = ("xfade", "concat")
 HARD_CUT = "cut"
