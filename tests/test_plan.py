@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,12 +66,12 @@ def graph_without_output(tmp_path):
     ("title: x\nworkflow: nope.json\nshots:\n  - name: a\n    prompt: p\n",
      "nope.json: cannot read the workflow"),
     ("title: x\nframes: 5\ntransition: {type: fade, duration: 0.5}\nshots:\n  - {name: a, prompt: p}\n"
-     "  - {name: b, prompt: q}\n", "shots[2] (b): the 0.5 s fade is as long as a clip it joins"),
+     "  - {name: b, prompt: q}\n", "line 3: shots[2] (b): the 0.5 s fade is as long as a clip it joins"),
     ("title: x\nframes: 5\ntransition: {type: fade, duration: 0.2}\nshots:\n  - {name: a, prompt: p}\n"
      "  - {name: b, prompt: q}\n  - {name: c, prompt: r}\n",
-     "shots[2] (b): the transitions into and out of it (0.4 s together) are as long as the shot (0.3125 s)"),
+     "line 3: shots[2] (b): the transitions into and out of it (0.4 s together) are as long as the shot (0.3125 s)"),
     ("title: x\ntransition: {type: fade, duration: 0.01}\nshots:\n  - {name: a, prompt: p}\n"
-     "  - {name: b, prompt: q}\n", "shots[2] (b): the 0.01 s fade into it lasts under one frame"),
+     "  - {name: b, prompt: q}\n", "line 2: shots[2] (b): the 0.01 s fade into it lasts under one frame"),
 ], ids=["frames", "workflow-role", "workflow-missing", "fade-too-long", "fades-in-and-out", "fade-under-a-frame"])
 def test_refusals_exit_2_name_the_problem_and_write_nothing(tmp_path, graph_without_output, text, message):
     result = run_cli("plan", write_shots(tmp_path, text), "--out", tmp_path / "out")
@@ -86,3 +87,88 @@ def test_warnings_go_to_stderr_and_do_not_fail(tmp_path):
     assert result.exit_code == 0
     assert "shots a, b share seed 3" in result.stderr
     assert json.loads(result.stdout)["film"]["seconds"] == round(2 * 81 / 16 - 0.3, 4)
+
+
+# -- refusals at plan time of what used to fail later, or as a traceback ---------------------------
+def test_out_key_naming_an_existing_file_is_refused_with_its_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `out:` is relative to where wanclip runs
+    (tmp_path / "taken").write_text("not a folder")
+    shots = write_shots(tmp_path, "title: x\nout: taken\nshots:\n  - {name: a, prompt: p}\n")
+    result = run_cli("plan", shots)
+    assert result.exit_code == 2
+    assert f"{shots}: line 2: out: taken is a file, not a folder" in " ".join(result.stderr.split())
+    assert (tmp_path / "taken").read_text() == "not a folder"
+
+
+def test_out_option_under_an_existing_file_is_refused(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    shots = write_shots(tmp_path, "title: x\nshots:\n  - {name: a, prompt: p}\n")
+    result = run_cli("plan", shots, "--out", tmp_path / "taken" / "film")
+    assert result.exit_code == 2
+    assert f"--out: {tmp_path / 'taken'} is a file, not a folder" in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize("text,message", [
+    ("title: x\nseed_base: 18446744073709551615\nshots:\n  - {name: a, prompt: p}\n",
+     "line 2: seed_base: shot 1 (a) would get seed 18446744073709551616, past ComfyUI's noise_seed maximum"),
+    ("title: x\ntransition: wipeleftt\nshots:\n  - {name: a, prompt: p}\n  - {name: b, prompt: q}\n",
+     "line 2: transition.type: unknown transition 'wipeleftt' (did you mean 'wipeleft'"),
+    ("title: x\nshots:\n  - {name: a, prompt: p}\n  - {name: a, prompt: q}\n",
+     "line 4: shots[2] (a).name: shot names must be unique; shots[1] (line 3) is also 'a'"),
+], ids=["seed-past-max", "transition-name", "duplicate-name"])
+def test_plan_refuses_what_comfyui_or_the_stitch_would_refuse_later(tmp_path, text, message):
+    result = run_cli("plan", write_shots(tmp_path, text), "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert message in " ".join(result.stderr.split())
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_shots_file_that_is_not_utf8_is_refused_not_a_traceback(tmp_path):
+    shots = tmp_path / "film.yaml"
+    shots.write_bytes("title: Café\nshots:\n  - {name: a, prompt: p}\n".encode("cp1252"))
+    result = run_cli("plan", shots, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert f"{shots}: line 1 (byte 10): not UTF-8 text" in result.stderr
+    assert "save it as UTF-8" in result.stderr
+
+
+@pytest.mark.parametrize("arg", ["tomato_egg", "tomato_egg.yaml", "shots/tomato_egg.yaml"])
+def test_an_example_is_found_by_name_outside_the_clone(tmp_path, monkeypatch, arg):
+    monkeypatch.chdir(tmp_path)  # no shots/ folder here
+    result = run_cli("plan", arg, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["film"]["title"] == "Tomato and Egg Stir-Fry"
+    assert (tmp_path / "out" / "tomato-and-egg-stir-fry" / "graphs" / "01_ingredients.json").is_file()
+
+
+def test_a_file_of_that_name_wins_over_the_example(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_shots(tmp_path, "title: Mine\nshots:\n  - {name: a, prompt: p}\n", "tomato_egg.yaml")
+    result = run_cli("plan", "tomato_egg.yaml", "--json")
+    assert json.loads(result.stdout)["film"]["title"] == "Mine"
+
+
+@pytest.mark.parametrize("arg,message,hint", [
+    ("tomato_eg", "tomato_eg: no such shots file", "did you mean the example tomato_egg?"),
+    ("nothing/here.yaml", "here.yaml: no such shots file", "wanclip examples"),
+])
+def test_a_missing_shots_file_is_named_with_the_examples(tmp_path, monkeypatch, arg, message, hint):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("plan", arg)
+    assert result.exit_code == 2
+    assert message in result.stderr and hint in result.stderr
+
+
+def test_a_folder_given_as_the_shots_file(tmp_path):
+    result = run_cli("plan", ROOT / "shots")
+    assert result.exit_code == 2
+    assert "is a folder, not a shots file" in result.stderr and "tomato_egg.yaml" in result.stderr
+
+
+def test_resolve_shots_file_is_the_one_rule_for_every_command(tmp_path, monkeypatch):
+    from wanclip.plan import resolve_shots_file, shipped_path
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_shots_file(Path("single_5s")) == shipped_path("shots", "single_5s.yaml")
+    mine = write_shots(tmp_path, "title: x\n", "single_5s")
+    assert resolve_shots_file(Path("single_5s")) == Path("single_5s") and mine.exists()

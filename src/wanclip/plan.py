@@ -6,23 +6,45 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
-from wanclip.errors import ShotsFileError, WorkflowError
+from wanclip.errors import ShotsFileError, WanclipError, WorkflowError
 from wanclip.files import atomic_write_text
 from wanclip.shots import Film, Transition, load_film
 from wanclip.timeline import cut_problem
-from wanclip.workflow import ShotParams, graph_sha256, inject, load_graph
-
-SHIPPED_WORKFLOW = "wan22_t2v_lightx2v_4step.json"
+from wanclip.workflow import SHIPPED_WORKFLOW, ShotParams, graph_sha256, inject, load_graph, shipped_path
 
 
-def shipped_path(kind: str, name: str) -> Path:
-    """A file shipped inside the package (``workflows`` or ``shots``)."""
-    return Path(str(resources.files("wanclip") / "data" / kind / name))
+# -- the example films shipped in the package -----------------------------------------------------
+def example_names() -> list[str]:
+    """The shipped films, by name (``tomato_egg``): `wanclip examples` lists them."""
+    folder = shipped_path("shots", "")
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def example_path(name: str) -> Path | None:
+    """The shipped film ``name`` (with or without ``.yaml``), or None."""
+    stem = name.removesuffix(".yaml").removesuffix(".yml")
+    return shipped_path("shots", f"{stem}.yaml") if stem in example_names() else None
+
+
+def resolve_shots_file(arg: Path) -> Path:
+    """``arg`` when that file exists, else the shipped example of that name (``tomato_egg``,
+    ``tomato_egg.yaml`` or ``shots/tomato_egg.yaml``, as the README writes it, from any folder)."""
+    arg = Path(arg)
+    if arg.exists() or arg.is_symlink():
+        return arg
+    found = example_path(arg.name) if arg.parent in (Path("."), Path("shots")) else None
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(arg.name.removesuffix(".yaml"), example_names(), n=1, cutoff=0.6)
+    guess = f"did you mean the example {close[0]}? " if close else ""
+    raise ShotsFileError(str(arg), "no such shots file",
+                         f"{guess}check the path; `wanclip examples` lists the films wanclip ships "
+                         "(`wanclip examples copy NAME` copies one here to edit)")
 
 
 @dataclass
@@ -89,7 +111,9 @@ def workflow_path(film: Film, shots_file: Path) -> Path:
 def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = None) -> Plan:
     """Validate the shots file and build every shot's graph; raises before anything is written."""
     shots_file = Path(shots_file)
-    film = film or load_film(shots_file)
+    if film is None:
+        shots_file = resolve_shots_file(shots_file)
+        film = load_film(shots_file)
     wf_path = workflow_path(film, shots_file)
     try:
         base = load_graph(wf_path)
@@ -97,11 +121,26 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
     except WorkflowError as exc:
         where = exc.message if exc.path else f"{wf_path}: {exc.message}"
         raise WorkflowError(where, exc.hint, role=exc.role, path=None) from exc
-    out_dir = Path(out) if out else Path(film.out) if film.out else Path("out") / film.slug
+    out_dir = _film_folder(film, shots_file, out)
     plan = Plan(film=film, shots_file=shots_file, workflow=wf_path, out_dir=out_dir, shots=shots,
                 warnings=film.warnings())
     check_transitions(plan)
     return plan
+
+
+def _film_folder(film: Film, shots_file: Path, out: Path | None) -> Path:
+    """``--out``, else the film's ``out:``, else out/<slug>; refused when a file stands in its way."""
+    out_dir = Path(out) if out else Path(film.out).expanduser() if film.out else Path("out") / film.slug
+    blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
+    if blocker is None or blocker.is_dir():
+        return out_dir
+    what = f"{blocker} is a file, not a folder"
+    if out:
+        raise WanclipError(f"--out: {what}", "give --out a folder (it is created when missing)")
+    if film.out:
+        raise ShotsFileError(str(shots_file), f"{film.where('out')}out: {what}",
+                             "point `out:` at a folder, or remove it (the default is out/<film>)")
+    raise WanclipError(f"the film folder {out_dir}: {what}", "move that file, or give --out another folder")
 
 
 def _plan_shot(film: Film, base: dict, index: int) -> PlannedShot:
@@ -141,4 +180,6 @@ def check_transitions(plan: Plan) -> None:
         why = (f"the transitions into and out of it ({problem.seconds:g} s together) are as long as the shot "
                f"({shot.seconds:g} s)")
         hint = "shorten the transitions or lengthen the shot"
-    raise ShotsFileError(str(plan.shots_file), f"shots[{shot.index}] ({shot.name}): {why}", hint)
+    own = plan.film.shots[shot.index - 1].transition is not None
+    where = plan.film.where(*(("shots", shot.index - 1, "transition") if own else ("transition",)))
+    raise ShotsFileError(str(plan.shots_file), f"{where}shots[{shot.index}] ({shot.name}): {why}", hint)

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from wanclip.errors import WorkflowError
@@ -29,6 +30,8 @@ LOADER_INPUTS = {
     ("LoraLoaderModelOnly", "lora_name"): "loras",
     ("LoraLoader", "lora_name"): "loras",
 }
+SHIPPED_WORKFLOW = "wan22_t2v_lightx2v_4step.json"  # the graph `wanclip setup` installs the models of
+CORE_WORKFLOW = "wan22_t2v_lightx2v_4step_core.json"  # the same with core video nodes (no VHS)
 # Nodes a value may come from when an input is linked instead of literal (newer exports).
 PRIMITIVE_VALUE_INPUTS = ("value", "string", "text", "int", "float")
 
@@ -66,6 +69,11 @@ class ShotParams:
     cfg: float | None = None
     shift: float | None = None
     lora_strength: float | None = None
+
+
+def shipped_path(kind: str, name: str) -> Path:
+    """A file shipped inside the package (``workflows`` or ``shots``), in a clone or an installed copy."""
+    return Path(str(resources.files("wanclip") / "data" / kind / name))
 
 
 def load_graph(path: Path) -> dict:
