@@ -31,6 +31,35 @@ def example_path(name: str) -> Path | None:
     return shipped_path("shots", f"{stem}.yaml") if stem in example_names() else None
 
 
+def example(name: str) -> Path:
+    """The shipped film ``name``; an unknown one is refused with the names there are."""
+    found = example_path(name)
+    if found is None:
+        names = example_names()
+        close = difflib.get_close_matches(name.removesuffix(".yaml"), names, n=1, cutoff=0.5)
+        guess = f"did you mean {close[0]}? " if close else ""
+        raise WanclipError(f"no example named {name!r}", f"{guess}the examples are: {', '.join(names)}")
+    return found
+
+
+def copy_example(name: str, dest: Path | None = None) -> Path:
+    """Copy the shipped film ``name`` to ``dest`` (a file, or a folder to put NAME.yaml in; default
+    here) to edit; an existing file is never overwritten."""
+    source = example(name)
+    dest = Path(dest) if dest is not None else Path(source.name)
+    if dest.is_dir():
+        dest = dest / source.name
+    try:
+        with dest.open("xb") as handle:
+            handle.write(source.read_bytes())
+    except FileExistsError:
+        raise WanclipError(f"{dest} already exists; wanclip never overwrites it",
+                           "give another destination, or remove that file first") from None
+    except OSError as exc:
+        raise WanclipError(f"cannot write {dest}: {exc.strerror or exc}", "give another destination") from exc
+    return dest
+
+
 def resolve_shots_file(arg: Path) -> Path:
     """``arg`` when that file exists, else the shipped example of that name (``tomato_egg``,
     ``tomato_egg.yaml`` or ``shots/tomato_egg.yaml``, as the README writes it, from any folder)."""
