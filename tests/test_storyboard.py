@@ -1,0 +1,213 @@
+"""The storyboard page's content, read as text (tests/test_storyboard_browser.py loads it in Chromium)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shlex
+import threading
+from html.parser import HTMLParser
+from types import SimpleNamespace
+
+import requests
+
+from helpers import run_cli, write_shots
+from wanclip.storyboard import (
+    PAGE_NAME,
+    Prompt,
+    script_json,
+    serve_folder,
+    shot_prompt,
+    split_style,
+    time_split,
+    write_page,
+)
+
+HOSTILE = "</script><img src=x onerror=alert(1)>"
+SHOTS = """title: Review Film
+style: warm light
+negative: blurry
+shots:
+  - {name: one, prompt: 'a red tomato'}
+  - {name: two, prompt: '</script><img src=x onerror=alert(1)>', style: '', negative: 'no <b>bold</b>'}
+  - {name: three, prompt: 'eggs'}
+"""
+
+
+def shot(index: int, name: str, status: str = "done", **extra) -> dict:
+    record = {"index": index, "name": name, "graph_sha256": "g", "seed": 100 + index, "frames": 81, "width": 832,
+              "height": 480, "fps": 16.0, "status": status, "server": "http://gpu-1:8188",
+              "clip": f"clips/{index:02d}_{name}.mp4" if status == "done" else None,
+              "node_seconds": {"high-noise sampler": 8.0, "low-noise sampler": 7.5, "decode": 1.5},
+              "transition": {"type": "fade", "duration": 0.3} if index > 1 else None}
+    return record | extra
+
+
+def film_folder(tmp_path, shots: list[dict], shots_text: str | None = SHOTS, **film) -> tuple:
+    shots_file = write_shots(tmp_path, shots_text) if shots_text else tmp_path / "gone.yaml"
+    folder = tmp_path / "out" / "review-film"
+    folder.mkdir(parents=True)
+    data = {"version": 1, "film": {"title": "Review Film", "slug": "review-film", "shots_file": str(shots_file),
+                                   "fps": 16.0} | film, "shots": shots}
+    (folder / "ledger.json").write_text(json.dumps(data), encoding="utf-8")
+    return folder, shots_file
+
+
+def page_of(folder) -> str:
+    return (write_page(folder)).read_text(encoding="utf-8")
+
+
+def embedded_data(page: str) -> dict:
+    block = re.search(r'<script type="application/json" id="storyboard-data">(.*?)</script>', page, re.S)
+    return json.loads(block.group(1))
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.links += [value for name, value in attrs if name in ("src", "href", "poster", "action")]
+
+
+def parsed(page: str) -> Links:
+    parser = Links()
+    parser.feed(page)
+    return parser
+
+
+def test_hostile_prompt_error_and_title_are_escaped_text(tmp_path):
+    error = {"node": "8", "class": "VAEDecode", "type": "RuntimeError", "message": "<script>alert(2)</script>"}
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two"), shot(3, "three", "failed", error=error)],
+                            title="<b>Review</b> & Film")
+    page = page_of(folder)
+    assert html.escape(HOSTILE) in page and HOSTILE not in page
+    assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    assert "<title>&lt;b&gt;Review&lt;/b&gt; &amp; Film · wanclip</title>" in page
+    assert "no &lt;b&gt;bold&lt;/b&gt;" in page
+    assert parsed(page).tags.count("img") == 0 and parsed(page).tags.count("script") == 2
+
+
+def test_embedded_json_cannot_close_its_script_element():
+    text = script_json({"command": "wanclip render '</script><!--x.yaml' & \u2028\u2029"})
+    assert not re.search("[<>&\u2028\u2029]", text)
+    assert json.loads(text) == {"command": "wanclip render '</script><!--x.yaml' & \u2028\u2029"}
+
+
+def test_failed_card_shows_node_class_and_message_and_stands_out(tmp_path):
+    error = {"node": "8", "class": "VAEDecode", "type": "RuntimeError", "message": "CUDA error: out of memory"}
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two", "failed", error=error), shot(3, "three")])
+    page = page_of(folder)
+    card = re.search(r'<article class="card failed" id="shot-two">.*?</article>', page, re.S).group(0)
+    assert '<div class="where">8 · VAEDecode</div>' in card
+    assert '<div class="message">CUDA error: out of memory</div>' in card
+    assert "<video" not in card and '<span class="badge failed">failed</span>' in card
+    assert 'href="#shot-two"' in page  # the header links to the shot that needs a look
+    assert not embedded_data(page)["live"] and 'http-equiv="refresh"' not in page
+
+
+def test_pending_queued_running_cards_wait_and_the_page_reloads(tmp_path):
+    shots = [shot(1, "one"), shot(2, "two", "running"), shot(3, "three", "pending")]
+    folder, _ = film_folder(tmp_path, shots)
+    page = page_of(folder)
+    assert page.count('class="card waiting"') == 2
+    assert '<div class="placeholder">running</div>' in page and '<div class="placeholder">pending</div>' in page
+    assert embedded_data(page)["live"] is True
+    assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
+    assert "no film.mp4 yet" in page
+
+
+def test_copy_command_rerenders_one_shot_with_the_shots_file_quoted(tmp_path):
+    odd = tmp_path / "my films" / "it's.yaml"
+    odd.parent.mkdir()
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two")], shots_text=None)
+    ledger = json.loads((folder / "ledger.json").read_text())
+    ledger["film"]["shots_file"] = str(odd)
+    (folder / "ledger.json").write_text(json.dumps(ledger))
+    page = page_of(folder)
+    commands = [s["command"] for s in embedded_data(page)["shots"]]
+    assert [shlex.split(c) for c in commands] == [
+        ["wanclip", "render", str(odd), "--out", str(folder), "--only", name] for name in ("one", "two")]
+    assert f"<code>{html.escape(commands[1])}</code>" in page
+    assert page.count('<button type="button" class="copy"') == 2
+
+
+def test_links_are_relative_inside_the_folder_and_nothing_points_at_the_web(tmp_path):
+    shots = [shot(1, "one"), shot(2, "two", clip="/etc/passwd"), shot(3, "three", clip="../../escape.mp4")]
+    folder, _ = film_folder(tmp_path, shots)
+    (folder / "film.mp4").write_bytes(b"not really a film")
+    (folder / "clips").mkdir()
+    (folder / "clips" / "01_one.mp4").write_bytes(b"not really a clip")  # no poster, still linked
+    page = page_of(folder)
+    assert parsed(page).links == ["film.mp4", "clips/01_one.mp4", "ledger.json"]
+    without_servers = page.replace("http://gpu-1:8188", "")
+    assert not re.search(r"https?:|//[a-z]|data:|@import|url\(", without_servers)
+
+
+def test_prompt_from_an_older_ledger_comes_from_the_shots_file_with_style_apart(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two")])
+    page = page_of(folder)
+    assert '<p class="prompt">a red tomato<span class="style" title="style suffix">warm light</span></p>' in page
+    assert '<span class="label">negative</span>blurry</p>' in page
+    assert f'<p class="prompt">{html.escape(HOSTILE)}</p>' in page  # shot two: style '' -> no suffix
+
+
+def test_prompt_recorded_in_the_ledger_wins_and_is_split_at_the_style():
+    record = SimpleNamespace(name="one", prompt="a red tomato, warm light", style="warm light", negative=None)
+    assert shot_prompt(record, None) == Prompt("a red tomato", "warm light", None)
+    assert split_style("a red tomato, warm light", "") == ("a red tomato, warm light", "")
+    assert split_style("a red tomato", "something else") == ("a red tomato", "")
+
+
+def test_without_shots_file_or_prompts_the_page_shows_what_the_ledger_has(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one")], shots_text=None)
+    page = page_of(folder)
+    assert "prompt unknown" in page and "seed</dt><dd>101" in page and "81 · 5.06 s @ 16 fps" in page
+
+
+def test_render_time_is_split_by_node_and_the_stitch_counted(tmp_path):
+    first = shot(1, "one", node_seconds={"model load": 60.0, "text encode": 0.5, "high-noise sampler": 8.0,
+                                         "low-noise sampler": 7.0, "decode": 2.0, "combine": 0.5})
+    assert time_split([first["node_seconds"], {"decode": 1.0, "odd": 2.0}]) == {
+        "model load": 60.0, "text encode": 0.5, "sampling": 15.0, "decode": 3.0, "video encode": 0.5, "other": 2.0}
+    folder, _ = film_folder(tmp_path, [first, shot(2, "two")], stitch_seconds=4.0)
+    page = page_of(folder)
+    assert "<dt>render time</dt><dd>1 m 39 s</dd>" in page  # 78 + 17 + 4 s of stitching
+    assert "stitch <b>4.0 s</b>" in page and "sampling <b>30 s</b>" in page
+
+
+def test_review_command_writes_the_page_and_refuses_a_folder_without_ledger(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one")])
+    result = run_cli("review", folder, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["page"] == str(folder / PAGE_NAME) and (folder / PAGE_NAME).is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_cli("review", empty).exit_code == 2
+    assert run_cli("review", tmp_path / "missing").exit_code == 2
+    assert json.loads(run_cli("review", empty, "--json").stdout)["exit_code"] == 2
+
+
+def test_served_folder_is_loopback_only_and_nothing_outside_it(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one")])
+    write_page(folder)
+    (tmp_path / "out" / "secret.txt").write_text("outside")
+    server = serve_folder(folder, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host, port = server.server_address[:2]
+        assert host == "127.0.0.1"
+        with requests.Session() as session:
+            page = session.get(f"http://127.0.0.1:{port}/index.html", timeout=10)
+            assert page.status_code == 200 and "Review Film" in page.text
+            assert session.get(f"http://127.0.0.1:{port}/../secret.txt", timeout=10).status_code == 404
+            assert session.get(f"http://127.0.0.1:{port}/%2e%2e/secret.txt", timeout=10).status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
