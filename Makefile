@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/wanclip demo
 
 test: $(STAMP)
+	@sh scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
