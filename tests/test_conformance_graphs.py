@@ -7,7 +7,7 @@ import json
 import pytest
 
 from helpers import SHIPPED, SHIPPED_CORE, load
-from wanclip.doctor import combo_options
+from wanclip.checks import combo_options
 
 MODEL_INPUTS = {"unet_name", "clip_name", "vae_name", "lora_name"}
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from wanclip import assets, doctor
+from wanclip.checks import Check, combo_options, graph_checks, similar_model
 from wanclip.cli.app import app
 from wanclip.comfy.client import ComfyClient
-from wanclip.doctor import Check, combo_options, graph_checks
+from wanclip.errors import PreflightError
+from wanclip.preflight import preflight
+from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, shipped_graph
 
-GRAPH = doctor.default_graph()
+GRAPH = shipped_graph()
 SIX = {"diffusion_models": ["wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
                             "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"],
        "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
@@ -24,7 +29,7 @@ SIX = {"diffusion_models": ["wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
 def object_info_for(models: dict, classes=None, v3_vae=False) -> dict:
     """A minimal /object_info: every class of the graph, loader combos from ``models``."""
     info = {c: {"input": {"required": {}}} for c in (classes or {n["class_type"] for n in GRAPH.values()})}
-    for (class_type, name), folder in doctor.LOADER_INPUTS.items():
+    for (class_type, name), folder in LOADER_INPUTS.items():
         if class_type in info:
             options = list(models.get(folder, []))
             spec = ["COMBO", {"options": options}] if v3_vae and class_type == "VAELoader" else [options, {}]
@@ -87,7 +92,7 @@ def test_the_48_channel_vae_is_refused_with_the_reason():
 
 
 def test_core_graph_checks_v3_save_nodes_without_model_inputs():
-    core = doctor.load_graph(doctor.resources.files("wanclip").joinpath("data/workflows/" + doctor.CORE_WORKFLOW))
+    core = shipped_graph(CORE_WORKFLOW)
     checks = graph_checks(core, object_info_for(SIX, {n["class_type"] for n in core.values()}))
     assert [c.name for c in checks if not c.ok] == []
 
@@ -141,12 +146,14 @@ def test_doctor_names_a_missing_model_with_its_folder_and_exits_1(sim_with):
     assert "wanclip setup" in failed[0]["fix"]
 
 
-def test_doctor_table_shows_each_fix(sim_with):
+def test_doctor_table_shows_each_fix_and_never_offers_the_48_channel_vae(sim_with):
     comfy = sim_with(dict(SIX, vae=["wan2.2_vae.safetensors"]))
     result = run_doctor_cli("--server", comfy.url)
     assert result.exit_code == 1
-    assert ("fix: did you mean wan2.2_vae.safetensors? ComfyUI has that one; else put "
-            "wan_2.1_vae.safetensors in models/vae/") in result.output
+    text = " ".join(result.output.split())
+    assert ("fix: wan_2.1_vae.safetensors is missing from models/vae/: install it with "
+            "`wanclip setup --comfy-dir DIR`") in text
+    assert "did you mean" not in text and "restart" not in text
     assert "1 check(s) failed" in result.output
 
 
@@ -187,3 +194,88 @@ def test_recorded_object_info_of_a_server_without_models(samples):
     assert by_name(checks)["nodes"].ok
     failed = sorted(c.name for c in checks if not c.ok)
     assert failed == sorted(f"model {name}" for names in SIX.values() for name in names)
+
+
+# -- the did-you-mean never picks another expert, model or LoRA -------------------------------------
+HIGH_UNET, LOW_UNET = SIX["diffusion_models"]
+HIGH_LORA, LOW_LORA = SIX["loras"]
+
+
+@pytest.mark.parametrize("missing,has", [
+    (LOW_LORA, [HIGH_LORA]),
+    (LOW_UNET, [HIGH_UNET]),
+    (HIGH_UNET, ["wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors"]),
+    (HIGH_UNET, ["wan2.2_ti2v_5B_fp16.safetensors", "wan2.2_t2v_high_noise_5B_fp8_scaled.safetensors"]),
+    (HIGH_UNET, ["wan2.1_t2v_high_noise_14B_fp8_scaled.safetensors"]),
+    ("wan_2.1_vae.safetensors", ["wan2.2_vae.safetensors"]),
+    (HIGH_LORA, ["wan2.2_t2v_lightx2v_4steps_lora_v1.0_high_noise.safetensors",
+                 "wan2.2_t2v_causvid_lora_high_noise.safetensors"]),
+], ids=["lora-low-vs-high", "unet-low-vs-high", "t2v-vs-i2v", "14B-vs-5B", "2.2-vs-2.1", "vae-2.1-vs-2.2",
+        "another-lora"])
+def test_no_suggestion_of_another_expert_or_model(missing, has):
+    assert similar_model(missing, has) is None
+
+
+@pytest.mark.parametrize("missing,has,meant", [
+    ("wan2.2_t2v_high_noise_14B_fp8.safetensors", SIX["diffusion_models"], HIGH_UNET),
+    (HIGH_LORA, ["Wan2.2/" + HIGH_LORA, "Wan2.2/" + LOW_LORA], "Wan2.2/" + HIGH_LORA),
+    ("wan2.2_t2v_hihg_noise_14B_fp8_scaled.safetensors", SIX["diffusion_models"], None),
+    ("wan2.2_t2v_low_noize_14B_fp8_scaled.safetensors", SIX["diffusion_models"], LOW_UNET),
+    ("Wan_2.1_VAE.safetensors", ["wan_2.1_vae.safetensors", "wan2.2_vae.safetensors"], "wan_2.1_vae.safetensors"),
+], ids=["fp8-vs-fp8_scaled", "subfolder", "typo-in-the-expert-is-not-guessed", "typo", "case"])
+def test_a_genuine_typo_still_gets_its_suggestion(missing, has, meant):
+    assert similar_model(missing, has) == meant
+
+
+def test_missing_low_noise_lora_is_named_with_how_to_install_it(sim_with):
+    comfy = sim_with(dict(SIX, loras=[HIGH_LORA]))
+    result = run_doctor_cli("--server", comfy.url, "--json")
+    assert result.exit_code == 1
+    failed = [c for c in json.loads(result.output)["checks"] if not c["ok"]]
+    assert [c["name"] for c in failed] == [f"model {LOW_LORA}"]
+    assert failed[0]["fix"].startswith(f"{LOW_LORA} is missing from models/loras/: install it with "
+                                       "`wanclip setup --comfy-dir DIR`")
+    assert "high_noise" not in failed[0]["fix"] and "restart" not in failed[0]["fix"]
+    with pytest.raises(PreflightError) as err:  # render's preflight says the same
+        preflight([ComfyClient(comfy.url)], [GRAPH])
+    assert f"does not list {LOW_LORA}" in err.value.message and "wanclip setup --comfy-dir" in err.value.message
+    assert "high_noise" not in err.value.message and "restart" not in err.value.message
+
+
+def test_a_file_setup_does_not_install_is_not_sent_to_setup():
+    graph = json.loads(json.dumps(GRAPH))
+    graph["83"]["inputs"]["lora_name"] = "my_style_lora.safetensors"
+    check = by_name(graph_checks(graph, object_info_for(SIX)))["model my_style_lora.safetensors"]
+    assert check.fix == ("put my_style_lora.safetensors in models/loras/ (wanclip setup installs only the "
+                         "files of the shipped graph); ComfyUI sees it on the next request")
+
+
+def test_preflight_imports_neither_doctor_nor_the_hub():
+    code = ("import sys, wanclip.preflight; "
+            "print(sorted(m for m in sys.modules if m == 'wanclip.doctor' or m.startswith('huggingface_hub')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+# -- the command: several servers, JSON, exit codes -------------------------------------------------
+def test_doctor_checks_every_server_and_fails_if_one_does(sim, sim_with):
+    broken = sim_with(dict(SIX, loras=[HIGH_LORA]))
+    result = run_doctor_cli("-s", sim.url, "--server", broken.url, "--json")
+    assert result.exit_code == 1
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["server"], r["ok"]) for r in reports] == [(sim.url, True), (broken.url, False)]
+    table = run_doctor_cli("-s", f"{sim.url},{broken.url}")
+    assert table.exit_code == 1
+    assert f"wanclip doctor — {sim.url}" in table.output and f"wanclip doctor — {broken.url}" in table.output
+
+
+def test_doctor_json_ends_with_an_error_event_on_bad_input(tmp_path):
+    result = run_doctor_cli("--workflow", tmp_path / "nope.json", "--json")
+    assert result.exit_code == 2
+    event = json.loads(result.stdout.splitlines()[-1])
+    assert (event["event"], event["exit_code"]) == ("error", 2) and "nope.json" in event["error"]
+
+
+def test_doctor_help_gives_the_exit_codes():
+    text = " ".join(run_doctor_cli("--help").output.split())
+    assert "Exit codes: 0 every check passed on every server, 1 a check failed" in text and "-s, --server" in text

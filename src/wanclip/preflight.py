@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wanclip.checks import Check, graph_checks
 from wanclip.comfy.client import ComfyClient
-from wanclip.doctor import Check, graph_checks
 from wanclip.errors import PreflightError, ServerError
 from wanclip.workflow import canonical_json, model_files
 

@@ -76,6 +76,11 @@ def shipped_path(kind: str, name: str) -> Path:
     return Path(str(resources.files("wanclip") / "data" / kind / name))
 
 
+def shipped_graph(name: str = SHIPPED_WORKFLOW) -> dict:
+    """One of the graphs shipped in ``workflows/`` (default: the one `wanclip setup` installs for)."""
+    return load_graph(shipped_path("workflows", name))
+
+
 def load_graph(path: Path) -> dict:
     """Read an API-format graph; a UI-format export or unreadable file is refused with the fix."""
     path = Path(path)

@@ -1,4 +1,4 @@
-"""``wanclip doctor``: one table of checks, each pass or fail with its fix."""
+"""``wanclip doctor``: one table of checks per server, each pass or fail with its fix."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from rich.table import Table
 
 from wanclip import config
 from wanclip.cli.base import app, console, handle_errors, print_json
+from wanclip.cli.cmd_render import server_list
 from wanclip.comfy.client import ComfyClient
 from wanclip.doctor import DoctorReport, run_doctor
 from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED
@@ -17,21 +18,29 @@ from wanclip.workflow import load_graph
 
 @app.command("doctor")
 def doctor(
-    server: str | None = typer.Option(None, "--server", help="ComfyUI URL (default: WANCLIP_SERVER, else http://127.0.0.1:8188)."),
+    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL; repeat (or "
+                                     "comma-separate) to check several servers, as `wanclip render` takes them. "
+                                     "Default: $WANCLIP_SERVER, else http://127.0.0.1:8188."),
     comfy_dir: Path | None = typer.Option(None, "--comfy-dir", help="The ComfyUI folder, to verify the model files on disk."),
     workflow: Path | None = typer.Option(None, "--workflow", help="Check this API graph instead of the shipped one."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per server instead of the tables."),
 ) -> None:
-    """Check that ComfyUI, its GPU, nodes and model files are ready for Wan 2.2 14B; exit 1 if not."""
-    with handle_errors():
-        client = ComfyClient(server or config.server_urls()[0], headers=config.extra_headers())
+    """Check that ComfyUI, its GPU, nodes and model files are ready for Wan 2.2 14B; exit 1 if not.
+
+    One report per server. Exit codes: 0 every check passed on every server, 1 a check failed
+    (or a server did not answer), 2 bad input (e.g. an unreadable --workflow).
+    """
+    reports: list[DoctorReport] = []
+    with handle_errors(as_json=as_json):
         graph = load_graph(workflow) if workflow else None
-        report = run_doctor(client, comfy_dir, graph=graph)
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        _render(report)
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_SHOTS_FAILED)
+        for url in server_list(server):
+            client = ComfyClient(url, headers=config.extra_headers())
+            reports.append(run_doctor(client, comfy_dir, graph=graph))
+            if as_json:
+                print_json(reports[-1].to_dict())
+            else:
+                _render(reports[-1])
+    raise typer.Exit(EXIT_OK if all(r.ok for r in reports) else EXIT_SHOTS_FAILED)
 
 
 def _render(report: DoctorReport) -> None:

@@ -1,0 +1,172 @@
+"""The checks of a graph against a server's ``/object_info``, each a named result with its fix.
+
+Pure over dicts, so render's preflight runs them before queueing anything and ``wanclip doctor``
+reports them with its own server and disk checks. Node classes exist, every model file name is
+among ComfyUI's choices, and the VAE is the 16-channel one the 14B experts need.
+
+A missing model file is never "fixed" by a file of another expert or model: the high-noise LoRA in
+place of the low-noise one, an i2v or 5B expert, Wan 2.1 for 2.2 all render a wrong film without
+any error. ``similar_model`` suggests only a file that is the same one under another spelling.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, VHS_OUTPUT, is_link, model_files, shipped_graph
+
+WAN21_VAE = "wan_2.1_vae.safetensors"
+WAN22_VAE = "wan2.2_vae.safetensors"
+CUSTOM_NODE_PACKS = {VHS_OUTPUT: "ComfyUI-VideoHelperSuite"}
+SETUP_COMMAND = "wanclip setup --comfy-dir DIR"
+# Spellings of one file's precision and packing: the same weights, the same film.
+QUALIFIERS = frozenset({"fp8", "fp16", "bf16", "fp32", "scaled", "e4m3fn", "e5m2", "fp8e4m3fn", "fp8e5m2"})
+# Words that make a file another model: its expert, task, or kind. A typo may not touch them.
+MARKERS = re.compile(r"high|low|flf2v|ti2v|t2v|i2v|s2v|vace|fun|animate|lora|vae|lightx2v|causvid")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def combo_options(spec: object) -> list[str] | None:
+    """The choices of a combo input in either encoding, or None when the input is no combo.
+
+    V1 nodes write ``[[opt, ...], {...}]``; V3 nodes write ``["COMBO", {"options": [...]}]``.
+    """
+    if not isinstance(spec, list | tuple) or not spec:
+        return None
+    if isinstance(spec[0], list):
+        return [str(o) for o in spec[0]]
+    if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
+        return [str(o) for o in spec[1].get("options", [])]
+    return None
+
+
+def input_spec(node_info: dict, name: str) -> object:
+    inputs = node_info.get("input") or {}
+    for group in ("required", "optional"):
+        if name in (inputs.get(group) or {}):
+            return inputs[group][name]
+    return None
+
+
+def graph_checks(graph: dict, object_info: dict) -> list[Check]:
+    """Node classes exist, every model file name is among ComfyUI's choices, the VAE is the 16-channel one."""
+    checks = [_classes_check(graph, object_info)]
+    checks += [check for node_id in sorted(graph, key=str)
+               for check in _model_checks(node_id, graph[node_id], object_info)]
+    checks += [_vae_check(node_id, node) for node_id, node in sorted(graph.items())
+               if node.get("class_type") == "VAELoader" and isinstance(node["inputs"].get("vae_name"), str)]
+    return checks
+
+
+def _classes_check(graph: dict, object_info: dict) -> Check:
+    missing = sorted({node["class_type"] for node in graph.values()} - set(object_info))
+    if not missing:
+        return Check("nodes", True, f"all {len({n['class_type'] for n in graph.values()})} node classes are installed")
+    where = {c: sorted(i for i, n in graph.items() if n["class_type"] == c) for c in missing}
+    detail = "; ".join(f"{c} (node {', '.join(where[c])})" for c in missing)
+    return Check("nodes", False, f"ComfyUI has no {detail}", _classes_fix(missing))
+
+
+def _classes_fix(missing: list[str]) -> str:
+    # custom nodes, unlike model files, are loaded only when ComfyUI starts: here a restart is needed
+    packs = sorted({CUSTOM_NODE_PACKS[c] for c in missing if c in CUSTOM_NODE_PACKS})
+    fix = f"install {', '.join(packs)} (ComfyUI-Manager, or git clone into custom_nodes/) and restart ComfyUI" \
+        if packs else "install the custom nodes that provide them, or update ComfyUI, then restart it"
+    if VHS_OUTPUT in missing:
+        fix += f"; or render with the core-nodes graph workflows/{CORE_WORKFLOW}"
+    return fix
+
+
+def _model_checks(node_id: str, node: dict, object_info: dict) -> list[Check]:
+    class_type, info = node.get("class_type"), object_info.get(node.get("class_type"))
+    checks = []
+    for name, value in (node.get("inputs") or {}).items():
+        folder = LOADER_INPUTS.get((class_type, name))
+        if info is None or is_link(value) or not isinstance(value, str):
+            continue
+        options = combo_options(input_spec(info, name))
+        if folder is None and not (options is not None and _looks_like_model(value)):
+            continue
+        checks.append(model_check(value, options or [], folder, f"node {node_id} {class_type}.{name}",
+                                  installable=value in setup_files()))
+    return checks
+
+
+def _looks_like_model(value: str) -> bool:
+    return value.endswith((".safetensors", ".ckpt", ".pt", ".pth", ".gguf", ".bin", ".sft"))
+
+
+@cache
+def setup_files() -> frozenset[str]:
+    """The model files `wanclip setup` installs: those of the shipped graph."""
+    return frozenset(name for names in model_files(shipped_graph()).values() for name in names)
+
+
+def model_check(value: str, options: list[str], folder: str | None, where: str, installable: bool) -> Check:
+    """``value`` is among ComfyUI's ``options``; else the fix names the file, its folder and how to get it.
+
+    ComfyUI lists its model folders afresh on each request, so no restart is part of the fix.
+    """
+    if value in options:
+        return Check(f"model {value}", True, f"ComfyUI lists it ({where})")
+    where_to = f"models/{folder}/" if folder else "its models/ folder"
+    detail = f"ComfyUI does not list {value} ({where})"
+    if installable:
+        fix = (f"{value} is missing from {where_to}: install it with `{SETUP_COMMAND}` (DIR: that server's "
+               "ComfyUI folder); ComfyUI sees it on the next request")
+    else:
+        fix = (f"put {value} in {where_to} (wanclip setup installs only the files of the shipped graph); "
+               "ComfyUI sees it on the next request")
+    meant = similar_model(value, options)
+    if meant:
+        fix = f"did you mean {meant}? ComfyUI has that one: set it in the graph; else {fix}"
+    return Check(f"model {value}", False, detail, fix)
+
+
+def similar_model(value: str, options: list[str]) -> str | None:
+    """The file among ``options`` that is ``value`` under another spelling: another subfolder or
+    case, a precision suffix (``_fp8`` / ``_fp8_scaled``), or a small typo that leaves every digit and
+    every expert, task and kind word (high/low, t2v/i2v, 14B/5B, 2.1/2.2, lora, vae) as it is.
+    Never a file of another expert or model, however close its name."""
+    mine = _identity(value)
+    same = [o for o in options if _identity(o) == mine] or [o for o in options if _typo(mine, _identity(o))]
+    if not same:
+        return None
+    return max(same, key=lambda o: difflib.SequenceMatcher(None, value, o).ratio())
+
+
+def _identity(name: str) -> str:
+    """The file's name with folder, case, extension, separators and precision words removed."""
+    stem = re.sub(r"\.[a-z]+$", "", name.replace("\\", "/").rsplit("/", 1)[-1].lower())
+    return "".join(t for t in re.split(r"[_\-\s]+", stem) if t and t not in QUALIFIERS).replace(".", "")
+
+
+def _typo(mine: str, other: str) -> bool:
+    ops = difflib.SequenceMatcher(None, mine, other).get_opcodes()
+    changed = "".join(mine[i1:i2] + other[j1:j2] for tag, i1, i2, j1, j2 in ops if tag != "equal")
+    return (0 < len(changed) <= 4 and not any(c.isdigit() for c in changed)
+            and MARKERS.findall(mine) == MARKERS.findall(other))
+
+
+def _vae_check(node_id: str, node: dict) -> Check:
+    value = node["inputs"]["vae_name"]
+    if value.split("/")[-1] == WAN22_VAE or "wan2.2_vae" in value.lower():
+        return Check("vae", False,
+                     f"node {node_id} loads {value}, the 48-channel VAE of the 5B model: with the 14B "
+                     "experts VAEDecode fails only after sampling, minutes in ('expected input … to have 48 "
+                     "channels, but got 16')",
+                     f"set vae_name to {WAN21_VAE} (wanclip setup puts it in models/vae/)")
+    if value.split("/")[-1] == WAN21_VAE:
+        return Check("vae", True, f"node {node_id} loads {value}, the 16-channel Wan 2.1 VAE the 14B model needs")
+    return Check("vae", True, f"node {node_id} loads {value}; make sure it is the 16-channel Wan 2.1 VAE "
+                 f"({WAN21_VAE}), not the 48-channel {WAN22_VAE}")
