@@ -172,3 +172,11 @@ def test_resolve_shots_file_is_the_one_rule_for_every_command(tmp_path, monkeypa
     assert resolve_shots_file(Path("single_5s")) == shipped_path("shots", "single_5s.yaml")
     mine = write_shots(tmp_path, "title: x\n", "single_5s")
     assert resolve_shots_file(Path("single_5s")) == Path("single_5s") and mine.exists()
+
+
+def test_plan_json_ends_with_one_error_event_when_refused(tmp_path):
+    result = run_cli("plan", write_shots(tmp_path, "title: x\nshots: []\n"), "--json")
+    assert result.exit_code == 2
+    event = json.loads(result.stdout.splitlines()[-1])
+    assert (event["event"], event["exit_code"]) == ("error", 2)
+    assert "line 2: shots: the film has no shots" in event["error"]

@@ -13,15 +13,17 @@ from wanclip.plan import Plan, plan_film
 
 @app.command("plan")
 def plan_command(
-    shots_file: Path = typer.Argument(..., help="The shots file (YAML), e.g. shots/tomato_egg.yaml."),
+    shots_file: Path = typer.Argument(..., help="The shots file (YAML), e.g. shots/tomato_egg.yaml, or the "
+                                      "name of a shipped example (`wanclip examples`), e.g. tomato_egg."),
     out: Path = typer.Option(None, "--out", help="Film folder; graphs go to OUT/graphs/. Default: the film's `out`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
     """Dry run: validate SHOTS_FILE, build every shot's API graph and print the plan.
 
-    Writes each shot's injected graph to OUT/graphs/NN_name.json. Needs no server.
+    Writes each shot's injected graph to OUT/graphs/NN_name.json. Needs no server. Exit codes:
+    0 planned, 2 refused (the message names the file, line and field).
     """
-    with handle_errors():
+    with handle_errors(as_json=as_json):
         plan = plan_film(shots_file, out=out)
         graphs = plan.write_graphs()
     if as_json:
