@@ -31,14 +31,19 @@ def example_path(name: str) -> Path | None:
     return shipped_path("shots", f"{stem}.yaml") if stem in example_names() else None
 
 
+def _closest_example(name: str) -> str | None:
+    close = difflib.get_close_matches(name.removesuffix(".yaml"), example_names(), n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
 def example(name: str) -> Path:
     """The shipped film ``name``; an unknown one is refused with the names there are."""
     found = example_path(name)
     if found is None:
-        names = example_names()
-        close = difflib.get_close_matches(name.removesuffix(".yaml"), names, n=1, cutoff=0.5)
-        guess = f"did you mean {close[0]}? " if close else ""
-        raise WanclipError(f"no example named {name!r}", f"{guess}the examples are: {', '.join(names)}")
+        close = _closest_example(name)
+        guess = f"did you mean {close}? " if close else ""
+        raise WanclipError(f"no example named {name!r}",
+                           f"{guess}the examples are: {', '.join(example_names())}")
     return found
 
 
@@ -69,8 +74,8 @@ def resolve_shots_file(arg: Path) -> Path:
     found = example_path(arg.name) if arg.parent in (Path("."), Path("shots")) else None
     if found is not None:
         return found
-    close = difflib.get_close_matches(arg.name.removesuffix(".yaml"), example_names(), n=1, cutoff=0.6)
-    guess = f"did you mean the example {close[0]}? " if close else ""
+    close = _closest_example(arg.name)
+    guess = f"did you mean the example {close}? " if close else ""
     raise ShotsFileError(str(arg), "no such shots file",
                          f"{guess}check the path; `wanclip examples` lists the films wanclip ships "
                          "(`wanclip examples copy NAME` copies one here to edit)")
