@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +15,9 @@ from PIL import Image
 
 from helpers import run_cli
 from test_media import make_clip
-from wanclip import contact_sheet, media
-from wanclip.ledger import Ledger, ShotRecord, ledger_path
+from wanclip import contact_sheet, media, stitch
+from wanclip.files import sha256_file
+from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
 
 
 def stitch_json(*args) -> dict:
@@ -42,9 +47,10 @@ def test_twelve_equal_clips_with_0_3s_fades_last_57_45s(twelve, tmp_path):
 def test_contact_sheet_has_one_row_per_shot(twelve, tmp_path):
     result = run_cli("stitch", *twelve[:4], "-o", tmp_path / "film.mp4", "--transition", "cut")
     assert result.exit_code == 0, result.output
-    sheet = Image.open(tmp_path / "contact_sheet.png")
+    with Image.open(tmp_path / "contact_sheet.png") as sheet:
+        size = sheet.size
     row = contact_sheet.row_height([("x", media.probe(twelve[0]))])
-    assert sheet.size == (contact_sheet.LABEL_WIDTH + 3 * (contact_sheet.THUMB_WIDTH + contact_sheet.GAP),
+    assert size == (contact_sheet.LABEL_WIDTH + 3 * (contact_sheet.THUMB_WIDTH + contact_sheet.GAP),
                           4 * row)
     assert f"contact sheet: {tmp_path / 'contact_sheet.png'}" in result.stdout
 
@@ -117,8 +123,8 @@ def test_from_a_film_folder_uses_each_shots_own_transition(tmp_path):
     got = stitch_json("--from", write_ledger(tmp_path, clips, cuts))
     # hard cut: no overlap; 0.5 s = 8 frames; 0.25 s = 4 frames
     assert (got["output"], got["frames"]) == (str(tmp_path / "film.mp4"), 4 * 17 - 8 - 4)
-    assert Image.open(tmp_path / "contact_sheet.png").size[1] == 4 * contact_sheet.row_height(
-        [("x", media.probe(clips[0]))])
+    with Image.open(tmp_path / "contact_sheet.png") as sheet:
+        assert sheet.size[1] == 4 * contact_sheet.row_height([("x", media.probe(clips[0]))])
 
 
 def test_from_refuses_shots_not_done_unless_told_to_skip_them(tmp_path):
@@ -184,3 +190,153 @@ def test_stitch_needs_clips_or_from(tmp_path):
     result = run_cli("stitch")
     assert result.exit_code == 2
     assert "give either clips or --from OUT_DIR" in result.output
+
+
+# --- a stitch never destroys its inputs ---------------------------------------------------------
+
+@pytest.mark.parametrize("target", [0, 1])
+def test_output_that_is_one_of_the_clips_is_refused_and_the_clip_kept(tmp_path, target):
+    clips = [make_clip(tmp_path / "a.mp4", frames=9), make_clip(tmp_path / "b.mp4", frames=9)]
+    before = clips[target].read_bytes()
+    (tmp_path / "sub").mkdir()
+    same = tmp_path / "sub" / ".." / clips[target].name  # another spelling of the same file
+    result = run_cli("stitch", *clips, "-o", same)
+    assert result.exit_code == 2
+    assert f"the output {same} is one of the inputs ({clips[target]})" in result.stderr
+    assert clips[target].read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "b.mp4", "sub"]
+
+
+def test_output_that_is_the_music_is_refused(tmp_path):
+    clips = [make_clip(tmp_path / "a.mp4", frames=9), make_clip(tmp_path / "b.mp4", frames=9, audio=True)]
+    result = run_cli("stitch", *clips, "--audio", clips[1], "-o", clips[1])
+    assert result.exit_code == 2
+    assert "is one of the inputs" in result.stderr
+
+
+def ledger_film(folder: Path, names=("one", "two")) -> tuple[Path, list[Path]]:
+    """A film folder as render leaves it: clips with their sha256 in the ledger."""
+    clips = [make_clip(folder / "clips" / f"{i:02d}_{n}.mp4", frames=17) for i, n in enumerate(names, 1)]
+    write_ledger(folder, clips, [None] + [{"type": "fade", "duration": 0.25}] * (len(clips) - 1))
+    ledger = load_ledger(folder)
+    for record, clip in zip(ledger.shots, clips, strict=True):
+        record.name = clip.stem.split("_", 1)[1]
+        record.clip_sha256 = sha256_file(clip)
+    ledger.film["shots_file"] = "shots/film.yaml"
+    ledger.save()
+    return folder, clips
+
+
+def test_from_refuses_an_output_over_a_ledger_clip(tmp_path):
+    folder, clips = ledger_film(tmp_path)
+    before = clips[0].read_bytes()
+    result = run_cli("stitch", "--from", folder, "-o", clips[0])
+    assert result.exit_code == 2
+    assert "is one of the inputs" in result.stderr
+    assert clips[0].read_bytes() == before
+
+
+def test_from_refuses_a_clip_changed_since_render_and_names_the_shot(tmp_path):
+    folder, clips = ledger_film(tmp_path)
+    make_clip(clips[0], frames=33)  # e.g. an earlier `stitch -o` wrote a film over it
+    result = run_cli("stitch", "--from", folder)
+    assert result.exit_code == 1
+    assert f"the clip of shot one ({clips[0]}) is not the one rendered" in result.stderr
+    assert "wanclip render shots/film.yaml --only one" in result.stderr
+    assert not (folder / "film.mp4").exists()
+
+
+def test_from_a_folder_that_does_not_exist_creates_nothing(tmp_path):
+    result = run_cli("stitch", "--from", tmp_path / "nope")
+    assert result.exit_code == 2
+    assert f"no film folder at {tmp_path / 'nope'}" in result.stderr
+    assert not (tmp_path / "nope").exists()
+
+
+def test_from_waits_for_no_render_it_refuses_while_one_runs(tmp_path):
+    folder, _ = ledger_film(tmp_path)
+    with film_lock(folder, "render"):
+        result = run_cli("stitch", "--from", folder)
+    assert result.exit_code == 2
+    assert f"another wanclip render (pid {os.getpid()}) is working on {folder}" in result.stderr
+    assert not (folder / "film.mp4").exists()
+
+
+# --- errors a person can meet are messages, not tracebacks --------------------------------------
+
+def test_an_output_folder_that_cannot_be_made_is_a_message(tmp_path):
+    clips = [make_clip(tmp_path / f"{i}.mp4", frames=9) for i in range(2)]
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    result = run_cli("stitch", *clips, "-o", tmp_path / "notes.txt" / "film.mp4")
+    assert result.exit_code == 1
+    assert f"cannot write the film {tmp_path / 'notes.txt' / 'film.mp4'}" in result.stderr
+    assert "hint:" in result.stderr
+
+
+@pytest.mark.parametrize(("code", "words"), [
+    (errno.ENOSPC, ["the disk is full", "free some space"]),
+    (errno.EACCES, ["permission denied", "writable folder"]),
+    (errno.EROFS, ["read-only", "writable folder"]),
+    (errno.ENOENT, ["no such file or folder", "check the -o path"]),
+])
+def test_os_errors_while_writing_the_film_become_stitch_errors_with_a_hint(tmp_path, code, words):
+    error = stitch.write_failure(OSError(code, os.strerror(code), str(tmp_path / "x")), tmp_path / "film.mp4")
+    assert error.message.startswith(f"cannot write the film {tmp_path / 'film.mp4'}")
+    text = (error.message + " " + error.hint).lower()
+    for word in words:
+        assert word.lower() in text
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+def test_progress_counts_frames_up_to_the_films_length(twelve, tmp_path):
+    seen: list[tuple[int, int]] = []
+    result = stitch.stitch(twelve[:3], tmp_path / "film.mp4", contact_sheet=False,
+                           on_progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (result.frames, result.frames)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert {t for _, t in seen} == {234}  # 3 * 81 frames less two 0.3 s fades of 4.8 frames
+
+
+def test_progress_line_on_a_terminal_json_stays_one_line(twelve, tmp_path):
+    import pty
+
+    main, child = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "wanclip", "stitch", *map(str, twelve[:3]), "-o",
+                           str(tmp_path / "film.mp4"), "--no-contact-sheet"], stdout=child, stderr=child,
+                          env=dict(os.environ, COLUMNS="100")) as proc:
+        os.close(child)
+        raw = b""
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            raw += chunk
+    os.close(main)
+    assert proc.returncode == 0, raw
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw.decode("utf-8", "replace"))
+    assert re.search(r"stitching .* \d+/234 frames", text)
+    assert "wrote " in text and "3 clips" in text
+    quiet = run_cli("stitch", *twelve[:3], "-o", tmp_path / "film2.mp4", "--no-contact-sheet", "--json")
+    assert len(quiet.stdout.splitlines()) == 1
+
+
+# --- wording ------------------------------------------------------------------------------------
+
+def test_one_clip_is_one_clip_not_1_clips(twelve, tmp_path):
+    result = run_cli("stitch", twelve[0], "-o", tmp_path / "film.mp4", "--no-contact-sheet")
+    assert result.exit_code == 0, result.output
+    assert ": 1 clip, 81 frames" in result.stdout
+
+
+def test_audio_help_and_hint_talk_about_music(tmp_path):
+    help_text = run_cli("stitch", "--help").stdout
+    assert "--audio" in help_text and "trimmed to the film's length" in " ".join(help_text.split())
+    clips = [make_clip(tmp_path / "a.mp4", frames=9)]
+    result = run_cli("stitch", *clips, "--audio", tmp_path / "song.mp3", "-o", tmp_path / "film.mp4")
+    assert result.exit_code == 2
+    assert f"music file not found: {tmp_path / 'song.mp3'}" in result.stderr
+    assert "a music file" in result.stderr

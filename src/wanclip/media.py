@@ -21,6 +21,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -29,6 +31,8 @@ from wanclip import config
 from wanclip.errors import StitchError
 
 STDERR_TAIL_LINES = 15
+STDERR_TAIL_BYTES = 64 * 1024
+STOP_GRACE = 5.0  # seconds ffmpeg gets to exit on SIGTERM before it is killed
 
 
 @dataclass(frozen=True)
@@ -106,11 +110,57 @@ def spawn(argv: list[str], what: str, timeout: float | None = None) -> subproces
     try:
         return subprocess.run(argv, capture_output=True, timeout=timeout)
     except FileNotFoundError as exc:
-        raise StitchError(f"cannot run ffmpeg at {argv[0]}",
-                          "install ffmpeg or imageio-ffmpeg, or set WANCLIP_FFMPEG") from exc
+        raise _no_binary(argv) from exc
     except subprocess.TimeoutExpired as exc:
         raise StitchError(f"ffmpeg took longer than {timeout:.0f} s while {what}",
                           f"command: {shlex.join(argv)}") from exc
+
+
+def run_with_progress(argv: list[str], what: str, on_frame: Callable[[int], None] | None = None) -> None:
+    """Run a long ffmpeg job, calling ``on_frame(frames written)`` from its ``-progress`` report.
+
+    stdout is the progress pipe, read here line by line; stderr goes to a temporary file, so
+    neither pipe can fill up and stall ffmpeg. On any exception while it runs (Ctrl-C, SIGTERM as
+    ``Terminated``, an error in ``on_frame``) ffmpeg is stopped and reaped before the exception
+    goes on: it never outlives the call.
+    """
+    reporting = [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            proc = subprocess.Popen(reporting, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+        except FileNotFoundError as exc:
+            raise _no_binary(argv) from exc
+        with proc:
+            try:
+                for line in proc.stdout:
+                    if line.startswith(b"frame=") and on_frame is not None:
+                        on_frame(int(line[6:].strip() or 0))
+                rc = proc.wait()
+            except BaseException:
+                stop(proc)
+                raise
+        if rc != 0:
+            stderr.seek(0, 2)
+            stderr.seek(max(0, stderr.tell() - STDERR_TAIL_BYTES))
+            raise ffmpeg_failed(argv, stderr.read(), what, rc)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM, a grace period, then SIGKILL; returns only once the process is gone."""
+    try:
+        proc.terminate()
+        proc.wait(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:  # also when a second Ctrl-C lands during the grace period
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _no_binary(argv: list[str]) -> StitchError:
+    return StitchError(f"cannot run ffmpeg at {argv[0]}",
+                       "install ffmpeg or imageio-ffmpeg, or set WANCLIP_FFMPEG")
 
 
 def ffmpeg_failed(argv: list[str], stderr: bytes | str | None, what: str, rc: int) -> StitchError:

@@ -20,9 +20,12 @@ Modes:
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import shlex
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -30,7 +33,8 @@ from pathlib import Path
 import ffmpeg
 
 from wanclip import media
-from wanclip.errors import StitchError
+from wanclip.errors import EXIT_BAD_INPUT, StitchError
+from wanclip.files import sha256_file
 from wanclip.media import ClipInfo
 from wanclip.timeline import cut_problem
 
@@ -41,6 +45,7 @@ DEFAULT_DURATION = 0.3
 MUSIC_FADE_OUT = 1.5
 FILM_NAME = "film.mp4"
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+OnProgress = Callable[[int, int], None]  # (frames written, frames the film will have)
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,11 @@ class StitchResult:
                 "notes": self.notes}
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 clip``, ``2 clips``: never ``1 clips``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def part_path(output: Path) -> Path:
     return output.with_name(output.name + ".part")
 
@@ -129,7 +139,7 @@ def plan_stitch(clips: list[ClipInfo], output: Path, mode: str = "xfade", cuts: 
     container = _container(output)
     cuts = list(cuts) if cuts is not None else [Cut()] * (len(clips) - 1)
     if len(cuts) != len(clips) - 1:
-        raise StitchError(f"{len(clips)} clips need {len(clips) - 1} cuts, got {len(cuts)}")
+        raise StitchError(f"{counted(len(clips), 'clip')} need {counted(len(clips) - 1, 'cut')}, got {len(cuts)}")
     names = names or [c.path.name for c in clips]
     if mode == "concat":
         cuts = [Cut(HARD_CUT, 0.0)] * (len(clips) - 1)
@@ -324,34 +334,70 @@ def _music_filter(seconds: float) -> str:
 
 # --- running ------------------------------------------------------------------------------------
 
-def run_stitch(plan: StitchPlan) -> StitchResult:
-    """Run the plan into ``<film>.part``; rename it over the film only once it measures right."""
-    plan.output.parent.mkdir(parents=True, exist_ok=True)
+def run_stitch(plan: StitchPlan, on_progress: OnProgress | None = None) -> StitchResult:
+    """Run the plan into ``<film>.part``; rename it over the film only once it measures right.
+
+    ``on_progress(frames_done, frames_total)`` is called as ffmpeg reports. Whatever stops the run
+    (an error, Ctrl-C, SIGTERM) stops ffmpeg with it and removes the ``.part``; a ``.part`` left by
+    a run that was killed outright is simply replaced.
+    """
+    on_frame = (lambda done: on_progress(min(done, plan.frames), plan.frames)) if on_progress else None
     try:
-        _run_ffmpeg(plan)
+        plan.output.parent.mkdir(parents=True, exist_ok=True)
+        plan.part.unlink(missing_ok=True)
+        _run_ffmpeg(plan, on_frame)
         film = media.probe(plan.part)
         if abs(film.frames - plan.frames) > 1:
             raise StitchError(f"the stitched film has {film.frames} frames, expected {plan.frames}",
                               "this is a wanclip bug; please report it with the clips' `wanclip stitch "
                               "--json` output")
         os.replace(plan.part, plan.output)
+    except OSError as exc:
+        raise write_failure(exc, plan.output) from exc
     finally:
-        plan.part.unlink(missing_ok=True)
+        _remove(plan.part)
     return StitchResult.measured(film, plan.mode, len(plan.clips), plan.output, notes=list(plan.notes))
 
 
-def _run_ffmpeg(plan: StitchPlan) -> None:
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:  # the error that brought us here says more than this one
+        pass
+
+
+def _run_ffmpeg(plan: StitchPlan, on_frame: Callable[[int], None] | None) -> None:
     what = f"writing {plan.output}"
     if plan.concat_list is None:
-        media.run(plan.argv, what)
+        media.run_with_progress(plan.argv, what, on_frame)
         return
     fd, list_file = tempfile.mkstemp(prefix=".wanclip-concat-", suffix=".txt", dir=plan.output.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(plan.concat_list)
-        media.run([list_file if a == "{list}" else a for a in plan.argv], what)
+        media.run_with_progress([list_file if a == "{list}" else a for a in plan.argv], what, on_frame)
     finally:
-        Path(list_file).unlink(missing_ok=True)
+        _remove(Path(list_file))
+
+
+_WRITE_HINTS = {
+    errno.ENOSPC: ("the disk is full", "free some space on that disk (or write elsewhere with -o), then stitch again"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space (or write elsewhere with -o), then stitch again"),
+    errno.EACCES: ("permission denied", "write the film to a writable folder with -o"),
+    errno.EPERM: ("permission denied", "write the film to a writable folder with -o"),
+    errno.EROFS: ("the folder is on a read-only disk", "write the film to a writable folder with -o"),
+    errno.ENOENT: ("no such file or folder", "check the -o path (and that the clips' folder still exists)"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "check the -o path"),
+    errno.EEXIST: ("a part of the path is a file, not a folder", "check the -o path"),
+}
+
+
+def write_failure(exc: OSError, output: Path) -> StitchError:
+    """A disk, permission or path problem while writing a film, as a message with a fix."""
+    what, hint = _WRITE_HINTS.get(exc.errno, (exc.strerror or str(exc),
+                                              "check the -o path and that its folder is writable"))
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(output) else ""
+    return StitchError(f"cannot write the film {output}: {what}{where}", hint)
 
 
 # --- the whole job ------------------------------------------------------------------------------
@@ -367,22 +413,47 @@ def check_transitions(cuts: list[Cut], exe: str) -> None:
 
 def stitch(clips: list[Path], output: Path, mode: str = "xfade", cuts: list[Cut] | None = None,
            crf: int = 19, preset: str = "fast", audio: Path | None = None, contact_sheet: bool = True,
-           names: list[str] | None = None) -> StitchResult:
+           names: list[str] | None = None, on_progress: OnProgress | None = None) -> StitchResult:
     """Probe the clips (naming any missing or corrupt one before ffmpeg starts), plan, run."""
     if audio is not None and not Path(audio).is_file():
-        raise StitchError(f"music file not found: {audio}", "check the --audio path")
+        raise StitchError(f"music file not found: {audio}",
+                          "--audio takes a music file (mp3, m4a, wav, ...) to lay under the film; check its path",
+                          exit_code=EXIT_BAD_INPUT)
+    check_not_an_input(Path(output), [*clips, *([audio] if audio is not None else [])])
     infos = [media.probe(path) for path in clips]
     exe = media.ffmpeg_exe()
     if mode == "xfade" and cuts:
         check_transitions(cuts, exe)
     plan = plan_stitch(infos, output, mode, cuts, crf, preset, audio, exe, names)
-    result = run_stitch(plan)
+    result = run_stitch(plan, on_progress)
     if contact_sheet:
-        from wanclip.contact_sheet import write_contact_sheet
-
-        labels = names or [p.stem for p in clips]
-        result.contact_sheet = write_contact_sheet(list(zip(labels, infos, strict=True)), Path(output).parent)
+        result.contact_sheet = _contact_sheet(names or [p.stem for p in clips], infos, Path(output))
     return result
+
+
+def check_not_an_input(output: Path, inputs: list[Path]) -> None:
+    """Refuse to write the film over a file it is made from: the input would be lost half-read."""
+    for source in inputs:
+        if _same_file(output, Path(source)):
+            raise StitchError(f"the output {output} is one of the inputs ({source})",
+                              "write the film to another name with -o (by default it is film.mp4)",
+                              exit_code=EXIT_BAD_INPUT)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        return a.resolve() == b.resolve()
+
+
+def _contact_sheet(labels: list[str], infos: list[ClipInfo], output: Path) -> Path:
+    from wanclip.contact_sheet import SHEET_NAME, write_contact_sheet
+
+    try:
+        return write_contact_sheet(list(zip(labels, infos, strict=True)), output.parent)
+    except OSError as exc:
+        raise write_failure(exc, output.parent / SHEET_NAME) from exc
 
 
 @dataclass
@@ -408,8 +479,28 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
                           "finish them with `wanclip render`, or pass --skip-missing to stitch without them")
     if not done:
         raise StitchError(f"no rendered shots in {ledger.folder}", "render the film first with `wanclip render`")
+    for record in done:
+        _check_clip_unchanged(ledger, record)
     cuts = [_ledger_cut(s.transition, transition, duration) for s in done[1:]]
     return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped)
+
+
+def _check_clip_unchanged(ledger, record) -> None:
+    """The clip on disk is the one the render recorded (a missing one is named by the probe)."""
+    path = ledger.clip_path(record)
+    if not record.clip_sha256 or not path.is_file():
+        return
+    try:
+        same = sha256_file(path) == record.clip_sha256
+    except OSError as exc:
+        raise StitchError(f"cannot read the clip of shot {record.name} ({path}): {exc.strerror}",
+                          "check the film folder's permissions") from exc
+    if not same:
+        shots = ledger.film.get("shots_file") or "SHOTS.yaml"
+        raise StitchError(f"the clip of shot {record.name} ({path}) is not the one rendered: its sha256 "
+                          "differs from the ledger's",
+                          f"re-render it with `wanclip render {shlex.quote(shots)} --only "
+                          f"{shlex.quote(record.name)}`")
 
 
 def _ledger_cut(recorded: dict | None, transition: str | None, duration: float | None) -> Cut:
@@ -422,11 +513,17 @@ def _ledger_cut(recorded: dict | None, transition: str | None, duration: float |
 
 def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade", contact_sheet: bool = True,
                 audio: Path | None = None, crf: int = 19, preset: str = "fast", skip_missing: bool = False,
-                transition: str | None = None, duration: float | None = None) -> StitchResult:
-    """Stitch a rendered film folder into ``<film_dir>/film.mp4`` (what `wanclip render` calls last)."""
+                transition: str | None = None, duration: float | None = None,
+                on_progress: OnProgress | None = None) -> StitchResult:
+    """Stitch a rendered film folder into ``<film_dir>/film.mp4`` (what `wanclip render` calls last).
+
+    Each clip must still hash to the ledger's ``clip_sha256``. The caller holds the folder's
+    ``film_lock`` (render does; `wanclip stitch --from` takes it as ``stitch``).
+    """
     film = film_clips(Path(film_dir), skip_missing, transition, duration)
     output = Path(output) if output else Path(film_dir) / FILM_NAME
-    result = stitch(film.paths, output, mode, film.cuts, crf, preset, audio, contact_sheet, film.names)
+    result = stitch(film.paths, output, mode, film.cuts, crf, preset, audio, contact_sheet, film.names,
+                    on_progress)
     if film.skipped:
         result.notes.append(f"left out shots not rendered: {', '.join(film.skipped)}")
     return result

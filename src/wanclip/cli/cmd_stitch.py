@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from wanclip import stitch as core
-from wanclip.cli.base import app, console, handle_errors, print_json
+from wanclip.cli.base import app, console, err_console, handle_errors, print_json
 from wanclip.errors import WanclipError
+from wanclip.ledger import film_lock
 
 
 @app.command("stitch")
@@ -28,8 +32,9 @@ def stitch_command(
                                    "Default: the ledger's, else 0.3.", show_default=False),
     crf: int = typer.Option(19, "--crf", help="x264 quality (lower is better and bigger)."),
     preset: str = typer.Option("fast", "--preset", help="x264 preset."),
-    audio: Path = typer.Option(None, "--audio", help="Music under the film: trimmed to its length (padded "
-                               "with silence if short), 1.5 s fade-out. Clip audio is not used.",
+    audio: Path = typer.Option(None, "--audio", help="A music file (mp3, m4a, wav, ...) under the film: "
+                               "trimmed to the film's length (padded with silence if the music is shorter), "
+                               "faded out over the last 1.5 s. The clips' own audio is not used.",
                                show_default=False),
     contact_sheet: bool = typer.Option(True, "--contact-sheet/--no-contact-sheet",
                                        help="Write contact_sheet.png next to the film: a row per shot."),
@@ -40,16 +45,17 @@ def stitch_command(
     """Join clips into one film: crossfades in one ffmpeg graph, or stream-copied hard cuts.
 
     The film is written to FILM.part and renamed when it measures right; a missing or corrupt
-    clip is named before ffmpeg starts.
+    clip is named before ffmpeg starts, and the output may not be one of the inputs. With --from,
+    each clip must match the sha256 the render recorded, and no render of that folder may run.
     """
-    with handle_errors():
+    with handle_errors(as_json=as_json), _progress(enabled=not as_json) as on_progress:
         result = _run(clips or [], from_dir, output, mode, transition, duration, crf, preset, audio,
-                      contact_sheet, skip_missing)
+                      contact_sheet, skip_missing, on_progress)
     if as_json:
         print_json({k: v for k, v in result.to_json().items()
                     if k in ("output", "mode", "clips", "seconds", "frames", "width", "height", "fps")})
         return
-    console.print(f"wrote {result.output}: {result.clips} clips, {result.frames} frames, "
+    console.print(f"wrote {result.output}: {core.counted(result.clips, 'clip')}, {result.frames} frames, "
                   f"{result.seconds:.4g} s, {result.width}x{result.height} @ {result.fps:g} fps ({result.mode})")
     if result.contact_sheet:
         console.print(f"contact sheet: {result.contact_sheet}")
@@ -57,8 +63,20 @@ def stitch_command(
         console.print(f"note: {note}")
 
 
+@contextmanager
+def _progress(enabled: bool) -> Iterator[core.OnProgress | None]:
+    """A progress line (frames written of the film's total) on a terminal; nothing otherwise."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("stitching"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                  TimeRemainingColumn(), console=err_console, transient=True) as progress:
+        task = progress.add_task("stitch", total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
 def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio, contact_sheet,
-         skip_missing) -> core.StitchResult:
+         skip_missing, on_progress) -> core.StitchResult:
     if mode not in core.MODES:
         raise WanclipError(f"unknown --mode {mode!r}", f"use one of: {', '.join(core.MODES)}")
     if bool(clips) == bool(from_dir):
@@ -67,10 +85,18 @@ def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio
     if duration is not None and duration <= 0:
         raise WanclipError(f"--duration must be positive, got {duration:g}", "use `--transition cut` for hard cuts")
     if from_dir:
-        return core.stitch_film(from_dir, output, mode, contact_sheet, audio, crf, preset, skip_missing,
-                                transition, duration)
+        if not from_dir.is_dir():
+            raise WanclipError(f"no film folder at {from_dir}",
+                               "--from takes the folder `wanclip render` wrote (out/<film>, with ledger.json)")
+        try:  # the lock keeps a render from replacing clips while they are read (and vice versa)
+            with film_lock(from_dir, "stitch"):
+                return core.stitch_film(from_dir, output, mode, contact_sheet, audio, crf, preset,
+                                        skip_missing, transition, duration, on_progress)
+        except OSError as exc:  # the lock file (stitch_film's own are StitchErrors already)
+            raise core.write_failure(exc, from_dir / core.FILM_NAME) from exc
     kind = transition or core.DEFAULT_TRANSITION
     seconds = 0.0 if kind == core.HARD_CUT else (duration or core.DEFAULT_DURATION)
     cuts = [core.Cut(kind, seconds)] * (len(clips) - 1)
     target = output or clips[0].parent / core.FILM_NAME
-    return core.stitch(clips, target, mode, cuts, crf, preset, audio, contact_sheet)
+    return core.stitch(clips, target, mode, cuts, crf, preset, audio, contact_sheet, on_progress=on_progress)
+
