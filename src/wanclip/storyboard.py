@@ -317,7 +317,7 @@ def seconds_text(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 60:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+        return f"{seconds:.{2 if seconds < 1 else 1 if seconds < 10 else 0}f} s"
     minutes, rest = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes} m {rest:02d} s"
@@ -412,7 +412,7 @@ def _card_html(card: Card) -> str:
 <dl class="facts">
 <div><dt>seed</dt><dd>{esc(card.seed)}</dd></div>
 <div><dt>frames</dt><dd>{esc(card.frames)} · {card.seconds:.2f} s @ {card.fps:g} fps</dd></div>
-<div><dt>into it</dt><dd>{_transition_text(card.transition)}</dd></div>
+<div><dt>transition in</dt><dd>{_transition_text(card.transition)}</dd></div>
 <div><dt>server</dt><dd>{esc(card.server) if card.server else '—'}</dd></div>
 <div><dt>render</dt><dd>{seconds_text(card.render_seconds) if card.node_seconds else '—'}</dd></div>
 </dl>
@@ -514,8 +514,8 @@ font-size:12.5px}
 .error .message{overflow-wrap:anywhere}
 .cmd{margin-top:auto;display:flex;gap:8px;align-items:center;background:#0c0e12;border:1px solid var(--line);
 border-radius:8px;padding:6px 6px 6px 10px}
-.cmd code{flex:1;font:12px ui-monospace,SFMono-Regular,Menlo,monospace;color:#cfd6e4;overflow-x:auto;
-white-space:nowrap}
+.cmd code{flex:1;font:12px ui-monospace,SFMono-Regular,Menlo,monospace;color:#cfd6e4;white-space:pre-wrap;
+word-break:break-all}
 .copy{border:0;border-radius:6px;padding:5px 10px;background:var(--accent);color:#08111c;font-weight:600;
 cursor:pointer}
 .copy.done{background:var(--ok)}.copy.fail{background:var(--bad)}
