@@ -1,4 +1,4 @@
-"""What the simulated server knows: node schemas (recorded from a real 0.3.64) and model folders."""
+"""What the simulated server knows: node schemas (recorded from a real ComfyUI, per profile) and model folders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "sim" / "object_info.json"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "sim"
+DATA = DATA_DIR / "object_info.json"  # 0.3.64's
 
 # The six files of the shipped 4-step workflow, as the real repackaged repos name them.
 DEFAULT_MODELS: dict[str, list[str]] = {
@@ -30,6 +31,8 @@ FOLDER_KEYS = [
     "custom_nodes", "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders",
     "VHS_video_formats",
 ]
+# 0.9.2 added one folder (misc_endpoints.json of that set).
+FOLDER_KEYS_09 = [k for key in FOLDER_KEYS for k in ((key, "latent_upscale_models") if key == "upscale_models" else (key,))]
 
 # Which combo input lists which folder; VAELoader always adds "pixel_space".
 MODEL_INPUTS = {
@@ -42,9 +45,9 @@ MODEL_INPUTS = {
 MODEL_EXTENSIONS = {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".pt2", ".pkl"}
 
 
-@lru_cache(maxsize=1)
-def _recorded_object_info() -> dict:
-    return json.loads(DATA.read_text(encoding="utf-8"))
+@lru_cache(maxsize=4)
+def _recorded_object_info(name: str = "object_info.json") -> dict:
+    return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
 
 
 def load_models(source: str | Path | None) -> dict[str, list[str]]:
@@ -83,12 +86,15 @@ def _scan_models_dir(root: Path) -> dict[str, list[str]]:
 class Catalog:
     """Node classes and model folders of one simulated server."""
 
-    def __init__(self, models: dict[str, list[str]]):
+    def __init__(self, models: dict[str, list[str]], object_info: str = "object_info.json",
+                 folder_keys: list[str] | None = None):
         self.models = models
+        self.object_info = object_info
+        self.folder_keys_known = folder_keys or FOLDER_KEYS
         self.info = self._build_info()
 
     def _build_info(self) -> dict:
-        info = copy.deepcopy(_recorded_object_info())
+        info = copy.deepcopy(_recorded_object_info(self.object_info))
         for (cls, name), folder in MODEL_INPUTS.items():
             options = list(self.models.get(folder, []))
             if cls == "VAELoader":
@@ -116,7 +122,8 @@ class Catalog:
     def folder(self, name: str) -> list[str] | None:
         if name in self.models:
             return list(self.models[name])
-        return [] if name in FOLDER_KEYS else None
+        return [] if name in self.folder_keys_known else None
 
     def folder_keys(self) -> list[str]:
-        return FOLDER_KEYS + [k for k in self.models if k not in FOLDER_KEYS]
+        known = self.folder_keys_known
+        return known + [k for k in self.models if k not in known]

@@ -14,10 +14,11 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanclip.sim import nodes
-from wanclip.sim.catalog import Catalog, load_models
+from wanclip.sim import jobs, nodes
+from wanclip.sim.catalog import FOLDER_KEYS, FOLDER_KEYS_09, Catalog, load_models
 from wanclip.sim.faults import Faults
 from wanclip.sim.graph import ExecutionList, is_link, signatures
+from wanclip.sim.profiles import CACHE_CLASSIC, Profile, get_profile
 from wanclip.sim.validate import validate_prompt
 
 MAXIMUM_HISTORY_SIZE = 10000
@@ -71,6 +72,9 @@ class _Run:
     ui: dict = field(default_factory=dict)  # node id -> ui dict
     node: str | None = None
     current_inputs: dict = field(default_factory=dict)
+    activity: dict = field(default_factory=dict)  # node id -> (activity, since) while it runs (0.38)
+    seconds: dict = field(default_factory=dict)  # node id -> {"total": s, activity: s} once done (0.38)
+    started: dict = field(default_factory=dict)  # node id -> perf_counter at its executing
 
     @property
     def prompt_id(self) -> str:
@@ -86,11 +90,16 @@ class _Run:
 
 
 class Engine:
-    def __init__(self, config: SimConfig, faults: Faults | None = None, emit=None):
+    def __init__(self, config: SimConfig, faults: Faults | None = None, emit=None,
+                 profile: Profile | str | None = None):
         self.config = config
+        self.profile = get_profile(profile)
         self.faults = faults or Faults()
         self.emit = emit or (lambda type_, data, sid: None)
         self.on_restart = lambda: None
+        self.on_down = lambda seconds: None  # the server stops listening for `seconds`
+        self.node_replacements: dict[str, dict] = {}  # 0.38: old class -> {new_node_id, input_mapping}
+        self._timers: list[threading.Timer] = []
         self.set_models(config.models)
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -122,10 +131,18 @@ class Engine:
             self._gen += 1
             self._interrupt.set()
             self._wake.notify_all()
-        self._worker.join(timeout=10)
+            timers, self._timers = self._timers, []
+        for timer in timers:
+            timer.cancel()
+        if self._worker.is_alive():
+            self._worker.join(timeout=10)
 
-    def restart(self) -> None:
-        """What a ComfyUI restart loses: queue, history, the running prompt, caches, loaded models."""
+    def restart(self, down_seconds: float | None = None) -> None:
+        """What a ComfyUI restart loses: queue, history, the running prompt, caches, loaded models.
+
+        down_seconds: the process is gone that long first (the server stops listening)."""
+        if down_seconds is not None:
+            self.on_down(down_seconds)
         with self._lock:
             self._gen += 1
             if self._run is not None:
@@ -133,11 +150,19 @@ class Engine:
             self._reset_state()
             self._interrupt.set()
             self._wake.notify_all()
-        self.on_restart()
+        if down_seconds is None:
+            self.on_restart()
 
     def set_models(self, models: str | Path | dict | None) -> None:
         """The models folders the server lists and validates against (dict, file, dir or None)."""
-        self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models))
+        folder_keys = FOLDER_KEYS if self.profile.key == "0.3.64" else FOLDER_KEYS_09
+        self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models),
+                               self.profile.object_info, folder_keys)
+
+    def register_node_replacement(self, old_class: str, new_class: str, input_mapping: dict | None = None) -> None:
+        """0.38: a renamed node the server rewrites before validation (GET /node_replacements)."""
+        self.node_replacements[old_class] = {"new_node_id": new_class, "old_node_id": old_class,
+                                             "input_mapping": dict(input_mapping or {})}
 
     def reset(self, output_dir: Path | None = None) -> None:
         """A fresh simulator for the next test: restart, no faults, empty log, configured models."""
@@ -145,6 +170,7 @@ class Engine:
         self.set_models(self.config.models)
         with self._lock:
             self.faults.clear()
+            self.node_replacements.clear()
             self._log.clear()
             self._started = 0
             if output_dir is not None:
@@ -152,7 +178,7 @@ class Engine:
 
     # ---- HTTP-facing API -------------------------------------------------------------------
     def submit(self, body) -> tuple[int, dict]:
-        """POST /prompt: (http status, json body), with the real shapes."""
+        """POST /prompt: (http status, json body), with the real shapes of this profile."""
         if not isinstance(body, dict):
             body = {}  # ComfyUI checks `"prompt" in body`; any non-object lands on no_prompt
         with self._lock:
@@ -169,20 +195,58 @@ class Engine:
             error = {"type": "invalid_prompt", "message": "Prompt must be a JSON object of node id -> node",
                      "details": f"got {type(prompt).__name__}", "extra_info": {}}
             return 400, {"error": error, "node_errors": {}}
-        prompt_id = str(body.get("prompt_id", uuid.uuid4()))
-        ok, error, outputs, node_errors = validate_prompt(self.catalog, prompt, body.get("partial_execution_targets"))
+        if self.profile.unique_ids:
+            # drift §1.1: absent or null -> minted; anything else must be a canonical UUID.
+            client_id = body.get("prompt_id")
+            if client_id is None:
+                prompt_id = str(uuid.uuid4())
+            else:
+                try:
+                    prompt_id = jobs.validate_job_id(client_id)
+                except ValueError as exc:
+                    error = {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
+                             "details": str(exc), "extra_info": {}}
+                    return 400, {"error": error, "node_errors": {}}
+        else:
+            prompt_id = str(body.get("prompt_id", uuid.uuid4()))  # 0.3.64/0.9: any string, even "None"
+        if self.profile.node_replacements:
+            self._apply_replacements(prompt)
+        ok, error, outputs, node_errors = validate_prompt(
+            self.catalog, prompt, body.get("partial_execution_targets"), missing_node_type=self.profile.unique_ids)
         if not ok:
             return 400, {"error": error, "node_errors": node_errors}
         extra = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
         if "client_id" in body:
             extra["client_id"] = body["client_id"]
+        if self.profile.create_time:
+            extra["create_time"] = now_ms()
         for secret in ("auth_token_comfy_org", "api_key_comfy_org"):
             extra.pop(secret, None)
         with self._lock:
+            if self.profile.unique_ids and self._known(prompt_id):
+                return 409, {"error": "prompt_id already exists"}
             heapq.heappush(self._queue, (number, prompt_id, prompt, extra, outputs))
             self._queue_updated()
             self._wake.notify()
         return 200, {"prompt_id": prompt_id, "number": number, "node_errors": node_errors}
+
+    def _known(self, prompt_id: str) -> bool:
+        """PromptQueue.put's refusal (0.38): the id is in history, pending or running."""
+        return (prompt_id in self._history or any(i[1] == prompt_id for i in self._queue)
+                or (self._running is not None and self._running[1] == prompt_id))
+
+    def _apply_replacements(self, prompt: dict) -> None:
+        """[inferred] node_replace_manager.apply_replacements: an unknown class with a registered
+        replacement gets the new class_type and its inputs renamed by input_mapping."""
+        for node in prompt.values():
+            if not isinstance(node, dict):
+                continue
+            rule = self.node_replacements.get(node.get("class_type"))
+            if rule is None or self.catalog.has_class(node.get("class_type")):
+                continue
+            node["class_type"] = rule["new_node_id"]
+            mapping = rule["input_mapping"]
+            node["inputs"] = {mapping.get(k, k): v for k, v in node.get("inputs", {}).items()}
 
     def queue_remaining(self) -> int:
         with self._lock:
@@ -211,12 +275,63 @@ class Engine:
             self._queue = []
             self._queue_updated()
 
-    def interrupt(self, prompt_id: str | None = None) -> None:
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        """/interrupt: the running prompt (any, or the one named) stops at its next check.
+
+        Returns whether it was running (PromptQueue.interrupt_if_running, for the jobs cancel)."""
         with self._lock:
             if self._running is None:
-                return
-            if prompt_id is None or self._running[1] == prompt_id:
+                return False
+            if prompt_id is not None and self._running[1] != prompt_id:
+                return False
+            delay = self.faults.interrupt_delay
+            if not delay:
                 self._interrupt.set()
+                return True
+            run = self._run
+            timer = threading.Timer(delay, self._late_interrupt, args=(run,))
+            timer.daemon = True
+            self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+            timer.start()
+            return True
+
+    def _late_interrupt(self, run) -> None:
+        with self._lock:
+            if self._run is run and run is not None:  # never a prompt that started since
+                self._interrupt.set()
+
+    def dequeue(self, prompt_id: str) -> bool:
+        """Removes one pending copy of prompt_id; False when none was pending."""
+        with self._lock:
+            if not any(item[1] == prompt_id for item in self._queue):
+                return False
+        self.delete_pending([prompt_id])
+        return True
+
+    # ---- /api/jobs ---------------------------------------------------------------------------
+    def job(self, prompt_id: str) -> dict | None:
+        with self._lock:
+            running = [self._running] if self._running else []
+            return copy.deepcopy(jobs.get_job(self.profile, prompt_id, running, list(self._queue), self._history))
+
+    def jobs(self, **query) -> tuple[list[dict], int]:
+        with self._lock:
+            running = [self._running] if self._running else []
+            found = jobs.get_all_jobs(self.profile, running, sorted(self._queue), self._history, **query)
+            return copy.deepcopy(found)
+
+    def cancel(self, prompt_id: str) -> str:
+        """POST /api/jobs/{id}/cancel (0.38): running -> interrupted, pending -> dequeued."""
+        with self._lock:
+            running = [self._running] if self._running else []
+            kind = jobs.classify_for_cancel(prompt_id, running, list(self._queue), self._history)
+        if kind == jobs.CANCEL_RUNNING:
+            return kind if self.interrupt(prompt_id) else jobs.CANCEL_UNKNOWN
+        if kind == jobs.CANCEL_PENDING:
+            if self.dequeue(prompt_id):
+                return kind
+            return jobs.CANCEL_RUNNING if self.interrupt(prompt_id) else jobs.CANCEL_UNKNOWN
+        return kind
 
     def history(self, max_items: int | None = None, offset: int = -1) -> dict:
         with self._lock:
@@ -310,7 +425,8 @@ class Engine:
         self._lifecycle(run, "execution_start", {"prompt_id": pid})
         sigs = signatures(prompt, self.catalog.has_unique_id)
         with self._lock:
-            self._cache = {k: v for k, v in self._cache.items() if k in set(sigs.values())}
+            if self.profile.cache == CACHE_CLASSIC:  # RAM_PRESSURE keeps earlier prompts' outputs too
+                self._cache = {k: v for k, v in self._cache.items() if k in set(sigs.values())}
             cached = [n for n in prompt if sigs[n] in self._cache]
             for n in cached:
                 run.outputs[n], ui = self._cache[sigs[n]]
@@ -339,6 +455,7 @@ class Engine:
             self._progress(run, node_id, "finished")
             return
         run.node = node_id
+        run.started[node_id] = time.perf_counter()
         self._progress(run, node_id, "running", 0.0, 1.0)
         self._send(run, "executing", {"node": node_id, "display_node": node_id, "prompt_id": run.prompt_id})
         self._check_interrupt(run)
@@ -362,17 +479,52 @@ class Engine:
         self._progress(run, node_id, "finished")
 
     def _ctx(self, run: _Run, node_id: str) -> nodes.Ctx:
+        bar = {"last": -1, "time": 0.0}  # one ProgressBar per node call, as in comfy/utils.py
+
         def step(value: int, maximum: int) -> None:
-            self._progress(run, node_id, "running", value, maximum)
-            self._send(run, "progress", {"value": value, "max": maximum, "prompt_id": run.prompt_id, "node": node_id},
-                       to_client_only=False)
+            if self._progress_due(bar, value, maximum):
+                self._progress(run, node_id, "running", value, maximum)
+                self._send(run, "progress", {"value": value, "max": maximum, "prompt_id": run.prompt_id,
+                                             "node": node_id}, to_client_only=False)
+            if run.ordinal in self.faults.down:
+                seconds = self.faults.down.pop(run.ordinal)
+                self.restart(down_seconds=seconds)
+                raise Restarted
             if run.ordinal in self.faults.restart_at and run.prompt[node_id]["class_type"] == "KSamplerAdvanced":
                 self.faults.restart_at.discard(run.ordinal)
                 self.restart()
                 raise Restarted
 
+        def activity(name: str | None) -> None:
+            if self.profile.node_activity:
+                self._set_activity(run, node_id, name)
+                self._progress(run, node_id, "running")
+
         return nodes.Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
-                         lambda s: self._sleep(run, s), step, self.config.step_seconds, self._load_seconds)
+                         lambda s: self._sleep(run, s), step, self.config.step_seconds, self._load_seconds,
+                         activity)
+
+    def _progress_due(self, bar: dict, value, maximum) -> bool:
+        """0.9+: the first and the final update always go out, others need ≥100 ms and ≥0.5 %."""
+        if not self.profile.throttle_progress:
+            return True
+        now = time.perf_counter()
+        if bar["last"] >= 0 and value < maximum:
+            percent = (value - max(0, bar["last"])) / maximum * 100 if maximum > 0 else 100
+            if now - bar["time"] < 0.1 or percent < 0.5:
+                return False
+        bar["last"], bar["time"] = value, now
+        return True
+
+    def _set_activity(self, run: _Run, node_id: str, name: str | None) -> None:
+        """[inferred, drift §1.5] What a running node spends its time on; each one's seconds add up."""
+        now = time.perf_counter()
+        previous = run.activity.pop(node_id, None)
+        if previous is not None:
+            spent = run.seconds.setdefault(node_id, {})
+            spent[previous[0]] = round(spent.get(previous[0], 0.0) + now - previous[1], 6)
+        if name is not None:
+            run.activity[node_id] = (name, now)
 
     def _load_seconds(self, folder: str, name: str) -> float:
         with self._lock:
@@ -388,12 +540,25 @@ class Engine:
             entry["value"], entry["max"] = value, maximum
         if state == "finished":
             entry["value"] = entry["max"]
-        nodes_state = {
-            n: {"value": e["value"], "max": e["max"], "state": e["state"], "node_id": n, "prompt_id": run.prompt_id,
-                "display_node_id": n, "parent_node_id": None, "real_node_id": n}
-            for n, e in run.progress.items()
-        }
+            if self.profile.node_activity and node_id in run.started:
+                self._set_activity(run, node_id, None)
+                spent = run.seconds.setdefault(node_id, {})
+                spent["total"] = round(time.perf_counter() - run.started[node_id], 6)
+        nodes_state = {n: self._node_state(run, n, e) for n, e in run.progress.items()}
         self._send(run, "progress_state", {"prompt_id": run.prompt_id, "nodes": nodes_state}, to_client_only=False)
+
+    def _node_state(self, run: _Run, n: str, e: dict) -> dict:
+        """One progress_state node. Execution ids of subgraph nodes ("54:73") are the graph's keys:
+        an API prompt carries them flattened, so display and real id are the id itself and the
+        parent is None (ComfyUI sets a parent only for nodes expanded at run time; inferred)."""
+        state = {"value": e["value"], "max": e["max"], "state": e["state"], "node_id": n, "prompt_id": run.prompt_id,
+                 "display_node_id": n, "parent_node_id": None, "real_node_id": n}
+        if self.profile.node_activity:
+            if n in run.activity and e["state"] == "running":
+                state["activity"] = run.activity[n][0]
+            if e["state"] == "finished" and n in run.seconds:
+                state["seconds"] = dict(run.seconds[n])
+        return state
 
     def _sleep(self, run: _Run, seconds: float) -> None:
         if seconds > 0:

@@ -1,13 +1,28 @@
 """Faults on demand, from `--faults SPEC` or in-process.
 
-SPEC is a comma-separated list; prompt numbers N count executed prompts from 1 (since start):
+SPEC is a comma-separated list (commas inside {}, [] or "..." do not split); prompt numbers N
+count executed prompts from 1 (since start):
   fail:N[@NODE][=MESSAGE]   prompt N raises an execution_error at node NODE (id or class_type;
                             default the first KSamplerAdvanced)
   stall:N[@NODE]            prompt N hangs at NODE until interrupted or restarted
   restart:N                 the server restarts while prompt N runs (queue, history, running lost)
+  down_for:N=SECONDS        during prompt N (at its first progress step) the server goes away:
+                            listening socket closed, connections refused, websockets dropped without
+                            a close frame; SECONDS later it is back on the same port, empty
   ws_close:N                every websocket is closed after it was sent N messages
+  stale_ws:SECONDS          a closed websocket's client id stays registered SECONDS longer (a
+                            half-open socket the server has not noticed; 0.38 then wants credentials)
+  send_raw:N=TEXT           each websocket gets the text frame TEXT after it was sent N messages
+                            (e.g. send_raw:3={"type":"progress","data":{"value":"12%"}})
+  slow_interrupt:SECONDS    /interrupt and cancels take effect SECONDS late (the next step's check)
+  endless_view              /view streams bytes forever (no length)
+  wrong_view_size:BYTES     /view says Content-Length BYTES whatever the file's size (fewer: a short
+                            file that looks complete; more: the connection closes early)
   delay:ROUTE=SECONDS       ROUTE (e.g. /history, also matches /api/history/...) answers late
-  http500:ROUTE[*COUNT]     ROUTE answers 500 (the next COUNT requests, or always)
+  http500:ROUTE[*COUNT]     ROUTE answers 500 before doing anything (the next COUNT requests, or
+                            always): a POST /prompt that got a 500 was NOT queued
+  http502_after:ROUTE[*COUNT]  ROUTE does its work, then answers 502 (a proxy that timed out): a
+                            POST /prompt that got this 502 WAS queued
 """
 
 from __future__ import annotations
@@ -30,6 +45,13 @@ class Faults:
     ws_close_after: int | None = None
     delays: dict[str, float] = field(default_factory=dict)
     errors: dict[str, int | None] = field(default_factory=dict)  # route -> remaining (None = always)
+    lost_answers: dict[str, int | None] = field(default_factory=dict)  # route -> remaining 502s after the work
+    down: dict[int, float] = field(default_factory=dict)  # prompt N -> seconds unreachable
+    raw_frames: list[tuple[int, str]] = field(default_factory=list)  # (after N messages, text)
+    stale_ws_seconds: float = 0.0
+    interrupt_delay: float = 0.0
+    view_endless: bool = False
+    view_size: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # In-process API: each returns self so calls chain.
@@ -57,6 +79,42 @@ class Faults:
         self.errors[_norm(route)] = times
         return self
 
+    def down_for(self, seconds: float, during: int) -> Faults:
+        """During prompt N (at its first progress step) the server is unreachable for `seconds`,
+        then listens again on the same port with an empty queue and history (a real restart)."""
+        self.down[during] = seconds
+        return self
+
+    def send_raw(self, frame_text: str, after_messages: int = 0) -> Faults:
+        """Every websocket gets `frame_text` as a text frame once it was sent `after_messages` messages."""
+        self.raw_frames.append((after_messages, frame_text))
+        return self
+
+    def stale_ws(self, seconds: float) -> Faults:
+        """A closed websocket's client id stays registered `seconds` longer (half-open socket)."""
+        self.stale_ws_seconds = seconds
+        return self
+
+    def slow_interrupt(self, seconds: float) -> Faults:
+        """/interrupt (and jobs cancel) takes effect only `seconds` later, like ComfyUI's next-step check."""
+        self.interrupt_delay = seconds
+        return self
+
+    def endless_view(self) -> Faults:
+        """/view streams bytes forever, with no Content-Length (a hostile server)."""
+        self.view_endless = True
+        return self
+
+    def wrong_view_size(self, size: int) -> Faults:
+        """/view claims Content-Length `size` for every file."""
+        self.view_size = size
+        return self
+
+    def bad_gateway_after(self, route: str, times: int | None = None) -> Faults:
+        """ROUTE does its work (POST /prompt queues) and then answers 502, `times` times or always."""
+        self.lost_answers[_norm(route)] = times
+        return self
+
     def clear(self) -> None:
         with self._lock:
             self.fail.clear()
@@ -65,20 +123,34 @@ class Faults:
             self.ws_close_after = None
             self.delays.clear()
             self.errors.clear()
+            self.lost_answers.clear()
+            self.down.clear()
+            self.raw_frames.clear()
+            self.stale_ws_seconds = 0.0
+            self.interrupt_delay = 0.0
+            self.view_endless = False
+            self.view_size = None
 
     def route_delay(self, path: str) -> float:
         return max((s for r, s in self.delays.items() if _matches(r, path)), default=0.0)
 
     def take_route_error(self, path: str) -> bool:
         """True when this request must get a 500; counts down limited faults."""
+        return self._take(self.errors, path)
+
+    def take_lost_answer(self, path: str) -> bool:
+        """True when this request's answer must be replaced by a 502; counts down limited faults."""
+        return self._take(self.lost_answers, path)
+
+    def _take(self, table: dict[str, int | None], path: str) -> bool:
         with self._lock:
-            for route, left in self.errors.items():
+            for route, left in table.items():
                 if not _matches(route, path):
                     continue
                 if left is None:
                     return True
                 if left > 0:
-                    self.errors[route] = left - 1
+                    table[route] = left - 1
                     return True
         return False
 
@@ -96,13 +168,37 @@ def _matches(route: str, path: str) -> bool:
 def parse_faults(spec: str | None) -> Faults:
     """Parses the --faults syntax above; raises ValueError naming the bad item."""
     faults = Faults()
-    for item in filter(None, (p.strip() for p in (spec or "").split(","))):
+    for item in filter(None, (p.strip() for p in _split_items(spec or ""))):
         kind, _, arg = item.partition(":")
         try:
             _apply(faults, kind.strip(), arg.strip())
         except (ValueError, IndexError) as exc:
             raise ValueError(f"bad fault {item!r}: {exc}. See `wanclip sim --help` for the syntax.") from exc
     return faults
+
+
+def _split_items(spec: str) -> list[str]:
+    """Splits at commas that are outside brackets and double quotes, so JSON frames stay whole."""
+    items, depth, quoted, start, escape = [], 0, False, 0, False
+    for i, ch in enumerate(spec):
+        if quoted:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            items.append(spec[start:i])
+            start = i + 1
+    items.append(spec[start:])
+    return items
 
 
 def _apply(faults: Faults, kind: str, arg: str) -> None:
@@ -120,8 +216,27 @@ def _apply(faults: Faults, kind: str, arg: str) -> None:
     elif kind == "delay":
         route, _, seconds = arg.partition("=")
         faults.delay_route(route, float(seconds))
-    elif kind == "http500":
+    elif kind in ("http500", "http502_after"):
         route, _, count = arg.partition("*")
-        faults.fail_route(route, int(count) if count else None)
+        if not route.strip():
+            raise ValueError("needs a route, e.g. /prompt")
+        add = faults.fail_route if kind == "http500" else faults.bad_gateway_after
+        add(route, int(count) if count else None)
+    elif kind == "down_for":
+        n, _, seconds = arg.partition("=")
+        faults.down_for(float(seconds), during=int(n))
+    elif kind == "send_raw":
+        n, sep, text = arg.partition("=")
+        if not sep:
+            raise ValueError("needs N=TEXT")
+        faults.send_raw(text, after_messages=int(n))
+    elif kind == "stale_ws":
+        faults.stale_ws(float(arg))
+    elif kind == "slow_interrupt":
+        faults.slow_interrupt(float(arg))
+    elif kind == "endless_view":
+        faults.endless_view()
+    elif kind == "wrong_view_size":
+        faults.wrong_view_size(int(arg))
     else:
         raise ValueError(f"unknown kind {kind!r}")

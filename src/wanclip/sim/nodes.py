@@ -55,6 +55,7 @@ class Ctx:
     step: object  # step(value, max) after each sampler/frame tick
     step_seconds: float
     load: object  # load(folder, name) -> seconds to wait
+    activity: object = lambda name: None  # activity("loading") while a node spends time on it (0.38)
 
 
 def run_node(class_type: str, inputs: dict, ctx: Ctx):
@@ -64,7 +65,10 @@ def run_node(class_type: str, inputs: dict, ctx: Ctx):
 
 def _loader(inputs: dict, ctx: Ctx, class_type: str):
     key, folder = LOADER_FOLDER[class_type]
-    ctx.sleep(ctx.load(folder, inputs[key]))
+    seconds = ctx.load(folder, inputs[key])
+    if seconds:
+        ctx.activity("loading")
+    ctx.sleep(seconds)
 
 
 def unet_loader(inputs, ctx):
@@ -110,6 +114,8 @@ def ksampler_advanced(inputs, ctx):
         tokens = len(positive["text"].split()) + 1
         raise NodeError("RuntimeError", f"mat1 and mat2 shapes cannot be multiplied ({tokens}x{positive['dim']} and 4096x128)")
     per_step = ctx.step_seconds * step_scale(latent["frames"])
+    if n > 0:
+        ctx.activity("sampling")
     for i in range(1, n + 1):
         ctx.sleep(per_step)
         ctx.step(i, n)
@@ -135,6 +141,7 @@ def vae_decode(inputs, ctx):
         shape = f"[{latent['batch']}, {got}, {latent['frames']}, {latent['height'] // 8}, {latent['width'] // 8}]"
         raise NodeError("RuntimeError", f"Given groups=1, weight of size [{c}, {c}, 1, 1, 1], expected input{shape} to have {c} channels, but got {got} channels instead")
     frames = latent["batch"] * (4 * latent["frames"] - 3)
+    ctx.activity("decoding")
     ctx.sleep(ctx.step_seconds * 0.6 * frames / 81)
     images = Clip(latent["width"], latent["height"], frames, latent["text"] or "", latent["seed"] or 0)
     return (images,), None
@@ -161,7 +168,10 @@ def _next_counter(folder: Path, pattern: str) -> int:
 
 
 def save_video(inputs, ctx):
-    fmt, codec = inputs["format"], inputs["codec"]
+    # 0.38's DynamicCombo sends `format.codec` next to `format`; the hidden old `codec` is the
+    # fallback (nodes_video.py: `codec = format.get("codec") or codec`).
+    fmt = inputs["format"]
+    codec = inputs.get("format.codec") or inputs.get("codec") or "auto"
     if fmt not in ("auto", "mp4") or codec not in ("auto", "h264"):
         raise NodeError("ValueError", f"Unsupported video format/codec: {fmt}/{codec}")
     folder, stem, subfolder = _save_target(ctx.output_dir, inputs["filename_prefix"])
@@ -169,7 +179,8 @@ def save_video(inputs, ctx):
     name = f"{stem}_{counter:05}_.mp4"
     video = inputs["video"]
     write_mp4(folder / name, video["images"], video["fps"])
-    return (), {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}], "animated": [True]}
+    # 0.38's SaveVideo also outputs its VIDEO; the earlier one has no outputs (extra slots are unused).
+    return (video,), {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}], "animated": [True]}
 
 
 def vhs_video_combine(inputs, ctx):

@@ -1,4 +1,4 @@
-"""Prompt validation the way ComfyUI 0.3.64 does it (execution.py validate_prompt/validate_inputs).
+"""Prompt validation the way ComfyUI does it (0.3.64 and later (execution.py validate_prompt/validate_inputs).
 
 The structure follows the real code on purpose: lookups that raise there (a link to a missing
 node, a bad slot index) raise here too and become the same `exception_during_*` errors.
@@ -30,6 +30,20 @@ def _types_match(received, wanted) -> bool:
     return "*" in got or "*" in want or bool(got & want)
 
 
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+
+
+def _combo_options(input_type, extra: dict) -> list | None:
+    """The allowed values of a combo: a V1 list, a V3 COMBO's `options`, a DynamicCombo's keys."""
+    if isinstance(input_type, list):
+        return input_type
+    if input_type == "COMBO" and not extra.get("multiselect"):
+        return list(extra.get("options", []))
+    if input_type == DYNAMIC_COMBO:
+        return [o.get("key") for o in extra.get("options", [])]
+    return None
+
+
 def _coerce(input_type, val):
     converters = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}
     convert = converters.get(input_type) if isinstance(input_type, str) else None
@@ -58,13 +72,16 @@ class _Validator:
         self.validated[unique_id] = ret
         return ret
 
-    def _input(self, inputs: dict, x: str, category: str, spec: list, errors: list) -> bool:
-        """Checks one input; returns False only when a linked node is invalid."""
+    def _input(self, inputs: dict, x: str, category: str, spec: list, errors: list, live_only: bool = False) -> bool:
+        """Checks one input; returns False only when a linked node is invalid.
+
+        live_only: a DynamicCombo's nested input (`format.codec`), checked only when the prompt has it.
+        """
         input_type = spec[0]
         extra = spec[1] if len(spec) > 1 else {}
         info = [input_type, extra]
         if x not in inputs:
-            if category == "required":
+            if category == "required" and not live_only:
                 errors.append(_error("required_input_missing", "Required input is missing", x, {"input_name": x}))
             return True
         val = inputs[x]
@@ -82,7 +99,24 @@ class _Validator:
             ))
             return True
         self._range_and_list(x, val, input_type, extra, info, errors)
+        if input_type == DYNAMIC_COMBO:
+            return self._dynamic(inputs, x, val, extra, errors)
         return True
+
+    def _dynamic(self, inputs: dict, x: str, val, extra: dict, errors: list) -> bool:
+        """The picked option's inputs, under dotted ids (`format.codec`, `format.codec.encoding`).
+
+        [inferred, drift §2] Like `_expand_schema_for_dynamic`, a nested input is only part of the
+        schema when the prompt carries it, so an old graph without `format.codec` stays valid.
+        """
+        ok = True
+        for option in extra.get("options", []):
+            if option.get("key") != val:
+                continue
+            for category in ("required", "optional"):
+                for name, nested in option.get("inputs", {}).get(category, {}).items():
+                    ok = self._input(inputs, f"{x}.{name}", category, nested, errors, live_only=True) and ok
+        return ok
 
     def _range_and_list(self, x, val, input_type, extra, info, errors) -> None:
         base = {"input_name": x, "input_config": info, "received_value": val}
@@ -90,12 +124,12 @@ class _Validator:
             errors.append(_error("value_smaller_than_min", f"Value {val} smaller than min of {extra['min']}", x, base))
         elif "max" in extra and val > extra["max"]:
             errors.append(_error("value_bigger_than_max", f"Value {val} bigger than max of {extra['max']}", x, base))
-        elif isinstance(input_type, list) and val not in input_type:
+        elif (options := _combo_options(input_type, extra)) is not None and val not in options:
             # Like the real server, huge model lists are not echoed back.
-            if len(input_type) > 20:
-                list_info, config = f"(list of length {len(input_type)})", None
+            if len(options) > 20:
+                list_info, config = f"(list of length {len(options)})", None
             else:
-                list_info, config = str(input_type), info
+                list_info, config = str(options), info
             errors.append(_error(
                 "value_not_in_list", "Value not in list", f"{x}: '{val}' not in {list_info}",
                 {"input_name": x, "input_config": config, "received_value": val},
@@ -131,15 +165,24 @@ class _Validator:
             return False
 
 
-def validate_prompt(catalog: Catalog, prompt: dict, partial_targets=None) -> tuple[bool, dict | None, list, dict]:
-    """Returns (ok, error, outputs_to_execute, node_errors) like execution.validate_prompt."""
+def validate_prompt(catalog: Catalog, prompt: dict, partial_targets=None,
+                    missing_node_type: bool = False) -> tuple[bool, dict | None, list, dict]:
+    """Returns (ok, error, outputs_to_execute, node_errors) like execution.validate_prompt.
+
+    missing_node_type: 0.38's error for an unknown class or a node without one (drift §1.1); the
+    message and extra_info are the newer execution.py's as best known (inferred).
+    """
     outputs: list[str] = []
     for x in prompt:
         node = prompt[x]
         if not isinstance(node, dict) or "class_type" not in node:
+            if missing_node_type:
+                return False, _missing_node(x, None, node), [], {}
             return False, _error("invalid_prompt", "Cannot execute because a node is missing the class_type property.", f"Node ID '#{x}'"), [], {}
         class_type = node["class_type"]
         if not catalog.has_class(class_type):
+            if missing_node_type:
+                return False, _missing_node(x, class_type, node), [], {}
             return False, _error("invalid_prompt", f"Cannot execute because node {class_type} does not exist.", f"Node ID '#{x}'"), [], {}
         if catalog.is_output(class_type) and (partial_targets is None or x in partial_targets):
             outputs.append(x)
@@ -171,3 +214,14 @@ def validate_prompt(catalog: Catalog, prompt: dict, partial_targets=None) -> tup
         details = "\n".join(f"{e['message']}: {e['details']}" for _, errs in errors for e in errs)
         return False, _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details), [], node_errors
     return True, None, good, node_errors
+
+
+def _missing_node(x, class_type, node) -> dict:
+    meta = node.get("_meta") if isinstance(node, dict) else None
+    title = meta.get("title", class_type) if isinstance(meta, dict) else class_type
+    if class_type is None:
+        message = f"Node '#{x}' has no class_type. The workflow may be corrupted or a custom node is missing."
+    else:
+        message = f"Node '{title}' not found. The custom node may not be installed."
+    return _error("missing_node_type", message, f"Node ID '#{x}'",
+                  {"node_id": x, "class_type": class_type, "node_title": title})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import contextlib
 import hashlib
 import json
 import subprocess
@@ -90,15 +91,18 @@ def write_mp4(path: Path, clip: Clip, fps: float) -> None:
         "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", str(path),
     ]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        for raw in frames(clip):
-            proc.stdin.write(raw)
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass
-    err = proc.stderr.read().decode(errors="replace")
-    if proc.wait() != 0:
+    # The context manager closes both pipes and reaps the process even when a frame write fails.
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            for raw in frames(clip):
+                proc.stdin.write(raw)
+            proc.stdin.close()
+        except BrokenPipeError:  # ffmpeg died: its stderr says why
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+        err = proc.stderr.read().decode(errors="replace")
+        code = proc.wait()
+    if code != 0:
         raise RuntimeError(f"ffmpeg failed writing {path.name}: {err.strip()}")
 
 
