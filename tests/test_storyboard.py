@@ -137,7 +137,8 @@ def test_copy_command_rerenders_one_shot_with_the_shots_file_quoted(tmp_path):
 
 
 def test_links_are_relative_inside_the_folder_and_nothing_points_at_the_web(tmp_path):
-    shots = [shot(1, "one"), shot(2, "two", clip="/etc/passwd"), shot(3, "three", clip="../../escape.mp4")]
+    shots = [shot(1, "one"), shot(2, "two", clip="/etc/passwd"), shot(3, "three", clip="../../escape.mp4"),
+             shot(4, "four", clip=".")]
     folder, _ = film_folder(tmp_path, shots)
     (folder / "film.mp4").write_bytes(b"not really a film")
     (folder / "clips").mkdir()
@@ -156,7 +157,15 @@ def test_prompt_from_an_older_ledger_comes_from_the_shots_file_with_style_apart(
     assert f'<p class="prompt">{html.escape(HOSTILE)}</p>' in page  # shot two: style '' -> no suffix
 
 
-def test_prompt_recorded_in_the_ledger_wins_and_is_split_at_the_style():
+def test_prompt_recorded_in_the_ledger_wins_over_the_shots_file(tmp_path):
+    recorded = shot(1, "one", prompt="a green tomato, film grain", style="film grain", negative="text, <logo>")
+    folder, _ = film_folder(tmp_path, [recorded])
+    page = page_of(folder)
+    assert '<p class="prompt">a green tomato<span class="style" title="style suffix">film grain</span></p>' in page
+    assert '<span class="label">negative</span>text, &lt;logo&gt;</p>' in page and "a red tomato" not in page
+
+
+def test_prompt_recorded_in_the_ledger_is_split_at_the_style():
     record = SimpleNamespace(name="one", prompt="a red tomato, warm light", style="warm light", negative=None)
     assert shot_prompt(record, None) == Prompt("a red tomato", "warm light", None)
     assert split_style("a red tomato, warm light", "") == ("a red tomato, warm light", "")

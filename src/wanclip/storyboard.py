@@ -215,7 +215,7 @@ def _relative(link: str | None) -> str | None:
     if not link:
         return None
     path = PurePosixPath(str(link).replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+    if not path.parts or path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
         return None
     return path.as_posix()
 

@@ -27,7 +27,7 @@ def review_command(
     frame per clip.
 
     Exit codes: 0 the page was written (and served until Ctrl-C); 2 FILM_DIR is not a folder or
-    has no readable ledger.json.
+    has no readable ledger.json, or --port is taken.
     """
     with handle_errors(as_json=as_json):
         page = storyboard.write_page(film_dir)
