@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
@@ -255,6 +261,7 @@ def test_wan22_vae_is_left_alone_with_a_warning(tmp_path, inline_hub, manifest):
 def test_comfy_dir_puts_files_under_its_models_folder(tmp_path, inline_hub, manifest):
     comfy = tmp_path / "ComfyUI"
     comfy.mkdir()
+    (comfy / "main.py").write_text("# ComfyUI\n")
     result = setup("--endpoint", inline_hub.url, "--comfy-dir", comfy, "--manifest", manifest)
     assert result.exit_code == 0
     assert models_of(comfy / "models") == ALL_DESTS
@@ -267,3 +274,186 @@ def test_bad_input_exits_2(tmp_path):
     result = setup("--check", "--models-dir", tmp_path, "--manifest", bad)
     assert result.exit_code == 2
     assert "not a valid manifest" in result.output
+
+
+# --- --comfy-dir must be a ComfyUI folder ------------------------------------------------------
+
+def test_comfy_dir_with_models_and_custom_nodes_but_no_main_py_is_accepted(tmp_path, inline_hub, manifest):
+    comfy = tmp_path / "portable" / "ComfyUI"
+    (comfy / "models").mkdir(parents=True)
+    (comfy / "custom_nodes").mkdir()
+    result = setup("--endpoint", inline_hub.url, "--comfy-dir", comfy, "--manifest", manifest)
+    assert result.exit_code == 0, result.output
+    assert models_of(comfy / "models") == ALL_DESTS
+
+
+def test_comfy_dir_that_is_the_models_folder_is_refused_pointing_at_models_dir(tmp_path, inline_hub, manifest):
+    models = tmp_path / "ComfyUI" / "models"
+    for folder in ("diffusion_models", "vae", "loras"):
+        (models / folder).mkdir(parents=True)
+    result = setup("--endpoint", inline_hub.url, "--comfy-dir", models, "--manifest", manifest)
+    assert result.exit_code == 2
+    assert f"{models} is not a ComfyUI folder" in result.output
+    assert f"this looks like the models folder itself: use --models-dir {models}" in result.output
+    assert not (models / "models").exists()
+    assert inline_hub.requests == []
+
+
+def test_comfy_dir_that_is_some_other_folder_is_refused(tmp_path, inline_hub, manifest):
+    folder = tmp_path / "Downloads"
+    folder.mkdir()
+    result = setup("--endpoint", inline_hub.url, "--comfy-dir", folder, "--manifest", manifest)
+    assert result.exit_code == 2
+    assert f"{folder} is not a ComfyUI folder (no main.py, nor models/ and custom_nodes/)" in result.output
+    assert "--models-dir" in result.output
+    assert list(folder.iterdir()) == []
+
+
+# --- full disks and read-only folders -----------------------------------------------------------
+
+class FullDisk:
+    """An ``open`` for the part files whose writes fail with ENOSPC once ``room`` bytes are written."""
+
+    def __init__(self, room: int):
+        self.room = room
+
+    def __call__(self, path, mode="rb"):
+        fh = open(path, mode)  # noqa: SIM115 - handed to the caller, who closes it
+        if "r" in mode:
+            return fh
+        return _Filling(fh, self)
+
+
+class _Filling(io.RawIOBase):
+    def __init__(self, fh, disk: FullDisk):
+        self.fh, self.disk = fh, disk
+
+    def write(self, block) -> int:
+        if len(block) > self.disk.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.disk.room -= len(block)
+        return self.fh.write(block)
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.fh.close()
+        super().close()
+
+
+def test_a_disk_that_fills_up_mid_download_stops_setup_with_what_it_needs(tmp_path, inline_hub, manifest):
+    models = tmp_path / "models"
+    items = assets.load_manifest(manifest)
+    with pytest.raises(assets.AssetError) as caught:
+        assets.install(items, models, assets.Source(endpoint=inline_hub.url), workers=1,
+                       open_file=FullDisk(room=4 * SIZE + 100), disk_free=lambda path: 123_000_000)
+    error = caught.value
+    assert error.exit_code == 1
+    assert error.message.startswith(f"the disk under {models} is full")
+    assert "123.00 MB free" in error.message
+    finished = [f for f in ALL_DESTS if (models / f).exists()]
+    unfinished = sum(item.bytes for item in items if item.dest not in finished)
+    kept = sum(p.stat().st_size for p in models.rglob("*.part"))
+    assert f"{assets._gb(unfinished - kept)} more are needed" in error.message
+    assert "partial downloads (.part) are kept" in error.hint
+    for item in items:  # a final name only ever holds the manifest's bytes
+        target = models / item.dest
+        assert not target.exists() or assets.sha256_file(target) == item.sha256
+    assert len(finished) < 6
+
+
+@pytest.fixture
+def other_filesystem(tmp_path):
+    """A folder on another filesystem than tmp_path, where hard links fail and setup copies."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem to copy across")
+    with tempfile.TemporaryDirectory(dir=shm) as folder:
+        yield Path(folder)
+
+
+def test_a_disk_that_fills_up_during_a_copy_from_dir_leaves_no_partial_copy(tmp_path, manifest, payloads,
+                                                                          other_filesystem):
+    nas = other_filesystem
+    for dest, data in payloads.items():
+        (nas / dest).parent.mkdir(parents=True, exist_ok=True)
+        (nas / dest).write_bytes(data)
+    models = tmp_path / "models"
+    items = assets.load_manifest(manifest)
+    with pytest.raises(assets.AssetError, match=f"the disk under {models} is full"):
+        assets.install(items, models, assets.Source(from_dir=nas), workers=1, open_file=FullDisk(room=SIZE // 2))
+    assert list(models.rglob("*.part")) == []
+    assert models_of(models) == []
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.EACCES])
+def test_a_read_only_models_folder_is_refused_before_any_download(tmp_path, inline_hub, manifest, code):
+    models = tmp_path / "models"
+
+    def read_only(path, mode="rb"):
+        if "r" not in mode:
+            raise OSError(code, os.strerror(code), str(path))
+        return open(path, mode)  # noqa: SIM115
+
+    with pytest.raises(assets.AssetError) as caught:
+        assets.install(assets.load_manifest(manifest), models, assets.Source(endpoint=inline_hub.url),
+                       open_file=read_only)
+    assert caught.value.exit_code == 2
+    assert f"cannot write to {models}" in caught.value.message
+    assert os.strerror(code) in caught.value.message
+    assert "--models-dir" in caught.value.hint
+    assert inline_hub.requests == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod 0555")
+def test_a_chmod_0555_models_folder_is_refused_before_any_download(tmp_path, inline_hub, manifest):
+    models = tmp_path / "models"
+    models.mkdir()
+    models.chmod(0o555)
+    try:
+        result = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest)
+    finally:
+        models.chmod(0o755)
+    assert result.exit_code == 2
+    assert f"cannot write to {models}" in result.output
+    assert inline_hub.requests == []
+
+
+def test_a_models_dir_under_a_file_is_a_message_not_a_traceback(tmp_path, inline_hub, manifest):
+    (tmp_path / "notes.txt").write_text("a file")
+    models = tmp_path / "notes.txt" / "models"
+    result = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 2, result.output
+    assert f"cannot write to {models}" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_read_only_wanclip_home_does_not_fail_an_install(tmp_path, inline_hub, manifest, wanclip_home):
+    wanclip_home.parent.mkdir(parents=True, exist_ok=True)
+    wanclip_home.write_text("a file where the state folder should be")
+    result = setup("--endpoint", inline_hub.url, "--models-dir", tmp_path / "m", "--manifest", manifest)
+    assert result.exit_code == 0, result.output
+    assert models_of(tmp_path / "m") == ALL_DESTS
+
+
+# --- import cost and wording --------------------------------------------------------------------
+
+def test_importing_assets_does_not_import_the_hub_client():
+    code = ("import sys, wanclip.assets; "
+            "assert 'huggingface_hub' not in sys.modules and 'httpx2' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith(('huggingface', 'httpx')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_from_dir_help_and_hint_talk_about_a_local_folder_of_model_files(tmp_path, manifest):
+    help_text = " ".join(setup("--help").output.split())
+    assert "--from-dir" in help_text and "a local folder of model files" in help_text
+    empty = tmp_path / "nas"
+    empty.mkdir()
+    result = setup("--from-dir", empty, "--models-dir", tmp_path / "m", "--manifest", manifest, "--json")
+    assert result.exit_code == 1
+    failed = json.loads(result.output.splitlines()[-1])["files"][0]
+    assert failed["detail"] == f"wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors is not in {empty}"
+    assert f"--from-dir takes a local folder of model files: put it at {empty / HIGH_DEST}" in failed["fix"]

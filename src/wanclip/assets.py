@@ -11,6 +11,9 @@ sha256), so a rerun trusts an unchanged file without hashing 38 GB again. The re
 wanclip's state rather than in ``models/`` because the models folder may be shared or read-only.
 
 Nothing here prints: progress goes to an ``on_event`` callback, outcomes come back as typed results.
+
+huggingface_hub and httpx2 are imported inside the functions that talk to the hub: render and
+doctor read the manifest through this module and must not pay ~1 s for the hub client.
 """
 
 from __future__ import annotations
@@ -26,20 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
-import httpx2
 import yaml
-from huggingface_hub import get_hf_file_metadata, hf_hub_url
-from huggingface_hub.errors import (
-    FileMetadataError,
-    GatedRepoError,
-    HfHubHTTPError,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import build_hf_headers, get_session
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wanclip import config
@@ -50,6 +43,9 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 WRITE_CHUNK = CHUNK  # file reads for hashing and copying
 FLUSH_AT = 1 << 20  # received bytes reach the disk in pieces this big: a kill loses less than this
 RETRIES = 3                      # in-process Range retries when a connection breaks mid-body
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+MODEL_FOLDERS = ("diffusion_models", "text_encoders", "vae", "loras", "checkpoints", "unet", "clip")
+WRITE_PROBE = ".wanclip-write-test"
 WRONG_VAE = "vae/wan2.2_vae.safetensors"
 VAE_WARNING = ("{path} is left alone, but it is the 48-channel VAE of the 5B model: the 14B graph needs "
                "vae/wan_2.1_vae.safetensors (a 48-channel VAE fails in VAEDecode only after sampling, minutes in)")
@@ -194,7 +190,10 @@ class VerifiedState:
         with self._lock:
             self._records[str(target.resolve())] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                                                     "sha256": sha256}
-            atomic_write_text(self.path, json.dumps(self._records, indent=1, sort_keys=True))
+            try:
+                atomic_write_text(self.path, json.dumps(self._records, indent=1, sort_keys=True))
+            except OSError:  # only a cache: the file stays verified, a later run hashes it again
+                pass
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -253,38 +252,74 @@ class Source:
     retries: int = RETRIES
 
 
+OpenFile = Callable[[Path, str], BinaryIO]  # how part files are opened for writing: ``open``, or a test's
+
+
+def models_dir_of(comfy_dir: Path) -> Path:
+    """``comfy_dir/models``, once ``comfy_dir`` is a ComfyUI folder (exit 2 when it is not)."""
+    comfy_dir = Path(comfy_dir)
+    if not comfy_dir.is_dir():
+        raise AssetError(f"{comfy_dir} is not a folder", "give the folder that holds ComfyUI's main.py",
+                         exit_code=EXIT_BAD_INPUT)
+    if (comfy_dir / "main.py").is_file() or all((comfy_dir / d).is_dir() for d in ("models", "custom_nodes")):
+        return comfy_dir / "models"
+    if any((comfy_dir / d).is_dir() for d in MODEL_FOLDERS):
+        hint = f"this looks like the models folder itself: use --models-dir {comfy_dir}"
+    else:
+        hint = ("give the folder that holds ComfyUI's main.py, or the models folder itself with "
+                "--models-dir DIR")
+    raise AssetError(f"{comfy_dir} is not a ComfyUI folder (no main.py, nor models/ and custom_nodes/)", hint,
+                     exit_code=EXIT_BAD_INPUT)
+
+
+@dataclass
+class _Run:
+    """What the transfers of one ``install()`` share."""
+
+    source: Source
+    state: VerifiedState
+    emit: OnEvent
+    open_file: OpenFile
+    stop: threading.Event = field(default_factory=threading.Event)
+    fetched: _Counter = field(default_factory=lambda: _Counter())
+    disk_full: str | None = None  # the file whose write found the disk full
+
+
 def install(items: list[ModelFile], models_dir: Path, source: Source, *, workers: int = 0,
             on_event: OnEvent | None = None, state: VerifiedState | None = None,
-            disk_free: Callable[[Path], int] | None = None) -> SetupResult:
+            disk_free: Callable[[Path], int] | None = None, open_file: OpenFile = open) -> SetupResult:
     """Fetch every file not yet verified, in parallel; a failed file does not stop the others.
 
-    Raises ``AssetError`` before any transfer when the disk is too small, ``Interrupted`` on Ctrl-C
-    (partials are kept and a rerun resumes them).
+    Raises ``AssetError`` before any transfer when a folder is not writable (exit 2) or the disk
+    is too small, and when the disk fills up midway (partial downloads are kept for a rerun);
+    ``Interrupted`` on Ctrl-C (partials are kept and a rerun resumes them).
     """
-    emit = on_event or (lambda event: None)
-    state = state or VerifiedState()
+    run = _Run(source, state or VerifiedState(), on_event or (lambda event: None), open_file)
+    disk_free = disk_free or _disk_free
     result = SetupResult(str(models_dir), warnings=_vae_warnings(models_dir))
     for warning in result.warnings:
-        emit(Event("warning", message=warning))
-    todo = [item for item in items if not _already_there(item, models_dir, state)]
+        run.emit(Event("warning", message=warning))
+    todo = [item for item in items if not _already_there(item, models_dir, run.state)]
     done = {item.dest: FileResult(item.dest, "skipped", item.bytes) for item in items if item not in todo}
-    _check_free_space(todo, models_dir, disk_free or _disk_free)
-    emit(Event("plan", total=sum(item.bytes for item in todo), message=f"{len(todo)} of {len(items)} to fetch"))
-    stop = threading.Event()
-    fetched = _Counter()
+    _check_writable(todo, models_dir, open_file)
+    _check_free_space(todo, models_dir, disk_free)
+    run.emit(Event("plan", total=sum(item.bytes for item in todo), message=f"{len(todo)} of {len(items)} to fetch"))
     with ThreadPoolExecutor(max_workers=max(1, workers or len(todo) or 1)) as pool:
-        futures = {item.dest: pool.submit(_install_one, item, models_dir, source, state, emit, stop, fetched)
-                   for item in todo}
+        futures = {item.dest: pool.submit(_install_one, item, models_dir, run) for item in todo}
         try:
             for dest, future in futures.items():
                 done[dest] = future.result()
         except KeyboardInterrupt:
-            stop.set()
+            run.stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             raise Interrupted("setup was interrupted; the partial downloads (.part) are kept",
                               "run wanclip setup again: it continues where it stopped") from None
+        except (_DiskFull, _Stopped):  # _Stopped: another file found the disk full first
+            run.stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise _disk_full_error(run.disk_full, todo, models_dir, disk_free) from None
     result.files = [done[item.dest] for item in items]
-    result.fetched_bytes = fetched.value
+    result.fetched_bytes = run.fetched.value
     return result
 
 
@@ -297,10 +332,40 @@ class _Counter:
             self.value += n
 
 
+class _DiskFull(Exception):
+    """A write found no space left; every transfer stops, and setup says how much is missing."""
+
+
+class _Stopped(Exception):
+    """This transfer was stopped because another one failed the whole run, or Ctrl-C."""
+
+
 def _already_there(item: ModelFile, models_dir: Path, state: VerifiedState) -> bool:
     """Skip without a request: the file is there and was verified (recorded, or hashed now)."""
     target = models_dir / item.dest
     return target.exists() and verify_file(item, target, state) is None
+
+
+def _check_writable(todo: list[ModelFile], models_dir: Path, open_file: OpenFile) -> None:
+    """Make each folder a file goes to, and write a probe file into it: a read-only models folder is
+    refused before any byte is fetched, not after minutes of downloading."""
+    for folder in sorted({(models_dir / item.dest).parent for item in todo}):
+        probe = folder / WRITE_PROBE
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open_file(probe, "wb"):
+                pass
+            probe.unlink()
+        except OSError as exc:
+            raise AssetError(f"cannot write to {models_dir}: {_reason(exc)} ({exc.filename or folder})",
+                             "make the models folder writable for this user (or mount it read-write), or "
+                             "choose another --models-dir / --comfy-dir", exit_code=EXIT_BAD_INPUT) from exc
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return "a part of the path is a file, not a folder"
+    return exc.strerror or str(exc)
 
 
 def _disk_free(path: Path) -> int:
@@ -309,13 +374,29 @@ def _disk_free(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
+def _still_needed(todo: list[ModelFile], models_dir: Path) -> int:
+    """Bytes still to write for files not installed yet (what their .part files hold is done)."""
+    return sum(item.bytes - _part_size(models_dir / item.dest, item) for item in todo
+               if not (models_dir / item.dest).exists())
+
+
 def _check_free_space(todo: list[ModelFile], models_dir: Path, disk_free: Callable[[Path], int]) -> None:
-    needed = sum(item.bytes - _part_size(models_dir / item.dest, item) for item in todo)
+    needed = _still_needed(todo, models_dir)
     free = disk_free(models_dir)
     if needed > free:
         raise AssetError(f"not enough free disk under {models_dir}: {_gb(needed)} needed, {_gb(free)} free "
                          f"({_gb(needed - free)} short)",
                          "free some space or choose another --models-dir / --comfy-dir")
+
+
+def _disk_full_error(dest: str | None, todo: list[ModelFile], models_dir: Path,
+                     disk_free: Callable[[Path], int]) -> AssetError:
+    needed = _still_needed(todo, models_dir)
+    return AssetError(f"the disk under {models_dir} is full: writing models/{dest} failed with "
+                      f"{_gb(disk_free(models_dir))} free; {_gb(needed)} more are needed for the files not "
+                      "installed yet",
+                      f"free {_gb(needed)} there (or choose another --models-dir / --comfy-dir) and run wanclip "
+                      "setup again: the partial downloads (.part) are kept and continue where they stopped")
 
 
 def _gb(n: int) -> str:
@@ -331,24 +412,27 @@ def _part_size(target: Path, item: ModelFile) -> int:
     return stat.st_size if stat and stat.st_size <= item.bytes else 0
 
 
-def _install_one(item: ModelFile, models_dir: Path, source: Source, state: VerifiedState, emit: OnEvent,
-                 stop: threading.Event, fetched: _Counter) -> FileResult:
+def _install_one(item: ModelFile, models_dir: Path, run: _Run) -> FileResult:
     target = models_dir / item.dest
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        if source.from_dir:
-            _copy_in(item, target, source.from_dir, emit)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if run.source.from_dir:
+            _copy_in(item, target, run)
         else:
-            _download(item, target, source, emit, stop, fetched)
-        state.remember(target, item.sha256)
+            _download(item, target, run)
+        run.state.remember(target, item.sha256)
     except OSError as exc:
-        emit(Event("done", item.dest, message="failed"))
-        return FileResult(item.dest, "failed", item.bytes, f"cannot write models/{item.dest}: {exc.strerror}",
+        run.emit(Event("done", item.dest, message="failed"))
+        if exc.errno in DISK_FULL:
+            run.disk_full = run.disk_full or item.dest
+            run.stop.set()
+            raise _DiskFull(item.dest) from exc
+        return FileResult(item.dest, "failed", item.bytes, f"cannot write models/{item.dest}: {_reason(exc)}",
                           "check that the models folder is writable")
     except _Failed as exc:
-        emit(Event("done", item.dest, message="failed"))
+        run.emit(Event("done", item.dest, message="failed"))
         return FileResult(item.dest, "failed", item.bytes, exc.detail, exc.fix)
-    emit(Event("done", item.dest, item.bytes, item.bytes, "installed"))
+    run.emit(Event("done", item.dest, item.bytes, item.bytes, "installed"))
     return FileResult(item.dest, "installed", item.bytes)
 
 
@@ -366,18 +450,23 @@ def _finish(item: ModelFile, part: Path, target: Path, digest: str, what: str) -
 
 
 # -- from a local folder ---------------------------------------------------------------------------
-def _copy_in(item: ModelFile, target: Path, from_dir: Path, emit: OnEvent) -> None:
-    """Hard-link when on the same filesystem (instant, no space), else copy; verified either way."""
-    src = _find_local(item, from_dir)
+def _copy_in(item: ModelFile, target: Path, run: _Run) -> None:
+    """Hard-link when on the same filesystem (instant, no space), else copy; verified either way.
+    A copy cut short is deleted: it restarts from zero anyway."""
+    src = _find_local(item, run.source.from_dir)
     part = _part_of(target)
     part.unlink(missing_ok=True)
-    emit(Event("start", item.dest, 0, item.bytes))
+    run.emit(Event("start", item.dest, 0, item.bytes))
     try:
-        os.link(src, part)
-        digest = sha256_file(part)
-        emit(Event("progress", item.dest, item.bytes, item.bytes))
-    except OSError:
-        digest = _copy_hashing(src, part, item, emit)
+        try:
+            os.link(src, part)
+            digest = sha256_file(part)
+            run.emit(Event("progress", item.dest, item.bytes, item.bytes))
+        except OSError:
+            digest = _copy_hashing(src, part, item, run)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     _finish(item, part, target, digest, f"the copy from {src}")
 
 
@@ -388,37 +477,30 @@ def _find_local(item: ModelFile, from_dir: Path) -> Path:
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise _Failed(f"{item.name} is not in {from_dir}", f"put it at {from_dir / item.dest} "
-                  f"(or {item.path}, or flat in the folder)")
+    raise _Failed(f"{item.name} is not in {from_dir}",
+                  f"--from-dir takes a local folder of model files: put it at {from_dir / item.dest} "
+                  f"(or at {from_dir / item.path}, or directly in {from_dir})")
 
 
-def _copy_hashing(src: Path, part: Path, item: ModelFile, emit: OnEvent) -> str:
+def _copy_hashing(src: Path, part: Path, item: ModelFile, run: _Run) -> str:
     digest, copied = hashlib.sha256(), 0
-    with open(src, "rb") as fin, open(part, "wb") as fout:
+    with open(src, "rb") as fin, run.open_file(part, "wb") as fout:
         while block := fin.read(WRITE_CHUNK):
-            _write(fout, block, item)
+            if run.stop.is_set():
+                raise _Stopped()
+            fout.write(block)
             digest.update(block)
             copied += len(block)
-            emit(Event("progress", item.dest, copied, item.bytes))
+            run.emit(Event("progress", item.dest, copied, item.bytes))
     return digest.hexdigest()
-
-
-def _write(fh, block: bytes, item: ModelFile) -> None:
-    try:
-        fh.write(block)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise _Failed(f"the disk filled up while writing models/{item.dest}; the partial file is kept",
-                          "free some space and run wanclip setup again: it continues where it stopped") from exc
-        raise
 
 
 # -- from the hub ----------------------------------------------------------------------------------
 class _Partial:
     """``<dest>.part``: the bytes on disk and the sha256 of exactly those bytes."""
 
-    def __init__(self, item: ModelFile, target: Path):
-        self.item, self.path = item, _part_of(target)
+    def __init__(self, item: ModelFile, target: Path, open_file: OpenFile):
+        self.item, self.path, self.open_file = item, _part_of(target), open_file
         self.digest, self.have = hashlib.sha256(), 0
         stat = _stat(self.path)
         if stat and stat.st_size > item.bytes:
@@ -429,27 +511,29 @@ class _Partial:
 
     def restart(self) -> None:
         self.digest, self.have = hashlib.sha256(), 0
-        self.path.write_bytes(b"")
+        with self.open_file(self.path, "wb"):
+            pass
 
     def append(self, fh, block: bytes) -> None:
-        _write(fh, block, self.item)
+        fh.write(block)
         self.digest.update(block)
         self.have += len(block)
 
 
-def _download(item: ModelFile, target: Path, source: Source, emit: OnEvent, stop: threading.Event,
-              fetched: _Counter) -> None:
-    partial = _Partial(item, target)
-    emit(Event("start", item.dest, partial.have, item.bytes))
+def _download(item: ModelFile, target: Path, run: _Run) -> None:
+    import httpx2  # the hub client is imported only when something is downloaded
+
+    partial = _Partial(item, target, run.open_file)
+    run.emit(Event("start", item.dest, partial.have, item.bytes))
     attempts = 0
     while partial.have < item.bytes:
-        url, headers = _locate(item, source)
+        url, headers = _locate(item, run.source)
         try:
-            _stream(url, headers, partial, emit, stop, fetched)
+            _stream(url, headers, partial, run)
         except (httpx2.TransportError, _ShortBody) as exc:
             attempts += 1
-            if attempts > source.retries:
-                raise _Failed(f"the download of models/{item.dest} from {source.endpoint} kept breaking off "
+            if attempts > run.source.retries:
+                raise _Failed(f"the download of models/{item.dest} from {run.source.endpoint} kept breaking off "
                               f"({type(exc).__name__}); {partial.have:,} of {item.bytes:,} bytes are kept",
                               "run wanclip setup again: it continues where it stopped") from exc
     _finish(item, partial.path, target, partial.digest.hexdigest(), "the download")
@@ -461,6 +545,11 @@ class _ShortBody(Exception):
 
 def _locate(item: ModelFile, source: Source) -> tuple[str, dict]:
     """HEAD through huggingface_hub: the byte URL (maybe a CDN) and the headers to send there."""
+    import httpx2
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import FileMetadataError, HfHubHTTPError
+    from huggingface_hub.utils import build_hf_headers
+
     url = hf_hub_url(item.repo, item.path, revision=item.revision, endpoint=source.endpoint)
     try:
         meta = get_hf_file_metadata(url, token=source.token, endpoint=source.endpoint)
@@ -485,6 +574,14 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
 
 
 def _hub_failure(item: ModelFile, source: Source, exc: Exception) -> _Failed:
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
     where = f"{item.repo}/{item.path} (revision {item.revision})"
     if isinstance(exc, GatedRepoError):
         return _Failed(f"{item.repo} is gated: the hub wants you to accept its terms",
@@ -504,14 +601,16 @@ def _hub_failure(item: ModelFile, source: Source, exc: Exception) -> _Failed:
                    "check the network, or pass a reachable mirror with --endpoint / HF_ENDPOINT")
 
 
-def _status(exc: HfHubHTTPError) -> str:
+def _status(exc: Exception) -> str:
     response = getattr(exc, "response", None)
     return str(response.status_code) if response is not None else "error"
 
 
-def _stream(url: str, headers: dict, partial: _Partial, emit: OnEvent, stop: threading.Event,
-            fetched: _Counter) -> None:
+def _stream(url: str, headers: dict, partial: _Partial, run: _Run) -> None:
     """GET from the bytes on disk onwards, appending to the part and its hash."""
+    import httpx2
+    from huggingface_hub.utils import get_session
+
     item = partial.item
     request_headers = dict(headers, Range=f"bytes={partial.have}-") if partial.have else headers
     timeout = httpx2.Timeout(30.0, read=120.0)
@@ -522,22 +621,22 @@ def _stream(url: str, headers: dict, partial: _Partial, emit: OnEvent, stop: thr
                           f"models/{item.dest}", "run wanclip setup again; if it repeats try another --endpoint")
         if response.status_code == 200 and partial.have:  # the server ignored Range: start over
             partial.restart()
-        with open(partial.path, "ab") as fh:
-            _pump(response.iter_bytes(), fh, partial, emit, stop, fetched)
+        with run.open_file(partial.path, "ab") as fh:
+            _pump(response.iter_bytes(), fh, partial, run)
     if partial.have < item.bytes:
         raise _ShortBody()
 
 
-def _pump(pieces, fh, partial: _Partial, emit: OnEvent, stop: threading.Event, fetched: _Counter) -> None:
+def _pump(pieces, fh, partial: _Partial, run: _Run) -> None:
     """Write and hash what arrives in FLUSH_AT blocks; on any error the received bytes still land."""
     buffer, item = bytearray(), partial.item
 
     def flush() -> None:
         if buffer:
             partial.append(fh, buffer)
-            fetched.add(len(buffer))
+            run.fetched.add(len(buffer))
             buffer.clear()
-            emit(Event("progress", item.dest, partial.have, item.bytes))
+            run.emit(Event("progress", item.dest, partial.have, item.bytes))
 
     try:
         for piece in pieces:
@@ -547,7 +646,7 @@ def _pump(pieces, fh, partial: _Partial, emit: OnEvent, stop: threading.Event, f
                               "run wanclip setup again; if it repeats try another --endpoint")
             if len(buffer) >= FLUSH_AT:
                 flush()
-            if stop.is_set():
-                raise KeyboardInterrupt
+            if run.stop.is_set():
+                raise _Stopped()
     finally:
         flush()

@@ -24,17 +24,21 @@ from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetErro
 
 @app.command("setup")
 def setup(
-    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", help="The ComfyUI folder (files go to its models/)."),
-    models_dir: Path | None = typer.Option(None, "--models-dir", help="The models/ folder itself."),
+    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", help="The ComfyUI folder, the one with main.py "
+                                          "(files go to its models/)."),
+    models_dir: Path | None = typer.Option(None, "--models-dir", help="The models/ folder itself (a shared or "
+                                           "separate models folder)."),
     manifest: Path | None = typer.Option(None, "--manifest", help="A manifest YAML instead of the built-in one."),
     endpoint: str | None = typer.Option(None, "--endpoint", help="A hub mirror (default: HF_ENDPOINT, else huggingface.co)."),
-    from_dir: Path | None = typer.Option(None, "--from-dir", help="Copy (or hard-link) from this local folder, no network."),
+    from_dir: Path | None = typer.Option(None, "--from-dir", help="Install from a local folder of model files "
+                                         "(a models/ tree, the hub's repo tree, or flat): hard-linked or "
+                                         "copied, verified, no network."),
     workers: int = typer.Option(0, "--workers", min=0, help="Files fetched at once (0: all)."),
     check: bool = typer.Option(False, "--check", help="Verify only; exit 1 if anything is missing or wrong."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines: events, then the result."),
 ) -> None:
     """Download the Wan 2.2 14B model files into models/, resumable and sha256-verified."""
-    with handle_errors():
+    with handle_errors(as_json=as_json):
         target = _models_dir(comfy_dir, models_dir)
         items = assets.load_manifest(manifest)
         if check:
@@ -51,10 +55,7 @@ def _models_dir(comfy_dir: Path | None, models_dir: Path | None) -> Path:
     if bool(comfy_dir) == bool(models_dir):
         raise AssetError("say where ComfyUI's models go: give --comfy-dir or --models-dir (one of them)",
                          "e.g. wanclip setup --comfy-dir ~/ComfyUI", exit_code=EXIT_BAD_INPUT)
-    if comfy_dir and not comfy_dir.is_dir():
-        raise AssetError(f"{comfy_dir} is not a folder", "give the folder that holds ComfyUI's main.py",
-                         exit_code=EXIT_BAD_INPUT)
-    return models_dir if models_dir else comfy_dir / "models"
+    return models_dir if models_dir else assets.models_dir_of(comfy_dir)
 
 
 def _install(items, target: Path, source: assets.Source, workers: int, as_json: bool) -> assets.SetupResult:
