@@ -89,3 +89,15 @@ def test_grab_frames_returns_rgb_frames_of_the_asked_size(tmp_path):
     frames = media.grab_frames(info, [0, 4, 8], 32, 16)
     assert [len(f) for f in frames] == [32 * 16 * 3] * 3
     assert frames[0] != frames[2]
+
+
+def test_an_ffmpeg_that_cannot_be_executed_is_named(monkeypatch, tmp_path):
+    clip = make_clip(tmp_path / "a.mp4")
+    broken = tmp_path / "ffmpeg"
+    broken.write_bytes(b"\x00not a program\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("WANCLIP_FFMPEG", str(broken))
+    with pytest.raises(StitchError, match=rf"cannot run ffmpeg at {broken}: Exec format error"):
+        media.probe(clip)
+    with pytest.raises(StitchError, match=rf"cannot run ffmpeg at {broken}"):
+        media.run_with_progress([str(broken), "-version"], "testing")

@@ -340,3 +340,12 @@ def test_audio_help_and_hint_talk_about_music(tmp_path):
     assert result.exit_code == 2
     assert f"music file not found: {tmp_path / 'song.mp3'}" in result.stderr
     assert "a music file" in result.stderr
+
+
+def test_json_mode_ends_with_one_error_event_when_refused(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=9)
+    result = run_cli("stitch", clip, "-o", clip, "--json")
+    assert result.exit_code == 2
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert (last["event"], last["exit_code"]) == ("error", 2)
+    assert last["error"] == f"the output {clip} is one of the inputs ({clip})"

@@ -109,8 +109,8 @@ def spawn(argv: list[str], what: str, timeout: float | None = None) -> subproces
     """Run ffmpeg and capture its output; only a missing binary or a timeout raises."""
     try:
         return subprocess.run(argv, capture_output=True, timeout=timeout)
-    except FileNotFoundError as exc:
-        raise _no_binary(argv) from exc
+    except OSError as exc:
+        raise _no_binary(argv, exc) from exc
     except subprocess.TimeoutExpired as exc:
         raise StitchError(f"ffmpeg took longer than {timeout:.0f} s while {what}",
                           f"command: {shlex.join(argv)}") from exc
@@ -128,8 +128,8 @@ def run_with_progress(argv: list[str], what: str, on_frame: Callable[[int], None
     with tempfile.TemporaryFile() as stderr:
         try:
             proc = subprocess.Popen(reporting, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
-        except FileNotFoundError as exc:
-            raise _no_binary(argv) from exc
+        except OSError as exc:
+            raise _no_binary(argv, exc) from exc
         with proc:
             try:
                 for line in proc.stdout:
@@ -158,9 +158,9 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _no_binary(argv: list[str]) -> StitchError:
-    return StitchError(f"cannot run ffmpeg at {argv[0]}",
-                       "install ffmpeg or imageio-ffmpeg, or set WANCLIP_FFMPEG")
+def _no_binary(argv: list[str], exc: OSError) -> StitchError:
+    return StitchError(f"cannot run ffmpeg at {argv[0]}: {exc.strerror or exc}",
+                       "install ffmpeg or imageio-ffmpeg, or set WANCLIP_FFMPEG to a working ffmpeg")
 
 
 def ffmpeg_failed(argv: list[str], stderr: bytes | str | None, what: str, rc: int) -> StitchError:
