@@ -132,3 +132,53 @@ def tiny_workflow():
         return graph
 
     return make
+
+
+# ---- the simulator per ComfyUI version (wanclip.sim profiles) --------------------------------
+
+DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture
+def samples_092() -> Path:
+    """The ComfyUI 0.9.2 recordings the tests read, copied (minified) into tests/data."""
+    return DATA / "comfyui-samples-0.9.2"
+
+
+@pytest.fixture(scope="session")
+def sim_servers(tmp_path_factory):
+    """`sim_servers(version)`: one fast simulator per ComfyUI version for the session, started on first use."""
+    from wanclip.sim import serve_in_thread
+
+    handles = {}
+
+    def get(version: str):
+        if version not in handles:
+            out = tmp_path_factory.mktemp(f"sim-{version}") / "output"
+            handles[version] = serve_in_thread(out, load_seconds=0.02, step_seconds=0.005, comfy_version=version)
+        return handles[version]
+
+    yield get
+    for handle in handles.values():
+        handle.stop()
+
+
+@pytest.fixture
+def sim_profile(request, sim_servers, tmp_path):
+    """A freshly reset simulator speaking one ComfyUI version, chosen per test:
+
+        @pytest.mark.parametrize("sim_profile", ["0.9", "0.38"], indirect=True)
+        def test_x(sim_profile): ...
+
+    Without parametrization it speaks 0.3.64 (like `sim`). Same handle API as `sim`.
+    """
+    handle = sim_servers(getattr(request, "param", "0.3.64"))
+    handle.reset(tmp_path / "comfy" / "output")
+    handle.output_dir.mkdir(parents=True, exist_ok=True)
+    yield handle
+    handle.reset()
+
+
+@pytest.fixture
+def profile_client(sim_profile) -> SimClient:
+    return SimClient(sim_profile)

@@ -18,9 +18,10 @@ def sim(
     models: Path = typer.Option(None, help="Models the server has: a YAML/JSON file (folder -> file names) or a ComfyUI models/ folder. Default: the six files of the shipped workflow."),
     load_seconds: float = typer.Option(2.0, help="Time to load the full model set the first time it is used."),
     step_seconds: float = typer.Option(0.5, help="Seconds per sampler step for an 81-frame clip (longer clips cost more, quadratically)."),
-    faults: str = typer.Option("", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, ws_close:N, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT]."),
+    faults: str = typer.Option("", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, down_for:N=SECONDS, ws_close:N, stale_ws:SECONDS, send_raw:N=TEXT, slow_interrupt:SECONDS, endless_view, wrong_view_size:BYTES, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT], http502_after:ROUTE[*COUNT]."),
+    comfy_version: str = typer.Option("0.3.64", "--comfy-version", help="ComfyUI version to speak: 0.3.64 (recorded), 0.9 (recorded 0.9.2: throttled progress, read-only /api/jobs) or 0.38 (from the 0.38.1 code: 409 on a known prompt_id, credential handshake, RAM-pressure cache, jobs cancel, DynamicCombo SaveVideo)."),
 ) -> None:
-    """Run a simulated ComfyUI 0.3.64 that renders test-card videos with the real protocol."""
+    """Run a simulated ComfyUI (0.3.64, 0.9 or 0.38) that renders test-card videos with the real protocol."""
     from wanclip.sim import parse_faults, serve_in_thread
 
     with handle_errors():
@@ -28,11 +29,12 @@ def sim(
             spec = parse_faults(faults)
             handle = serve_in_thread(
                 output_dir, host=host or "127.0.0.1", port=port, models=models, load_seconds=load_seconds,
-                step_seconds=step_seconds, faults=spec, allow_remote=host is not None,
+                step_seconds=step_seconds, faults=spec, allow_remote=host is not None, comfy_version=comfy_version,
             )
         except (ValueError, OSError) as exc:
-            raise WanclipError(str(exc), hint="check --host/--port/--models/--faults") from exc
-        console.print(f"simulated ComfyUI on {handle.url} (outputs in {handle.output_dir}); Ctrl-C stops it")
+            raise WanclipError(str(exc), hint="check --host/--port/--models/--faults/--comfy-version") from exc
+        console.print(f"simulated ComfyUI {handle.profile.version} on {handle.url} (outputs in {handle.output_dir}); "
+                      "Ctrl-C stops it")
         try:
             handle.wait()
         finally:
