@@ -123,7 +123,7 @@ def test_execution_error_in_shot_5_fails_it_and_the_others_finish(sim, tmp_path)
     assert (error["node"], error["class"]) == ("87", "VAEDecode")
     assert error["message"] == "CUDA error: an illegal memory access was encountered"
     summary = events(result)[-1]
-    assert summary["film"] is None and "not done yet: shot-5" in summary["note"]
+    assert summary["film"] is None and summary["note"] == "film not stitched (failed: shot-5)"
     assert not (out / "film.mp4").exists()
 
 

@@ -9,7 +9,9 @@ from. Per shot:
 ``clip`` (path relative to the film folder), ``clip_sha256``, ``error`` (``{node, class, message}``),
 ``execution_start_ms`` / ``execution_success_ms`` (the server's own timestamps), ``node_seconds``
 (``{label: seconds}``), ``transition`` (the cut *into* this shot from the previous one:
-``{"type": "fade", "duration": 0.3}``; ``null`` for the first shot), ``attempts``.
+``{"type": "fade", "duration": 0.3}``; ``null`` for the first shot), ``attempts``, ``cancelled``
+(a stop was asked of the server and not yet confirmed: the next run looks the prompt up),
+``prompt`` / ``style`` / ``negative`` (what the shot asked for, for the storyboard page).
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class ShotRecord:
     node_seconds: dict[str, float] = field(default_factory=dict)
     transition: dict | None = None
     attempts: int = 0
+    cancelled: bool = False  # we asked the server to stop it (Ctrl-C/SIGTERM); not confirmed yet
+    prompt: str = ""  # the positive prompt as sent, style suffix included
+    style: str = ""  # the style suffix that was appended to the shot's own prompt
+    negative: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> ShotRecord:

@@ -17,6 +17,15 @@ from wanclip.errors import ClipError, StitchError
 from wanclip.files import sha256_file
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov")
+MAX_CLIP_BYTES = 16 << 30  # no clip of any length is bigger than this
+
+
+def size_limit(frames: int, width: int, height: int) -> int:
+    """The most bytes a clip of this shape may take: its raw RGB frames plus 64 MB, capped.
+
+    An H.264 clip is ~1/30 of that and a lossless one well under it, so only a broken or hostile
+    server (``/view`` streaming forever) reaches the limit."""
+    return min(frames * width * height * 3 + (64 << 20), MAX_CLIP_BYTES)
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ def fetch_clip(client: ComfyClient, outputs: dict, dest_stem: Path, frames: int,
     video = videos[-1]
     check_safe(video)
     dest = dest_stem.with_suffix(video.extension)
-    client.download(video.filename, video.subfolder, video.kind, dest)
+    client.download(video.filename, video.subfolder, video.kind, dest, limit=size_limit(frames, width, height))
     try:
         info = media.probe(dest)
     except StitchError as exc:

@@ -1,15 +1,18 @@
-"""Render a planned film on one or many ComfyUI servers: queue ahead, follow, download, resume.
+"""Render a planned film's shots on one or many ComfyUI servers: the thin loop.
 
-``render_film(plan, options, on_event)`` is the whole job. It never prints: it emits
+``render_film(plan, options, on_event)`` renders; it never stitches and never prints. It emits
 ``RenderEvent``s (the CLI draws them, or prints them as JSON lines) and returns a ``RenderResult``.
+The parts: ``resume`` merges the ledger with the plan, ``machine`` decides every shot's next step
+(pure), ``pool`` owns the servers and does the I/O; this loop routes what the pool hears to the
+machine and hands the machine's effects back to the pool. ``film.make_film`` renders, then
+stitches.
 
-- Queue ahead: the event socket is opened first, then every pending shot is submitted (with several
-  servers, each is kept one shot ahead, least loaded first), so a GPU never waits for the client.
-- Never lose work: the ledger is written atomically after every state change, *before* a prompt is
-  posted (its id is ours), so a killed client can always re-attach instead of rendering twice.
-- A dropped socket is reopened with the same ``client_id`` while ``/queue`` + ``/history`` are
-  polled; a prompt found in neither was lost to a restart and is submitted again.
-- A server that stops answering for ``server_grace`` seconds has its shots moved to the others.
+- Queue ahead: the event sockets are opened first, then every pending shot is submitted (with
+  several servers, each is kept one shot ahead), so a GPU never waits for the client.
+- Never lose work: the ledger is written atomically after every state change, *before* a prompt
+  is posted (its id is ours), so a killed client re-attaches instead of rendering twice.
+- Ctrl-C / SIGTERM: our queued prompts are removed and our running one interrupted; a prompt
+  keeps its id in the ledger until the server confirms it is gone.
 """
 
 from __future__ import annotations
@@ -18,34 +21,23 @@ import queue
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from wanclip import media
+from wanclip import machine as m
 from wanclip.comfy.client import ComfyClient, split_credentials
-from wanclip.comfy.events import (
-    Event,
-    Executed,
-    Executing,
-    ExecutionCached,
-    ExecutionError,
-    ExecutionInterrupted,
-    ExecutionStart,
-    ExecutionSuccess,
-    Progress,
-    history_error,
-    history_timestamps,
-)
-from wanclip.comfy.follow import Disconnected, EventStream, Reconnected, prompt_states, wait_for_history
-from wanclip.errors import ClipError, Interrupted, PreflightError, PromptRejected, ServerError, WanclipError
-from wanclip.files import sha256_file
-from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
-from wanclip.outputs import fetch_clip
-from wanclip.plan import Plan, PlannedShot
+from wanclip.comfy.events import Event
+from wanclip.comfy.follow import Disconnected, Reconnected, prompt_states
+from wanclip.errors import Interrupted, PreflightError, PromptRejected, ServerError
+from wanclip.ledger import Ledger, film_lock
+from wanclip.plan import Plan
+from wanclip.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
 from wanclip.preflight import preflight
-from wanclip.workflow import canonical_json, find_roles
+from wanclip.resume import open_ledger
+from wanclip.signals import exit_code_for
+from wanclip.workflow import find_roles
 
-ACTIVE = ("queued", "running")
 LOADERS = ("UNETLoader", "CLIPLoader", "VAELoader", "LoraLoaderModelOnly", "LoraLoader", "ModelSamplingSD3")
+SETTLED = ("done", "failed")
 
 
 @dataclass
@@ -54,11 +46,15 @@ class RenderOptions:
     headers: list[str] = field(default_factory=list)
     only: list[str] = field(default_factory=list)
     force: bool = False
-    stitch: bool = True
-    shot_timeout: float = 1800.0  # seconds without any event for the running shot
-    server_grace: float = 30.0  # seconds a server may be unreachable before its shots move
+    stitch: bool = True  # read by film.make_film; render_film itself never stitches
+    shot_timeout: float = 1800.0  # seconds without any event for the running shot; also the outage limit
+    server_grace: float = 30.0  # unreachable this long, with another server up: its shots move
     poll_interval: float = 1.0  # /queue + /history while a socket is down
+    reconcile_interval: float = 5.0  # /queue + /history while all looks well
     history_timeout: float = 30.0
+    submit_tries: int = 5
+    cancel_wait: float = 10.0  # seconds Ctrl-C waits for the server to confirm our prompts are stopped
+    clock: Callable[[], float] = time.monotonic
     session_factory: Callable | None = None  # I/O injection: a requests.Session factory
     ws_connect: Callable | None = None  # I/O injection: websocket.create_connection's stand-in
 
@@ -83,41 +79,11 @@ class RenderEvent:
 class RenderResult:
     ledger: Ledger
     selected: list[str]
-    film: object | None = None  # StitchResult when stitched
-    stitch_note: str | None = None
-    stitch_failed: bool = False
 
     @property
     def exit_code(self) -> int:
-        """0 when every selected shot is done (and the film, when asked for, was written), else 1."""
-        done = all(s.status == "done" for s in self.ledger.shots if s.name in self.selected)
-        return 0 if done and not self.stitch_failed else 1
-
-
-@dataclass
-class _Tracking:
-    """What the client knows of a shot while it is on a server (not saved: rebuilt from events)."""
-
-    labels: dict[str, str]
-    last_event: float
-    node: str | None = None
-    node_started: float = 0.0
-    outputs: dict = field(default_factory=dict)
-    started: float | None = None
-
-
-@dataclass
-class _Server:
-    client: ComfyClient
-    stream: EventStream | None = None
-    outstanding: list[str] = field(default_factory=list)  # prompt ids, in submission order
-    down_since: float | None = None
-    last_poll: float = 0.0
-    dead: bool = False
-
-    @property
-    def url(self) -> str:
-        return self.client.url
+        """0 when every selected shot is done, else 1."""
+        return 0 if all(s.status == "done" for s in self.ledger.shots if s.name in self.selected) else 1
 
 
 def node_labels(graph: dict) -> dict[str, str]:
@@ -143,444 +109,265 @@ def node_labels(graph: dict) -> dict[str, str]:
     return labels
 
 
-class RenderSession:
-    def __init__(self, plan: Plan, options: RenderOptions, on_event: Callable[[RenderEvent], None]):
-        self.plan, self.options, self.on_event = plan, options, on_event
-        self.planned = {s.name: s for s in plan.shots}
-        self.events: queue.Queue = queue.Queue()
-        self.servers: dict[str, _Server] = {}
-        self.by_prompt: dict[str, ShotRecord] = {}
-        self.tracking: dict[str, _Tracking] = {}
-        self.ledger = self._open_ledger()
+def render_film(plan: Plan, options: RenderOptions,
+                on_event: Callable[[RenderEvent], None] = lambda event: None) -> RenderResult:
+    """Render every selected shot of ``plan`` (one render per film folder at a time)."""
+    with film_lock(plan.out_dir):
+        return Render(plan, options, on_event).run()
+
+
+class Render:
+    def __init__(self, plan: Plan, options: RenderOptions, on_event: Callable[[RenderEvent], None],
+                 inline: bool = False):
+        self.plan, self.options, self.on_event, self.inline = plan, options, on_event, inline
+        self.clock = options.clock
+        self.rules = m.Rules(shot_timeout=options.shot_timeout, history_timeout=options.history_timeout,
+                             submit_tries=options.submit_tries)
+        self.ledger = open_ledger(plan, options.force, options.only)
+        self.positions = {r.name: i for i, r in enumerate(self.ledger.shots)}
         self.selected = [s.name for s in plan.shots if not options.only or s.name in options.only]
-        self.selected_names = set(self.selected)
-        self.submitted_this_run = False
-
-    # -- the ledger ------------------------------------------------------------------------------
-    def _open_ledger(self) -> Ledger:
-        path = ledger_path(self.plan.out_dir)
-        old = load_ledger(path) if path.exists() else Ledger(path=path)
-        previous = {s.name: s for s in old.shots}
-        film = self.plan.film
-        client_id = old.film.get("client_id") or f"wanclip-{uuid.uuid4().hex[:12]}"
-        ledger = Ledger(path=path, film={
-            "title": film.title, "slug": film.slug, "shots_file": str(self.plan.shots_file), "fps": film.fps,
-            "width": film.width, "height": film.height, "seconds": round(self.plan.seconds, 4),
-            "workflow": str(self.plan.workflow), "client_id": client_id, "stitched": old.film.get("stitched")})
-        for shot in self.plan.shots:
-            ledger.shots.append(self._merge(shot, previous.get(shot.name), ledger))
-        ledger.save()
-        return ledger
-
-    def _merge(self, shot: PlannedShot, old: ShotRecord | None, ledger: Ledger) -> ShotRecord:
-        fresh = ShotRecord(index=shot.index, name=shot.name, graph_sha256=shot.graph_sha256, seed=shot.seed,
-                           frames=shot.frames, width=shot.width, height=shot.height, fps=shot.fps,
-                           transition=shot.transition.model_dump() if shot.transition else None)
-        if old is None or old.graph_sha256 != shot.graph_sha256:
-            return fresh
-        forced = self.options.force or shot.name in self.options.only
-        old.index, old.transition = shot.index, fresh.transition
-        if old.status == "done" and not forced and self._clip_intact(old, ledger):
-            return old
-        if old.status in ACTIVE and old.prompt_id:
-            return old  # re-attach: it may still be rendering (or be done) on its server
-        fresh.attempts = old.attempts
-        return fresh
-
-    def _clip_intact(self, record: ShotRecord, ledger: Ledger) -> bool:
-        path = ledger.folder / record.clip if record.clip else None
-        return bool(path and path.is_file() and sha256_file(path) == record.clip_sha256)
-
-    def save(self) -> None:
-        self.ledger.save()
-
-    def emit(self, kind: str, record: ShotRecord | None = None, server: str | None = None, **data) -> None:
-        self.on_event(RenderEvent(kind, record.name if record else None, record.index if record else None,
-                                  server, data))
+        now = self.clock()
+        self.shots = {s.name: m.attached(self.ledger.shot(s.name), node_labels(s.graph), now)
+                      for s in plan.shots if s.name in self.selected}
+        self.accepted = False  # a submission of this run was accepted (a 400 after that fails one shot)
+        self.sync = False  # effects run on this thread (while cancelling)
+        self.pool: ServerPool | None = None
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> RenderResult:
-        selected = [self.ledger.shot(n) for n in self.selected]
-        for record in selected:
-            if record.status == "done":
-                self.emit("skipped", record, record.server, clip=record.clip)
-        todo = [r for r in selected if r.status != "done"]
-        servers = [split_credentials(url)[0] for url in self.options.servers]
-        self.emit("plan", shots=len(selected), todo=len(todo), servers=servers)
-        if todo:
-            self._preflight()
-            self._connect()
-            try:
-                self._reattach(todo)
-                self._loop()
-            except KeyboardInterrupt as exc:
-                self._cancel()
-                raise Interrupted("interrupted: our running prompt was interrupted and our queued ones "
-                                  f"removed; the ledger is saved in {self.ledger.path}",
-                                  "run the same command again to resume") from exc
-            finally:
-                for server in self.servers.values():
-                    if server.stream:
-                        server.stream.stop()
+        for shot in self.shots.values():
+            if shot.record.status == "done":
+                self.emit("skipped", shot, clip=shot.record.clip)
+        todo = [s for s in self.shots.values() if s.record.status != "done"]
+        self.emit("plan", shots=len(self.shots), todo=len(todo),
+                  servers=[split_credentials(u)[0] for u in self.options.servers])
+        if not todo:
+            return RenderResult(self.ledger, self.selected)
+        self.pool = self._pool()
+        try:
+            for info in preflight([s.client for s in self.pool.servers.values()],
+                                  [self.plan.shots[i].graph for i, s in enumerate(self.plan.shots)
+                                   if s.name in self.shots]):
+                self.emit("server", server=info.url, version=info.version, device=info.device)
+            self.pool.open_streams()
+            self._reattach()
+            self._loop()
+        except KeyboardInterrupt as exc:
+            raise self._cancel(exc) from exc
+        finally:
+            self.ledger.save()
+            self.pool.close()
         return RenderResult(self.ledger, self.selected)
 
-    def _preflight(self) -> None:
-        for url in dict.fromkeys(self.options.servers):
-            session = self.options.session_factory() if self.options.session_factory else None
-            client = ComfyClient(url, headers=self.options.headers, session=session,
-                                 ws_connect=self.options.ws_connect)
-            self.servers[client.url] = _Server(client)
-        clients = [s.client for s in self.servers.values()]
-        for info in preflight(clients, [self.planned[n].graph for n in self.selected]):
-            self.emit("server", server=info.url, version=info.version, device=info.device)
+    def _pool(self) -> ServerPool:
+        o = self.options
+        clients = [ComfyClient(url, headers=o.headers, ws_connect=o.ws_connect,
+                               session=o.session_factory() if o.session_factory else None)
+                   for url in dict.fromkeys(o.servers)]
+        folder = self.ledger.folder
+        specs = {s.name: ShotSpec(s.graph, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps)
+                 for s in self.plan.shots}
+        times = PoolTimes(server_grace=o.server_grace, outage_limit=o.shot_timeout, poll_interval=o.poll_interval,
+                          reconcile_interval=o.reconcile_interval)
+        return ServerPool(clients, specs, folder, self.ledger.film["client_id"], clock=self.clock, times=times,
+                          inline=self.inline)
 
-    def _connect(self) -> None:
-        for server in self.servers.values():
-            server.stream = EventStream(server.client, self.ledger.film["client_id"], self.events)
-            try:
-                server.stream.start()  # before any submission: events are never replayed
-            except ServerError as exc:
-                raise PreflightError(f"{exc.message}; nothing was submitted",
-                                     "ComfyUI's HTTP answers but its /ws does not: a proxy in front of it must "
-                                     "pass websocket upgrades") from exc
-
-    def _with_status(self, *statuses: str) -> list[ShotRecord]:
-        return [s for s in self.ledger.shots if s.status in statuses and s.name in self.selected_names]
-
-    def _pending(self) -> list[ShotRecord]:
-        return self._with_status("pending", "lost")
-
-    def _active(self) -> list[ShotRecord]:
-        return self._with_status(*ACTIVE)
+    def _reattach(self) -> None:
+        for shot in list(self.shots.values()):
+            if shot.phase != "queued":
+                continue
+            if shot.record.server not in self.pool.servers:
+                self.feed(shot.name, m.Moved("its server is not in this run's --server list"))
+            else:
+                self.emit("reattached", shot, prompt_id=shot.record.prompt_id)
+                self.pool.soon(shot.record.server)
 
     def _loop(self) -> None:
         while True:
             self._dispatch()
-            if not self._pending() and not self._active():
+            if all(s.phase in SETTLED for s in self.shots.values()):
                 return
+            self.step(timeout=0.2)
+
+    def step(self, timeout: float = 0.0) -> None:
+        """Handle what has arrived (waiting up to ``timeout`` for the first), then the clock's due."""
+        try:
+            item = self.pool.sink.get(timeout=timeout) if timeout else self.pool.sink.get_nowait()
+        except queue.Empty:
+            item = None
+        while item is not None:
+            self.route(*item)
             try:
-                url, event = self.events.get(timeout=0.2)
+                item = self.pool.sink.get_nowait()
             except queue.Empty:
-                url, event = None, None
-            if event is not None:
-                self._handle(self.servers.get(url), event)
-            self._housekeeping()
-
-    # -- submitting ------------------------------------------------------------------------------
-    def _alive(self) -> list[_Server]:
-        return [s for s in self.servers.values() if not s.dead]
-
-    def _pick_server(self) -> _Server | None:
-        alive = [s for s in self._alive() if s.down_since is None]
-        if not alive:
-            return None
-        ahead = None if len(self._alive()) == 1 else 2  # one running + one queued on each
-        ready = [s for s in alive if ahead is None or len(s.outstanding) < ahead]
-        return min(ready, key=lambda s: len(s.outstanding)) if ready else None
+                item = None
+        self._tick()
 
     def _dispatch(self) -> None:
-        for record in self._pending():
-            server = self._pick_server()
-            if server is None:
+        for shot in self.shots.values():
+            if not self.accepted and any(s.phase in ("submitting", "unconfirmed", "waiting")
+                                         for s in self.shots.values()):
+                return  # the first submission goes alone: a 400 then refuses the render with nothing sent
+            if shot.phase != "idle":
+                continue
+            load: dict[str, int] = {}
+            for other in self.shots.values():
+                if other.phase in (*m.ON_SERVER, "waiting") and other.record.server:
+                    load[other.record.server] = load.get(other.record.server, 0) + 1
+            url = self.pool.pick(load)
+            if url is None:
                 return
-            self._submit(record, server)
+            self.feed(shot.name, m.Assign(url, str(uuid.uuid4())))
 
-    def _submit(self, record: ShotRecord, server: _Server) -> None:
-        record.prompt_id, record.server, record.status = str(uuid.uuid4()), server.url, "queued"
-        record.error, record.attempts = None, record.attempts + 1
-        record.node_seconds, record.execution_start_ms, record.execution_success_ms = {}, None, None
-        self.save()  # before posting: the id is ours, so a crash here can only mean "lost", never "twice"
-        self._track(record, server)
+    # -- routing what the pool hears to the machine ----------------------------------------------
+    def route(self, url: str, item) -> None:
+        if item is None:
+            return
+        if isinstance(item, Disconnected):
+            self.emit("socket_lost", server=url, reason=item.reason)
+            self.pool.soon(url)
+        elif isinstance(item, Reconnected):
+            self.emit("socket_back", server=url)
+            self.pool.soon(url)
+        elif isinstance(item, Looked):
+            self._looked(url, item)
+        elif isinstance(item, Note):
+            self.emit(item.kind, **item.data)
+        elif isinstance(item, tuple):
+            name, event = item
+            if isinstance(event, m.SubmitRejected):
+                event = replace(event, first=not self.accepted)
+            elif isinstance(event, m.Submitted):
+                self.accepted = True
+            self.feed(name, event)
+        elif isinstance(item, Event) and item.prompt_id:
+            shot = self._by_prompt(url, item.prompt_id)
+            if shot is not None:
+                self.feed(shot.name, item)
+
+    def _looked(self, url: str, looked: Looked) -> None:
+        for note in self.pool.answered(url, looked.states is not None):
+            self.emit(note.kind, **note.data)
+        for pid, (state, entry) in (looked.states or {}).items():
+            shot = self._by_prompt(url, pid)
+            if shot is not None:
+                self.feed(shot.name, m.ServerSays(state, entry, first=not self.accepted))
+
+    def _by_prompt(self, url: str, prompt_id: str) -> m.Shot | None:
+        for shot in self.shots.values():
+            if shot.record.prompt_id == prompt_id and shot.record.server == url:
+                return shot
+        return None
+
+    def _tick(self) -> None:
+        for shot in list(self.shots.values()):
+            if shot.phase in ("running", "waiting") and not self.pool.down(shot.record.server):
+                self.feed(shot.name, m.Tick())
+        dead, notes, given_up = self.pool.housekeeping()
+        for note in notes:
+            self.emit(note.kind, **note.data)
+        for url in dead:
+            for shot in list(self.shots.values()):
+                if shot.record.server == url:
+                    self.feed(shot.name, m.Moved(f"{url} stopped answering"))
+        if given_up:
+            self._give_up()
+        confirmed: dict[str, list[str]] = {}
+        for shot in self.shots.values():
+            if shot.phase in ("queued", "running", "unconfirmed", "cancelling"):
+                confirmed.setdefault(shot.record.server, []).append(shot.record.prompt_id)
+        self.pool.due_lookups(confirmed)
+
+    def _give_up(self) -> None:
+        self.ledger.save()
+        waiting = [s.name for s in self.shots.values() if s.phase not in SETTLED]
+        limit = self.options.shot_timeout
+        raise ServerError(f"every server has been unreachable for more than {limit:.0f} s; "
+                          f"{len(waiting)} unfinished shot{'s' if len(waiting) != 1 else ''} "
+                          f"({', '.join(waiting)}) stay in the ledger: those on a server keep their prompt id",
+                          "start ComfyUI again and rerun the same command: it re-attaches to the shots the "
+                          "server still has and submits the rest (raise --timeout to wait longer)")
+
+    # -- the machine and its effects ---------------------------------------------------------------
+    def feed(self, name: str, event) -> None:
+        shot = self.shots[name]
+        new, effects = m.step(shot, event, self.clock(), self.rules)
+        self.shots[name] = new
+        self.ledger.shots[self.positions[name]] = new.record
+        for effect in effects:
+            self._apply(new, effect)
+
+    def _apply(self, shot: m.Shot, effect) -> None:
+        if isinstance(effect, m.SaveLedger):
+            self.ledger.save()
+        elif isinstance(effect, m.Emit):
+            data = dict(effect.data)
+            server = data.pop("server", None) or shot.record.server
+            self.on_event(RenderEvent(effect.kind, shot.name, shot.record.index, server, data))
+        elif isinstance(effect, m.Refuse):
+            self.ledger.save()
+            if not effect.validation:
+                raise PreflightError(f"shot {effect.shot}: {effect.message}; nothing was rendered",
+                                     "look at the ComfyUI console (or the proxy in front of it) for why it "
+                                     "fails, then rerun the same command")
+            raise PromptRejected(effect.message, node_errors=effect.node_errors, error=effect.error,
+                                 shot=effect.shot)
+        elif self.sync:
+            if not isinstance(effect, m.Lookup):
+                self.route(effect.server, self.pool.execute(effect))
+        else:
+            self.pool.carry_out(effect)
+
+    def emit(self, kind: str, shot: m.Shot | None = None, server: str | None = None, **data) -> None:
+        record = shot.record if shot else None
+        self.on_event(RenderEvent(kind, record.name if record else None, record.index if record else None,
+                                  server or (record.server if record else None), data))
+
+    # -- Ctrl-C / SIGTERM --------------------------------------------------------------------------
+    def _cancel(self, exc: BaseException) -> Interrupted:
+        """Touch only our own prompts: remove the queued ones, then interrupt the running one, and
+        keep each prompt's id until the server confirms it is gone (a second Ctrl-C stops waiting)."""
+        self.sync = True
         try:
-            server.client.submit(self.planned[record.name].graph, self.ledger.film["client_id"], record.prompt_id)
-        except PromptRejected as exc:
-            self._untrack(record, server)
-            self._rejected(record, exc)
-            return
-        except ServerError:
-            server.down_since = server.down_since or time.monotonic()
-            return  # it may have been queued: the next reconcile tells
-        self.submitted_this_run = True
-        self.emit("submitted", record, server.url, prompt_id=record.prompt_id, attempt=record.attempts)
-
-    def _rejected(self, record: ShotRecord, exc: PromptRejected) -> None:
-        exc.shot = record.name
-        record.status, record.prompt_id, record.server = "pending", None, None
-        if not self.submitted_this_run and not self._active():
-            self.save()
-            raise exc  # refused before any GPU work: exit 2
-        self._fail(record, {"node": None, "class": None, "message": exc.message, "node_errors": exc.node_errors})
-
-    def _track(self, record: ShotRecord, server: _Server) -> None:
-        self.by_prompt[record.prompt_id] = record
-        self.tracking[record.prompt_id] = _Tracking(node_labels(self.planned[record.name].graph), time.monotonic())
-        server.outstanding.append(record.prompt_id)
-
-    def _untrack(self, record: ShotRecord, server: _Server | None) -> None:
-        self.by_prompt.pop(record.prompt_id, None)
-        self.tracking.pop(record.prompt_id, None)
-        if server and record.prompt_id in server.outstanding:
-            server.outstanding.remove(record.prompt_id)
-
-    # -- re-attaching after a restart of the client ----------------------------------------------
-    def _reattach(self, todo: list[ShotRecord]) -> None:
-        for record in todo:
-            if record.status not in ACTIVE:
-                continue
-            server = self.servers.get(record.server or "")
-            if server is None:
-                self._lose(record, None, "its server is not in this run's --server list")
-                continue
-            self._track(record, server)
-            self.emit("reattached", record, server.url, prompt_id=record.prompt_id)
-        for server in self.servers.values():
-            self._reconcile(server)
-
-    # -- events ----------------------------------------------------------------------------------
-    def _handle(self, server: _Server | None, event: Event) -> None:
-        if server is None:
-            return
-        if isinstance(event, Disconnected):
-            self.emit("socket_lost", server=server.url, reason=event.reason)
-            return
-        if isinstance(event, Reconnected):
-            self.emit("socket_back", server=server.url)
-            self._reconcile(server)
-            return
-        record = self.by_prompt.get(event.prompt_id or "")
-        if record is None or record.server != server.url:
-            return
-        track = self.tracking[record.prompt_id]
-        track.last_event = time.monotonic()
-        self._on_shot_event(server, record, track, event)
-
-    def _on_shot_event(self, server: _Server, record: ShotRecord, track: _Tracking, event: Event) -> None:
-        if isinstance(event, ExecutionStart):
-            self._started(record, track, event.timestamp)
-        elif isinstance(event, ExecutionCached):
-            self.emit("cached", record, server.url, nodes=list(event.nodes))
-        elif isinstance(event, Executing) and event.node is None:
-            self._finish(server, record)
-        elif isinstance(event, Executing):
-            self._close_node(record, track)
-            track.node, track.node_started = event.node, time.monotonic()
-            label = track.labels.get(event.node, "other")
-            self.emit("node", record, server.url, node=event.node, label=label)
-        elif isinstance(event, Progress):
-            self.emit("progress", record, server.url, node=event.node,
-                      label=track.labels.get(event.node or "", "other"), value=event.value, max=event.max)
-        elif isinstance(event, Executed):
-            track.outputs[event.node] = event.output
-        elif isinstance(event, ExecutionSuccess):
-            record.execution_success_ms = event.timestamp
-        elif isinstance(event, ExecutionError):
-            record.error = {"node": event.node_id, "class": event.node_type, "type": event.exception_type,
-                            "message": event.exception_message}
-        elif isinstance(event, ExecutionInterrupted):
-            record.error = {"node": event.node_id, "class": event.node_type, "type": "interrupted",
-                            "message": "the prompt was interrupted on the server"}
-
-    def _started(self, record: ShotRecord, track: _Tracking, timestamp: int | None) -> None:
-        if record.status != "running":
-            record.status, record.execution_start_ms = "running", timestamp
-            track.started = time.monotonic()
-            self.save()
-            self.emit("started", record, record.server)
-
-    def _close_node(self, record: ShotRecord, track: _Tracking) -> None:
-        if track.node is not None:
-            label = track.labels.get(track.node, "other")
-            spent = time.monotonic() - track.node_started
-            record.node_seconds[label] = round(record.node_seconds.get(label, 0.0) + spent, 3)
-            track.node = None
-
-    # -- finishing -------------------------------------------------------------------------------
-    def _finish(self, server: _Server, record: ShotRecord, entry: dict | None = None) -> None:
-        track = self.tracking.get(record.prompt_id)
-        if track:
-            self._close_node(record, track)
-        seen = track.outputs if track else {}
-        if entry is None:
-            # With the outputs already seen in `executed` events, a history lost to a restart
-            # right after the prompt finished costs a short wait, not a re-render.
-            wait = min(self.options.history_timeout, 2.0) if seen else self.options.history_timeout
-            try:
-                entry = wait_for_history(server.client, record.prompt_id, wait)
-            except ServerError:
-                if not seen:
-                    server.down_since = server.down_since or time.monotonic()
-                    return  # reconcile will find it in history later
-                entry = {"outputs": seen, "status": {"status_str": "success", "messages": []}}
-        start, success = history_timestamps(entry)
-        record.execution_start_ms = record.execution_start_ms or start
-        record.execution_success_ms = record.execution_success_ms or success
-        failure = history_error(entry)
-        if failure is not None or record.error or (entry.get("status") or {}).get("status_str") == "error":
-            self._untrack(record, server)
-            self._fail(record, record.error or _error_dict(failure))
-            return
-        self._download(server, record, entry.get("outputs") or seen)
-
-    def _download(self, server: _Server, record: ShotRecord, outputs: dict) -> None:
-        stem = self.ledger.folder / "clips" / self.planned[record.name].stem
-        try:
-            clip = fetch_clip(server.client, outputs, stem, record.frames, record.width, record.height, record.fps)
-        except (ClipError, ServerError) as exc:
-            self._untrack(record, server)
-            self._fail(record, {"node": None, "class": None, "message": exc.message})
-            return
-        self._untrack(record, server)
-        record.status, record.clip = "done", clip.path.relative_to(self.ledger.folder).as_posix()
-        record.clip_sha256, record.error = clip.sha256, None
-        self.save()
-        seconds = ((record.execution_success_ms or 0) - (record.execution_start_ms or 0)) / 1000
-        self.emit("done", record, server.url, clip=record.clip, seconds=round(max(seconds, 0.0), 3),
-                  node_seconds=record.node_seconds, frames=clip.frames)
-
-    def _fail(self, record: ShotRecord, error: dict) -> None:
-        record.status, record.error = "failed", error
-        self.save()
-        self.emit("failed", record, record.server, error=error)
-
-    def _lose(self, record: ShotRecord, server: _Server | None, why: str) -> None:
-        """The prompt is gone (server restart or server dead): submit it again, same seed and graph."""
-        self._untrack(record, server)
-        old = record.server
-        record.status, record.prompt_id, record.server = "lost", None, None
-        self.save()
-        self.emit("lost", record, old, reason=why)
-
-    # -- reconciling and timeouts ----------------------------------------------------------------
-    def _reconcile(self, server: _Server) -> None:
-        server.last_poll = time.monotonic()
-        if server.dead or not server.outstanding:
-            return
-        try:
-            states = prompt_states(server.client, list(server.outstanding))
-        except ServerError:
-            server.down_since = server.down_since or time.monotonic()
-            return
-        server.down_since = None
-        for pid, (state, entry) in states.items():
-            record = self.by_prompt.get(pid)
-            if record is None:
-                continue
-            if state == "running" and record.status != "running":
-                self._started(record, self.tracking[pid], None)
-            elif state == "done":
-                self._finish(server, record, entry)
-            elif state == "missing" and self.tracking[pid].outputs:
-                self._finish(server, record)  # finished, then the server restarted: the file is still there
-            elif state == "missing":
-                self._lose(record, server, "the server no longer knows the prompt (restarted?)")
-
-    def _housekeeping(self) -> None:
-        now = time.monotonic()
-        if not self.events.empty():
-            return  # events already received say more than a poll would; handle them first
-        for server in self._alive():
-            socket_down = server.stream is not None and not server.stream.connected
-            if (socket_down or server.down_since) and now - server.last_poll >= self.options.poll_interval:
-                self._reconcile(server)
-            if server.down_since and now - server.down_since > self.options.server_grace:
-                self._server_dead(server)
-        for pid, record in list(self.by_prompt.items()):
-            track = self.tracking.get(pid)
-            if record.status == "running" and track and now - track.last_event > self.options.shot_timeout:
-                self._timed_out(record, track)
-
-    def _server_dead(self, server: _Server) -> None:
-        server.dead = True
-        if server.stream:
-            server.stream.stop()
-        self.emit("server_down", server=server.url, seconds=round(self.options.server_grace, 1))
-        for pid in list(server.outstanding):
-            self._lose(self.by_prompt[pid], server, f"{server.url} stopped answering")
-        if not self._alive():
-            self.save()
-            raise ServerError("every server stopped answering; unfinished shots are saved as pending",
-                              "start ComfyUI again and rerun the same command to resume")
-
-    def _timed_out(self, record: ShotRecord, track: _Tracking) -> None:
-        server = self.servers[record.server]
-        try:
-            server.client.interrupt(record.prompt_id)
-        except ServerError:
+            self.step()  # answers already here (a submission that went through) count
+            self._ask_to_stop()
+            deadline = self.clock() + self.options.cancel_wait
+            while self._cancelling() and self.clock() < deadline:
+                time.sleep(0.2)
+                self._ask_to_stop()
+        except KeyboardInterrupt:
             pass
-        self._untrack(record, server)
-        self._fail(record, {"node": track.node, "class": None,
-                            "message": f"no progress for {self.options.shot_timeout:.0f} s"})
+        finally:
+            self.ledger.save()
+        return Interrupted(self._cancel_message(), "run the same command again to resume",
+                           exit_code=exit_code_for(exc))
 
-    # -- Ctrl-C ----------------------------------------------------------------------------------
-    def _cancel(self) -> None:
-        """Touch only our own prompts: remove the queued ones, then interrupt the running one.
+    def _cancelling(self) -> list[m.Shot]:
+        return [s for s in self.shots.values() if s.phase == "cancelling"]
 
-        Queued ones go first, or the server would start the next of ours the moment the running
-        one stops; the queue is read again in case one started meanwhile anyway.
-        """
-        for server in self._alive():
-            ours = set(server.outstanding)
+    def _ask_to_stop(self) -> None:
+        for url, server in self.pool.servers.items():
+            ours = [s for s in self.shots.values() if s.record.server == url
+                    and s.phase in ("queued", "running", "waiting", "cancelling")]
+            if not ours or server.dead:
+                continue
             try:
-                for _ in range(3):
-                    running, pending = server.client.queued_ids()
-                    server.client.delete_pending(sorted(pending & ours))
-                    for pid in sorted(running & ours):
-                        server.client.interrupt(pid)
-                    if not (running | pending) & ours:
-                        break
-                    time.sleep(0.05)
-            except ServerError:
-                pass
-        for record in self._active():
-            record.status, record.prompt_id, record.server = "pending", None, None
-        self.save()
+                states = prompt_states(server.client, [s.record.prompt_id for s in ours])
+            except ServerError as error:
+                self.emit("warning", server=url, message=f"could not ask {url} to stop our prompts: {error.message}")
+                continue
+            # queued ones first, or the server would start the next of ours when the running one stops
+            for shot in sorted(ours, key=lambda s: states[s.record.prompt_id][0] != "pending"):
+                state, entry = states[shot.record.prompt_id]
+                event = m.ServerSays(state, entry) if shot.phase == "cancelling" else m.Cancel(state, entry)
+                self.feed(shot.name, event)
 
-
-def _error_dict(failure) -> dict:
-    if failure is None:
-        return {"node": None, "class": None, "message": "the server reported an error"}
-    if isinstance(failure, ExecutionInterrupted):
-        return {"node": failure.node_id, "class": failure.node_type, "type": "interrupted",
-                "message": "the prompt was interrupted on the server"}
-    return {"node": failure.node_id, "class": failure.node_type, "type": failure.exception_type,
-            "message": failure.exception_message}
-
-
-def render_film(plan: Plan, options: RenderOptions,
-                on_event: Callable[[RenderEvent], None] = lambda event: None) -> RenderResult:
-    """Render every selected shot of ``plan``; then stitch the film when every shot is done."""
-    with film_lock(plan.out_dir):
-        session = RenderSession(plan, options, on_event)
-        result = session.run()
-        if options.stitch:
-            _stitch(result, session)
-    return result
-
-
-def _stitch(result: RenderResult, session: RenderSession) -> None:
-    from wanclip.stitch import FILM_NAME, StitchResult, stitch_film
-
-    not_done = [s.name for s in result.ledger.shots if s.status != "done"]
-    if not_done:
-        result.stitch_note = f"film not stitched: not done yet: {', '.join(not_done)}"
-        return
-    ledger = result.ledger
-    key = canonical_json([[s.clip_sha256, s.transition] for s in ledger.shots])
-    film_file = ledger.folder / FILM_NAME
-    if ledger.film.get("stitched") == key and film_file.is_file():
-        sheet = ledger.folder / "contact_sheet.png"
-        result.film = StitchResult.measured(media.probe(film_file), "xfade", len(ledger.shots),
-                                            contact_sheet=sheet if sheet.is_file() else None)
-        session.emit("stitch_kept", output=str(film_file), seconds=result.film.seconds)
-        return  # same clips, same cuts: the film on disk is already this one
-    session.emit("stitching", shots=len(ledger.shots))
-    try:
-        result.film = stitch_film(ledger.folder)
-    except WanclipError as exc:
-        result.stitch_note = f"film not stitched: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
-        result.stitch_failed = True
-        return
-    ledger.film["stitched"] = key
-    ledger.save()
-    session.emit("stitched", output=str(result.film.output), seconds=result.film.seconds)
-
+    def _cancel_message(self) -> str:
+        left = [s for s in self.shots.values() if s.phase in m.ON_SERVER]
+        text = f"interrupted; the ledger is saved in {self.ledger.path}"
+        if not left:
+            return text + "; none of our prompts is left on the server"
+        where = ", ".join(f"{s.name} ({'asked to stop' if s.phase == 'cancelling' else s.record.status})"
+                          f" on {s.record.server}" for s in left)
+        return (f"{text}; still on the server: {where}: the next run re-attaches to "
+                f"{'it' if len(left) == 1 else 'them'} (keeping a finished clip) instead of rendering again")

@@ -38,9 +38,8 @@ def print_json(obj: object) -> None:
 
 def fail(error: WanclipError, as_json: bool = False) -> typer.Exit:
     """Print ``error`` for a person (or, with ``as_json``, as the one closing JSON event)."""
-    if as_json:
+    if as_json:  # the event for scripts on stdout; the words for the person on stderr as always
         print_json({"event": "error", "exit_code": error.exit_code, "error": error.message, "hint": error.hint})
-        return typer.Exit(error.exit_code)
     err_console.print(f"[bold red]error:[/] {error.message}", markup=True)
     if error.hint:
         err_console.print(f"[yellow]hint:[/] {error.hint}", markup=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from rich.live import Live
@@ -40,8 +41,16 @@ class FilmProgress:
         return rate * left / max(self.servers, 1)
 
 
+# What a log (no terminal: CI, nohup, a pipe) gets: one line per change of a shot's state.
+PLAIN = ("submitted", "reattached", "started", "done", "failed", "lost", "skipped", "submit_retry",
+         "cancelling", "cancelled")
+FILM_NOTES = ("stitching", "stitched", "stitch_kept", "server_down", "server_unreachable", "server_back",
+              "socket_lost", "socket_back", "warning")
+
+
 class RenderView:
-    """Callable sink for ``RenderEvent``s. ``mode``: ``rich`` (live table), ``json`` or ``quiet``."""
+    """Callable sink for ``RenderEvent``s. ``mode``: ``rich`` (live table), ``plain`` (a flushed line
+    per shot state change, for logs), ``json`` or ``quiet``."""
 
     def __init__(self, mode: str, shots: list[tuple[int, str, int]]):
         self.mode = mode
@@ -67,6 +76,9 @@ class RenderView:
             print_json(event.to_json())
             return
         self._apply(event)
+        if self.mode == "plain":
+            self._plain(event)
+            return
         if event.kind == "server" and self.mode == "rich":
             data = event.data
             console.print(f"{event.server}: ComfyUI {data.get('version')} on {data.get('device')}")
@@ -79,11 +91,9 @@ class RenderView:
         name, data = event.shot, event.data
         if event.kind == "plan":
             self.film.servers = len(data.get("servers") or [1])
-        films = {"stitching": "joining the clips into film.mp4 …", "stitched": "film.mp4 written",
-                 "stitch_kept": "film.mp4 unchanged", "server_down": f"{event.server} stopped answering: "
-                 "its shots move to the other servers"}
-        if event.kind in films:
-            self.note = films[event.kind]
+        note = self._film_note(event)
+        if note:
+            self.note = note
         if name is None:
             return
         if event.server:
@@ -95,6 +105,33 @@ class RenderView:
             self.film.done.add(name)
         if event.kind == "done":
             self.film.measured.append((float(data.get("seconds") or 0), cost(self.film.frames[name])))
+
+    @staticmethod
+    def _film_note(event: RenderEvent) -> str | None:
+        data = event.data
+        if event.kind == "server_unreachable":
+            return (f"{data.get('server')} unreachable for {data.get('seconds')} s: waiting for it "
+                    f"(up to {data.get('limit')} s, --timeout)")
+        notes = {"stitching": "joining the clips into film.mp4 …", "stitched": "film.mp4 written",
+                 "stitch_kept": "film.mp4 unchanged",
+                 "server_down": f"{data.get('server')} stopped answering: its shots move to the other servers",
+                 "server_back": f"{data.get('server')} answers again (after {data.get('seconds')} s)",
+                 "socket_lost": f"event socket of {event.server} lost: reconnecting, following by polling",
+                 "socket_back": f"event socket of {event.server} back",
+                 "warning": str(data.get("message", ""))}
+        return notes.get(event.kind)
+
+    def _plain(self, event: RenderEvent) -> None:
+        line = None
+        if event.kind == "server":
+            line = f"{event.server}: ComfyUI {event.data.get('version')} on {event.data.get('device')}"
+        elif event.kind in PLAIN and event.shot is not None:
+            where = f" on {event.server}" if event.server and event.kind in ("submitted", "started") else ""
+            line = f"[{event.index}/{len(self.order)}] {event.shot}: {self.status.get(event.shot, '')}{where}"
+        elif event.kind in FILM_NOTES:
+            line = self._film_note(event)
+        if line:
+            print(line, file=sys.stdout, flush=True)
 
     def _text(self, event: RenderEvent, data: dict) -> str | None:
         kind = event.kind
@@ -114,6 +151,12 @@ class RenderView:
             return f"failed{where}: {error.get('message', '')}"
         if kind == "lost":
             return f"lost ({data.get('reason', '')}): submitting again"
+        if kind == "submit_retry":
+            return f"not accepted yet ({data.get('reason', '')}): trying again in {data.get('retry_in', 0):g} s"
+        if kind == "cancelling":
+            return "asked the server to stop it …"
+        if kind == "cancelled":
+            return f"stopped ({data.get('how', '')})"
         return None
 
     def _table(self) -> Table:

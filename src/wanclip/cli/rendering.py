@@ -8,32 +8,36 @@ from rich.table import Table
 from wanclip.cli.base import console, err_console, handle_errors, print_json
 from wanclip.cli.progress import RenderView
 from wanclip.errors import EXIT_BAD_INPUT, PromptRejected
+from wanclip.film import FilmResult, make_film
 from wanclip.plan import Plan
-from wanclip.render import RenderOptions, RenderResult, render_film
+from wanclip.render import RenderOptions
 
 
-def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False) -> RenderResult:
+def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False) -> FilmResult:
     """Render with progress drawn (or JSON lines), print the summary; exits with the render's code."""
-    mode = "json" if as_json else "quiet" if quiet else "rich"
+    mode = "json" if as_json else "quiet" if quiet else "rich" if console.is_terminal else "plain"
     for warning in plan.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
     view = RenderView(mode, [(s.index, s.name, s.frames) for s in plan.shots
                              if not options.only or s.name in options.only])
-    with handle_errors(), view:
+    with handle_errors(as_json), view:
         try:
-            result = render_film(plan, options, view)
+            result = make_film(plan, options, view)
         except PromptRejected as exc:
+            if as_json:
+                print_json({"event": "error", "exit_code": EXIT_BAD_INPUT, "error": exc.message, "shot": exc.shot,
+                            "node_errors": exc.node_errors, "hint": "nothing was rendered"})
             rejected(exc)
             raise typer.Exit(EXIT_BAD_INPUT) from exc
     summary(result, as_json)
     return result
 
 
-def summary(result: RenderResult, as_json: bool) -> None:
+def summary(result: FilmResult, as_json: bool) -> None:
     shots = [s for s in result.ledger.shots if s.name in result.selected]
     if as_json:
         print_json({"event": "summary", "ledger": str(result.ledger.path), "exit_code": result.exit_code,
-                    "film": str(result.film.output) if result.film else None, "note": result.stitch_note,
+                    "film": str(result.film.output) if result.film else None, "note": result.note,
                     "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
                                "error": s.error} for s in shots]})
         return
@@ -50,8 +54,8 @@ def summary(result: RenderResult, as_json: bool) -> None:
     console.print(f"{done}/{len(shots)} shots done; ledger: {result.ledger.path}")
     if result.film:
         console.print(f"film: {result.film.output} ({result.film.seconds:.2f} s)")
-    if result.stitch_note:
-        console.print(result.stitch_note)
+    if result.note:
+        console.print(result.note)
 
 
 def rejected(error: PromptRejected) -> None:

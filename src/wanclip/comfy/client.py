@@ -8,11 +8,14 @@ Credentials (``user:pass@`` in the URL, extra headers) are applied to requests b
 from __future__ import annotations
 
 import base64
+import errno
 import os
+import re
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 import websocket
@@ -24,23 +27,71 @@ WsConnect = Callable[..., "websocket.WebSocket"]
 MODEL_FOLDERS = ("diffusion_models", "text_encoders", "loras", "vae")
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP header name (RFC 9110 token)
+
+
 def parse_header(line: str) -> tuple[str, str]:
+    """``'Name: value'`` -> (name, value). A message never repeats the value: it may be a secret."""
     name, sep, value = line.partition(":")
-    if not sep or not name.strip():
-        raise ServerError(f"a header must look like 'Name: value' (got {name.strip() or 'an empty name'!r})",
-                          "pass --header 'Authorization: Bearer TOKEN'", exit_code=2)
-    return name.strip(), value.strip()
+    name = name.strip()
+    if not sep:
+        raise ServerError("a --header must look like 'Name: value' (this one has no ':'; its text is not "
+                          "shown, it may be a secret)", "pass --header 'Authorization: Bearer TOKEN'", exit_code=2)
+    if not _TOKEN.match(name):
+        raise ServerError("a --header name may only hold letters, digits and -_.!#$%&'*+^`|~ (the header's "
+                          "text is not shown, it may be a secret)", "pass --header 'X-Api-Key: KEY'", exit_code=2)
+    return name, value.strip()
+
+
+def redact(url: str) -> str:
+    """``url`` safe to print: any ``user:pass@`` replaced by ``***@``, query and fragment dropped."""
+    text = url.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """``http://u:p@host:8188/`` -> (``http://host:8188``, (u, p)); no trailing slash."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServerError(f"{url!r} is not a server URL", "write it like http://127.0.0.1:8188", exit_code=2)
-    auth = (parts.username or "", parts.password or "") if parts.username else None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    """``http://u:p@host:8188/`` -> (``http://host:8188``, (u, p)); no trailing slash.
+
+    A malformed URL (no scheme or host, a port past 65535, a broken IPv6 address) is refused with
+    the URL shown without its credentials."""
+    shown = redact(url)
+    hint = "write it like http://127.0.0.1:8188 (or http://user:password@host:8188, https://[::1]:8188)"
+    try:
+        parts = urlsplit(url.strip())
+        port, hostname = parts.port, parts.hostname
+    except ValueError as exc:
+        why = "its port is not a number from 1 to 65535" if "port" in str(exc).lower() else \
+            "its host is not a valid name or IPv6 address"
+        raise ServerError(f"{shown!r} is not a server URL: {why}", hint, exit_code=2) from None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise ServerError(f"{shown!r} is not a server URL", hint, exit_code=2)
+    if port == 0:
+        raise ServerError(f"{shown!r} is not a server URL: its port is not a number from 1 to 65535", hint,
+                          exit_code=2)
+    auth = (unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
+    host = hostname if ":" not in hostname else f"[{hostname}]"
+    netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), auth
+
+
+def auth_headers(headers: list[str] | None, auth: tuple[str, str] | None) -> dict[str, str]:
+    """The extra headers of every request, HTTP and websocket alike, with exactly one
+    ``Authorization``: an explicit ``--header 'Authorization: ...'`` wins over ``user:pass@``."""
+    out: dict[str, str] = {}
+    for line in headers or []:
+        name, value = parse_header(line)
+        out = {k: v for k, v in out.items() if k.lower() != name.lower()}
+        out[name] = value
+    if auth and not any(k.lower() == "authorization" for k in out):
+        out["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    return out
 
 
 class ComfyClient:
@@ -50,12 +101,20 @@ class ComfyClient:
                  ws_connect: WsConnect | None = None, timeout: float = 30.0):
         self.url, auth = split_credentials(url)
         self.session = session or requests.Session()
-        if auth:
-            self.session.auth = auth
-        self.headers = dict(parse_header(h) for h in headers or [])
+        self.session.auth = _no_auth  # keeps ~/.netrc from adding a second Authorization
+        self.headers = auth_headers(headers, auth)
         self.session.headers.update(self.headers)
         self.ws_connect = ws_connect or websocket.create_connection
         self.timeout = timeout
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ComfyClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- plumbing -------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
@@ -100,7 +159,15 @@ class ComfyClient:
         if response.status_code >= 400:
             raise ServerError(f"ComfyUI at {self.url} answered GET /models/{folder} with HTTP "
                               f"{response.status_code}", _hint_for_status(response.status_code), server=self.url)
-        return list(response.json())
+        try:
+            names = response.json()
+        except ValueError:
+            names = None
+        if not isinstance(names, list):
+            raise ServerError(f"ComfyUI at {self.url} answered GET /models/{folder} with something that is not "
+                              "a list of file names", "is that address a ComfyUI server (and not a login page "
+                              "of a proxy)?", server=self.url)
+        return [str(n) for n in names]
 
     def queue(self) -> dict:
         return self._json("GET", "/queue")
@@ -132,10 +199,18 @@ class ComfyClient:
             raise PromptRejected(f"ComfyUI at {self.url} refused the prompt: {message or 'HTTP 400'}",
                                  node_errors=data.get("node_errors") or {},
                                  error=error if isinstance(error, dict) else {"message": str(error)})
+        if response.status_code == 409:  # newer ComfyUI: "prompt_id already exists": it is there
+            return {"prompt_id": prompt_id, "existing": True}
         if response.status_code >= 400:
             raise ServerError(f"ComfyUI at {self.url} answered POST /prompt with HTTP {response.status_code}",
                               _hint_for_status(response.status_code), server=self.url)
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ServerError(f"ComfyUI at {self.url} answered POST /prompt with something that is not JSON",
+                              "is that address a ComfyUI server (and not a proxy's error page)?", server=self.url)
         data.setdefault("prompt_id", prompt_id)
         return data
 
@@ -147,27 +222,43 @@ class ComfyClient:
         if prompt_ids:
             self._post("/queue", {"delete": list(prompt_ids)})
 
-    def download(self, filename: str, subfolder: str, kind: str, dest: Path, chunk: int = 1 << 20) -> Path:
-        """Stream ``/view`` to ``dest.part``, then rename: ``dest`` is whole or absent."""
+    def download(self, filename: str, subfolder: str, kind: str, dest: Path, limit: int,
+                 chunk: int = 1 << 20) -> Path:
+        """Stream ``/view`` to ``dest.part``, then rename: ``dest`` is whole or absent.
+
+        At most ``limit`` bytes are accepted (a buggy or hostile server could stream forever), and
+        the disk must have room for them (or for the announced length) before the first byte."""
+        name = f"{subfolder + '/' if subfolder else ''}{filename}"
         params = {"filename": filename, "subfolder": subfolder, "type": kind}
-        response = self._request("GET", "/view", params=params, stream=True)
-        if response.status_code >= 400:
-            raise ServerError(f"ComfyUI at {self.url} has no file {subfolder + '/' if subfolder else ''}"
-                              f"{filename} ({kind}): HTTP {response.status_code}",
-                              "the server may have been restarted or its output folder cleaned; rerun to "
-                              "render the shot again", server=self.url)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
+        response = self._request("GET", "/view", params=params, stream=True)
         part = dest.with_name(dest.name + ".part")
         try:
+            if response.status_code >= 400:
+                raise ServerError(f"ComfyUI at {self.url} has no file {name} ({kind}): HTTP {response.status_code}",
+                                  "the server may have been restarted or its output folder cleaned; rerun to "
+                                  "render the shot again", server=self.url)
+            announced = int(response.headers.get("Content-Length") or 0)
+            if announced > limit:
+                raise ServerError(_too_big(name, self.url, announced, limit), _TOO_BIG_HINT, server=self.url)
+            _check_room(dest.parent, announced or limit)
+            written = 0
             with open(part, "wb") as fh:
                 for block in response.iter_content(chunk):
+                    written += len(block)
+                    if written > limit:
+                        raise ServerError(_too_big(name, self.url, written, limit), _TOO_BIG_HINT, server=self.url)
                     fh.write(block)
             os.replace(part, dest)
         except requests.RequestException as exc:
             part.unlink(missing_ok=True)
             raise ServerError(f"the download of {filename} from {self.url} broke off",
                               "rerun: finished shots are kept", server=self.url) from exc
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            raise ServerError(f"cannot write {dest}: {_os_reason(exc)}", _os_hint(exc, dest.parent),
+                              server=self.url) from exc
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -181,18 +272,46 @@ class ComfyClient:
         return f"{scheme}{self.url[self.url.index(':'):]}/ws?clientId={client_id}"
 
     def open_ws(self, client_id: str, timeout: float | None = None):
-        """Connect the event socket (with our headers and credentials)."""
+        """Connect the event socket (with the same headers, one Authorization, as every request)."""
         headers = [f"{k}: {v}" for k, v in self.headers.items()]
-        if self.session.auth:
-            user, password = self.session.auth
-            token = base64.b64encode(f"{user}:{password}".encode()).decode()
-            headers.append(f"Authorization: Basic {token}")
         try:
             return self.ws_connect(self.ws_url(client_id), header=headers, timeout=timeout)
         except (OSError, websocket.WebSocketException) as exc:
             raise ServerError(f"cannot open the event socket of ComfyUI at {self.url}: {type(exc).__name__}",
                               "is ComfyUI running there? check the address and port (wanclip doctor)",
                               server=self.url) from exc
+
+
+def _no_auth(request):
+    return request
+
+
+_TOO_BIG_HINT = "a ComfyUI output this big is not the clip that was asked for; check the server and its output node"
+
+
+def _too_big(name: str, url: str, size: int, limit: int) -> str:
+    return (f"ComfyUI at {url} sent more than {limit / 1e6:.0f} MB for {name} ({size / 1e6:.0f} MB so far); "
+            "the download was stopped and nothing was kept")
+
+
+def _check_room(folder: Path, need: int) -> None:
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"{free / 1e6:.0f} MB free, {need / 1e6:.0f} MB needed")
+
+
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full ({exc.strerror})" if exc.strerror else "the disk is full"
+    return exc.strerror or str(exc)
+
+
+def _os_hint(exc: OSError, folder: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"free some space on the disk of {folder} and rerun: finished shots are kept"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"make {folder} writable (or choose another --out) and rerun"
+    return "rerun: finished shots are kept"
 
 
 def _hint_for_status(status: int) -> str:

@@ -8,7 +8,10 @@ we do not use become ``None`` so a newer server's extra messages (``progress_sta
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
+
+log = logging.getLogger("wanclip.events")
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,23 @@ def _str(value) -> str | None:
 
 
 def parse(frame: str | bytes) -> Event | None:
-    """One websocket frame to an event, or None for frames wanclip does not use."""
+    """One websocket frame to an event, or None for frames wanclip does not use.
+
+    Total: a malformed frame (``{"type": "progress", "data": {"value": "12%"}}``, a list where a
+    dict belongs ...) is logged and dropped, never raised, so no frame can stop the reader.
+    """
+    try:
+        return _parse(frame)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        log.warning("dropped a malformed ComfyUI message (%s: %s): %.200r", type(exc).__name__, exc, frame)
+        return None
+
+
+def _int(value) -> int:
+    return int(float(value or 0))
+
+
+def _parse(frame: str | bytes) -> Event | None:
     if isinstance(frame, bytes | bytearray):
         return None
     try:
@@ -90,32 +109,35 @@ def parse(frame: str | bytes) -> Event | None:
     if kind == "executing":
         return Executing(pid, node=_str(data.get("node")))
     if kind == "progress":
-        return Progress(pid, node=_str(data.get("node")), value=int(data.get("value") or 0),
-                        max=int(data.get("max") or 0))
+        return Progress(pid, node=_str(data.get("node")), value=_int(data.get("value")),
+                        max=_int(data.get("max")))
     if kind == "execution_start":
         return ExecutionStart(pid, timestamp=data.get("timestamp"))
     if kind == "execution_cached":
         return ExecutionCached(pid, nodes=tuple(str(n) for n in data.get("nodes") or ()))
     if kind == "executed":
-        return Executed(pid, node=_str(data.get("node")), output=data.get("output") or {})
+        output = data.get("output") or {}
+        if not isinstance(output, dict):
+            raise TypeError(f"executed output is a {type(output).__name__}")
+        return Executed(pid, node=_str(data.get("node")), output=output)
     if kind == "execution_success":
         return ExecutionSuccess(pid, timestamp=data.get("timestamp"))
     if kind == "execution_error":
-        return ExecutionError(pid, node_id=_str(data.get("node_id")), node_type=data.get("node_type"),
+        return ExecutionError(pid, node_id=_str(data.get("node_id")), node_type=_str(data.get("node_type")),
                               exception_type=str(data.get("exception_type") or ""),
                               exception_message=str(data.get("exception_message") or "").strip(),
                               timestamp=data.get("timestamp"))
     if kind == "execution_interrupted":
-        return ExecutionInterrupted(pid, node_id=_str(data.get("node_id")), node_type=data.get("node_type"))
+        return ExecutionInterrupted(pid, node_id=_str(data.get("node_id")), node_type=_str(data.get("node_type")))
     if kind == "status":
         info = (data.get("status") or {}).get("exec_info") or {}
-        return Status(None, queue_remaining=int(info.get("queue_remaining") or 0))
+        return Status(None, queue_remaining=_int(info.get("queue_remaining")))
     return None
 
 
 def history_error(entry: dict) -> ExecutionError | ExecutionInterrupted | None:
     """The failure recorded in a history entry's ``status.messages``, if any."""
-    for kind, data in (entry.get("status") or {}).get("messages") or []:
+    for kind, data in _messages(entry):
         if kind in ("execution_error", "execution_interrupted"):
             event = parse(json.dumps({"type": kind, "data": data}))
             if event is not None:
@@ -125,5 +147,13 @@ def history_error(entry: dict) -> ExecutionError | ExecutionInterrupted | None:
 
 def history_timestamps(entry: dict) -> tuple[int | None, int | None]:
     """(execution_start, execution_success) timestamps from a history entry, in ms."""
-    found = {kind: data.get("timestamp") for kind, data in (entry.get("status") or {}).get("messages") or []}
+    found = {kind: data.get("timestamp") for kind, data in _messages(entry)}
     return found.get("execution_start"), found.get("execution_success")
+
+
+def _messages(entry: dict) -> list[tuple[str, dict]]:
+    """A history entry's ``status.messages`` as (kind, data) pairs, skipping malformed ones."""
+    status = entry.get("status") if isinstance(entry, dict) else None
+    messages = status.get("messages") if isinstance(status, dict) else None
+    return [(m[0], m[1]) for m in messages or [] if isinstance(m, list | tuple) and len(m) == 2
+            and isinstance(m[1], dict)]

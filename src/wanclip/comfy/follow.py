@@ -9,6 +9,7 @@ between the two reads but never back, so "in neither" really means lost (server 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -19,6 +20,8 @@ import websocket
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.events import Event, parse
 from wanclip.errors import ServerError
+
+log = logging.getLogger("wanclip.follow")
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,11 @@ class Reconnected(Event):
 class EventStream:
     """The websocket of one server, read on a daemon thread into ``sink`` as ``(server_url, event)``.
 
-    A dropped socket is reported (``Disconnected``), then reopened with the same ``client_id``
-    with backoff, and reported again (``Reconnected``) so the caller can reconcile. There is no
-    idle timeout: a 14B model load is silent for minutes.
+    Supervised: whatever goes wrong in the reader (a dropped socket, a frame that breaks a parser,
+    a bug) is reported (``Disconnected``) and the socket reopened with the same ``client_id``, with
+    backoff, then reported again (``Reconnected``) so the caller reconciles. A replaced socket is
+    closed; after ``stop()`` no socket is kept open. There is no idle timeout: a 14B model load is
+    silent for minutes.
     """
 
     def __init__(self, client: ComfyClient, client_id: str, sink: queue.Queue,
@@ -47,6 +52,7 @@ class EventStream:
         self.connect_timeout, self.ping_every = connect_timeout, ping_every
         self.connected = False
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._ws = None
         self._thread: threading.Thread | None = None
 
@@ -59,29 +65,37 @@ class EventStream:
 
     def stop(self) -> None:
         self._stop.set()
-        ws = self._ws
+        self._close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _close(self) -> None:
+        with self._lock:
+            ws, self._ws = self._ws, None
         if ws is not None:
             try:
                 ws.close()
             except Exception:  # noqa: BLE001 - closing a broken socket may raise anything
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout=2)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self._read(self._ws)
-            except (OSError, websocket.WebSocketException) as exc:
+            except Exception as exc:  # noqa: BLE001 - supervised: any failure reconnects, none is fatal
                 if self._stop.is_set():
-                    return
+                    break
+                if not isinstance(exc, OSError | websocket.WebSocketException):
+                    log.warning("event reader of %s failed (%s: %s); reconnecting", self.client.url,
+                                type(exc).__name__, exc)
                 self.connected = False
+                self._close()
                 self.sink.put((self.client.url, Disconnected(None, reason=type(exc).__name__)))
-                self._ws = self._reconnect()
-                if self._ws is None:
-                    return
+                if not self._reconnect():
+                    break
                 self.connected = True
                 self.sink.put((self.client.url, Reconnected(None)))
+        self._close()
 
     def _open(self):
         ws = self.client.open_ws(self.client_id, timeout=self.connect_timeout)
@@ -89,6 +103,8 @@ class EventStream:
         return ws
 
     def _read(self, ws) -> None:
+        if ws is None:
+            raise websocket.WebSocketConnectionClosedException("no socket")
         last_ping = time.monotonic()
         while not self._stop.is_set():
             if time.monotonic() - last_ping > self.ping_every:
@@ -105,18 +121,24 @@ class EventStream:
             if event is not None:
                 self.sink.put((self.client.url, event))
 
-    def _reconnect(self):
+    def _reconnect(self) -> bool:
         attempt = 0
         while not self._stop.is_set():
             delay = self.backoff[min(attempt, len(self.backoff) - 1)]
             if self._stop.wait(delay):
-                return None
+                return False
             attempt += 1
             try:
-                return self._open()
+                ws = self._open()
             except ServerError:
                 continue
-        return None
+            with self._lock:
+                if self._stop.is_set():  # stopped while connecting: keep no socket open
+                    ws.close()
+                    return False
+                self._ws = ws
+            return True
+        return False
 
 
 def prompt_states(client: ComfyClient, prompt_ids: list[str]) -> dict[str, tuple[str, dict | None]]:

@@ -1,0 +1,92 @@
+"""A film from start to end: render the shots, then stitch them, then the storyboard page.
+
+``make_film`` is what ``wanclip render`` runs; ``render.render_film`` only renders and
+``stitch.stitch_film`` only stitches. One lock covers both, so no stitch reads a clip a render is
+replacing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wanclip import media
+from wanclip.errors import WanclipError
+from wanclip.ledger import Ledger, film_lock
+from wanclip.plan import Plan
+from wanclip.render import Render, RenderEvent, RenderOptions, RenderResult
+from wanclip.workflow import canonical_json
+
+
+@dataclass
+class FilmResult:
+    render: RenderResult
+    film: object | None = None  # StitchResult when stitched
+    note: str | None = None
+    stitch_failed: bool = False
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.render.ledger
+
+    @property
+    def selected(self) -> list[str]:
+        return self.render.selected
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every selected shot is done and the film (when asked for) was written, else 1."""
+        return 1 if self.stitch_failed else self.render.exit_code
+
+
+def make_film(plan: Plan, options: RenderOptions,
+              on_event: Callable[[RenderEvent], None] = lambda event: None) -> FilmResult:
+    """Render every selected shot of ``plan``; then, when every shot is done, stitch the film."""
+    with film_lock(plan.out_dir):
+        result = FilmResult(Render(plan, options, on_event).run())
+        if options.stitch:
+            _stitch(result, on_event)
+    return result
+
+
+def _emit(on_event, kind: str, **data) -> None:
+    on_event(RenderEvent(kind, data=data))
+
+
+def _stitch(result: FilmResult, on_event) -> None:
+    from wanclip.stitch import FILM_NAME, StitchResult, stitch_film
+
+    ledger = result.ledger
+    failed = [s.name for s in ledger.shots if s.status == "failed"]
+    unfinished = [s.name for s in ledger.shots if s.status not in ("done", "failed")]
+    if failed or unfinished:
+        parts = ([f"failed: {', '.join(failed)}"] if failed else []) + \
+                ([f"not rendered yet: {', '.join(unfinished)}"] if unfinished else [])
+        result.note = f"film not stitched ({'; '.join(parts)})"
+        return
+    key = canonical_json([[s.clip_sha256, s.transition] for s in ledger.shots])
+    film_file = ledger.folder / FILM_NAME
+    try:
+        if ledger.film.get("stitched") == key and film_file.is_file():
+            sheet = ledger.folder / "contact_sheet.png"
+            result.film = StitchResult.measured(media.probe(film_file), "xfade", len(ledger.shots),
+                                                contact_sheet=sheet if sheet.is_file() else None)
+            _emit(on_event, "stitch_kept", output=str(film_file), seconds=result.film.seconds)
+            return  # same clips, same cuts: the film on disk is already this one
+        _emit(on_event, "stitching", shots=len(ledger.shots))
+        started = time.monotonic()
+        result.film = stitch_film(ledger.folder)
+    except WanclipError as exc:
+        result.note = f"film not stitched: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+        result.stitch_failed = True
+        return
+    except Exception as exc:  # noqa: BLE001 - the clips are safe; say what broke instead of a traceback
+        result.note = (f"film not stitched: unexpected {type(exc).__name__}: {exc} (the clips are kept; "
+                       "run `wanclip stitch --from` the film folder to try again, and report this as a bug)")
+        result.stitch_failed = True
+        return
+    ledger.film["stitched"] = key
+    ledger.film["stitch_seconds"] = round(time.monotonic() - started, 3)
+    ledger.save()
+    _emit(on_event, "stitched", output=str(result.film.output), seconds=result.film.seconds)

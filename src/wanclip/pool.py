@@ -1,0 +1,271 @@
+"""The ComfyUI servers of one render: clients, event sockets, health, the pick policy, and the I/O.
+
+The pool turns I/O into events for the shot machine (``wanclip.machine``) and carries out its
+effects. Everything it learns arrives in one queue, the *sink*, as ``(server_url, item)``:
+websocket events (from each server's ``EventStream`` thread), ``(shot, machine event)`` answers to
+effects, and ``Looked`` answers to ``/queue`` + ``/history`` look-ups. Effects run off the main
+loop: each server has one worker thread (so submissions keep their order), and collecting a
+finished shot (history read + download) runs on a shared pool, so a download never holds up
+another server's events. With ``inline=True`` effects run on the caller's thread instead, which
+makes the pool's tests deterministic; the clock is injected either way.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wanclip import machine as m
+from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
+from wanclip.errors import ClipError, PreflightError, PromptRejected, ServerError
+from wanclip.outputs import fetch_clip
+
+
+@dataclass(frozen=True)
+class ShotSpec:
+    """What the I/O of one shot needs: its graph, where its clip goes, what the clip must measure."""
+
+    graph: dict
+    stem: Path  # film_dir/clips/NN_name (the extension comes from the server's file)
+    frames: int
+    width: int
+    height: int
+    fps: float
+
+
+@dataclass(frozen=True)
+class Looked:
+    """The answer to a look-up: ``states`` (prompt id -> (state, history entry)) or an ``error``."""
+
+    states: dict | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a person should know that changes no shot (a failed delete, say)."""
+
+    kind: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass
+class Server:
+    client: ComfyClient
+    stream: EventStream | None = None
+    worker: ThreadPoolExecutor | None = None
+    down_since: float | None = None
+    next_lookup: float = 0.0
+    looking: bool = False
+    dead: bool = False
+    misses: int = 0  # look-ups in a row that got no answer
+    noticed: float = 0.0  # when "unreachable for N s" was last said
+
+    @property
+    def url(self) -> str:
+        return self.client.url
+
+
+@dataclass
+class PoolTimes:
+    server_grace: float = 30.0  # unreachable this long, with another server up: its shots move
+    outage_limit: float = 1800.0  # every server unreachable this long: give up (the shots stay in the ledger)
+    poll_interval: float = 1.0  # look-ups while a socket is down
+    reconcile_interval: float = 5.0  # look-ups while everything looks fine (events can still be lost)
+    down_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 5.0)
+    notice_every: float = 5.0
+
+
+class ServerPool:
+    def __init__(self, clients: list[ComfyClient], specs: dict[str, ShotSpec], film_dir: Path, client_id: str,
+                 clock: Callable[[], float] = time.monotonic, times: PoolTimes | None = None,
+                 inline: bool = False, sink: queue.Queue | None = None):
+        self.servers = {c.url: Server(c) for c in clients}
+        self.specs, self.film_dir, self.client_id = specs, Path(film_dir), client_id
+        self.clock, self.times, self.inline = clock, times or PoolTimes(), inline
+        self.sink: queue.Queue = sink or queue.Queue()
+        self.collector = None if inline else ThreadPoolExecutor(max_workers=3, thread_name_prefix="collect")
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def open_streams(self) -> None:
+        """Open every event socket before any submission: ComfyUI replays no events."""
+        for server in self.servers.values():
+            server.stream = EventStream(server.client, self.client_id, self.sink)
+            try:
+                server.stream.start()
+            except ServerError as exc:
+                raise PreflightError(f"{exc.message}; nothing was submitted",
+                                     "ComfyUI's HTTP answers but its /ws does not: a proxy in front of it must "
+                                     "pass websocket upgrades") from exc
+            if not self.inline:
+                server.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"server {server.url}")
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            if server.stream:
+                server.stream.stop()
+            if server.worker:
+                server.worker.shutdown(wait=True, cancel_futures=True)
+        if self.collector:
+            self.collector.shutdown(wait=True, cancel_futures=True)
+        for server in self.servers.values():
+            server.client.close()
+
+    # -- the pick policy -----------------------------------------------------------------------------
+    def alive(self) -> list[Server]:
+        return [s for s in self.servers.values() if not s.dead]
+
+    def pick(self, load: dict[str, int]) -> str | None:
+        """The server for the next shot: least loaded of those up. With one server, every shot is
+        queued at once (queue-ahead); with several, each is kept one shot ahead (running + one)."""
+        up = [s for s in self.alive() if s.down_since is None]
+        if not up:
+            return None
+        ahead = None if len(self.alive()) == 1 else 2
+        ready = [s for s in up if ahead is None or load.get(s.url, 0) < ahead]
+        return min(ready, key=lambda s: load.get(s.url, 0)).url if ready else None
+
+    # -- health ----------------------------------------------------------------------------------------
+    def answered(self, url: str, ok: bool) -> list[Note]:
+        """Record a look-up's outcome; returns what to tell the person."""
+        server, now = self.servers[url], self.clock()
+        server.misses = 0 if ok else server.misses + 1
+        if ok:
+            if server.down_since is not None:
+                seconds = now - server.down_since
+                server.down_since = None
+                return [Note("server_back", {"server": url, "seconds": round(seconds, 1)})]
+            return []
+        if server.down_since is None:
+            server.down_since, server.noticed = now, now
+        return []
+
+    def housekeeping(self) -> tuple[list[str], list[Note], bool]:
+        """(servers to give up on now, notes, every server out for longer than the outage limit)."""
+        now, t = self.clock(), self.times
+        dead, notes = [], []
+        for server in self.alive():
+            if server.down_since is None:
+                continue
+            out_for = now - server.down_since
+            others_up = any(s.down_since is None for s in self.alive() if s is not server)
+            if others_up and out_for > t.server_grace:
+                server.dead = True
+                if server.stream:
+                    server.stream.stop()
+                dead.append(server.url)
+                notes.append(Note("server_down", {"server": server.url, "seconds": round(out_for, 1)}))
+            elif now - server.noticed >= t.notice_every:
+                server.noticed = now
+                notes.append(Note("server_unreachable", {"server": server.url, "seconds": round(out_for),
+                                                         "limit": round(t.outage_limit)}))
+        alive = self.alive()
+        given_up = bool(alive) and all(s.down_since is not None and now - s.down_since > t.outage_limit
+                                       for s in alive)
+        return dead, notes, given_up
+
+    def down(self, url: str) -> bool:
+        return self.servers[url].down_since is not None
+
+    # -- look-ups ----------------------------------------------------------------------------------------
+    def due_lookups(self, confirmed: dict[str, list[str]]) -> None:
+        """Start the look-ups that are due: often while a server or its socket is out, every few
+        seconds otherwise (a socket can look healthy and still have lost events)."""
+        now, t = self.clock(), self.times
+        for server in self.alive():
+            ids = confirmed.get(server.url, [])
+            if server.looking or now < server.next_lookup:
+                continue
+            if server.down_since is not None:
+                interval = t.down_backoff[min(max(server.misses - 1, 0), len(t.down_backoff) - 1)]
+            elif server.stream is not None and not server.stream.connected:
+                interval = t.poll_interval
+            elif ids:
+                interval = t.reconcile_interval
+            else:
+                continue
+            server.next_lookup = now + interval
+            self.look(server.url, ids)
+
+    def look(self, url: str, prompt_ids: list[str]) -> None:
+        server = self.servers[url]
+        server.looking = True
+
+        def job():
+            try:
+                return Looked(states=prompt_states(server.client, list(prompt_ids)))
+            except ServerError as exc:
+                return Looked(error=exc.message)
+            finally:
+                server.looking = False
+
+        self._run(server.worker, url, job)
+
+    def soon(self, url: str) -> None:
+        self.servers[url].next_lookup = 0.0
+
+    # -- effects ---------------------------------------------------------------------------------------
+    def carry_out(self, effect) -> None:
+        """Run an I/O effect of the machine; its answer arrives in the sink."""
+        if isinstance(effect, m.Lookup):
+            if effect.server in self.servers:
+                self.soon(effect.server)
+            return
+        server = self.servers.get(effect.server)
+        if server is None:
+            self.sink.put((effect.server, (effect.shot, m.DownloadFailed(f"{effect.server} is not in this run"))))
+            return
+        worker = self.collector if isinstance(effect, m.FetchHistory | m.Download) else server.worker
+        self._run(worker, server.url, lambda: self.execute(effect))
+
+    def _run(self, worker: ThreadPoolExecutor | None, url: str, job: Callable) -> None:
+        if worker is None:
+            self.sink.put((url, job()))
+        else:
+            worker.submit(lambda: self.sink.put((url, job())))
+
+    def execute(self, effect):
+        """Carry out one effect now, on this thread: ``(shot, machine event)``, or a ``Note``."""
+        client = self.servers[effect.server].client
+        if isinstance(effect, m.Submit):
+            return effect.shot, self._submit(client, effect)
+        if isinstance(effect, m.FetchHistory):
+            try:
+                return effect.shot, m.HistoryRead(wait_for_history(client, effect.prompt_id, effect.wait))
+            except ServerError as exc:
+                return effect.shot, m.HistoryMissing(exc.message)
+        if isinstance(effect, m.Download):
+            return effect.shot, self._download(client, effect)
+        try:
+            if isinstance(effect, m.Delete):
+                client.delete_pending([effect.prompt_id])
+            elif isinstance(effect, m.Interrupt):
+                client.interrupt(effect.prompt_id)
+        except ServerError as exc:
+            return Note("warning", {"shot": effect.shot, "message": f"could not stop shot {effect.shot} on "
+                                    f"{effect.server}: {exc.message}"})
+        return None
+
+    def _submit(self, client: ComfyClient, effect: m.Submit):
+        try:
+            client.submit(self.specs[effect.shot].graph, self.client_id, effect.prompt_id)
+        except PromptRejected as exc:
+            return m.SubmitRejected(exc.message, exc.node_errors, error=exc.error)
+        except OSError as exc:  # never expected from requests, but a submission must not kill the loop
+            return m.SubmitUnsure(f"{type(exc).__name__}: {exc}")
+        except ServerError as exc:
+            return m.SubmitUnsure(exc.message)
+        return m.Submitted()
+
+    def _download(self, client: ComfyClient, effect: m.Download):
+        spec = self.specs[effect.shot]
+        try:
+            clip = fetch_clip(client, effect.outputs, spec.stem, spec.frames, spec.width, spec.height, spec.fps)
+        except (ClipError, ServerError) as exc:
+            return m.DownloadFailed(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        return m.Downloaded(clip.path.relative_to(self.film_dir).as_posix(), clip.sha256, clip.frames)
