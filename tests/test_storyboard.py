@@ -153,7 +153,7 @@ def test_prompt_from_an_older_ledger_comes_from_the_shots_file_with_style_apart(
     folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two")])
     page = page_of(folder)
     assert '<p class="prompt">a red tomato<span class="style" title="style suffix">warm light</span></p>' in page
-    assert '<span class="label">negative</span>blurry</p>' in page
+    assert '<span class="label">negative</span>blurry</summary>' in page
     assert f'<p class="prompt">{html.escape(HOSTILE)}</p>' in page  # shot two: style '' -> no suffix
 
 
@@ -162,7 +162,7 @@ def test_prompt_recorded_in_the_ledger_wins_over_the_shots_file(tmp_path):
     folder, _ = film_folder(tmp_path, [recorded])
     page = page_of(folder)
     assert '<p class="prompt">a green tomato<span class="style" title="style suffix">film grain</span></p>' in page
-    assert '<span class="label">negative</span>text, &lt;logo&gt;</p>' in page and "a red tomato" not in page
+    assert '<span class="label">negative</span>text, &lt;logo&gt;</summary>' in page and "a red tomato" not in page
 
 
 def test_prompt_recorded_in_the_ledger_is_split_at_the_style():

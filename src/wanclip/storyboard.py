@@ -440,7 +440,7 @@ def _prompt_html(prompt: Prompt | None) -> str:
     style = f'<span class="style" title="style suffix">{esc(prompt.style)}</span>' if prompt.style else ""
     negative = esc(prompt.negative) if prompt.negative else "<i>the workflow's own</i>"
     return (f'<p class="prompt">{esc(prompt.text)}{style}</p>'
-            f'<p class="negative"><span class="label">negative</span>{negative}</p>')
+            f'<details class="negative"><summary><span class="label">negative</span>{negative}</summary></details>')
 
 
 def _transition_text(transition: dict | None) -> str:
@@ -507,7 +507,10 @@ h2{margin:0;font-size:16px;font-weight:600;flex:1;overflow-wrap:anywhere}
 .style{display:inline;margin-left:6px;padding:1px 6px;border-radius:5px;background:#23304a;color:#a9c8ff;
 font-size:12.5px}
 .style::before{content:"style · ";color:var(--dim)}
-.negative{margin:0;color:var(--dim);font-size:12.5px;overflow-wrap:anywhere}
+.negative{margin:0;color:var(--dim);font-size:12.5px}
+.negative summary{cursor:pointer;list-style:none;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+.negative summary::-webkit-details-marker{display:none}
+.negative[open] summary{white-space:normal;overflow-wrap:anywhere}
 .label{font-size:10.5px;text-transform:uppercase;letter-spacing:.8px;margin-right:6px;color:#c58a8a}
 .error{background:#2c1719;border:1px solid #5b2a2e;border-radius:8px;padding:8px 10px}
 .error .where{font:600 12px ui-monospace,SFMono-Regular,Menlo,monospace;color:var(--bad)}
