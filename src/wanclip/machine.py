@@ -336,6 +336,9 @@ class _Step:
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, found=True)
             self.on_ServerSays(ev)
         elif phase in ("queued", "running"):
+            if self.rec.cancelled and ev.state in ("done", "missing"):
+                self._cancel_answer(ev)  # a stop asked by an earlier run: gone or interrupted means submit again
+                return
             if ev.state == "running":
                 self._started(None)
             elif ev.state == "done":

@@ -57,6 +57,8 @@ class RenderOptions:
     clock: Callable[[], float] = time.monotonic
     session_factory: Callable | None = None  # I/O injection: a requests.Session factory
     ws_connect: Callable | None = None  # I/O injection: websocket.create_connection's stand-in
+    client_factory: Callable | None = None  # I/O injection: url -> a ComfyClient (or a stand-in)
+    submit_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
 
 
 @dataclass
@@ -122,7 +124,7 @@ class Render:
         self.plan, self.options, self.on_event, self.inline = plan, options, on_event, inline
         self.clock = options.clock
         self.rules = m.Rules(shot_timeout=options.shot_timeout, history_timeout=options.history_timeout,
-                             submit_tries=options.submit_tries)
+                             submit_tries=options.submit_tries, backoff=options.submit_backoff)
         self.ledger = open_ledger(plan, options.force, options.only)
         self.positions = {r.name: i for i, r in enumerate(self.ledger.shots)}
         self.selected = [s.name for s in plan.shots if not options.only or s.name in options.only]
@@ -143,27 +145,50 @@ class Render:
                   servers=[split_credentials(u)[0] for u in self.options.servers])
         if not todo:
             return RenderResult(self.ledger, self.selected)
-        self.pool = self._pool()
         try:
-            for info in preflight([s.client for s in self.pool.servers.values()],
-                                  [self.plan.shots[i].graph for i, s in enumerate(self.plan.shots)
-                                   if s.name in self.shots]):
-                self.emit("server", server=info.url, version=info.version, device=info.device)
-            self.pool.open_streams()
-            self._reattach()
-            self._loop()
+            self.start()
+            while not self.settled:
+                self.advance(timeout=0.2)
         except KeyboardInterrupt as exc:
             raise self._cancel(exc) from exc
         finally:
-            self.ledger.save()
-            self.pool.close()
+            self.close()
         return RenderResult(self.ledger, self.selected)
+
+    def start(self, check: bool = True) -> None:
+        """Check the servers (``check``), open their event sockets, re-attach to shots already there."""
+        self.pool = self._pool()
+        if check:
+            graphs = [s.graph for s in self.plan.shots if s.name in self.shots]
+            for info in preflight([s.client for s in self.pool.servers.values()], graphs):
+                self.emit("server", server=info.url, version=info.version, device=info.device)
+        self.pool.open_streams()
+        self._reattach()
+
+    @property
+    def settled(self) -> bool:
+        return all(s.phase in SETTLED for s in self.shots.values())
+
+    def advance(self, timeout: float = 0.0) -> None:
+        """One turn of the loop: submit what can go, handle what arrived, then what the clock says."""
+        self._dispatch()
+        if not self.settled:
+            self.step(timeout)
+
+    def close(self) -> None:
+        self.ledger.save()
+        if self.pool is not None:
+            self.pool.close()
 
     def _pool(self) -> ServerPool:
         o = self.options
-        clients = [ComfyClient(url, headers=o.headers, ws_connect=o.ws_connect,
+        def make(url: str) -> ComfyClient:
+            if o.client_factory:
+                return o.client_factory(url)
+            return ComfyClient(url, headers=o.headers, ws_connect=o.ws_connect,
                                session=o.session_factory() if o.session_factory else None)
-                   for url in dict.fromkeys(o.servers)]
+
+        clients = [make(url) for url in dict.fromkeys(o.servers)]
         folder = self.ledger.folder
         specs = {s.name: ShotSpec(s.graph, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps)
                  for s in self.plan.shots}
@@ -181,13 +206,6 @@ class Render:
             else:
                 self.emit("reattached", shot, prompt_id=shot.record.prompt_id)
                 self.pool.soon(shot.record.server)
-
-    def _loop(self) -> None:
-        while True:
-            self._dispatch()
-            if all(s.phase in SETTLED for s in self.shots.values()):
-                return
-            self.step(timeout=0.2)
 
     def step(self, timeout: float = 0.0) -> None:
         """Handle what has arrived (waiting up to ``timeout`` for the first), then the clock's due."""

@@ -1,0 +1,232 @@
+"""The render loop on scripted servers with an injected clock: outages, timeouts, lost answers and
+cancels take milliseconds. Effects run inline; only the event sockets are read on their threads."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from fakecomfy import Clock, FakeComfy, tiny_mp4
+from test_render import tiny_film
+from wanclip.errors import Interrupted, ServerError
+from wanclip.plan import plan_film
+from wanclip.render import Render, RenderOptions
+
+A, B = "http://gpu-a:8188", "http://gpu-b:8188"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return tiny_mp4(tmp_path_factory.mktemp("clip"))
+
+
+class Session:
+    def __init__(self, tmp_path, clip, urls=(A,), shots=3, **options):
+        self.clock = Clock()
+        self.fakes = {u: FakeComfy(u, clip) for u in urls}
+        self.events = []
+        plan = plan_film(tiny_film(tmp_path, shots), out=tmp_path / "out")
+        opts = RenderOptions(servers=list(urls), client_factory=self.fakes.__getitem__, clock=self.clock,
+                             submit_backoff=(1.0, 2.0, 4.0), submit_tries=3, **options)
+        self.render = Render(plan, opts, self.events.append, inline=True)
+        self.render.start(check=False)
+
+    def kinds(self, kind: str) -> list[str]:
+        return [e.shot for e in self.events if e.kind == kind]
+
+    def until(self, condition, seconds: float = 5.0) -> None:
+        deadline = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out; events: {[e.kind for e in self.events][-15:]}"
+            self.render.advance(timeout=0.02)
+
+    def status(self, name: str) -> str:
+        return self.render.ledger.shot(name).status
+
+    def run_all(self, url: str = A) -> None:
+        fake = self.fakes[url]
+        while not self.render.settled:
+            self.until(lambda: fake.pending or self.render.settled)
+            if self.render.settled:
+                break
+            fake.start_next()
+            fake.finish()
+            done = len(self.kinds("done"))
+            self.until(lambda: len(self.kinds("done")) > done or self.render.settled)
+
+    def close(self):
+        self.render.close()
+
+
+@pytest.fixture
+def session(tmp_path, clip):
+    made = []
+
+    def make(**kw):
+        made.append(Session(tmp_path, clip, **kw))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def test_every_shot_is_queued_at_once_and_each_finished_one_is_collected(session):
+    s = session()
+    fake = s.fakes[A]
+    s.until(lambda: len(fake.pending) == 3)
+    s.run_all()
+    assert [r.status for r in s.render.ledger.shots] == ["done"] * 3
+    assert len(fake.posts) == 3 and s.render.ledger.path.is_file()
+
+
+def test_a_running_shot_silent_past_the_timeout_is_interrupted_and_fails(session):
+    s = session(shot_timeout=600.0)
+    fake = s.fakes[A]
+    s.until(lambda: len(fake.pending) == 3)
+    pid = fake.start_next()
+    s.until(lambda: s.status("shot-1") == "running")
+    s.clock.t += 599
+    s.render.advance()
+    assert s.status("shot-1") == "running"
+    s.clock.t += 2
+    s.render.advance()
+    assert s.status("shot-1") == "failed" and fake.interrupts == [pid]
+    assert "no progress for 600 s" in s.render.ledger.shot("shot-1").error["message"]
+
+
+def test_one_server_unreachable_for_60_s_is_waited_for_then_the_lost_shots_go_again(session):
+    s = session()
+    fake = s.fakes[A]
+    s.until(lambda: len(fake.pending) == 3)
+    fake.start_next()
+    s.until(lambda: s.status("shot-1") == "running")
+    fake.down = True
+    fake.restart()  # a ComfyUI restart: queue and history gone, socket dropped
+    for _ in range(12):
+        s.clock.t += 5
+        s.render.advance(timeout=0.01)
+    notes = [e.data for e in s.events if e.kind == "server_unreachable"]
+    assert notes and notes[-1]["seconds"] >= 50  # said, and never given up on
+    assert [r.status for r in s.render.ledger.shots] == ["running", "queued", "queued"]  # as the message says
+    fake.down = False
+    s.clock.t += 5
+    s.until(lambda: len(fake.pending) == 3)
+    assert "server_back" in [e.kind for e in s.events] and sorted(s.kinds("lost")) == ["shot-1", "shot-2", "shot-3"]
+    s.run_all()
+    assert [(r.status, r.attempts) for r in s.render.ledger.shots] == [("done", 2)] * 3
+
+
+def test_every_server_down_past_the_limit_ends_the_render_with_the_shots_kept_in_the_ledger(session):
+    s = session(shot_timeout=120.0)
+    fake = s.fakes[A]
+    s.until(lambda: len(fake.pending) == 3)
+    fake.down = True
+    with pytest.raises(ServerError, match="every server has been unreachable for more than 120 s") as err:
+        for _ in range(40):
+            s.clock.t += 5
+            s.render.advance()
+    assert "rerun the same command" in err.value.hint
+    ledger = s.render.ledger
+    assert all(r.status == "queued" and r.prompt_id for r in ledger.shots)
+
+
+def test_a_server_out_past_the_grace_hands_its_shots_to_the_other(session):
+    s = session(urls=(A, B), shots=4)
+    a, b = s.fakes[A], s.fakes[B]
+    s.until(lambda: len(a.pending) == 2 and len(b.pending) == 2)
+    b.down = True
+    for _ in range(10):
+        s.clock.t += 5
+        s.render.advance(timeout=0.01)
+    assert "server_down" in [e.kind for e in s.events]
+    s.until(lambda: len(a.pending) == 4)
+    s.run_all(A)
+    ledger = s.render.ledger
+    assert {r.server for r in ledger.shots} == {A} and [r.status for r in ledger.shots] == ["done"] * 4
+    assert [r.seed for r in ledger.shots] == [101, 102, 103, 104]
+
+
+def test_a_400_after_other_shots_were_accepted_fails_only_that_shot(session):
+    s = session()
+    fake = s.fakes[A]
+    fake.submit_answers = ["ok", "400", "ok"]
+    s.until(lambda: s.status("shot-2") == "failed")
+    assert s.render.ledger.shot("shot-2").error["node_errors"]["81"]
+    s.run_all()
+    assert [r.status for r in s.render.ledger.shots] == ["done", "failed", "done"]
+
+
+def test_a_5xx_on_submit_is_looked_up_then_posted_again_with_backoff_under_the_same_id(session):
+    s = session()
+    fake = s.fakes[A]
+    fake.submit_answers = ["500", "500"]
+    s.until(lambda: len(fake.posts) == 1)
+    s.until(lambda: "submit_retry" in [e.kind for e in s.events])
+    assert len(fake.posts) == 1  # nothing posted again before the backoff
+    s.clock.t += 1
+    s.until(lambda: [e.kind for e in s.events].count("submit_retry") == 2)
+    assert len(fake.posts) == 2
+    s.clock.t += 2
+    s.until(lambda: len(fake.pending) == 3)
+    assert fake.posts[:3] == [fake.posts[0]] * 3 and len(set(fake.pending)) == 3
+    assert s.status("shot-1") == "queued" and "lost" not in [e.kind for e in s.events]
+
+
+def test_a_post_whose_answer_was_lost_is_found_on_the_server_and_never_sent_twice(session):
+    s = session()
+    fake = s.fakes[A]
+    fake.submit_answers = ["ok", "lost", "ok"]
+    s.until(lambda: len(fake.posts) == 3)
+    s.run_all()
+    assert len(fake.posts) == 3 and [r.status for r in s.render.ledger.shots] == ["done"] * 3
+
+
+def test_cancel_removes_queued_then_interrupts_running_and_keeps_ids_until_confirmed(session):
+    s = session()
+    fake = s.fakes[A]
+    fake.honour_interrupts = True
+    s.until(lambda: len(fake.pending) == 3)
+    running = fake.start_next()
+    s.until(lambda: s.status("shot-1") == "running")
+    with pytest.raises(Interrupted) as err:
+        raise s.render._cancel(KeyboardInterrupt())
+    assert len(fake.deleted) == 2 and running not in fake.deleted
+    assert fake.interrupts == [running]
+    assert [(r.status, r.prompt_id) for r in s.render.ledger.shots] == [("pending", None)] * 3
+    assert "none of our prompts is left on the server" in err.value.message and err.value.exit_code == 130
+
+
+def test_a_failing_cancel_keeps_every_prompt_id_and_says_what_is_still_on_the_server(session):
+    s = session()
+    fake = s.fakes[A]
+    s.until(lambda: len(fake.pending) == 3)
+    fake.start_next()
+    s.until(lambda: s.status("shot-1") == "running")
+    fake.failing = {"queue", "interrupt", "delete"}
+    error = s.render._cancel(KeyboardInterrupt())
+    ledger = s.render.ledger
+    assert [r.status for r in ledger.shots] == ["running", "queued", "queued"] and all(r.prompt_id for r in ledger.shots)
+    assert "still on the server: shot-1 (running)" in error.message and "re-attaches" in error.message
+    assert "warning" in [e.kind for e in s.events]
+
+
+def test_a_malformed_frame_is_dropped_and_the_render_goes_on(session):
+    s = session(shots=1)
+    fake = s.fakes[A]
+    s.until(lambda: fake.pending)
+    fake.send('{"type":"progress","data":{"value":"12%"}}')
+    fake.send('{"type":"executed","data":{"prompt_id":"x","output":[1,2]}}')
+    s.run_all()
+    assert s.status("shot-1") == "done" and "socket_lost" not in [e.kind for e in s.events]
+
+
+def test_a_crash_in_the_event_reader_reconnects_it(session):
+    s = session(shots=1)
+    fake = s.fakes[A]
+    s.until(lambda: fake.pending)
+    fake.crash_reader = 1
+    s.until(lambda: "socket_back" in [e.kind for e in s.events])
+    s.run_all()
+    assert s.status("shot-1") == "done" and len(fake.sockets) == 2
