@@ -53,7 +53,7 @@ class Session:
             fake.start_next()
             fake.finish()
             done = len(self.kinds("done"))
-            self.until(lambda: len(self.kinds("done")) > done or self.render.settled)
+            self.until(lambda done=done: len(self.kinds("done")) > done or self.render.settled)
 
     def close(self):
         self.render.close()
