@@ -81,7 +81,7 @@ def test_a_second_socket_for_a_known_client_id_needs_the_key(profile_client):
     thief.send(json.dumps({"type": "feature_flags", "data": {}}))  # not credential_auth first
     opcode, frame = thief.recv_data_frame(control_frame=True)
     assert (opcode, int.from_bytes(frame.data[:2], "big")) == (websocket.ABNF.OPCODE_CLOSE, 1008)
-    thief.close()
+    thief.shutdown()
 
     ws2 = profile_client.connect("c1")
     ws2.send(json.dumps({"type": "credential_auth", "data": {"credential_key": key}}))
@@ -100,6 +100,7 @@ def test_a_wrong_key_is_closed_with_1008(profile_client):
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert int.from_bytes(frame.data[:2], "big") == 1008
     assert frame.data[2:] == b"Invalid client credentials"
+    ws2.shutdown()
     ws1.close()
 
 
@@ -116,6 +117,7 @@ def test_after_a_clean_close_a_reconnect_needs_no_key_but_a_stale_socket_does(si
     late = profile_client.connect("c1")
     late.send(json.dumps({"type": "feature_flags", "data": {}}))
     opcode, frame = late.recv_data_frame(control_frame=True)
+    late.shutdown()
     assert opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(frame.data[:2], "big") == 1008
 
 
