@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 
 import imageio_ffmpeg
 import pytest
@@ -211,3 +212,36 @@ def test_system_stats_and_free(sim_client):
     assert stats["system"]["comfyui_version"] == "0.3.64"
     assert sim_client.post("/free", {"unload_models": True, "free_memory": True}).status_code == 200
     assert re.match(r"cuda:0 ", stats["devices"][0]["name"])
+
+
+STOP_SCRIPT = """
+import json, sys, tempfile, warnings
+import requests, websocket
+from wanclip.sim import serve_in_thread
+warnings.simplefilter("error", ResourceWarning)
+with open(sys.argv[1]) as f:
+    graph = json.load(f)
+graph["74"]["inputs"].update(width=64, height=64, length=5)
+for version in ("0.3.64", "0.9", "0.38"):
+    with tempfile.TemporaryDirectory() as tmp:
+        h = serve_in_thread(tmp + "/output", load_seconds=0.01, step_seconds=0.5, comfy_version=version)
+        ws = websocket.create_connection(h.ws_url + "?clientId=c1", timeout=10)  # left open on purpose
+        ws.recv()
+        requests.post(h.url + "/prompt", json={"prompt": graph, "client_id": "c1"}, timeout=10)
+        h.stop()  # mid-prompt, a socket still open
+        h.stop()  # and twice
+        ws.shutdown()
+print("stopped")
+"""
+
+
+def test_stop_is_clean_mid_prompt_with_a_socket_open(tmp_path):
+    """No 'Task was destroyed but it is pending', no ResourceWarning, for every profile."""
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-X", "dev", "-c", STOP_SCRIPT,
+                             str(ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stopped"
+    assert "destroyed" not in result.stderr and "Warning" not in result.stderr, result.stderr
