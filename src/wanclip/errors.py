@@ -51,9 +51,11 @@ class ServerError(WanclipError):
 
     exit_code = EXIT_SHOTS_FAILED
 
-    def __init__(self, message: str, hint: str = "", server: str | None = None, exit_code: int | None = None):
+    def __init__(self, message: str, hint: str = "", server: str | None = None, exit_code: int | None = None,
+                 transient: bool = False):
         super().__init__(message, hint, exit_code)
         self.server = server
+        self.transient = transient  # no answer, a 5xx, a dropped connection: the same call may work later
 
 
 class PromptRejected(WanclipError):

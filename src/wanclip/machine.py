@@ -102,6 +102,7 @@ class Downloaded:
 @dataclass(frozen=True)
 class DownloadFailed:
     message: str
+    retry: bool = False  # the server did not answer (restarting?): the file is still there, try later
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,11 @@ class Cancel:
 
     where: str
     entry: dict | None = None
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """The submission was withdrawn before it was posted (Ctrl-C): the server never saw it."""
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,12 @@ class _Step:
         self.save()  # before posting: the id is ours, so a crash here can only mean "lost", never "twice"
         self.out.append(Submit(rec.name, ev.server, ev.prompt_id))
 
+    def on_NotSent(self, ev: NotSent) -> None:
+        if self.shot.phase == "submitting":
+            self._unassign("pending")
+            self.shot.phase = "idle"
+            self.save()
+
     def on_Submitted(self, ev: Submitted) -> None:
         if self.shot.phase in ("submitting", "unconfirmed"):
             self.shot.phase, self.shot.last_event = "queued", self.now
@@ -433,8 +445,15 @@ class _Step:
                   frames=ev.frames)
 
     def on_DownloadFailed(self, ev: DownloadFailed) -> None:
-        if self.shot.phase in ("collecting", "cancelling"):
-            self._fail({"node": None, "class": None, "message": ev.message})
+        if self.shot.phase not in ("collecting", "cancelling"):
+            return
+        if ev.retry and self.shot.phase == "collecting":
+            self.shot.tries += 1
+            delay = self.rules.backoff[min(self.shot.tries - 1, len(self.rules.backoff) - 1)]
+            self.shot.retry_at = self.now + delay
+            self.emit("download_retry", reason=ev.message, retry_in=delay)
+            return
+        self._fail({"node": None, "class": None, "message": ev.message})
 
     # -- time ----------------------------------------------------------------------------------------
     def on_Tick(self, ev: Tick) -> None:
@@ -442,6 +461,9 @@ class _Step:
         if shot.phase == "waiting" and shot.retry_at is not None and self.now >= shot.retry_at:
             shot.phase, shot.retry_at = "submitting", None
             self.out.append(Submit(self.rec.name, self.rec.server, self.rec.prompt_id))
+        elif shot.phase == "collecting" and shot.retry_at is not None and self.now >= shot.retry_at:
+            shot.retry_at = None
+            self.out.append(Download(self.rec.name, self.rec.server, dict(shot.outputs)))
         elif shot.phase == "running" and self.now - shot.last_event > self.rules.shot_timeout:
             self.out.append(Interrupt(self.rec.name, self.rec.server, self.rec.prompt_id))
             node = shot.node
@@ -479,7 +501,8 @@ class _Step:
             status = (ev.entry.get("status") or {}).get("status_str")
             if failure is None and status != "error":  # it finished before the stop: keep the clip
                 self.shot.phase = "collecting"
-                self.out.append(Download(rec.name, rec.server, ev.entry.get("outputs") or self.shot.outputs))
+                self.shot.outputs = dict(ev.entry.get("outputs") or self.shot.outputs)
+                self.out.append(Download(rec.name, rec.server, dict(self.shot.outputs)))
                 return
             self._unassign("pending")
             self.shot.phase = "idle"
@@ -522,8 +545,9 @@ class _Step:
         if failure is not None or rec.error or (entry.get("status") or {}).get("status_str") == "error":
             self._fail(rec.error or _error_dict(failure))
             return
-        self.shot.phase = "collecting"
-        self.out.append(Download(rec.name, rec.server, entry.get("outputs") or dict(self.shot.outputs)))
+        self.shot.phase, self.shot.tries = "collecting", 0
+        self.shot.outputs = dict(entry.get("outputs") or self.shot.outputs)
+        self.out.append(Download(rec.name, rec.server, dict(self.shot.outputs)))
 
     def _fail(self, error: dict) -> None:
         self.rec.status, self.rec.error = "failed", error

@@ -90,6 +90,7 @@ class ServerPool:
         self.clock, self.times, self.inline = clock, times or PoolTimes(), inline
         self.sink: queue.Queue = sink or queue.Queue()
         self.collector = None if inline else ThreadPoolExecutor(max_workers=3, thread_name_prefix="collect")
+        self.unsent: dict[int, m.Submit] = {}  # submissions waiting for their server's worker
 
     # -- lifetime --------------------------------------------------------------------------------
     def open_streams(self) -> None:
@@ -221,7 +222,28 @@ class ServerPool:
             self.sink.put((effect.server, (effect.shot, m.DownloadFailed(f"{effect.server} is not in this run"))))
             return
         worker = self.collector if isinstance(effect, m.FetchHistory | m.Download) else server.worker
+        if isinstance(effect, m.Submit) and worker is not None:
+            key = id(effect)
+            self.unsent[key] = effect
+
+            def job():
+                if self.unsent.pop(key, None) is None:
+                    return None  # withdrawn by quiesce()
+                return self.execute(effect)
+
+            self._run(worker, server.url, job)
+            return
         self._run(worker, server.url, lambda: self.execute(effect))
+
+    def quiesce(self) -> list[m.Submit]:
+        """Stop the workers (a request already on the wire finishes; its answer reaches the sink)
+        and return the submissions that were never sent (Ctrl-C: those shots never reached a server)."""
+        withdrawn, self.unsent = list(self.unsent.values()), {}
+        for server in self.servers.values():
+            if server.worker:
+                server.worker.shutdown(wait=True, cancel_futures=True)
+                server.worker = None
+        return withdrawn
 
     def _run(self, worker: ThreadPoolExecutor | None, url: str, job: Callable) -> None:
         if worker is None:
@@ -267,5 +289,6 @@ class ServerPool:
         try:
             clip = fetch_clip(client, effect.outputs, spec.stem, spec.frames, spec.width, spec.height, spec.fps)
         except (ClipError, ServerError) as exc:
-            return m.DownloadFailed(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+            return m.DownloadFailed(exc.message + (f" ({exc.hint})" if exc.hint else ""),
+                                    retry=isinstance(exc, ServerError) and exc.transient)
         return m.Downloaded(clip.path.relative_to(self.film_dir).as_posix(), clip.sha256, clip.frames)

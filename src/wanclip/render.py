@@ -279,7 +279,7 @@ class Render:
 
     def _tick(self) -> None:
         for shot in list(self.shots.values()):
-            if shot.phase in ("running", "waiting") and not self.pool.down(shot.record.server):
+            if shot.phase in ("running", "waiting", "collecting") and not self.pool.down(shot.record.server):
                 self.feed(shot.name, m.Tick())
         dead, notes, given_up = self.pool.housekeeping()
         for note in notes:
@@ -345,8 +345,13 @@ class Render:
     def _cancel(self, exc: BaseException) -> Interrupted:
         """Touch only our own prompts: remove the queued ones, then interrupt the running one, and
         keep each prompt's id until the server confirms it is gone (a second Ctrl-C stops waiting)."""
+        if self.pool is None:
+            return Interrupted("interrupted before anything was submitted", "run the same command again",
+                               exit_code=exit_code_for(exc))
         self.sync = True
         try:
+            for effect in self.pool.quiesce():  # never posted: those shots are simply pending again
+                self.feed(effect.shot, m.NotSent())
             self.step()  # answers already here (a submission that went through) count
             self._ask_to_stop()
             deadline = self.clock() + self.options.cancel_wait

@@ -153,6 +153,8 @@ class RenderView:
             return f"lost ({data.get('reason', '')}): submitting again"
         if kind == "submit_retry":
             return f"not accepted yet ({data.get('reason', '')}): trying again in {data.get('retry_in', 0):g} s"
+        if kind == "download_retry":
+            return f"finished; its clip could not be fetched yet: trying again in {data.get('retry_in', 0):g} s"
         if kind == "cancelling":
             return "asked the server to stop it …"
         if kind == "cancelled":

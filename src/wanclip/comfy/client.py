@@ -124,7 +124,7 @@ class ComfyClient:
         except requests.RequestException as exc:
             raise ServerError(f"ComfyUI at {self.url} did not answer {method} {path}: {type(exc).__name__}",
                               "is ComfyUI running there? check the address and port (wanclip doctor)",
-                              server=self.url) from exc
+                              server=self.url, transient=True) from exc
 
     def _json(self, method: str, path: str, **kwargs):
         response = self._request(method, path, **kwargs)
@@ -238,7 +238,7 @@ class ComfyClient:
             if response.status_code >= 400:
                 raise ServerError(f"ComfyUI at {self.url} has no file {name} ({kind}): HTTP {response.status_code}",
                                   "the server may have been restarted or its output folder cleaned; rerun to "
-                                  "render the shot again", server=self.url)
+                                  "render the shot again", server=self.url, transient=response.status_code >= 500)
             announced = int(response.headers.get("Content-Length") or 0)
             if announced > limit:
                 raise ServerError(_too_big(name, self.url, announced, limit), _TOO_BIG_HINT, server=self.url)
@@ -254,7 +254,7 @@ class ComfyClient:
         except requests.RequestException as exc:
             part.unlink(missing_ok=True)
             raise ServerError(f"the download of {filename} from {self.url} broke off",
-                              "rerun: finished shots are kept", server=self.url) from exc
+                              "rerun: finished shots are kept", server=self.url, transient=True) from exc
         except OSError as exc:
             part.unlink(missing_ok=True)
             raise ServerError(f"cannot write {dest}: {_os_reason(exc)}", _os_hint(exc, dest.parent),

@@ -1,0 +1,262 @@
+"""`wanclip render` on the simulator when things go wrong, each as a new user met it (issue #9).
+
+Every test here failed (hung, looped, rendered twice, printed a secret or a traceback) before the
+render core was rebuilt; the defect's number is in the test's docstring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from helpers import ROOT, run_cli
+from test_render import events, render, successes, tiny_film
+from wanclip.errors import Interrupted, PreflightError
+from wanclip.ledger import load_ledger
+from wanclip.plan import plan_film
+from wanclip.render import RenderOptions, render_film
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def fast(**kw) -> dict:
+    return {"submit_backoff": (0.05, 0.1), "submit_tries": 3, "poll_interval": 0.1, **kw}
+
+
+def test_a_malformed_websocket_frame_is_dropped_and_the_render_finishes(sim, tmp_path):
+    """#1: a frame like {"type":"progress","data":{"value":"12%"}} killed the reader: the render hung."""
+    sim.faults.send_raw('{"type":"progress","data":{"value":"12%"}}', after_messages=3)
+    sim.faults.send_raw('{"type":"executed","data":{"output":[1]}}', after_messages=5)
+    result = render(sim.url, tiny_film(tmp_path, 3), tmp_path / "out", "--no-stitch")
+    assert result.exit_code == 0, result.output
+    assert len(successes(sim)) == 3
+
+
+def test_http_500_on_every_submission_refuses_the_render_before_any_gpu_work(sim, tmp_path):
+    """#2: a 500 on every POST /prompt looped forever as "lost ... submitting again"."""
+    sim.faults.fail_route("/prompt")
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+    seen = []
+    with pytest.raises(PreflightError, match="did not accept the prompt after 3 tries") as err:
+        render_film(plan, RenderOptions(servers=[sim.url], **fast()), seen.append)
+    assert err.value.exit_code == 2 and "HTTP 500" in err.value.message
+    assert "lost" not in [e.kind for e in seen] and [e.kind for e in seen].count("submit_retry") == 2
+    assert sim.log() == [] and {s.status for s in load_ledger(tmp_path / "out").shots} == {"pending"}
+
+
+def test_http_500_on_submissions_after_the_first_fails_those_shots_and_the_rest_finish(sim, tmp_path):
+    """#2: once something was accepted, a prompt the server never takes fails its shot (exit 1)."""
+    plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
+
+    def on_event(event):
+        if event.kind == "submitted" and event.shot == "shot-1":
+            sim.faults.fail_route("/prompt")
+
+    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False, **fast()), on_event)
+    assert result.exit_code == 1
+    ledger = result.ledger
+    assert [s.status for s in ledger.shots] == ["done", "failed", "failed"]
+    assert "HTTP 500" in ledger.shot("shot-2").error["message"] and len(successes(sim)) == 1
+
+
+def test_a_transient_500_and_a_lost_answer_render_every_shot_exactly_once(sim, tmp_path):
+    """#2 and #10's rule: a POST whose answer was lost is looked up, never blindly sent again."""
+    sim.faults.fail_route("/prompt", times=2)
+    sim.faults.bad_gateway_after("/prompt", times=1)  # queued, but the proxy answered 502
+    plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
+    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False, **fast()))
+    assert result.exit_code == 0
+    log = successes(sim)
+    assert len(log) == 3 and {e["prompt_id"] for e in log} == {s.prompt_id for s in result.ledger.shots}
+
+
+def test_ctrl_c_while_the_server_answers_errors_keeps_every_prompt_and_renders_none_twice(sim, tmp_path):
+    """#3: the cancel swallowed the errors, forgot every prompt id: 3 shots became 6 renders."""
+    sim.engine.config.step_seconds = 0.1
+    try:
+        plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
+
+        def on_event(event):
+            if event.kind == "started":
+                for route in ("/queue", "/interrupt", "/history", "/api/jobs"):
+                    sim.faults.fail_route(route)
+                raise KeyboardInterrupt
+
+        with pytest.raises(Interrupted) as err:
+            render_film(plan, RenderOptions(servers=[sim.url], stitch=False), on_event)
+        assert "still on the server: shot-1 (running)" in err.value.message
+        ledger = load_ledger(tmp_path / "out")
+        assert [s.status for s in ledger.shots] == ["running", "queued", "queued"]
+        assert all(s.prompt_id for s in ledger.shots)
+        sim.faults.clear()
+        result = render(sim.url, tmp_path / "film.yaml", tmp_path / "out", "--no-stitch")
+        assert result.exit_code == 0, result.output
+    finally:
+        sim.engine.config.step_seconds = 0.005
+    log = successes(sim)
+    assert len(log) == 3 and {e["prompt_id"] for e in log} == {s.prompt_id for s in ledger.shots}
+
+
+def test_the_only_server_restarting_for_seconds_is_waited_for_not_abandoned(sim, tmp_path):
+    """#4: a single-server render aborted after 30 s unreachable; a ComfyUI restart takes 20-90 s."""
+    sim.faults.down_for(2.0, during=2)
+    plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
+    seen = []
+    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False, server_grace=0.5,
+                                             **fast()), seen.append)
+    kinds = [e.kind for e in seen]
+    assert result.exit_code == 0 and "server_down" not in kinds and "server_back" in kinds
+    assert [s.status for s in result.ledger.shots] == ["done"] * 3
+    assert sorted({e.shot for e in seen if e.kind == "lost"}) == ["shot-2", "shot-3"]
+
+
+def _wait_for(predicate, seconds: float = 30.0, message=lambda: "") -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, message()
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("command", ["render", "clip"])
+def test_sigterm_stops_our_prompts_on_the_server_and_exits_143(sim, tmp_path, command):
+    """#5: SIGTERM (docker stop, CI cancel) left our running and queued prompts on the GPU server."""
+    sim.faults.stall_prompt(1)
+    out = tmp_path / "out"
+    args = ["render", str(tiny_film(tmp_path, 3)), "--no-stitch"] if command == "render" else \
+        ["clip", "a fox", "--frames", "5", "--width", "64", "--height", "64"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with subprocess.Popen([sys.executable, "-m", "wanclip", *args, "--server", sim.url, "--out", str(out),
+                           "--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        _wait_for(lambda: any(e.get("status") == "running" for e in requests.get(sim.url + "/sim/log",
+                                                                              timeout=5).json()))
+        _wait_for(lambda: (out / "ledger.json").exists() and load_ledger(out).shots[0].status == "running")
+        proc.send_signal(signal.SIGTERM)
+        stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 143
+    last = json.loads(stdout.strip().splitlines()[-1])
+    assert last["event"] == "error" and last["exit_code"] == 143
+    queue = requests.get(sim.url + "/queue", timeout=5).json()
+    assert queue["queue_running"] == [] and queue["queue_pending"] == []
+    assert [e["status"] for e in sim.log()] == ["interrupted"]
+    assert {s.status for s in load_ledger(out).shots} == {"pending"}
+
+
+def test_interrupted_is_said_only_once_the_server_stopped_the_prompt(sim, tmp_path):
+    """#14: ComfyUI honours an interrupt at its next check; wanclip claimed "interrupted" at once."""
+    sim.faults.stall_prompt(1).slow_interrupt(0.5)
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+    seen = []
+
+    def on_event(event):
+        seen.append(event)
+        if event.kind == "started":
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as err:
+        render_film(plan, RenderOptions(servers=[sim.url], stitch=False), on_event)
+    kinds = [(e.kind, e.shot) for e in seen]
+    assert kinds.index(("cancelling", "shot-1")) < kinds.index(("cancelled", "shot-1"))
+    assert "none of our prompts is left on the server" in err.value.message
+    assert [(s.status, s.prompt_id) for s in load_ledger(tmp_path / "out").shots] == [("pending", None)] * 2
+
+
+def test_a_stop_the_server_has_not_honoured_yet_keeps_the_prompt_and_the_next_run_renders_it(sim, tmp_path):
+    """#14: the prompt keeps its id until the server confirms; the message says it was asked to stop."""
+    sim.faults.stall_prompt(1).slow_interrupt(1.5)
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+
+    def on_event(event):
+        if event.kind == "started":
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as err:
+        render_film(plan, RenderOptions(servers=[sim.url], stitch=False, cancel_wait=0.3), on_event)
+    assert "shot-1 (asked to stop)" in err.value.message
+    record = load_ledger(tmp_path / "out").shot("shot-1")
+    assert record.prompt_id and record.cancelled and record.status == "running"
+    _wait_for(lambda: [e["status"] for e in sim.log()] == ["interrupted"], message=lambda: (sim.log(), requests.get(sim.url + "/queue", timeout=5).json()))
+    sim.faults.clear()
+    result = render(sim.url, tmp_path / "film.yaml", tmp_path / "out", "--no-stitch")
+    assert result.exit_code == 0, result.output
+    assert [s.status for s in load_ledger(tmp_path / "out").shots] == ["done", "done"]
+    assert len(successes(sim)) == 2
+
+
+def test_a_server_streaming_forever_fails_the_shot_without_filling_the_disk(sim, tmp_path):
+    """#9: /view had no size bound."""
+    sim.faults.endless_view()
+    plan = plan_film(tiny_film(tmp_path, 1), out=tmp_path / "out")
+    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False))
+    error = result.ledger.shots[0].error["message"]
+    assert result.exit_code == 1 and "sent more than 67 MB" in error
+    assert not list((tmp_path / "out").rglob("*.part")) and not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def test_a_full_disk_while_downloading_a_clip_fails_that_shot_with_a_message(sim, tmp_path):
+    """#8: ENOSPC while downloading a clip was a traceback."""
+    clips = tmp_path / "out" / "clips"
+    clips.mkdir(parents=True)
+    (clips / "01_shot-1.mp4.part").symlink_to("/dev/full")  # every write there fails with ENOSPC
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False))
+    ledger = result.ledger
+    assert [s.status for s in ledger.shots] == ["failed", "done"]
+    assert "the disk is full" in ledger.shot("shot-1").error["message"]
+    assert "free some space" in ledger.shot("shot-1").error["message"]
+    assert not (clips / "01_shot-1.mp4.part").exists()
+
+
+@pytest.mark.parametrize("url,why", [("alice:SECRETPW@127.0.0.1:8188", "not a server URL"),
+                                     ("http://alice:SECRETPW@127.0.0.1:99999", "port is not a number"),
+                                     ("http://alice:SECRETPW@[::1", "not a valid name or IPv6")])
+def test_a_bad_server_url_is_refused_without_echoing_its_password(tmp_path, url, why):
+    """#7 and #8: the password was printed; a bad port or IPv6 address was a traceback."""
+    result = run_cli("render", tiny_film(tmp_path, 1), "-s", url, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and why in result.stderr
+    assert "SECRETPW" not in result.output and "alice" not in result.output
+
+
+def test_a_malformed_header_is_refused_without_echoing_it(tmp_path):
+    """#7: `-H SECRETTOKEN` printed the token."""
+    result = run_cli("render", tiny_film(tmp_path, 1), "-H", "SECRETTOKEN", "--out", tmp_path / "out", "--json")
+    assert result.exit_code == 2 and "SECRETTOKEN" not in result.output
+    assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == 2
+
+
+def test_without_a_terminal_each_shot_state_change_is_one_plain_line(sim, tmp_path):
+    """#13: in CI, nohup or a pipe a 5-minute render printed one line, then nothing until the end."""
+    result = run_cli("render", tiny_film(tmp_path, 2), "--server", sim.url, "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert f"[1/2] shot-1: queued on {sim.url}" in lines
+    assert any(line.startswith("[2/2] shot-2: done in ") for line in lines)
+    assert lines.index(f"[1/2] shot-1: queued on {sim.url}") < next(
+        i for i, line in enumerate(lines) if line.startswith("[1/2] shot-1: done in "))
+
+
+def test_json_mode_always_ends_with_one_event_carrying_the_exit_code(tmp_path):
+    """#15: --json errors were plain stderr text."""
+    result = run_cli("render", tiny_film(tmp_path, 1), "--server", "http://127.0.0.1:9", "--out",
+                     tmp_path / "out", "--json")
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert result.exit_code == 2 and last["event"] == "error" and last["exit_code"] == 2
+
+
+def test_ledger_and_clips_are_written_with_the_same_permissions(sim, tmp_path):
+    """#15: the ledger was 0600 while the clips beside it were 0644."""
+    old = os.umask(0o022)
+    try:
+        result = render(sim.url, tiny_film(tmp_path, 1), tmp_path / "out", "--no-stitch")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0
+    out = tmp_path / "out"
+    assert (out / "ledger.json").stat().st_mode & 0o777 == 0o644
+    assert (out / "clips" / "01_shot-1.mp4").stat().st_mode & 0o777 == 0o644
