@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from helpers import ROOT, run_cli
-from test_render import events, render, successes, tiny_film
+from test_render import render, successes, tiny_film
 from wanclip.errors import Interrupted, PreflightError
 from wanclip.ledger import load_ledger
 from wanclip.plan import plan_film
