@@ -137,7 +137,7 @@ def _log_tail() -> str:
 
 def check_installed(models: Path, entries: list[dict]) -> None:
     for e in entries:
-        assert assets._hash_file(models / e["dest"]) == e["sha256"], f"{e['dest']} is wrong"
+        assert assets.sha256_file(models / e["dest"]) == e["sha256"], f"{e['dest']} is wrong"
 
 
 def main() -> None:

@@ -72,6 +72,10 @@ def test_whole_film_renders_clips_ledger_and_film(sim, tmp_path):
     film = media.probe(out / "film.mp4")
     assert abs(film.frames - (4 * 5 - 3 * 0.1 * 16)) <= 1  # Σ frames − overlaps, within a frame
     assert (out / "contact_sheet.png").is_file()
+    page = (out / "index.html").read_text(encoding="utf-8")  # the storyboard, written by render
+    assert "test shot number 4" in page and "clips/01_shot-1.mp4" in page
+    summary = events(result)[-1]
+    assert summary["page"] == str(out / "index.html") and summary["time"]["sampling"] > 0
     kinds = [e["event"] for e in events(result)]
     assert kinds.count("submitted") == 4 and kinds.count("done") == 4 and kinds[-1] == "summary"
     assert kinds.index("submitted") < kinds.index("started")
@@ -346,7 +350,7 @@ def test_rich_progress_prints_a_summary(sim, tmp_path):
     assert result.exit_code == 0
     assert "render summary" in result.stdout and "2/2 shots done" in result.stdout
     assert f"{sim.url}: ComfyUI 0.3.64 on cuda:0 wanclip simulated GPU" in result.stdout
-    assert "film:" in result.stdout
+    assert "film:" in result.stdout and "storyboard: " in result.stdout and "where the time went: " in result.stdout
 
 
 def test_rerun_keeps_the_stitched_film_when_clips_and_cuts_are_unchanged(sim, tmp_path):

@@ -7,9 +7,12 @@ replacing.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from wanclip import media
 from wanclip.errors import WanclipError
@@ -18,6 +21,9 @@ from wanclip.plan import Plan
 from wanclip.render import Render, RenderEvent, RenderOptions, RenderResult
 from wanclip.workflow import canonical_json
 
+log = logging.getLogger("wanclip.film")
+PAGE_EVENTS = ("plan", "done", "failed", "lost", "cancelled")  # the storyboard is rewritten on these
+
 
 @dataclass
 class FilmResult:
@@ -25,6 +31,7 @@ class FilmResult:
     film: object | None = None  # StitchResult when stitched
     note: str | None = None
     stitch_failed: bool = False
+    page: Path | None = None  # the storyboard, index.html
 
     @property
     def ledger(self) -> Ledger:
@@ -40,13 +47,61 @@ class FilmResult:
         return 1 if self.stitch_failed else self.render.exit_code
 
 
+class PageWriter:
+    """Keeps ``index.html`` current off the render loop: one writer thread, requests coalesced (a
+    burst of finished shots is one rewrite), a failure logged and never fatal to the render."""
+
+    def __init__(self, film_dir: Path, shots_file: Path | None):
+        self.film_dir, self.shots_file = Path(film_dir), shots_file
+        self._wanted = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="storyboard", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._wanted.wait(0.2):
+                self._wanted.clear()
+                self.write_now()
+
+    def write_now(self) -> None:
+        from wanclip.storyboard import write_page
+
+        try:
+            write_page(self.film_dir, shots_file=self.shots_file)
+        except Exception as exc:  # noqa: BLE001 - the page is a view; the film must not suffer for it
+            log.warning("could not write the storyboard page in %s: %s", self.film_dir, exc)
+
+    def close(self) -> None:
+        """Stop the thread and write the page once more, so it shows the end state."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.write_now()
+
+
 def make_film(plan: Plan, options: RenderOptions,
               on_event: Callable[[RenderEvent], None] = lambda event: None) -> FilmResult:
-    """Render every selected shot of ``plan``; then, when every shot is done, stitch the film."""
+    """Render every selected shot of ``plan``; then, when every shot is done, stitch the film.
+
+    ``index.html`` in the film folder (the storyboard) is rewritten as shots finish and at the end."""
     with film_lock(plan.out_dir):
-        result = FilmResult(Render(plan, options, on_event).run())
-        if options.stitch:
-            _stitch(result, on_event)
+        page = PageWriter(plan.out_dir, plan.shots_file if plan.shots_file.is_file() else None)
+
+        def watched(event: RenderEvent) -> None:
+            on_event(event)
+            if event.kind in PAGE_EVENTS:
+                page.request()
+
+        try:
+            result = FilmResult(Render(plan, options, watched).run())
+            if options.stitch:
+                _stitch(result, on_event)
+        finally:
+            page.close()
+    result.page = plan.out_dir / "index.html"
     return result
 
 

@@ -11,6 +11,7 @@ from wanclip.errors import EXIT_BAD_INPUT, PromptRejected
 from wanclip.film import FilmResult, make_film
 from wanclip.plan import Plan
 from wanclip.render import RenderOptions
+from wanclip.timings import describe, film_split
 
 
 def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False) -> FilmResult:
@@ -38,6 +39,7 @@ def summary(result: FilmResult, as_json: bool) -> None:
     if as_json:
         print_json({"event": "summary", "ledger": str(result.ledger.path), "exit_code": result.exit_code,
                     "film": str(result.film.output) if result.film else None, "note": result.note,
+                    "page": str(result.page) if result.page else None, "time": film_split(result.ledger),
                     "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
                                "error": s.error} for s in shots]})
         return
@@ -51,11 +53,16 @@ def summary(result: FilmResult, as_json: bool) -> None:
                       (s.server or "").split("//")[-1], detail)
     console.print(table)
     done = sum(s.status == "done" for s in shots)
-    console.print(f"{done}/{len(shots)} shots done; ledger: {result.ledger.path}")
+    console.print(f"{done}/{len(shots)} shot{'s' if len(shots) != 1 else ''} done; ledger: {result.ledger.path}")
     if result.film:
         console.print(f"film: {result.film.output} ({result.film.seconds:.2f} s)")
     if result.note:
         console.print(result.note)
+    if result.page and result.page.is_file():
+        console.print(f"storyboard: {result.page}")
+    split = describe(film_split(result.ledger))
+    if split:
+        console.print(f"where the time went: {split}")
 
 
 def rejected(error: PromptRejected) -> None:

@@ -1,0 +1,33 @@
+"""Where the time went: ComfyUI loads the experts inside text encode and the high-noise sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wanclip.ledger import Ledger, ShotRecord
+from wanclip.timings import describe, film_split
+
+
+def shot(index: int, server: str, **seconds) -> ShotRecord:
+    labels = {"text_encode": "text encode", "high": "high-noise sampler", "low": "low-noise sampler",
+              "decode": "decode", "combine": "combine", "load": "model load"}
+    return ShotRecord(index=index, name=f"s{index}", graph_sha256="g", seed=index, frames=81, width=832,
+                      height=480, fps=16.0, status="done", server=server, execution_start_ms=index,
+                      node_seconds={labels[k]: v for k, v in seconds.items()})
+
+
+def test_a_cold_first_shot_s_hidden_load_is_moved_to_model_load():
+    warm = dict(text_encode=1.0, high=7.0, low=6.8, decode=2.0, combine=1.7, load=0.0)
+    ledger = Ledger(path=Path("ledger.json"), film={"stitch_seconds": 3.0}, shots=[
+        shot(1, "a", text_encode=25.0, high=30.0, low=6.8, decode=2.0, combine=1.7, load=0.6),
+        shot(2, "a", **warm), shot(3, "a", **warm)])
+    split = film_split(ledger)
+    assert split["model load"] == 0.6 + 24.0 + 23.0
+    assert split["text encode"] == 3.0 and split["sampling"] == 3 * 7.0 + 3 * 6.8
+    assert split["decode"] == 6.0 and split["video encode"] == 5.1 and split["stitch"] == 3.0
+    assert describe(split).startswith("model load 47.6 s")
+
+
+def test_a_server_with_one_shot_keeps_its_times_as_reported():
+    ledger = Ledger(path=Path("ledger.json"), shots=[shot(1, "b", text_encode=25.0, high=30.0)])
+    assert film_split(ledger) == {"text encode": 25.0, "sampling": 30.0}
