@@ -1,0 +1,194 @@
+"""What one ComfyUI server speaks, learned once by feature detection, never by its version number.
+
+``detect(client)`` reads a handful of cheap, side-effect-free routes and returns ``Capabilities``.
+An unknown or future version gets the same probes; the version string is only shown.
+
+How each capability is learned:
+
+- **version**: ``system_stats.system.comfyui_version`` (shown only).
+- **/api prefix**: ``GET /api/system_stats`` answers ComfyUI's JSON (every version registers its
+  routes twice; Comfy Cloud and the v2 proxy speak only ``/api/...``). ``prefix()`` / ``route()``
+  tell the caller which form to use.
+- **features**: ``GET /api/features`` (else ``/features``); ``{}`` when neither exists.
+- **jobs API**: ``GET /api/jobs?limit=1`` answers ``{"jobs": [...]}`` and ``GET /api/jobs/<a random
+  uuid>`` answers 404 ``{"error": "Job not found"}`` (a bare 404 or a 405 means no route).
+- **cancel routes**: ``POST /api/jobs/cancel`` with ``{}``: a server with the route refuses that body
+  with 400 ("job_ids must be a list") before it looks at any job, so nothing of anyone's can be
+  cancelled; 404 (0.3.64) or 405 (0.9.2: only the GET route matches the path) means no route.
+  The per-id form ``POST /api/jobs/{id}/cancel`` arrived with the batch form (same commit) and is
+  assumed with it.
+- **node replacements**: ``GET /api/node_replacements`` (else without prefix) answers a JSON map
+  ``{old_class: [{new_node_id, old_node_id, input_mapping, output_mapping}, ...]}``.
+
+Inferred (no probe can show them without posting a prompt or holding a socket open):
+
+- **duplicate ids**: ``"refused"`` (a re-posted ``prompt_id`` answers 409) when the cancel routes
+  exist, else ``"re-run"`` (0.3.64 and the recorded 0.9.2 queue it again and render it twice). The
+  409 and the cancel routes both come with ``validate_job_id`` in the newer server code; no
+  release between them was read. A caller should still look a lost id up before posting it again
+  (one ``GET /api/jobs/{id}`` where the jobs API exists) and treat a 409 as "already there".
+- **credential handshake**: ``features.comfy_api_credentials`` is present (its
+  ``websocket_auth_message`` names the frame; ``"credential_auth"`` when absent). The server asks
+  for it only over TLS or from a loopback peer; the first ``status`` frame's ``credential_key``
+  is the evidence at run time.
+- **progress_state**: sent by every server with ``/features`` (both arrived mid-2025, before
+  0.3.64); ``activity`` and ``seconds`` in its nodes are inferred from the newer feature flags
+  (``node_replacements`` / ``comfy_api_credentials`` / ``assets``, none in 0.9.2, which lacks them).
+  A client should read them per message whenever present and fall back when absent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from wanclip.comfy.client import ComfyClient
+from wanclip.errors import ServerError
+
+API_PREFIX = "/api"
+# /features keys that only servers newer than 0.9.2 send (comfy_api/feature_flags.py, drift §1.4)
+NEWER_FLAGS = ("node_replacements", "comfy_api_credentials", "assets", "supports_model_type_tags")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """One server's protocol, as ``detect`` found it. ``describe()`` is the one-line summary."""
+
+    url: str
+    version: str | None = None
+    api_prefix: bool = False  # routes answer under /api/...
+    features: dict = field(default_factory=dict)  # /features ({} when the route is missing)
+    jobs_list: bool = False  # GET /api/jobs
+    jobs_get: bool = False  # GET /api/jobs/{id}
+    jobs_cancel: bool = False  # POST /api/jobs/cancel and POST /api/jobs/{id}/cancel
+    node_replacements: dict | None = None  # GET /node_replacements; None: no such route
+    duplicate_ids: str = "re-run"  # "refused" (409) or "re-run" [inferred]
+    credential_handshake: bool = False  # credential_auth on reconnect [inferred]
+    credential_message: str = "credential_auth"
+    progress_state: bool = False  # progress_state frames [inferred]
+    progress_activity: bool = False  # progress_state nodes carry activity / seconds [inferred]
+
+    @property
+    def jobs_api(self) -> str:
+        """``"no"``, ``"read-only"`` (GET routes only, 0.9.2) or ``"yes"`` (with the cancel routes)."""
+        if not self.jobs_get:
+            return "no"
+        return "yes" if self.jobs_cancel else "read-only"
+
+    def describe(self) -> str:
+        """``"ComfyUI 0.9.2: jobs API read-only, cancel routes no, duplicate ids re-run, ..."``"""
+        yes = {True: "yes", False: "no"}
+        progress = "yes (activity, seconds)" if self.progress_state and self.progress_activity else \
+            yes[self.progress_state]
+        replacements = "no" if self.node_replacements is None else f"yes ({len(self.node_replacements)})"
+        duplicate = "refused (409)" if self.duplicate_ids == "refused" else "re-run"
+        return (f"ComfyUI {self.version or '(unknown version)'}: jobs API {self.jobs_api}, "
+                f"cancel routes {yes[self.jobs_cancel]}, duplicate ids {duplicate}, "
+                f"credential handshake {yes[self.credential_handshake]}, progress_state {progress}, "
+                f"/api prefix {yes[self.api_prefix]}, node replacements {replacements}")
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "api_prefix": self.api_prefix, "features": self.features,
+                "jobs_api": self.jobs_api, "jobs_list": self.jobs_list, "jobs_cancel": self.jobs_cancel,
+                "node_replacements": self.node_replacements, "duplicate_ids": self.duplicate_ids,
+                "credential_handshake": self.credential_handshake, "progress_state": self.progress_state,
+                "progress_activity": self.progress_activity}
+
+    def replacement_for(self, class_type: str) -> str | None:
+        """The class the server would put in place of ``class_type`` (its first registered rule)."""
+        rules = (self.node_replacements or {}).get(class_type)
+        if isinstance(rules, list) and rules and isinstance(rules[0], dict):
+            new = rules[0].get("new_node_id")
+            return str(new) if new else None
+        return None
+
+
+def prefix(caps: Capabilities) -> str:
+    """``"/api"`` when the server answers there (preferred), else ``""``."""
+    return API_PREFIX if caps.api_prefix else ""
+
+
+def route(caps: Capabilities, path: str) -> str:
+    """``path`` (``"/prompt"``, ``"/history/ID"``) in the form this server answers: ``/api/prompt``
+    where the prefix works, else as given. ``/api/...`` paths (the jobs API) are left alone."""
+    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        return path
+    return prefix(caps) + path
+
+
+def detect(client: ComfyClient) -> Capabilities:
+    """Probe ``client``'s server once (about seven small requests) and say what it speaks.
+
+    Raises ``ServerError`` only when ``/system_stats`` cannot be read at all (the server is down or
+    is not ComfyUI); every other probe that fails counts as "not there"."""
+    stats, api_prefix = _system_stats(client)
+    version = (stats.get("system") or {}).get("comfyui_version") if isinstance(stats, dict) else None
+    pre = API_PREFIX if api_prefix else ""
+    features = _first_json(client, [pre + "/features", "/features"] if pre else ["/features"])
+    features = features if isinstance(features, dict) else None
+    jobs_list = _is_jobs_list(_probe(client, "GET", "/api/jobs", params={"limit": 1}))
+    jobs_get = _is_job_not_found(_probe(client, "GET", f"/api/jobs/{uuid.uuid4()}"))
+    jobs_cancel = jobs_get and _route_present(_probe(client, "POST", "/api/jobs/cancel", json={}))
+    replacements = _first_json(client, [pre + "/node_replacements", "/node_replacements"] if pre
+                               else ["/node_replacements"])
+    flags = features or {}
+    credentials = flags.get("comfy_api_credentials")
+    return Capabilities(
+        url=client.url, version=str(version) if version else None, api_prefix=api_prefix, features=flags,
+        jobs_list=jobs_list, jobs_get=jobs_get, jobs_cancel=jobs_cancel,
+        node_replacements=replacements if isinstance(replacements, dict) else None,
+        duplicate_ids="refused" if jobs_cancel else "re-run",
+        credential_handshake=isinstance(credentials, dict),
+        credential_message=str((credentials or {}).get("websocket_auth_message") or "credential_auth")
+        if isinstance(credentials, dict) else "credential_auth",
+        progress_state=features is not None,
+        progress_activity=features is not None and any(k in flags for k in NEWER_FLAGS),
+    )
+
+
+# -- probes ---------------------------------------------------------------------------------------
+def _probe(client: ComfyClient, method: str, path: str, **kwargs) -> tuple[int, object]:
+    """(status, parsed JSON or None). A server that does not answer raises ``ServerError``."""
+    response = client._request(method, path, **kwargs)
+    try:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return response.status_code, body
+    finally:
+        response.close()
+
+
+def _system_stats(client: ComfyClient) -> tuple[dict, bool]:
+    status, body = _probe(client, "GET", API_PREFIX + "/system_stats")
+    if status == 200 and isinstance(body, dict) and "system" in body:
+        return body, True
+    return client._json("GET", "/system_stats"), False  # its errors say what is wrong and what to do
+
+
+def _first_json(client: ComfyClient, paths: list[str]) -> object:
+    for path in dict.fromkeys(paths):
+        try:
+            status, body = _probe(client, "GET", path)
+        except ServerError:
+            return None
+        if status == 200 and body is not None:
+            return body
+    return None
+
+
+def _is_jobs_list(answer: tuple[int, object]) -> bool:
+    status, body = answer
+    return status == 200 and isinstance(body, dict) and isinstance(body.get("jobs"), list)
+
+
+def _is_job_not_found(answer: tuple[int, object]) -> bool:
+    status, body = answer
+    return (status == 404 and isinstance(body, dict) and "error" in body) or (
+        status == 200 and isinstance(body, dict) and "status" in body)
+
+
+def _route_present(answer: tuple[int, object]) -> bool:
+    status, _ = answer
+    return status in (200, 400, 422)
