@@ -31,4 +31,4 @@ docs: $(STAMP)
 	$(BIN)/python scripts/gen_readme_reference.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache out
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache  # never out/: the README says your films go there

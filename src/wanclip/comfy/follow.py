@@ -34,6 +34,21 @@ class Reconnected(Event):
     pass
 
 
+def close_quietly(ws) -> None:
+    """Close a websocket and its socket. websocket-client's ``close()`` does nothing once the peer
+    has gone (``connected`` is already false), which would leak the socket: ``shutdown()`` too."""
+    try:
+        ws.close()
+    except Exception:  # noqa: BLE001 - closing a broken socket may raise anything
+        pass
+    shutdown = getattr(ws, "shutdown", None)
+    if shutdown is not None:
+        try:
+            shutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 class EventStream:
     """The websocket of one server, read on a daemon thread into ``sink`` as ``(server_url, event)``.
 
@@ -73,10 +88,7 @@ class EventStream:
         with self._lock:
             ws, self._ws = self._ws, None
         if ws is not None:
-            try:
-                ws.close()
-            except Exception:  # noqa: BLE001 - closing a broken socket may raise anything
-                pass
+            close_quietly(ws)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -134,7 +146,7 @@ class EventStream:
                 continue
             with self._lock:
                 if self._stop.is_set():  # stopped while connecting: keep no socket open
-                    ws.close()
+                    close_quietly(ws)
                     return False
                 self._ws = ws
             return True
