@@ -7,18 +7,28 @@ among ComfyUI's choices, and the VAE is the 16-channel one the 14B experts need.
 A missing model file is never "fixed" by a file of another expert or model: the high-noise LoRA in
 place of the low-noise one, an i2v or 5B expert, Wan 2.1 for 2.2 all render a wrong film without
 any error. ``similar_model`` suggests only a file that is the same one under another spelling.
+
+Newer servers (drift §1.1) rewrite a node class they no longer have into its registered
+replacement before validating (``GET /node_replacements``): ``graph_checks`` takes that map and
+checks the graph as the server will run it. They also send ``(list of length N)`` and no
+``input_config`` for long lists in a 400: ``explain_rejection`` fills the allowed values back in
+from ``/object_info/{class}`` of the classes the errors name.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 
+from wanclip.errors import WanclipError
 from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, VHS_OUTPUT, is_link, model_files, shipped_graph
 
 WAN21_VAE = "wan_2.1_vae.safetensors"
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 WAN22_VAE = "wan2.2_vae.safetensors"
 CUSTOM_NODE_PACKS = {VHS_OUTPUT: "ComfyUI-VideoHelperSuite"}
 SETUP_COMMAND = "wanclip setup --comfy-dir DIR"
@@ -39,7 +49,9 @@ class Check:
 def combo_options(spec: object) -> list[str] | None:
     """The choices of a combo input in either encoding, or None when the input is no combo.
 
-    V1 nodes write ``[[opt, ...], {...}]``; V3 nodes write ``["COMBO", {"options": [...]}]``.
+    V1 nodes write ``[[opt, ...], {...}]``; V3 nodes write ``["COMBO", {"options": [...]}]``; a
+    newer server's DynamicCombo (SaveVideo's ``format``) writes ``["COMFY_DYNAMICCOMBO_V3",
+    {"options": [{"key": opt, "inputs": {...}}, ...]}]``: its keys are the choices.
     """
     if not isinstance(spec, list | tuple) or not spec:
         return None
@@ -47,6 +59,8 @@ def combo_options(spec: object) -> list[str] | None:
         return [str(o) for o in spec[0]]
     if spec[0] == "COMBO" and len(spec) > 1 and isinstance(spec[1], dict):
         return [str(o) for o in spec[1].get("options", [])]
+    if spec[0] == DYNAMIC_COMBO and len(spec) > 1 and isinstance(spec[1], dict):
+        return [str(o["key"]) for o in spec[1].get("options", []) if isinstance(o, dict) and "key" in o]
     return None
 
 
@@ -58,14 +72,51 @@ def input_spec(node_info: dict, name: str) -> object:
     return None
 
 
-def graph_checks(graph: dict, object_info: dict) -> list[Check]:
-    """Node classes exist, every model file name is among ComfyUI's choices, the VAE is the 16-channel one."""
+def graph_checks(graph: dict, object_info: dict, replacements: dict | None = None) -> list[Check]:
+    """Node classes exist, every model file name is among ComfyUI's choices, the VAE is the 16-channel one.
+
+    ``replacements`` is the server's ``/node_replacements`` map: a class the server lacks but would
+    replace by one it has is checked as that class (and said so), not refused as missing."""
+    graph, replaced = apply_replacements(graph, replacements or {}, object_info)
     checks = [_classes_check(graph, object_info)]
+    if replaced:
+        checks.append(Check("node replacements", True, "; ".join(
+            f"ComfyUI will run node {node_id} {old} as {new} (its registered replacement)"
+            for node_id, old, new in replaced)))
     checks += [check for node_id in sorted(graph, key=str)
                for check in _model_checks(node_id, graph[node_id], object_info)]
     checks += [_vae_check(node_id, node) for node_id, node in sorted(graph.items())
                if node.get("class_type") == "VAELoader" and isinstance(node["inputs"].get("vae_name"), str)]
     return checks
+
+
+def apply_replacements(graph: dict, replacements: dict, object_info: dict) -> tuple[dict, list[tuple[str, str, str]]]:
+    """The graph as a newer ComfyUI rewrites it before validation (``app/node_replace_manager.py``):
+    a node whose class the server lacks, with a registered replacement the server has, gets the
+    first replacement's class and its inputs mapped (``set_value`` / ``old_id`` -> ``new_id``).
+    Returns (a new graph, [(node id, old class, new class)]); ``graph`` is not changed."""
+    out, replaced = graph, []
+    for node_id in sorted(graph, key=str):
+        node = graph[node_id]
+        old = node.get("class_type")
+        rules = replacements.get(old) if old not in object_info else None
+        rule = rules[0] if isinstance(rules, list) and rules and isinstance(rules[0], dict) else None
+        new = rule.get("new_node_id") if rule else None
+        if not new or new not in object_info:
+            continue
+        if out is graph:
+            out = copy.deepcopy(graph)
+        inputs = {}
+        for mapping in rule.get("input_mapping") or []:
+            if not isinstance(mapping, dict) or "new_id" not in mapping:
+                continue
+            if "set_value" in mapping:
+                inputs[mapping["new_id"]] = mapping["set_value"]
+            elif mapping.get("old_id") in (node.get("inputs") or {}):
+                inputs[mapping["new_id"]] = node["inputs"][mapping["old_id"]]
+        out[node_id] = {**out[node_id], "class_type": new, "inputs": inputs}
+        replaced.append((str(node_id), str(old), str(new)))
+    return out, replaced
 
 
 def _classes_check(graph: dict, object_info: dict) -> Check:
@@ -170,3 +221,63 @@ def _vae_check(node_id: str, node: dict) -> Check:
         return Check("vae", True, f"node {node_id} loads {value}, the 16-channel Wan 2.1 VAE the 14B model needs")
     return Check("vae", True, f"node {node_id} loads {value}; make sure it is the 16-channel Wan 2.1 VAE "
                  f"({WAN21_VAE}), not the 48-channel {WAN22_VAE}")
+
+
+# -- a 400 from ComfyUI, explained ----------------------------------------------------------------------
+@dataclass
+class RejectedInput:
+    """One row of the 400 table: what ComfyUI refused, what it would take, and a safe did-you-mean."""
+
+    node: str
+    class_type: str
+    input: str
+    received: object = None  # the value sent (absent: None and has_received False)
+    has_received: bool = False
+    allowed: list[str] = field(default_factory=list)
+    problem: str = ""
+    did_you_mean: str | None = None
+
+
+def explain_rejection(node_errors: dict, object_info_for: Callable[[str], dict | None] | None = None
+                      ) -> list[RejectedInput]:
+    """The rows of a 400's ``node_errors``, with the allowed values even where the server left them
+    out: ``(list of length N)`` and ``input_config: None`` for long lists (model folders, samplers).
+
+    ``object_info_for(class_type)`` returns that class's ``/object_info`` entry (or None); it is
+    called at most once per class, only for classes whose errors lack their choices, and a
+    failure (a ``WanclipError``, e.g. the server went away) only leaves those choices out."""
+    infos: dict[str, dict | None] = {}
+
+    def info(class_type: str) -> dict | None:
+        if class_type not in infos:
+            try:
+                infos[class_type] = object_info_for(class_type) if object_info_for else None
+            except WanclipError:
+                infos[class_type] = None
+        return infos[class_type]
+
+    rows = []
+    for node_id, entry in (node_errors or {}).items():
+        entry = entry if isinstance(entry, dict) else {}
+        class_type = str(entry.get("class_type") or "")
+        for item in entry.get("errors") or []:
+            if not isinstance(item, dict):
+                continue
+            extra = item.get("extra_info") if isinstance(item.get("extra_info"), dict) else {}
+            name = str(extra.get("input_name") or "")
+            allowed = _config_options(extra.get("input_config"))
+            if allowed is None and name and class_type and item.get("type") == "value_not_in_list":
+                node_info = info(class_type)
+                allowed = combo_options(input_spec(node_info, name)) if isinstance(node_info, dict) else None
+            received = extra.get("received_value")
+            meant = similar_model(received, allowed) if allowed and isinstance(received, str) else None
+            details = item.get("details")
+            problem = f"{item.get('message', '')}: {details}" if details else str(item.get("message", ""))
+            rows.append(RejectedInput(str(node_id), class_type, name, received, "received_value" in extra,
+                                      allowed or [], problem, meant))
+    return rows
+
+
+def _config_options(config: object) -> list[str] | None:
+    """The choices an error's ``input_config`` still carries (V1 list or V3 COMBO), else None."""
+    return combo_options(config) if isinstance(config, list | tuple) else None

@@ -1,8 +1,9 @@
 """``wanclip doctor``: every check, each a named result with the fix, for one server.
 
 The graph checks are ``wanclip.checks`` (render's preflight runs the same ones); ``run_doctor``
-adds what needs the server or the disk: reachability and version, the GPU, the model files
-ComfyUI lists, the files on disk (through the setup manifest), free space for outputs.
+adds what needs the server or the disk: reachability and version, what the server speaks
+("ComfyUI features": ``comfy.capabilities``), the GPU, the model files ComfyUI lists, the files on
+disk (through the setup manifest), free space for outputs.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wanclip import assets
+from wanclip import assets, nodepack
 from wanclip.checks import Check, graph_checks, model_check
+from wanclip.comfy.capabilities import Capabilities, detect
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
+from wanclip.preflight import graph_object_info
 from wanclip.workflow import shipped_graph
 
 MIN_FREE_OUTPUT = 5_000_000_000  # a film of a few hundred clips, plus the stitched result
@@ -25,6 +28,7 @@ MIN_FREE_OUTPUT = 5_000_000_000  # a film of a few hundred clips, plus the stitc
 class DoctorReport:
     server: str
     checks: list[Check] = field(default_factory=list)
+    capabilities: Capabilities | None = None
 
     @property
     def ok(self) -> bool:
@@ -35,7 +39,8 @@ class DoctorReport:
         return [c for c in self.checks if not c.ok]
 
     def to_dict(self) -> dict:
-        return {"server": self.server, "ok": self.ok, "checks": [asdict(c) for c in self.checks]}
+        return {"server": self.server, "ok": self.ok, "checks": [asdict(c) for c in self.checks],
+                "capabilities": self.capabilities.to_dict() if self.capabilities else None}
 
 
 def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dict | None = None,
@@ -45,7 +50,7 @@ def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dic
     graph = graph if graph is not None else shipped_graph()
     items = manifest if manifest is not None else assets.load_manifest()
     report = DoctorReport(client.url)
-    server = _server_checks(client, graph, items)
+    server, report.capabilities = _server_checks(client, graph, items)
     report.checks += server
     if comfy_dir is not None:
         report.checks += disk_checks(items, Path(comfy_dir))
@@ -53,18 +58,21 @@ def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dic
     return report
 
 
-def _server_checks(client: ComfyClient, graph: dict, items: list[assets.ModelFile]) -> list[Check]:
+def _server_checks(client: ComfyClient, graph: dict, items: list[assets.ModelFile]
+                   ) -> tuple[list[Check], Capabilities | None]:
     try:
-        stats = client.system_stats()
-        object_info = client.object_info()
+        caps = detect(client)
+        object_info = graph_object_info(client, {n["class_type"] for n in graph.values()}, caps)
         listed = {folder: client.models(folder) for folder in sorted({i.folder for i in items})}
     except ServerError as exc:
-        return [Check("server", False, exc.message, exc.hint)]
-    checks = [_version_check(client.url, stats), gpu_check(stats)]
+        return [Check("server", False, exc.message, exc.hint)], None
+    checks = [_version_check(client.url, caps.system_stats), Check("ComfyUI features", True, caps.describe()),
+              gpu_check(caps.system_stats)]
     checks += [listed_check(item, listed[item.folder]) for item in items]
     names = {c.name for c in checks}
-    checks += [c for c in graph_checks(graph, object_info) if c.name not in names]
-    return checks
+    checks += [c for c in graph_checks(graph, object_info, caps.node_replacements) if c.name not in names]
+    checks.append(nodepack.server_check(client, object_info))  # informational: the optional node pack
+    return checks, caps
 
 
 def _version_check(url: str, stats: dict) -> Check:

@@ -1,11 +1,17 @@
 """Checks before any GPU work: each server answers, has every node class and model file the film's
-graphs use, and loads the 16-channel VAE. One failure refuses the whole render (exit 2)."""
+graphs use, and loads the 16-channel VAE. One failure refuses the whole render (exit 2).
+
+Each server's capabilities are detected here (``comfy.capabilities.detect``) and handed back in
+``ServerInfo.capabilities``, so the render does not probe twice. Only the graphs' own classes are
+read (``/object_info/{class}``), plus the classes a newer server would replace a missing one by.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from wanclip.checks import Check, graph_checks
+from wanclip.comfy.capabilities import Capabilities, detect, object_info
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import PreflightError, ServerError
 from wanclip.workflow import canonical_json, model_files
@@ -16,6 +22,7 @@ class ServerInfo:
     url: str
     version: str
     device: str
+    capabilities: Capabilities | None = None
 
 
 def _distinct(graphs: list[dict]) -> list[dict]:
@@ -32,23 +39,36 @@ def _distinct(graphs: list[dict]) -> list[dict]:
 
 def preflight(clients: list[ComfyClient], graphs: list[dict]) -> list[ServerInfo]:
     infos, failed = [], []
+    distinct = _distinct(graphs)
+    classes = {n["class_type"] for g in distinct for n in g.values()}
     for client in clients:
         try:
-            stats, object_info = client.system_stats(), client.object_info()
+            caps = detect(client)
+            info = graph_object_info(client, classes, caps)
         except ServerError as exc:
             raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
-        infos.append(_info(client.url, stats))
-        failed += [(client.url, c) for g in _distinct(graphs) for c in graph_checks(g, object_info) if not c.ok]
+        infos.append(_info(client.url, caps.system_stats, caps))
+        failed += [(client.url, c) for g in distinct for c in graph_checks(g, info, caps.node_replacements)
+                   if not c.ok]
     if failed:
         raise PreflightError(_describe(failed), "nothing was submitted; fix the above and rerun "
                                                 "(`wanclip doctor` shows every check)")
     return infos
 
 
-def _info(url: str, stats: dict) -> ServerInfo:
+def graph_object_info(client: ComfyClient, classes: set[str], caps: Capabilities) -> dict:
+    """``/object_info`` of ``classes``, and of the class a newer server would run a missing one as."""
+    info = object_info(client, classes, caps)
+    targets = {caps.replacement_for(c) for c in set(classes) - set(info)} - {None} - set(info)
+    if targets:
+        info.update(object_info(client, targets, caps))
+    return info
+
+
+def _info(url: str, stats: dict, caps: Capabilities | None = None) -> ServerInfo:
     version = (stats.get("system") or {}).get("comfyui_version") or "?"
     devices = stats.get("devices") or [{}]
-    return ServerInfo(url, version, str(devices[0].get("name", "?")).split(" : ")[0])
+    return ServerInfo(url, version, str(devices[0].get("name", "?")).split(" : ")[0], caps)
 
 
 def _describe(failed: list[tuple[str, Check]]) -> str:

@@ -34,8 +34,8 @@ def doctor(
     with handle_errors(as_json=as_json):
         graph = load_graph(workflow) if workflow else None
         for url in server_list(server):
-            client = ComfyClient(url, headers=config.extra_headers())
-            reports.append(run_doctor(client, comfy_dir, graph=graph))
+            with ComfyClient(url, headers=config.extra_headers()) as client:
+                reports.append(run_doctor(client, comfy_dir, graph=graph))
             if as_json:
                 print_json(reports[-1].to_dict())
             else:
