@@ -106,14 +106,18 @@ def apply_replacements(graph: dict, replacements: dict, object_info: dict) -> tu
             continue
         if out is graph:
             out = copy.deepcopy(graph)
-        inputs = {}
-        for mapping in rule.get("input_mapping") or []:
-            if not isinstance(mapping, dict) or "new_id" not in mapping:
-                continue
-            if "set_value" in mapping:
-                inputs[mapping["new_id"]] = mapping["set_value"]
-            elif mapping.get("old_id") in (node.get("inputs") or {}):
-                inputs[mapping["new_id"]] = node["inputs"][mapping["old_id"]]
+        old_inputs, mappings = node.get("inputs") or {}, rule.get("input_mapping")
+        if isinstance(mappings, dict):  # {old_id: new_id}, the unmapped inputs kept (wanclip's simulator)
+            inputs = {str(mappings.get(k, k)): v for k, v in old_inputs.items()}
+        else:  # ComfyUI: [{new_id, old_id | set_value}], only the mapped inputs survive
+            inputs = {}
+            for mapping in mappings or []:
+                if not isinstance(mapping, dict) or "new_id" not in mapping:
+                    continue
+                if "set_value" in mapping:
+                    inputs[mapping["new_id"]] = mapping["set_value"]
+                elif mapping.get("old_id") in old_inputs:
+                    inputs[mapping["new_id"]] = old_inputs[mapping["old_id"]]
         out[node_id] = {**out[node_id], "class_type": new, "inputs": inputs}
         replaced.append((str(node_id), str(old), str(new)))
     return out, replaced

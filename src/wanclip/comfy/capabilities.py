@@ -39,8 +39,10 @@ Inferred (no probe can show them without posting a prompt or holding a socket op
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
@@ -67,6 +69,7 @@ class Capabilities:
     credential_message: str = "credential_auth"
     progress_state: bool = False  # progress_state frames [inferred]
     progress_activity: bool = False  # progress_state nodes carry activity / seconds [inferred]
+    system_stats: dict = field(default_factory=dict, repr=False, compare=False)  # as read
 
     @property
     def jobs_api(self) -> str:
@@ -143,7 +146,28 @@ def detect(client: ComfyClient) -> Capabilities:
         if isinstance(credentials, dict) else "credential_auth",
         progress_state=features is not None,
         progress_activity=features is not None and any(k in flags for k in NEWER_FLAGS),
+        system_stats=stats if isinstance(stats, dict) else {},
     )
+
+
+def object_info(client: ComfyClient, classes, caps: Capabilities | None = None) -> dict:
+    """``/object_info/{class}`` for just these classes, merged into one ``/object_info``-shaped dict.
+
+    Never the whole ``/object_info``: on newer servers every full read also starts an asset scan of
+    the models, input and output folders, and it is 600+ classes for the dozen a graph uses. A
+    class the server does not have is absent from the result (ComfyUI answers ``{}`` for it)."""
+    out: dict = {}
+    for name in sorted({str(c) for c in classes}):
+        path = f"/object_info/{quote(name, safe='')}"
+        info = client._json("GET", route(caps, path) if caps else path)
+        if isinstance(info, dict) and isinstance(info.get(name), dict):
+            out[name] = info[name]
+    return out
+
+
+def object_info_for(client: ComfyClient, caps: Capabilities | None = None):
+    """``class_type -> its /object_info entry or None``: what ``checks.explain_rejection`` takes."""
+    return lambda class_type: object_info(client, [class_type], caps).get(class_type)
 
 
 # -- probes ---------------------------------------------------------------------------------------
@@ -192,3 +216,16 @@ def _is_job_not_found(answer: tuple[int, object]) -> bool:
 def _route_present(answer: tuple[int, object]) -> bool:
     status, _ = answer
     return status in (200, 400, 422)
+
+
+_REFUSED_AT = re.compile(r"^ComfyUI at (https?://\S+) refused")
+
+
+def rejection_server(error) -> str | None:
+    """The (printable, credential-free) URL of the server that refused a prompt: the error's
+    ``server`` where the render set it, else the one ``ComfyClient.submit`` names in its message."""
+    server = getattr(error, "server", None)
+    if server:
+        return str(server)
+    match = _REFUSED_AT.match(str(getattr(error, "message", "") or ""))
+    return match.group(1) if match else None
