@@ -65,19 +65,40 @@ def summary(result: FilmResult, as_json: bool) -> None:
         console.print(f"where the time went: {split}")
 
 
-def rejected(error: PromptRejected) -> None:
-    """A 400 from ComfyUI as a table: node, class, input, received value, allowed values."""
+def rejected(error: PromptRejected, object_info_for=None) -> None:
+    """A 400 from ComfyUI as a table: node, class, input, received value, allowed values.
+
+    Where the server left the allowed values out (``(list of length N)``), they come from its
+    ``/object_info/{class}`` (``object_info_for``, else read from the server that refused it)."""
+    from wanclip import config
+    from wanclip.checks import explain_rejection
+    from wanclip.comfy.capabilities import object_info_for as fetcher
+    from wanclip.comfy.capabilities import rejection_server
+    from wanclip.comfy.client import ComfyClient
+    from wanclip.errors import WanclipError
+
+    client = None
+    if object_info_for is None and (server := rejection_server(error)):
+        try:
+            client = ComfyClient(server, headers=config.extra_headers(), timeout=10)
+            object_info_for = fetcher(client)
+        except WanclipError:
+            client = None
+    try:
+        rows = explain_rejection(error.node_errors, object_info_for)
+    finally:
+        if client is not None:
+            client.close()
     table = Table(title=f"ComfyUI refused shot {error.shot or ''}".strip())
     for column in ("node", "class", "input", "received", "allowed", "problem"):
         table.add_column(column, overflow="fold")
-    for node_id, info in (error.node_errors or {}).items():
-        for item in info.get("errors") or []:
-            extra = item.get("extra_info") or {}
-            config = extra.get("input_config")
-            allowed = config[0] if isinstance(config, list) and config and isinstance(config[0], list) else ""
-            table.add_row(str(node_id), str(info.get("class_type", "")), str(extra.get("input_name", "")),
-                          repr(extra.get("received_value", "")) if "received_value" in extra else "",
-                          ", ".join(map(str, allowed))[:300], f"{item.get('message', '')}: {item.get('details', '')}")
+    for row in rows:
+        allowed = ", ".join(row.allowed)
+        if len(allowed) > 300:
+            allowed = f"{allowed[:300]}… ({len(row.allowed)} in all)"
+        problem = row.problem + (f"; did you mean {row.did_you_mean!r}?" if row.did_you_mean else "")
+        table.add_row(row.node, row.class_type, row.input, repr(row.received) if row.has_received else "",
+                      allowed, problem)
     if table.row_count:
         err_console.print(table)
     top = error.error or {}
