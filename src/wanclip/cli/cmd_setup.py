@@ -36,8 +36,14 @@ def setup(
     workers: int = typer.Option(0, "--workers", min=0, help="Files fetched at once (0: all)."),
     check: bool = typer.Option(False, "--check", help="Verify only; exit 1 if anything is missing or wrong."),
     as_json: bool = typer.Option(False, "--json", help="JSON lines: events, then the result."),
+    nodes: bool = typer.Option(False, "--nodes", help="Install wanclip's ComfyUI node pack instead of the models: "
+                               "WanclipSaveVideo (the clip is encoded in the background, so the GPU does not wait "
+                               "~2 s per shot) into DIR/custom_nodes/wanclip_nodes, and VHS's ultrafast format file "
+                               "when VideoHelperSuite is there. Needs --comfy-dir; with --check, verify only."),
 ) -> None:
     """Download the Wan 2.2 14B model files into models/, resumable and sha256-verified."""
+    if nodes:
+        _setup_nodes(comfy_dir, models_dir, check, as_json)
     with handle_errors(as_json=as_json):
         target = _models_dir(comfy_dir, models_dir)
         items = assets.load_manifest(manifest)
@@ -48,6 +54,27 @@ def setup(
                                    token=config.hf_token(), from_dir=from_dir)
             result = _install(items, target, source, workers, as_json)
     _render(result, as_json)
+    raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
+
+
+def _setup_nodes(comfy_dir: Path | None, models_dir: Path | None, check: bool, as_json: bool) -> None:
+    from wanclip import nodepack
+
+    with handle_errors(as_json=as_json):
+        if comfy_dir is None or models_dir is not None:
+            raise AssetError("--nodes installs into ComfyUI's custom_nodes/: give --comfy-dir (not --models-dir)",
+                             "e.g. wanclip setup --nodes --comfy-dir ~/ComfyUI", exit_code=EXIT_BAD_INPUT)
+        result = nodepack.check(comfy_dir) if check else nodepack.install(comfy_dir)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        style = "green" if result.ok else "red"
+        console.print(f"[{style}]{result.status}[/]: {result.detail}")
+        if result.vhs_format:
+            console.print(f"VHS format {nodepack.VHS_FORMAT}: {result.vhs_format} ({result.vhs_format_path})",
+                          markup=False)
+        if result.fix:
+            console.print(f"  {'next' if result.ok else 'fix'}: {result.fix}", markup=False)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
 
 

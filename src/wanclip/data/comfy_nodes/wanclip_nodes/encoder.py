@@ -1,0 +1,341 @@
+"""The background clip encoder: frames in, an H.264 mp4 out, off ComfyUI's executor thread.
+
+Pure Python (numpy when it is there, as on every ComfyUI server): nothing here imports ComfyUI,
+so the logic is tested without it. One worker thread takes jobs from a bounded queue (a full
+queue blocks the caller instead of holding more clips' frames in RAM), converts each frame to
+uint8 exactly as VideoHelperSuite does (``clip(x * 255 + 0.5, 0, 255)``), pipes it to ffmpeg with
+VHS's ``video/h264-mp4`` arguments (same pixel format, CRF, colour tags: the same frames), writes
+``NAME.part`` and renames it to ``NAME`` when ffmpeg succeeded. A failure leaves no ``NAME`` but a
+``NAME.failed`` marker (JSON with the reason). Every outcome is reported through ``notify``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("wanclip_nodes")
+
+EVENT = "wanclip.video"
+PART = ".part"
+FAILED = ".failed"
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+PIX_FMTS = ("yuv420p", "yuv420p10le")
+# Our files: the core savers' naming (<stem>_00001_.mp4) plus .part. Nothing else is ever deleted.
+STALE_PART = re.compile(r".+_\d{5,}_\.(mp4|mkv|webm|mov)\.part")
+STDERR_TAIL = 2000
+
+
+class EncodeError(Exception):
+    pass
+
+
+def find_ffmpeg() -> str | None:
+    """``WANCLIP_FFMPEG``, VHS's ``VHS_FORCE_FFMPEG_PATH`` (the same binary VHS uses, the same
+    frames), imageio-ffmpeg's bundled binary, then ``ffmpeg`` on PATH."""
+    for name in ("WANCLIP_FFMPEG", "VHS_FORCE_FFMPEG_PATH"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - not installed, or its binary missing: try PATH
+        return shutil.which("ffmpeg")
+
+
+def ffmpeg_args(ffmpeg: str, width: int, height: int, fps: float, channels: int, crf: int, pix_fmt: str,
+                preset: str, out: str) -> list[str]:
+    """VideoHelperSuite's ``video/h264-mp4`` command (nodes.py + h264-mp4.json), writing ``out``.
+
+    ``-y`` instead of VHS's ``-n``: ``out`` is our own ``.part`` (created empty to reserve the name),
+    and ``-f mp4`` because its suffix does not say the container. ``medium`` is x264's default, so
+    it is not passed and the frames stay VHS's bit for bit."""
+    args = [ffmpeg, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgba" if channels == 4 else "rgb24",
+            "-color_range", "pc", "-colorspace", "rgb", "-color_primaries", "bt709", "-color_trc", "bt709",
+            "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+            "-y", "-c:v", "libx264"]
+    if preset != "medium":
+        args += ["-preset", preset]
+    return args + ["-pix_fmt", pix_fmt, "-crf", str(crf), "-vf", "scale=out_color_matrix=bt709",
+                   "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709",
+                   "-color_trc", "bt709", "-f", "mp4", out]
+
+
+def frame_shape(images) -> tuple[int, int, int, int]:
+    """(frames, height, width, channels) of an IMAGE batch ([T, H, W, C]) or a sequence of frames."""
+    shape = tuple(int(n) for n in getattr(images, "shape", ()))
+    if len(shape) != 4:
+        raise ValueError(f"images must be a batch of frames [frames, height, width, channels], got shape {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def to_uint8(frame) -> bytes:
+    """One float frame (0..1, [H, W, C]) as uint8 bytes, computed like VHS's ``tensor_to_bytes``.
+
+    A torch tensor is moved to the CPU here (in the worker); numpy does the maths when present.
+    Without numpy (tests) a flat float32/float64 buffer is converted in Python, and a uint8 buffer
+    is taken as it is."""
+    if hasattr(frame, "cpu"):
+        frame = frame.cpu()
+    if hasattr(frame, "numpy"):
+        frame = frame.numpy()
+    try:
+        import numpy as np
+    except ImportError:
+        np = None
+    if np is not None and not isinstance(frame, bytes | bytearray | memoryview | array):
+        a = np.asarray(frame)
+        if a.dtype == np.uint8:
+            return a.tobytes()
+        return np.clip(a * (2**8 - 1) + 0.5, 0, (2**8 - 1)).astype(np.uint8).tobytes()
+    view = memoryview(frame)
+    if view.ndim != 1:
+        view = view.cast("B").cast(view.format)
+    if view.format == "B":
+        return view.tobytes()
+    return bytes(int(min(max(v * (2**8 - 1) + 0.5, 0), 2**8 - 1)) for v in view)
+
+
+@dataclass
+class Job:
+    """One clip: the frames, the encode settings, where it goes, and what the event says about it."""
+
+    images: object  # [T, H, W, C] floats 0..1 (a torch tensor on a real server)
+    fps: float
+    final: str  # absolute path of the finished file
+    crf: int = 19
+    pix_fmt: str = "yuv420p"
+    preset: str = "medium"
+    info: dict = field(default_factory=dict)  # prompt_id, node, filename, subfolder, type (the event's)
+    sid: str | None = None  # the websocket client the event goes to (None: everyone)
+    queued_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def part(self) -> str:
+        return self.final + PART
+
+    @property
+    def failed(self) -> str:
+        return self.final + FAILED
+
+
+class Encoder:
+    """A worker thread, a bounded queue of jobs, one ffmpeg at a time.
+
+    ``notify(payload, sid)`` gets one dict per job: ``status`` "done" or "failed", ``message``,
+    ``frames``, ``bytes``, ``seconds`` (queued -> renamed) and the job's ``info``."""
+
+    def __init__(self, notify: Callable[[dict, str | None], None] | None = None, *, max_pending: int = 2,
+                 ffmpeg: str | None = None, start: bool = True):
+        self.notify = notify or (lambda payload, sid: None)
+        self.ffmpeg = ffmpeg
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max(1, max_pending))
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._current: Job | None = None
+        self._stopping = False
+        self._idle = threading.Condition(self._lock)
+        self._busy = 0  # jobs submitted and not yet reported
+        self._thread = threading.Thread(target=self._work, name="wanclip-encoder", daemon=True)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        if not self._thread.is_alive():
+            self._thread.start()
+
+    # -- the executor's side -----------------------------------------------------------------------
+    def submit(self, job: Job, timeout: float | None = None) -> None:
+        """Queue a job; blocks while ``max_pending`` jobs are already waiting (``queue.Full`` after
+        ``timeout``). The ``.part`` must exist already: it reserves the name."""
+        with self._lock:
+            if self._stopping:
+                raise EncodeError("the encoder is shut down (ComfyUI is exiting)")
+            self._busy += 1
+        if self._jobs.full():
+            log.info("wanclip: %d clip(s) waiting for the encoder; the next waits for a free slot",
+                     self._jobs.qsize())
+        try:
+            self._jobs.put(job, timeout=timeout)
+        except BaseException:
+            with self._lock:
+                self._busy -= 1
+                self._idle.notify_all()
+            raise
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """True once every submitted job was reported (for tests and a clean exit)."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def pending(self) -> int:
+        return self._jobs.qsize()
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Kill a running ffmpeg, fail every queued job (no ``.part`` left), stop the worker."""
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(OSError):
+                proc.kill()
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                self._fail(job, "ComfyUI shut down before the clip was encoded", frames=0)
+        with contextlib.suppress(queue.Full):
+            self._jobs.put_nowait(None)
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- the worker ---------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            with self._lock:
+                self._current = job
+            try:
+                self._encode(job)
+            except Exception as exc:  # noqa: BLE001 - any failure becomes the job's failed marker
+                self._fail(job, f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._lock:
+                    self._current = None
+            if self._stopping:
+                return
+
+    def _encode(self, job: Job) -> None:
+        count, height, width, channels = frame_shape(job.images)
+        ffmpeg = self.ffmpeg or find_ffmpeg()
+        if not ffmpeg:
+            raise EncodeError("ffmpeg not found: install imageio-ffmpeg in ComfyUI's Python or put ffmpeg "
+                              "on PATH (or set WANCLIP_FFMPEG)")
+        args = ffmpeg_args(ffmpeg, width, height, float(job.fps), channels, job.crf, job.pix_fmt, job.preset,
+                           job.part)
+        written = 0
+        with tempfile.TemporaryFile() as err:
+            with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err) as proc:
+                with self._lock:
+                    self._proc = proc
+                    stopping = self._stopping
+                try:
+                    if stopping:
+                        proc.kill()
+                    for i in range(count):
+                        proc.stdin.write(to_uint8(job.images[i]))
+                        written += 1
+                    proc.stdin.close()
+                except (BrokenPipeError, OSError):  # ffmpeg died (or was killed): its stderr says why
+                    pass
+                finally:
+                    if written < count and proc.poll() is None:
+                        proc.kill()  # a frame that failed to convert: never leave a half-fed ffmpeg
+                    with contextlib.suppress(OSError):
+                        proc.stdin.close()
+                    code = proc.wait()
+                    with self._lock:
+                        self._proc = None
+            err.seek(0)
+            stderr = err.read().decode(errors="replace").strip()[-STDERR_TAIL:]
+        if self._stopping:
+            raise EncodeError("ComfyUI shut down while the clip was being encoded")
+        if code != 0 or written != count:
+            raise EncodeError(f"ffmpeg exited with {code} after {written} of {count} frames"
+                              + (f": {stderr}" if stderr else ""))
+        size = os.path.getsize(job.part)
+        os.replace(job.part, job.final)
+        self._report(job, "done", "", frames=count, size=size)
+
+    def _fail(self, job: Job, message: str, frames: int | None = None) -> None:
+        log.error("wanclip: clip %s failed: %s", os.path.basename(job.final), message)
+        with contextlib.suppress(OSError):
+            os.unlink(job.part)
+        with contextlib.suppress(OSError):
+            tmp = job.failed + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump({"status": "failed", "message": message, **job.info}, fh)
+            os.replace(tmp, job.failed)
+        self._report(job, "failed", message, frames=frames or 0, size=0)
+
+    def _report(self, job: Job, status: str, message: str, frames: int, size: int) -> None:
+        payload = dict(job.info, status=status, message=message, frames=frames, bytes=size,
+                       seconds=round(time.monotonic() - job.queued_at, 3))
+        try:
+            self.notify(payload, job.sid)
+        except Exception:  # noqa: BLE001 - a dead socket must not kill the encoder
+            log.exception("wanclip: could not send the %s event", EVENT)
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._idle.notify_all()
+
+
+def reserve(folder: str, stem: str, counter: int, extension: str = "mp4") -> str:
+    """The first free ``<stem>_<counter:05>_.<ext>`` from ``counter`` on, its ``.part`` created
+    empty (exclusively) so a second prompt, another process or ComfyUI's counter never takes it."""
+    os.makedirs(folder, exist_ok=True)
+    while True:
+        final = os.path.join(folder, f"{stem}_{counter:05}_.{extension}")
+        if not any(os.path.exists(final + s) for s in ("", FAILED)):
+            try:
+                with open(final + PART, "xb"):
+                    return final
+            except FileExistsError:
+                pass
+        counter += 1
+
+
+def cleanup_stale(roots) -> list[str]:
+    """Delete our ``.part`` files left by a ComfyUI that died mid-encode (called when the pack loads,
+    before any prompt runs). Only names of our pattern are touched."""
+    removed = []
+    for root in roots:
+        if not root or not os.path.isdir(root):
+            continue
+        for folder, _dirs, files in os.walk(root):
+            for name in files:
+                if STALE_PART.fullmatch(name):
+                    path = os.path.join(folder, name)
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                        removed.append(path)
+    if removed:
+        log.info("wanclip: removed %d unfinished clip(s) left by an earlier run", len(removed))
+    return removed
+
+
+_shared: Encoder | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_encoder(notify: Callable[[dict, str | None], None]) -> Encoder:
+    """The one encoder of this ComfyUI process, shut down (ffmpeg killed, no ``.part``) at exit."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            pending = int(os.environ.get("WANCLIP_NODES_MAX_PENDING", "2") or 2)
+            _shared = Encoder(notify, max_pending=pending)
+            atexit.register(_shared.shutdown)
+        return _shared
