@@ -22,6 +22,7 @@ TEXT_CLASSES = ("CLIPTextEncode",)
 LATENT_INPUTS = ("width", "height", "length")
 VHS_OUTPUT = "VHS_VideoCombine"
 CORE_OUTPUTS = ("SaveVideo", "SaveWEBM", "SaveAnimatedWEBP")
+ASYNC_OUTPUT = "WanclipSaveVideo"  # wanclip's node pack (`wanclip setup --nodes`): encodes in the background
 # Loader input -> the ComfyUI models folder its file names come from.
 LOADER_INPUTS = {
     ("UNETLoader", "unet_name"): "diffusion_models",
@@ -46,8 +47,8 @@ class Roles:
     negative: str
     latent: str
     output: str
-    output_kind: str  # "vhs" or "core"
-    video_fps_node: str  # VHS_VideoCombine (frame_rate) or CreateVideo (fps)
+    output_kind: str  # "vhs", "core" or "async" (WanclipSaveVideo)
+    video_fps_node: str  # VHS_VideoCombine / WanclipSaveVideo (frame_rate) or CreateVideo (fps)
     model_sampling: list[str] = field(default_factory=list)  # [high, low] when present
     loras: list[str] = field(default_factory=list)  # LoRA loaders on either expert's path
 
@@ -178,13 +179,13 @@ def _samplers(graph: dict) -> tuple[str, str]:
 
 
 def _output(graph: dict) -> tuple[str, str, str]:
-    outputs = [nid for nid, n in graph.items() if n["class_type"] in (VHS_OUTPUT, *CORE_OUTPUTS)]
+    outputs = [nid for nid, n in graph.items() if n["class_type"] in (VHS_OUTPUT, ASYNC_OUTPUT, *CORE_OUTPUTS)]
     if len(outputs) != 1:
         raise _missing("video output", f"one {VHS_OUTPUT} or SaveVideo node",
-                       f"{len(outputs)}: {_summary(graph, (VHS_OUTPUT, *CORE_OUTPUTS))}")
+                       f"{len(outputs)}: {_summary(graph, (VHS_OUTPUT, ASYNC_OUTPUT, *CORE_OUTPUTS))}")
     out = outputs[0]
-    if graph[out]["class_type"] == VHS_OUTPUT:
-        return out, "vhs", out
+    if graph[out]["class_type"] in (VHS_OUTPUT, ASYNC_OUTPUT):
+        return out, "vhs" if graph[out]["class_type"] == VHS_OUTPUT else "async", out
     fps_node = _upstream(graph, out, "video", ("CreateVideo",)) if "video" in graph[out]["inputs"] else None
     if graph[out]["class_type"] != "SaveVideo":
         fps_node = out  # SaveWEBM / SaveAnimatedWEBP carry fps themselves
@@ -282,9 +283,57 @@ def _inject_samplers(graph: dict, roles: Roles, params: ShotParams) -> None:
 
 
 def _inject_output(graph: dict, roles: Roles, params: ShotParams) -> None:
-    fps_input = "frame_rate" if roles.output_kind == "vhs" else "fps"
+    fps_input = "frame_rate" if roles.output_kind in ("vhs", "async") else "fps"
     _set(graph, roles.video_fps_node, fps_input, params.fps)
     _set(graph, roles.output, "filename_prefix", params.filename_prefix)
+
+
+# VHS formats WanclipSaveVideo reproduces: (preset, default crf). Others (h265, webm, ...) keep VHS.
+ASYNC_FORMATS = {"video/h264-mp4": ("medium", 19), "video/wanclip-h264-ultrafast": ("ultrafast", 17)}
+CORE_CRF = 23  # core SaveVideo encodes through PyAV with libx264's default quality
+
+
+def use_async_output(graph: dict) -> dict:
+    """A new graph whose output node (found by role) is ``WanclipSaveVideo``, keeping its node id,
+    images link, frame rate (literal or link), filename prefix and quality (crf, pixel format).
+
+    Call it only when the server's ``/object_info`` lists ``WanclipSaveVideo``. ``VHS_VideoCombine``
+    with ``video/h264-mp4`` keeps its crf and pix_fmt (the same frames, encoded in the background);
+    core ``CreateVideo`` -> ``SaveVideo`` (mp4/h264) becomes one node at crf 23, and the CreateVideo
+    goes when nothing else reads it. An output this node cannot reproduce (another VHS format,
+    audio, ping-pong, a loop, latents through a VAE, SaveWEBM) is left as it is; so is a graph that
+    already has it. ``graph`` itself is not changed."""
+    out = copy.deepcopy(graph)
+    roles = find_roles(out)
+    node = out[roles.output]
+    inputs = node["inputs"]
+    if roles.output_kind == "vhs":
+        fmt = inputs.get("format")
+        if (fmt not in ASYNC_FORMATS or inputs.get("audio") is not None or inputs.get("vae") is not None
+                or inputs.get("pingpong") is True or inputs.get("loop_count") not in (None, 0)):
+            return out
+        preset, crf = ASYNC_FORMATS[fmt]
+        new = {"images": inputs["images"], "frame_rate": inputs["frame_rate"],
+               "filename_prefix": inputs.get("filename_prefix", "video/wanclip"), "crf": inputs.get("crf", crf),
+               "pix_fmt": inputs.get("pix_fmt", "yuv420p"), "preset": preset,
+               "save_output": inputs.get("save_output", True)}
+    elif node["class_type"] == "SaveVideo":
+        create = out[roles.video_fps_node]
+        codec = inputs.get("format.codec") or inputs.get("codec") or "auto"
+        if (create["class_type"] != "CreateVideo" or create["inputs"].get("audio") is not None
+                or inputs.get("format", "auto") not in ("auto", "mp4") or codec not in ("auto", "h264")):
+            return out
+        new = {"images": create["inputs"]["images"], "frame_rate": create["inputs"]["fps"],
+               "filename_prefix": inputs.get("filename_prefix", "video/wanclip"), "crf": CORE_CRF,
+               "pix_fmt": "yuv420p", "preset": "medium", "save_output": True}
+        if not any(_source(out, v) == roles.video_fps_node for nid, n in out.items() if nid != roles.output
+                   for v in n.get("inputs", {}).values()):
+            del out[roles.video_fps_node]
+    else:
+        return out  # already WanclipSaveVideo, or SaveWEBM / SaveAnimatedWEBP
+    out[roles.output] = {"class_type": ASYNC_OUTPUT, "inputs": new,
+                         "_meta": {"title": "Save Video in Background (wanclip)"}}
+    return out
 
 
 def _inject_models(graph: dict, roles: Roles, params: ShotParams) -> None:
