@@ -18,7 +18,9 @@ def sim(
     models: Path = typer.Option(None, help="Models the server has: a YAML/JSON file (folder -> file names) or a ComfyUI models/ folder. Default: the six files of the shipped workflow."),
     load_seconds: float = typer.Option(2.0, help="Time to load the full model set the first time it is used."),
     step_seconds: float = typer.Option(0.5, help="Seconds per sampler step for an 81-frame clip (longer clips cost more, quadratically)."),
-    faults: str = typer.Option("", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, down_for:N=SECONDS, ws_close:N, stale_ws:SECONDS, send_raw:N=TEXT, slow_interrupt:SECONDS, endless_view, wrong_view_size:BYTES, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT], http502_after:ROUTE[*COUNT]."),
+    faults: str = typer.Option("", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, down_for:N=SECONDS, ws_close:N, stale_ws:SECONDS, send_raw:N=TEXT, slow_interrupt:SECONDS, encode_fail:N[=MSG], endless_view, wrong_view_size:BYTES, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT], http502_after:ROUTE[*COUNT]."),
+    with_wanclip_nodes: bool = typer.Option(False, "--with-wanclip-nodes", help="Have wanclip's node pack installed: WanclipSaveVideo returns at once and its file appears --video-delay seconds later (renamed from .part), with a 'wanclip.video' event; the encode_fail:N fault fails prompt N's encode."),
+    video_delay: float = typer.Option(1.5, "--video-delay", help="With --with-wanclip-nodes: seconds from the node's return to the finished file."),
     comfy_version: str = typer.Option("0.3.64", "--comfy-version", help="ComfyUI version to speak: 0.3.64 (recorded), 0.9 (recorded 0.9.2: throttled progress, read-only /api/jobs) or 0.38 (from the 0.38.1 code: 409 on a known prompt_id, credential handshake, RAM-pressure cache, jobs cancel, DynamicCombo SaveVideo)."),
 ) -> None:
     """Run a simulated ComfyUI (0.3.64, 0.9 or 0.38) that renders test-card videos with the real protocol."""
@@ -30,6 +32,7 @@ def sim(
             handle = serve_in_thread(
                 output_dir, host=host or "127.0.0.1", port=port, models=models, load_seconds=load_seconds,
                 step_seconds=step_seconds, faults=spec, allow_remote=host is not None, comfy_version=comfy_version,
+                nodes=("wanclip",) if with_wanclip_nodes else (), video_delay=video_delay,
             )
         except (ValueError, OSError) as exc:
             raise WanclipError(str(exc), hint="check --host/--port/--models/--faults/--comfy-version") from exc

@@ -87,14 +87,16 @@ class Catalog:
     """Node classes and model folders of one simulated server."""
 
     def __init__(self, models: dict[str, list[str]], object_info: str = "object_info.json",
-                 folder_keys: list[str] | None = None):
+                 folder_keys: list[str] | None = None, extra_info: dict | None = None):
         self.models = models
         self.object_info = object_info
         self.folder_keys_known = folder_keys or FOLDER_KEYS
+        self.extra_info = extra_info or {}  # classes of custom node packs the server "has installed"
         self.info = self._build_info()
 
     def _build_info(self) -> dict:
         info = copy.deepcopy(_recorded_object_info(self.object_info))
+        info.update(copy.deepcopy(self.extra_info))
         for (cls, name), folder in MODEL_INPUTS.items():
             options = list(self.models.get(folder, []))
             if cls == "VAELoader":

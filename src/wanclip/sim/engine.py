@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanclip.sim import jobs, nodes
+from wanclip.sim import jobs, nodes, wanclip_nodes
 from wanclip.sim.catalog import FOLDER_KEYS, FOLDER_KEYS_09, Catalog, load_models
 from wanclip.sim.faults import Faults
 from wanclip.sim.graph import ExecutionList, is_link, signatures
@@ -36,6 +36,8 @@ class SimConfig:
     models: str | Path | dict | None = None
     load_seconds: float = 2.0
     step_seconds: float = 0.5
+    nodes: tuple[str, ...] = ()  # custom node packs installed: "wanclip" (WanclipSaveVideo)
+    video_delay: float = 1.5  # WanclipSaveVideo: seconds from the node's return to the finished file
 
     @property
     def temp_dir(self) -> Path:
@@ -100,6 +102,8 @@ class Engine:
         self.on_down = lambda seconds: None  # the server stops listening for `seconds`
         self.node_replacements: dict[str, dict] = {}  # 0.38: old class -> {new_node_id, input_mapping}
         self._timers: list[threading.Timer] = []
+        self._background: list[threading.Thread] = []  # node-pack encodes still running
+        self._background_stop = threading.Event()
         self.set_models(config.models)
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -134,8 +138,11 @@ class Engine:
             timers, self._timers = self._timers, []
         for timer in timers:
             timer.cancel()
+        self._background_stop.set()
         if self._worker.is_alive():
             self._worker.join(timeout=10)
+        for thread in list(self._background):
+            thread.join(timeout=10)
 
     def restart(self, down_seconds: float | None = None) -> None:
         """What a ComfyUI restart loses: queue, history, the running prompt, caches, loaded models.
@@ -157,7 +164,8 @@ class Engine:
         """The models folders the server lists and validates against (dict, file, dir or None)."""
         folder_keys = FOLDER_KEYS if self.profile.key == "0.3.64" else FOLDER_KEYS_09
         self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models),
-                               self.profile.object_info, folder_keys)
+                               self.profile.object_info, folder_keys,
+                               wanclip_nodes.object_info(tuple(self.config.nodes)))
 
     def register_node_replacement(self, old_class: str, new_class: str, input_mapping: dict | None = None) -> None:
         """0.38: a renamed node the server rewrites before validation (GET /node_replacements)."""
@@ -502,7 +510,41 @@ class Engine:
 
         return nodes.Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
                          lambda s: self._sleep(run, s), step, self.config.step_seconds, self._load_seconds,
-                         activity)
+                         activity, run.prompt_id, lambda work: self._start_background(run, work),
+                         self.config.video_delay)
+
+    def _start_background(self, run: _Run, work) -> None:
+        """A node pack's background encode: ``work(wait, fail_message)`` runs on its own thread and
+        returns the ``wanclip.video`` payload, sent to the prompt's client (None: nothing to send).
+        ``wait(seconds)`` is False once the server stopped or restarted since the prompt ran."""
+        fault = self.faults.encode_fail.get(run.ordinal, False)
+        fail_message = None if fault is False else (fault or "Simulated encoder failure requested by --faults")
+        gen = run.gen
+
+        def wait(seconds: float) -> bool:
+            end = time.monotonic() + max(seconds, 0.0)
+            while True:
+                if self._background_stop.is_set() or gen != self._gen:
+                    return False
+                left = end - time.monotonic()
+                if left <= 0:
+                    return True
+                self._background_stop.wait(min(left, 0.05))
+
+        def body() -> None:
+            try:
+                payload = work(wait, fail_message)
+                with self._lock:
+                    if payload is not None and gen == self._gen and not self._background_stop.is_set():
+                        self.emit(wanclip_nodes.EVENT, payload, run.client_id)
+            finally:
+                with self._lock:
+                    self._background = [t for t in self._background if t is not threading.current_thread()]
+
+        thread = threading.Thread(target=body, name="wanclip-sim-encode", daemon=True)
+        with self._lock:
+            self._background.append(thread)
+        thread.start()
 
     def _progress_due(self, bar: dict, value, maximum) -> bool:
         """0.9+: the first and the final update always go out, others need ≥100 ms and ≥0.5 %."""

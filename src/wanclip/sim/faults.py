@@ -23,6 +23,8 @@ count executed prompts from 1 (since start):
                             always): a POST /prompt that got a 500 was NOT queued
   http502_after:ROUTE[*COUNT]  ROUTE does its work, then answers 502 (a proxy that timed out): a
                             POST /prompt that got this 502 WAS queued
+  encode_fail:N[=MESSAGE]   (with the wanclip node pack) prompt N's background encode fails: no
+                            file, NAME.failed with MESSAGE, a failed wanclip.video event
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Faults:
     interrupt_delay: float = 0.0
     view_endless: bool = False
     view_size: int | None = None
+    encode_fail: dict[int, str | None] = field(default_factory=dict)  # prompt N -> message (node pack)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # In-process API: each returns self so calls chain.
@@ -115,6 +118,11 @@ class Faults:
         self.lost_answers[_norm(route)] = times
         return self
 
+    def fail_encode(self, n: int, message: str | None = None) -> Faults:
+        """Prompt N's background encode (WanclipSaveVideo) fails: NAME.failed and a failed event."""
+        self.encode_fail[n] = message
+        return self
+
     def clear(self) -> None:
         with self._lock:
             self.fail.clear()
@@ -130,6 +138,7 @@ class Faults:
             self.interrupt_delay = 0.0
             self.view_endless = False
             self.view_size = None
+            self.encode_fail.clear()
 
     def route_delay(self, path: str) -> float:
         return max((s for r, s in self.delays.items() if _matches(r, path)), default=0.0)
@@ -234,6 +243,9 @@ def _apply(faults: Faults, kind: str, arg: str) -> None:
         faults.stale_ws(float(arg))
     elif kind == "slow_interrupt":
         faults.slow_interrupt(float(arg))
+    elif kind == "encode_fail":
+        n, _, message = arg.partition("=")
+        faults.fail_encode(int(n), message or None)
     elif kind == "endless_view":
         faults.endless_view()
     elif kind == "wrong_view_size":

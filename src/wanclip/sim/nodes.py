@@ -56,10 +56,17 @@ class Ctx:
     step_seconds: float
     load: object  # load(folder, name) -> seconds to wait
     activity: object = lambda name: None  # activity("loading") while a node spends time on it (0.38)
+    prompt_id: str | None = None
+    background: object = None  # background(work): work(wait, fail_message) -> event payload (node pack)
+    video_delay: float = 0.0  # node pack: seconds from the node's return to the renamed file
 
 
 def run_node(class_type: str, inputs: dict, ctx: Ctx):
     """Returns (outputs tuple, ui dict or None)."""
+    if class_type not in RUNNERS:
+        from wanclip.sim import wanclip_nodes  # the optional node pack (catalog has it only when enabled)
+
+        return {wanclip_nodes.CLASS: wanclip_nodes.save_video}[class_type](inputs, ctx)
     return RUNNERS[class_type](inputs, ctx)
 
 

@@ -642,16 +642,21 @@ def serve_in_thread(
     allow_remote: bool = False,
     max_upload_size: int = MAX_UPLOAD_SIZE,
     comfy_version: str = DEFAULT,
+    nodes: tuple[str, ...] = (),
+    video_delay: float = 1.5,
 ) -> SimHandle:
     """Starts a simulator on its own loop thread; port 0 picks a free port. Returns a handle.
 
     comfy_version: which ComfyUI it speaks, one of PROFILES ("0.3.64", "0.9", "0.38").
+    nodes: custom node packs it has installed: ("wanclip",) adds WanclipSaveVideo, whose file
+    appears (renamed from .part) video_delay seconds after its prompt finished, with a
+    ``wanclip.video`` event.
     """
     profile = get_profile(comfy_version)
     if not is_loopback(host) and not allow_remote:
         raise ValueError(f"refusing to expose the simulator on {host}: pass the host explicitly (--host {host}) to allow it")
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    config = SimConfig(Path(output_dir), models, load_seconds, step_seconds)
+    config = SimConfig(Path(output_dir), models, load_seconds, step_seconds, tuple(nodes), video_delay)
     engine = Engine(config, faults, profile=profile)
     server = SimServer(engine, host, port, max_upload_size)
     ready: dict = {}

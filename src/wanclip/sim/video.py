@@ -81,15 +81,18 @@ def frames(clip: Clip):
         yield frame.tobytes()
 
 
-def write_mp4(path: Path, clip: Clip, fps: float) -> None:
-    """Pipes frames to ffmpeg: H.264 yuv420p, exactly clip.frames frames at fps."""
+def write_mp4(path: Path, clip: Clip, fps: float, fmt: str | None = None) -> None:
+    """Pipes frames to ffmpeg: H.264 yuv420p, exactly clip.frames frames at fps.
+
+    fmt: the container when the name does not say it (``NAME.mp4.part``: "mp4")."""
     # yuv420p needs even dimensions; the latent grid is a multiple of 8 anyway.
     w, h = clip.width - clip.width % 2, clip.height - clip.height % 2
     clip = Clip(w, h, clip.frames, clip.text, clip.seed)
     cmd = [
-        ffmpeg_exe(), "-v", "error", "-n", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+        # a .part (fmt given) was created empty to reserve the name: ffmpeg may overwrite only that
+        ffmpeg_exe(), "-v", "error", "-y" if fmt else "-n", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
         "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart", str(path),
+        "-movflags", "+faststart", *(["-f", fmt] if fmt else []), str(path),
     ]
     # The context manager closes both pipes and reaps the process even when a frame write fails.
     with subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
