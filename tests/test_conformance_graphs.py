@@ -81,3 +81,21 @@ def test_shipped_graph_has_the_product_settings():
         ("disable", 2, 4, "disable")
     negative = graph["72"]["inputs"]["text"]
     assert negative.startswith("色调艳丽，过曝，静态") and negative.endswith("倒着走")
+
+
+def test_core_graph_matches_the_recorded_092_object_info(reference):
+    """0.9.2: SaveVideo's `format` and `codec` are still plain V3 COMBOs (DIFF.md row 23)."""
+    object_info = json.loads((reference / "comfyui-samples-0.9.2" / "object_info_all.json").read_text())
+    assert problems(load(SHIPPED_CORE), object_info) == []
+
+
+def test_core_graph_matches_the_038_schema_with_its_dynamic_combo():
+    """0.38 (the simulator's object_info, from the drift notes): `format` a DynamicCombo whose keys
+    are the choices, `codec` a hidden optional input kept for graphs like the shipped one."""
+    from wanclip.workflow import shipped_path
+
+    object_info = json.loads((shipped_path("sim", "object_info_0.38.json")).read_text())
+    save = object_info["SaveVideo"]["input"]
+    assert save["required"]["format"][0] == "COMFY_DYNAMICCOMBO_V3" and "codec" in save["optional"]
+    assert combo_options(save["required"]["format"]) == ["auto", "mp4", "mkv", "webm"]
+    assert problems(load(SHIPPED_CORE), object_info) == []

@@ -15,9 +15,10 @@ from wanclip.cli.app import app
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import PreflightError
 from wanclip.preflight import preflight
-from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, shipped_graph
+from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, shipped_graph, shipped_path
 
 GRAPH = shipped_graph()
+ROOT_WORKFLOWS = shipped_path("workflows", CORE_WORKFLOW).parent
 SIX = {"diffusion_models": ["wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
                             "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"],
        "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
@@ -115,8 +116,8 @@ def sim_with(tmp_path):
         handle.stop()
 
 
-def run_doctor_cli(*args):
-    return CliRunner().invoke(app, ["doctor", *map(str, args)])
+def run_doctor_cli(*args, env=None):
+    return CliRunner().invoke(app, ["doctor", *map(str, args)], env=env)
 
 
 @pytest.fixture(autouse=True)
@@ -279,3 +280,37 @@ def test_doctor_json_ends_with_an_error_event_on_bad_input(tmp_path):
 def test_doctor_help_gives_the_exit_codes():
     text = " ".join(run_doctor_cli("--help").output.split())
     assert "Exit codes: 0 every check passed on every server, 1 a check failed" in text and "-s, --server" in text
+
+
+# -- what each ComfyUI speaks: the "ComfyUI features" row ------------------------------------------
+FEATURES = {
+    "0.3.64": "ComfyUI 0.3.64: jobs API no, cancel routes no, duplicate ids re-run, credential handshake no, "
+              "progress_state yes, /api prefix yes, node replacements no",
+    "0.9": "ComfyUI 0.9.2: jobs API read-only, cancel routes no, duplicate ids re-run, credential handshake no, "
+           "progress_state yes, /api prefix yes, node replacements no",
+    "0.38": "ComfyUI 0.38.1: jobs API yes, cancel routes yes, duplicate ids refused (409), credential handshake "
+            "yes, progress_state yes (activity, seconds), /api prefix yes, node replacements yes (0)",
+}
+
+
+@pytest.mark.parametrize("sim_profile", ["0.3.64", "0.9", "0.38"], indirect=True)
+def test_doctor_shows_what_each_comfyui_speaks(sim_profile):
+    result = run_doctor_cli("--server", sim_profile.url, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["ComfyUI features"] == {"name": "ComfyUI features", "ok": True, "fix": "",
+                                          "detail": FEATURES[sim_profile.engine.profile.key]}
+    assert report["capabilities"]["jobs_api"] == {"0.3.64": "no", "0.9": "read-only", "0.38": "yes"}[
+        sim_profile.engine.profile.key]
+    assert [n for n in checks][:3] == ["server", "ComfyUI features", "gpu"]
+    table = run_doctor_cli("--server", sim_profile.url, env={"COLUMNS": "400"})
+    assert table.exit_code == 0
+    assert FEATURES[sim_profile.engine.profile.key] in " ".join(table.output.split())
+
+
+@pytest.mark.parametrize("sim_profile", ["0.38"], indirect=True)
+def test_doctor_on_038_checks_the_core_graph_with_its_dynamic_combo(sim_profile):
+    result = run_doctor_cli("--server", sim_profile.url, "--workflow", ROOT_WORKFLOWS / CORE_WORKFLOW, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["ok"] is True

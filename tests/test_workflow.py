@@ -179,3 +179,19 @@ def test_model_files_by_folder():
         "loras": ["wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
                   "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors"],
     }
+
+
+def test_a_new_frontend_export_with_dotted_dynamic_combo_keys_is_read_by_role():
+    """Newer ComfyUI frontends export SaveVideo's DynamicCombo as dotted keys (drift §2)."""
+    graph = load(SHIPPED_CORE)
+    inputs = graph["80"]["inputs"]
+    del inputs["codec"]
+    inputs.update({"format": "mp4", "format.codec": "h264", "format.codec.encoding": "re-encode",
+                   "format.codec.encoding.crf": 20})
+    roles = find_roles(graph)
+    assert (roles.output, roles.output_kind, roles.video_fps_node) == ("80", "core", "88")
+    out = inject(graph, PARAMS)
+    assert out["80"]["inputs"]["filename_prefix"] == PARAMS.filename_prefix and out["88"]["inputs"]["fps"] == 24.0
+    assert {k: v for k, v in out["80"]["inputs"].items() if k.startswith("format")} == {
+        "format": "mp4", "format.codec": "h264", "format.codec.encoding": "re-encode", "format.codec.encoding.crf": 20}
+    assert model_files(out) == model_files(load(SHIPPED_CORE))
