@@ -315,3 +315,16 @@ def test_preflight_reads_only_the_graphs_classes(sim_profile, monkeypatch):
     assert "/object_info" not in asked and "/api/object_info" not in asked
     assert {p for p in asked if "object_info" in p} == {
         f"/api/object_info/{c}" for c in {n["class_type"] for n in graph.values()}}
+
+
+@pytest.mark.parametrize("sim_profile", ["0.3.64", "0.9"], indirect=True)
+def test_cancel_without_capabilities_falls_back_on_a_404_or_405(sim_profile, profile_client, tiny_workflow):
+    sim_profile.faults.stall_prompt(2)
+    running, pending = str(uuid.uuid4()), str(uuid.uuid4())
+    for pid in (running, pending):
+        profile_client.post("/prompt", {"prompt": tiny_workflow(seed=6), "prompt_id": pid})
+    wait_until(lambda: (sim_profile.engine.current() or ("",))[0] == running)
+    with ComfyClient(sim_profile.url) as client:
+        assert jobs.cancel(client, [pending]) == {pending}  # the running one, not ours here, runs on
+        assert jobs.job_state(client, running) == ("running", None)
+        assert jobs.cancel(client, [running]) == {running}

@@ -129,9 +129,9 @@ def detect(client: ComfyClient) -> Capabilities:
     pre = API_PREFIX if api_prefix else ""
     features = _first_json(client, [pre + "/features", "/features"] if pre else ["/features"])
     features = features if isinstance(features, dict) else None
-    jobs_list = _is_jobs_list(_probe(client, "GET", "/api/jobs", params={"limit": 1}))
-    jobs_get = _is_job_not_found(_probe(client, "GET", f"/api/jobs/{uuid.uuid4()}"))
-    jobs_cancel = jobs_get and _route_present(_probe(client, "POST", "/api/jobs/cancel", json={}))
+    jobs_list = _is_jobs_list(probe(client, "GET", "/api/jobs", params={"limit": 1}))
+    jobs_get = _is_job_not_found(probe(client, "GET", f"/api/jobs/{uuid.uuid4()}"))
+    jobs_cancel = jobs_get and _route_present(probe(client, "POST", "/api/jobs/cancel", json={}))
     replacements = _first_json(client, [pre + "/node_replacements", "/node_replacements"] if pre
                                else ["/node_replacements"])
     flags = features or {}
@@ -171,7 +171,7 @@ def object_info_for(client: ComfyClient, caps: Capabilities | None = None):
 
 
 # -- probes ---------------------------------------------------------------------------------------
-def _probe(client: ComfyClient, method: str, path: str, **kwargs) -> tuple[int, object]:
+def probe(client: ComfyClient, method: str, path: str, **kwargs) -> tuple[int, object]:
     """(status, parsed JSON or None). A server that does not answer raises ``ServerError``."""
     response = client._request(method, path, **kwargs)
     try:
@@ -185,7 +185,7 @@ def _probe(client: ComfyClient, method: str, path: str, **kwargs) -> tuple[int, 
 
 
 def _system_stats(client: ComfyClient) -> tuple[dict, bool]:
-    status, body = _probe(client, "GET", API_PREFIX + "/system_stats")
+    status, body = probe(client, "GET", API_PREFIX + "/system_stats")
     if status == 200 and isinstance(body, dict) and "system" in body:
         return body, True
     return client._json("GET", "/system_stats"), False  # its errors say what is wrong and what to do
@@ -194,7 +194,7 @@ def _system_stats(client: ComfyClient) -> tuple[dict, bool]:
 def _first_json(client: ComfyClient, paths: list[str]) -> object:
     for path in dict.fromkeys(paths):
         try:
-            status, body = _probe(client, "GET", path)
+            status, body = probe(client, "GET", path)
         except ServerError:
             return None
         if status == 200 and body is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from wanclip.comfy.capabilities import Capabilities, route
+from wanclip.comfy.capabilities import Capabilities, probe, route
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
 
@@ -36,15 +36,7 @@ def job_state(client: ComfyClient, prompt_id: str, caps: Capabilities | None = N
     if caps is not None and not caps.jobs_get:
         return _legacy_state(client, prompt_id, caps)
     path = f"/api/jobs/{quote(prompt_id, safe='')}"
-    response = client._request("GET", path)
-    try:
-        status = response.status_code
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-    finally:
-        response.close()
+    status, body = probe(client, "GET", path)
     if status == 404 and isinstance(body, dict) and "error" in body:
         return "missing", None
     if status in (404, 405) or (status == 200 and not isinstance(body, dict)):
@@ -62,7 +54,7 @@ def job_state(client: ComfyClient, prompt_id: str, caps: Capabilities | None = N
         return state, None
     if isinstance(body.get("outputs"), dict) and isinstance(body.get("execution_status"), dict):
         return "done", history_entry(body)
-    entry = client._json("GET", route(caps, f"/history/{prompt_id}") if caps else f"/history/{prompt_id}")
+    entry = client._json("GET", _at(caps, f"/history/{prompt_id}"))
     entry = entry.get(prompt_id) if isinstance(entry, dict) else None
     return ("done", entry) if entry else ("missing", None)
 
@@ -75,14 +67,24 @@ def history_entry(job: dict) -> dict:
             "outputs": job.get("outputs") or {}, "status": job.get("execution_status") or {}, "meta": {}}
 
 
+def _at(caps: Capabilities | None, path: str) -> str:
+    return route(caps, path) if caps else path
+
+
+def _queued(client: ComfyClient, caps: Capabilities | None) -> tuple[set[str], set[str]]:
+    """(running ids, pending ids) from ``/queue``."""
+    queue = client._json("GET", _at(caps, "/queue"))
+    return tuple({item[1] for item in queue.get(key, []) if isinstance(item, list) and len(item) > 1}
+                 for key in ("queue_running", "queue_pending"))
+
+
 def _legacy_state(client: ComfyClient, prompt_id: str, caps: Capabilities | None) -> tuple[str, dict | None]:
-    at = (lambda p: route(caps, p)) if caps else (lambda p: p)
-    queue = client._json("GET", at("/queue"))
-    if prompt_id in {item[1] for item in queue.get("queue_running", []) if len(item) > 1}:
+    running, pending = _queued(client, caps)
+    if prompt_id in running:
         return "running", None
-    if prompt_id in {item[1] for item in queue.get("queue_pending", []) if len(item) > 1}:
+    if prompt_id in pending:
         return "pending", None
-    entry = client._json("GET", at(f"/history/{prompt_id}")).get(prompt_id)
+    entry = client._json("GET", _at(caps, f"/history/{prompt_id}")).get(prompt_id)
     return ("done", entry) if entry else ("missing", None)
 
 
@@ -102,15 +104,7 @@ def cancel(client: ComfyClient, prompt_ids: list[str] | set[str], caps: Capabili
     stopped = set()
     for pid in ids:
         path = f"/api/jobs/{quote(pid, safe='')}/cancel"
-        response = client._request("POST", path)
-        try:
-            status = response.status_code
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-        finally:
-            response.close()
+        status, body = probe(client, "POST", path)
         if status in (404, 405) and caps is None:
             return stopped | _legacy_cancel(client, [i for i in ids if i not in stopped], None)
         if status >= 400:
@@ -123,14 +117,11 @@ def cancel(client: ComfyClient, prompt_ids: list[str] | set[str], caps: Capabili
 
 
 def _legacy_cancel(client: ComfyClient, ids: list[str], caps: Capabilities | None) -> set[str]:
-    at = (lambda p: route(caps, p)) if caps else (lambda p: p)
-    queue = client._json("GET", at("/queue"))
-    running = {item[1] for item in queue.get("queue_running", []) if len(item) > 1}
-    pending = {item[1] for item in queue.get("queue_pending", []) if len(item) > 1}
+    running, pending = _queued(client, caps)
     ours_pending = [i for i in ids if i in pending]
     if ours_pending:  # first, so the server cannot start one of them while we interrupt
-        client._post(at("/queue"), {"delete": ours_pending})
+        client._post(_at(caps, "/queue"), {"delete": ours_pending})
     ours_running = [i for i in ids if i in running]
     for pid in ours_running:
-        client._post(at("/interrupt"), {"prompt_id": pid})
+        client._post(_at(caps, "/interrupt"), {"prompt_id": pid})
     return set(ours_pending) | set(ours_running)
