@@ -1,7 +1,8 @@
 """``contact_sheet.png``: the one-glance review of a render, one row per shot.
 
 Each row is the shot's name, then its first, middle and last frame. Frames come from the clips
-(not the stitched film), so a row shows exactly what that shot rendered. The label font is the
+(not the stitched film), so a row shows exactly what that shot rendered. A stitch from pieces
+passes the frames its body encodes already decoded (``thumbs``); otherwise they are read here. The label font is the
 one Pillow ships (``ImageFont.load_default(size=...)``), so no system font is needed.
 """
 
@@ -34,8 +35,17 @@ def row_height(shots: list[tuple[str, ClipInfo]]) -> int:
     return max(thumb_size(clip)[1] for _, clip in shots) + GAP
 
 
-def write_contact_sheet(shots: list[tuple[str, ClipInfo]], folder: Path) -> Path:
-    """Draw the sheet for ``(shot name, clip)`` pairs into ``folder/contact_sheet.png``."""
+def thumb_picks(clip: ClipInfo) -> list[int]:
+    """The frames a row shows: first, middle, last."""
+    return [0, clip.frames // 2, clip.frames - 1]
+
+
+def write_contact_sheet(shots: list[tuple[str, ClipInfo]], folder: Path,
+                        thumbs: list[list[bytes]] | None = None) -> Path:
+    """Draw the sheet for ``(shot name, clip)`` pairs into ``folder/contact_sheet.png``.
+
+    ``thumbs[r]``: row r's three frames as raw RGB24 at ``thumb_size`` (as ``media.grab_frames``
+    returns them), when the caller has them already; else they are read from the clip."""
     row = row_height(shots)
     width = LABEL_WIDTH + len(COLUMNS) * (THUMB_WIDTH + GAP)
     sheet = Image.new("RGB", (width, row * len(shots)), BACKGROUND)
@@ -46,8 +56,8 @@ def write_contact_sheet(shots: list[tuple[str, ClipInfo]], folder: Path) -> Path
         draw.text((GAP, top + GAP), _fit(draw, name, font), fill=INK, font=font)
         draw.text((GAP, top + GAP + 22), f"{clip.frames} fr  {clip.duration:.2f} s", fill=INK, font=font)
         size = thumb_size(clip)
-        picks = [0, clip.frames // 2, clip.frames - 1]
-        for c, raw in enumerate(media.grab_frames(clip, picks, *size)):
+        frames = thumbs[r] if thumbs is not None else media.grab_frames(clip, thumb_picks(clip), *size)
+        for c, raw in enumerate(frames):
             sheet.paste(Image.frombytes("RGB", size, raw), (LABEL_WIDTH + c * (THUMB_WIDTH + GAP), top))
     path = Path(folder) / SHEET_NAME
     atomic_write_bytes(path, _png(sheet))

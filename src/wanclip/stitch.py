@@ -514,16 +514,43 @@ def _ledger_cut(recorded: dict | None, transition: str | None, duration: float |
 def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade", contact_sheet: bool = True,
                 audio: Path | None = None, crf: int = 19, preset: str = "fast", skip_missing: bool = False,
                 transition: str | None = None, duration: float | None = None,
-                on_progress: OnProgress | None = None) -> StitchResult:
+                on_progress: OnProgress | None = None, pieces: bool = True) -> StitchResult:
     """Stitch a rendered film folder into ``<film_dir>/film.mp4`` (what `wanclip render` calls last).
 
     Each clip must still hash to the ledger's ``clip_sha256``. The caller holds the folder's
     ``film_lock`` (render does; `wanclip stitch --from` takes it as ``stitch``).
+
+    **Pieces or one graph.** An ``xfade`` film without music is joined from its pieces
+    (``wanclip.pieces``, in ``<film_dir>/pieces/``): a body per shot and a piece per transition,
+    each named by the clips and settings it is made from. Those a render (or an earlier stitch)
+    made are reused, the rest are encoded now, and the film is their stream copy: the same
+    frames and frame count as the one graph, and re-stitching after one shot was re-rendered
+    encodes only that shot's body and its two transitions. The one graph (``pieces=False``,
+    `--no-pieces`) stays: for comparison, for ``--mode concat`` and ``--audio`` (music is laid
+    under the whole film in one pass), and as the fallback when the clips differ in size or
+    frame rate (the one graph's ``fps`` filter converts and rounds those; cut into pieces their
+    frame counts could come out a frame apart), which ``FilmPieces.finish`` takes by itself.
     """
     film = film_clips(Path(film_dir), skip_missing, transition, duration)
     output = Path(output) if output else Path(film_dir) / FILM_NAME
-    result = stitch(film.paths, output, mode, film.cuts, crf, preset, audio, contact_sheet, film.names,
-                    on_progress)
+    if pieces and mode == "xfade" and audio is None:
+        result = _stitch_pieces(Path(film_dir), film, output, crf, preset, contact_sheet, on_progress)
+    else:
+        result = stitch(film.paths, output, mode, film.cuts, crf, preset, audio, contact_sheet, film.names,
+                        on_progress)
     if film.skipped:
         result.notes.append(f"left out shots not rendered: {', '.join(film.skipped)}")
     return result
+
+
+def _stitch_pieces(film_dir: Path, film: FilmClips, output: Path, crf: int, preset: str, contact_sheet: bool,
+                   on_progress: OnProgress | None) -> StitchResult:
+    from wanclip.pieces import Encoder, FilmPieces
+
+    check_not_an_input(output, film.paths)
+    infos = [media.probe(path) for path in film.paths]  # names a missing or corrupt clip first
+    with FilmPieces(film_dir, film.cuts, Encoder(crf, preset), names=film.names, output=output,
+                    contact_sheet=contact_sheet) as pieces:
+        for position, (path, info) in enumerate(zip(film.paths, infos, strict=True)):
+            pieces.clip_known(position, path, info)
+        return pieces.finish(on_progress)

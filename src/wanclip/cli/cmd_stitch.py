@@ -40,6 +40,11 @@ def stitch_command(
                                        help="Write contact_sheet.png next to the film: a row per shot."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="With --from: stitch the shots that are "
                                       "done and leave out the rest (default: refuse, naming them)."),
+    pieces: bool = typer.Option(True, "--pieces/--no-pieces", help="With --from and --mode xfade (no --audio): "
+                                "join the film from its pieces in out/<film>/pieces/ (one per shot body and "
+                                "per transition, reusing those the render or an earlier stitch made), by "
+                                "stream copy; --no-pieces encodes the whole film in one ffmpeg graph. Same "
+                                "frames either way."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object measured from the written film."),
 ) -> None:
     """Join clips into one film: crossfades in one ffmpeg graph, or stream-copied hard cuts.
@@ -50,7 +55,7 @@ def stitch_command(
     """
     with handle_errors(as_json=as_json), _progress(enabled=not as_json) as on_progress:
         result = _run(clips or [], from_dir, output, mode, transition, duration, crf, preset, audio,
-                      contact_sheet, skip_missing, on_progress)
+                      contact_sheet, skip_missing, on_progress, pieces)
     if as_json:
         print_json({k: v for k, v in result.to_json().items()
                     if k in ("output", "mode", "clips", "seconds", "frames", "width", "height", "fps")})
@@ -76,7 +81,7 @@ def _progress(enabled: bool) -> Iterator[core.OnProgress | None]:
 
 
 def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio, contact_sheet,
-         skip_missing, on_progress) -> core.StitchResult:
+         skip_missing, on_progress, pieces=True) -> core.StitchResult:
     if mode not in core.MODES:
         raise WanclipError(f"unknown --mode {mode!r}", f"use one of: {', '.join(core.MODES)}")
     if bool(clips) == bool(from_dir):
@@ -91,7 +96,7 @@ def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio
         try:  # the lock keeps a render from replacing clips while they are read (and vice versa)
             with film_lock(from_dir, "stitch"):
                 return core.stitch_film(from_dir, output, mode, contact_sheet, audio, crf, preset,
-                                        skip_missing, transition, duration, on_progress)
+                                        skip_missing, transition, duration, on_progress, pieces)
         except OSError as exc:  # the lock file (stitch_film's own are StitchErrors already)
             raise core.write_failure(exc, from_dir / core.FILM_NAME) from exc
     kind = transition or core.DEFAULT_TRANSITION

@@ -1,0 +1,779 @@
+"""Stitch while rendering: the film as pieces encoded as clips arrive, joined by a stream copy.
+
+The one-graph xfade stitch (``stitch.plan_stitch``) can only start once every clip is here, and
+then re-encodes the whole film while the user waits. Most of that film depends on one clip only:
+each shot's **body** (its frames outside any transition) and each **transition** (the frames
+where two clips blend). This module cuts the film into those pieces, encodes each one as soon
+as the clips it needs exist, in a background ffmpeg at low priority, and at the end joins them
+with the concat demuxer and ``-c copy`` (a fraction of a second).
+
+**The same film.** A piece holds exactly the frames the one graph would put at those places:
+
+* every input goes through the very same normalisation as the one graph (``stitch._normalised``:
+  fps, display aspect, scale and pad to the first clip's size, ``setsar=1``, ``yuv420p``,
+  ``settb=AVTB``) and is trimmed *after* it, by frame number;
+* where each transition starts, how many frames it blends and which frames of the first clip it
+  drops follow ``vf_xfade.c`` to the microsecond (``layout()``): the offset is the one the graph
+  passes (``stitch._offsets``, written with ``%g``), the start is the first frame of the film so
+  far at or after it, the blend runs until the first clip runs out or ``pts - start > duration``;
+* a transition piece runs the same ``xfade`` on the two trimmed clips with the offset moved by
+  the trimmed-off time, so every blend weight (``1 - (pts - start) / duration``, a float) is
+  computed from the same integers;
+* every piece uses the same encoder settings (libx264, crf, preset, ``yuv420p``), so their SPS
+  and PPS are identical and a stream copy of them is a valid H.264 stream; each piece starts on
+  an IDR frame (it is its own encode) and has no B-frame that refers across its ends; the
+  concat list gives each piece a ``duration`` of frames / fps so every join steps one frame.
+
+The frames are identical before encoding; after it they differ only by x264 coding the pieces'
+first frames as keyframes (PSNR against the one graph's film is measured in the tests).
+
+**When pieces are not used** (``unsupported()``): clips that differ in frame rate or size (the
+one graph's ``fps`` filter converts and rounds them; piece-wise the counts could differ by a
+frame), a frame step that is not a whole number of microseconds (timestamps would be rounded),
+a transition that starts before the previous one ends. ``stitch_film`` then runs the one graph.
+
+**Names.** A piece's file name says what it depends on: ``body-<clip sha>-<from>-<to>-<key>.mp4``
+and ``<transition>-<sha A>-<sha B>-<key>.mp4``, where ``key`` hashes everything else (frame
+ranges, offset, duration, the film's size and rate, the encoder). Re-rendering one shot changes
+its sha, so exactly its body and its two transitions are encoded again; every other piece on
+disk is reused, by ``wanclip stitch --from`` too. Pieces are written to ``.part`` and renamed
+once they measure right, so a name on disk is always a whole piece.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from wanclip.errors import Interrupted, StitchError, WanclipError
+from wanclip.files import atomic_write_bytes, sha256_file
+from wanclip.media import ClipInfo
+from wanclip.stitch import Cut, OnProgress, StitchResult, counted
+
+PIECES_DIR = "pieces"
+MICROSECONDS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """The x264 settings every piece (and the one graph) is encoded with."""
+
+    crf: int = 19
+    preset: str = "fast"
+
+    @property
+    def key(self) -> dict:
+        return {"codec": "libx264", "crf": self.crf, "preset": self.preset, "pix_fmt": "yuv420p"}
+
+
+@dataclass(frozen=True)
+class Body:
+    """Frames ``start`` to ``end`` (exclusive) of clip ``clip``, outside any transition."""
+
+    clip: int
+    start: int
+    end: int
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+    @property
+    def clips(self) -> tuple[int, ...]:
+        return (self.clip,)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The ``frames`` frames where clip ``clip`` (from its frame ``start``) blends into the next one.
+
+    ``offset_us`` is xfade's offset on the trimmed first clip (0 or a fraction of a frame before
+    its first frame); ``duration`` is the transition's length as the one graph writes it.
+    """
+
+    clip: int
+    start: int
+    frames: int
+    type: str
+    duration: str
+    offset_us: int
+
+    @property
+    def clips(self) -> tuple[int, ...]:
+        return (self.clip, self.clip + 1)
+
+
+Piece = Body | Transition
+
+
+@dataclass(frozen=True)
+class Layout:
+    pieces: list[Piece]
+    frames: int  # the film's frame count: what the one graph writes
+
+
+class Unsupported(Exception):
+    """These clips are joined by the one graph, not by pieces; the message says why."""
+
+
+def _us(seconds: str) -> int:
+    """An ffmpeg duration option (as the one graph writes it) in whole microseconds, as
+    ``av_parse_time`` reads it."""
+    return int(Fraction(seconds) * MICROSECONDS)
+
+
+def frame_step_us(fps: Fraction) -> int:
+    step = Fraction(MICROSECONDS) / fps
+    if step.denominator != 1:
+        raise Unsupported(f"a frame at {float(fps):g} fps is not a whole number of microseconds")
+    return int(step)
+
+
+def layout(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
+    """Cut the one graph's film into pieces, in film order. Pure.
+
+    ``frames[i]`` is clip i's frame count (at the film's rate), ``cuts[k]`` joins clip k and k+1.
+    ``frames`` may be a prefix of the film (clips still to come): then the layout holds what those
+    clips alone decide (each body up to where its transition out starts, the transitions between
+    them) and its ``frames`` counts the film so far.
+
+    Mirrors ``xfade_activate``: with film-so-far frame f at ``f * step`` (every input is on
+    AV_TIME_BASE and one frame apart), the start is ``offset``; frames with ``pts < start`` pass;
+    then each frame of the film so far is paired with the next frame of the next clip until the
+    film so far runs out or a paired frame has ``pts - start > duration`` (that one is still
+    blended); the film so far's remaining frames are dropped and the next clip's follow.
+    """
+    from wanclip.stitch import _offsets
+
+    known = len(frames)
+    if not 0 < known <= len(cuts) + 1:
+        raise ValueError("one cut between every two clips")
+    step = frame_step_us(fps)
+    # offset k depends on clips 0..k only: pad the clips not here yet, never read their offsets
+    offsets, _ = _offsets(cuts, [*frames, *[1 << 30] * (len(cuts) + 1 - known)], fps)
+    film = frames[0]  # frames of the film so far
+    first = [0] * known  # film index of each clip's frame 0
+    lead = [0] * known  # frames of each clip blended by the transition into it
+    pieces: list[Piece] = []
+    for k in range(known):
+        if k == len(cuts):  # the last clip: its body runs to its end
+            pieces.append(Body(k, lead[k], frames[k]))
+            break
+        cut, offset = cuts[k], offsets[k]
+        if offset is None:  # a hard cut: the concat filter appends the next clip
+            pieces.append(Body(k, lead[k], frames[k]))
+            if k + 1 < known:
+                first[k + 1], film = film, film + frames[k + 1]
+            continue
+        start_us, duration_us = _us(f"{offset:g}"), _us(f"{cut.duration:g}")
+        at = math.ceil(Fraction(start_us, step))  # the first film frame with pts >= start
+        blended = 0
+        for f in range(at, film):
+            blended += 1
+            if f * step - start_us > duration_us:
+                break
+        local = at - first[k]
+        if local < lead[k] or blended == 0:
+            raise Unsupported(f"the transition out of clip {k + 1} starts before the one into it ends")
+        pieces.append(Body(k, lead[k], local))
+        if k + 1 == known:
+            break
+        if blended > frames[k + 1]:
+            raise Unsupported(f"clip {k + 2} is shorter than the transition into it")
+        pieces.append(Transition(k, local, blended, cut.type, f"{cut.duration:g}", start_us - at * step))
+        first[k + 1], lead[k + 1], film = at, blended, at + frames[k + 1]
+    return Layout([p for p in pieces if p.frames > 0], film)
+
+
+def piece_name(piece: Piece, shas: list[str], film: dict, encoder: Encoder) -> str:
+    """The file name: the clip(s) it is made from, and a hash of everything else it depends on."""
+    what = {"piece": type(piece).__name__, **piece.__dict__, "film": film, "encoder": encoder.key,
+            "version": 1}
+    what.pop("clip")
+    key = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    if isinstance(piece, Body):
+        return f"body-{shas[piece.clip][:16]}-{piece.start}-{piece.end}-{key}.mp4"
+    return f"{piece.type}-{shas[piece.clip][:16]}-{shas[piece.clip + 1][:16]}-{key}.mp4"
+
+
+# --- ffmpeg commands (pure) ---------------------------------------------------------------------
+
+def piece_argv(piece: Piece, clips: list, fps: Fraction, width: int, height: int, encoder: Encoder,
+               part: str, exe: str, through_xfade: bool,
+               thumbs: tuple[str, list[int], tuple[int, int]] | None = None) -> list[str]:
+    """The command that encodes one piece into ``part`` (and, for a body, the clip's thumbnails:
+    ``(png path, frame indices, (w, h))``, frames picked and scaled as ``media.grab_frames`` does).
+
+    ``through_xfade``: the film has a transition. In the one graph every frame then passes an
+    ``xfade``, and ffmpeg negotiates that filter's pixel format (9.x's xfade has no yuv420p, so
+    each frame goes 4:2:0 -> 4:4:4 -> 4:2:0 once, which changes its chroma). A body then passes
+    an ``xfade`` too, one that never starts, so the same conversion happens whatever this
+    ffmpeg's xfade supports.
+    """
+    import ffmpeg
+
+    from wanclip.stitch import _normalised
+
+    def source(i: int, split: bool = False):
+        return ffmpeg.input(str(clips[i].path.resolve())).video
+
+    extra = []
+    if isinstance(piece, Body):
+        stream = source(piece.clip)
+        if thumbs is not None:
+            node = stream.split()
+            stream, tap = node.stream(0), node.stream(1)
+            png, picks, (tw, th) = thumbs
+            unique = sorted(set(picks))
+            expr = "+".join(f"eq(n,{i})" for i in unique)  # ffmpeg-python escapes the commas
+            tiles = (tap.filter("select", expr).filter("scale", tw, th).filter("format", "rgb24")
+                     .filter("tile", f"{len(unique)}x1"))
+            extra.append(ffmpeg.output(tiles, png, vframes=1, vcodec="png", format="image2", update=1))
+        video = _trimmed(_normalised(stream, clips[piece.clip], fps, width, height), piece.start, piece.end)
+        if through_xfade:
+            video = _passthrough_xfade(video, piece.frames, fps)
+    else:
+        a = _trimmed(_normalised(source(piece.clip), clips[piece.clip], fps, width, height),
+                     piece.start, piece.start + piece.frames)
+        b = _trimmed(_normalised(source(piece.clip + 1), clips[piece.clip + 1], fps, width, height),
+                     0, piece.frames)
+        video = ffmpeg.filter([a, b], "xfade", transition=piece.type, duration=piece.duration,
+                              offset=f"{Fraction(piece.offset_us, MICROSECONDS).__float__():.6f}")
+    out = ffmpeg.output(video, part, vcodec="libx264", crf=encoder.crf, preset=encoder.preset,
+                        pix_fmt="yuv420p", format="mp4", an=None)
+    node = ffmpeg.merge_outputs(out, *extra) if extra else out
+    return node.overwrite_output().global_args("-hide_banner", "-nostdin").compile(cmd=exe)
+
+
+def _passthrough_xfade(stream, frames: int, fps: Fraction):
+    """The stream through an xfade whose offset lies past its end: every frame passes unblended,
+    in the pixel format ffmpeg negotiates for xfade; the one frame of the second input that the
+    filter forwards after the end is trimmed off again."""
+    import ffmpeg
+
+    node = stream.split()
+    main, tail = node.stream(0), node.stream(1).filter("trim", end_frame=1)
+    past = float(Fraction(frames + 1) / fps) + 1
+    return (ffmpeg.filter([main, tail], "xfade", transition="fade", duration="0.1", offset=f"{past:.6f}")
+            .filter("trim", end_frame=frames))
+
+
+def _trimmed(stream, start: int, end: int):
+    return stream.filter("trim", start_frame=start, end_frame=end).filter("setpts", "PTS-STARTPTS")
+
+
+# --- running ------------------------------------------------------------------------------------
+
+NICE = 10  # the background encoder's niceness: the render loop and ComfyUI come first
+THUMBS_PREFIX = "thumbs-"
+
+
+@dataclass
+class _Clip:
+    path: Path
+    sha256: str
+    info: ClipInfo
+
+
+@dataclass
+class _Job:
+    """One ffmpeg run: a piece (with the clip's thumbnails when ``thumbs``), or only thumbnails."""
+
+    name: str
+    piece: Piece | None
+    frames: int
+    thumbs: int | None = None  # the clip whose thumbnails this run also writes
+
+
+class FilmPieces:
+    """The film's pieces, encoded as its clips arrive; ``finish()`` joins them into the film.
+
+    Call ``clip_ready(position, path, sha256)`` from the render loop whenever a clip is on disk
+    (it only queues: probing, hashing and encoding happen on a background thread, one low-priority
+    ffmpeg at a time). ``finish()`` waits for that, encodes what is missing (two at a time, at
+    normal priority: the render is over), stream-copies the pieces into the film and writes the
+    contact sheet from the thumbnails the body encodes left. ``close()`` (also on leaving a
+    ``with`` block) stops the background ffmpeg and removes its ``.part``: safe on Ctrl-C/SIGTERM.
+
+    Thread use: ``clip_ready`` / ``on_render_event`` from any thread; ``finish`` and ``close``
+    from the thread that owns the object (the one that made it).
+    """
+
+    def __init__(self, film_dir: Path, cuts: list[Cut], encoder: Encoder | None = None, *,
+                 names: list[str] | None = None, output: Path | None = None, contact_sheet: bool = True,
+                 jobs: int = 2, exe: str | None = None):
+        from wanclip import media
+        from wanclip.stitch import FILM_NAME
+
+        self.film_dir = Path(film_dir)
+        self.folder = self.film_dir / PIECES_DIR
+        self.cuts = list(cuts)
+        self.count = len(self.cuts) + 1
+        self.encoder = encoder or Encoder()
+        self.names = names or [f"shot {i + 1}" for i in range(self.count)]
+        self.output = Path(output) if output else self.film_dir / FILM_NAME
+        self.contact_sheet = contact_sheet
+        self.jobs = max(1, jobs)
+        self.exe = exe or media.ffmpeg_exe()
+        self.encoded: list[str] = []  # piece names encoded by this object, in order
+        self.reused: list[str] = []  # piece names found on disk and used
+        self.unsupported: str | None = None  # why the one graph must join this film instead
+        self.film_written_at: float | None = None  # time.monotonic() when the film was renamed in place
+        self._clips: dict[int, _Clip] = {}
+        self._arrivals: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._procs: dict[int, tuple[subprocess.Popen, Path]] = {}
+        self._stopping = threading.Event()  # the worker ends after its current ffmpeg
+        self._closed = False
+        self._failed: set[str] = set()  # pieces whose background encode failed: finish retries them
+        self._thread: threading.Thread | None = None
+        self._parts: set[Path] = set()  # .part files this object is writing
+
+    # -- the render loop's side ------------------------------------------------------------------
+    def clip_ready(self, position: int, path: Path, sha256: str | None = None) -> None:
+        """Clip ``position`` (0-based, film order) is on disk. Returns at once."""
+        if not 0 <= position < self.count:
+            raise ValueError(f"position {position} is not a shot of this {self.count}-shot film")
+        with self._lock:
+            if self._closed:
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="wanclip-pieces", daemon=True)
+                self._thread.start()
+        self._arrivals.put((position, Path(path), sha256))
+
+    def clip_known(self, position: int, path: Path, info: ClipInfo, sha256: str | None = None) -> None:
+        """A clip already probed, taken at once (no background work): for ``wanclip stitch --from``."""
+        self._clips[position] = _Clip(Path(path), sha256 or sha256_file(path), info)
+
+    def on_render_event(self, event) -> None:
+        """Feed a ``RenderEvent``: ``done`` and ``skipped`` shots bring their clip (``data['clip']``,
+        relative to the film folder; ``index`` is the shot's 1-based place in the ledger)."""
+        clip = event.data.get("clip") if event.kind in ("done", "skipped") else None
+        if clip and event.index:
+            self.clip_ready(event.index - 1, self.film_dir / clip, event.data.get("sha256"))
+
+    def feed_ledger(self, ledger) -> None:
+        """Every shot the ledger has as done (e.g. those ``--only`` leaves alone)."""
+        for position, record in enumerate(ledger.shots):
+            if record.status == "done" and record.clip:
+                self.clip_ready(position, ledger.folder / record.clip, record.clip_sha256)
+
+    # -- the background worker -------------------------------------------------------------------
+    def _work(self) -> None:
+        lowered = _lower_this_thread()
+        while not self._stopping.is_set():
+            try:
+                item = self._arrivals.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            while item is not None:
+                self._arrive(*item)
+                try:
+                    item = self._arrivals.get_nowait()
+                except queue.Empty:
+                    item = None
+            try:
+                jobs = self._jobs(complete=False)
+            except (Unsupported, WanclipError) as exc:
+                self.unsupported = str(exc)
+                return
+            for job in jobs:
+                if self._stopping.is_set() or not self._arrivals.empty():
+                    break  # a newer clip may change what is worth doing first
+                try:
+                    self._run_job(job, nice=not lowered)
+                except WanclipError:
+                    self._failed.add(job.name)  # finish() tries again in the foreground and reports it
+
+    def _arrive(self, position: int, path: Path, sha256: str | None) -> None:
+        from wanclip import media
+
+        try:
+            sha = sha256 or sha256_file(path)
+            known = self._clips.get(position)
+            info = known.info if known and known.sha256 == sha and known.path == path else media.probe(path)
+        except (OSError, WanclipError):
+            self._clips.pop(position, None)  # finish() probes it again and names the problem
+            return
+        self._clips[position] = _Clip(path, sha, info)
+
+    # -- what to encode ----------------------------------------------------------------------------
+    def _prefix(self) -> int:
+        n = 0
+        while n in self._clips:
+            n += 1
+        return n
+
+    def _film(self) -> tuple[Fraction, int, int]:
+        first = self._clips[0].info
+        return first.fps, first.width, first.height
+
+    def _check_clips(self, known: int) -> None:
+        fps, width, height = self._film()
+        frame_step_us(fps)
+        for i in range(1, known):
+            info = self._clips[i].info
+            if info.fps != fps or (info.width, info.height) != (width, height):
+                raise Unsupported(f"{info.path.name} differs from {self._clips[0].info.path.name} in "
+                                  f"frame rate or size ({info.width}x{info.height} @ {float(info.fps):g} vs "
+                                  f"{width}x{height} @ {float(fps):g})")
+
+    def _layout(self, known: int) -> Layout:
+        self._check_clips(known)
+        return layout([self._clips[i].info.frames for i in range(known)], self.cuts, self._film()[0])
+
+    def _names(self, pieces: list[Piece]) -> list[str]:
+        fps, width, height = self._film()
+        film = {"fps": str(fps), "width": width, "height": height,
+                "through_xfade": any(c.overlaps for c in self.cuts)}
+        shas = [self._clips[i].sha256 if i in self._clips else "" for i in range(self.count)]
+        return [piece_name(p, shas, film, self.encoder) for p in pieces]
+
+    def _thumbs_path(self, position: int) -> Path:
+        from wanclip.contact_sheet import thumb_size
+
+        clip = self._clips[position]
+        width, height = thumb_size(clip.info)
+        return self.folder / f"{THUMBS_PREFIX}{clip.sha256[:16]}-{width}x{height}.png"
+
+    def _jobs(self, complete: bool) -> list[_Job]:
+        """What is still to encode, in film order: pieces whose clips are all here and whose place
+        in the film the clips before them decide; with ``complete``, thumbnails left to make too."""
+        known = self._prefix()
+        if known == 0:
+            return []
+        plan = self._layout(known)
+        jobs, thumbs_planned = [], set()
+        for piece, name in zip(plan.pieces, self._names(plan.pieces), strict=True):
+            if any(i not in self._clips for i in piece.clips):
+                continue
+            if (self.folder / name).is_file():
+                continue
+            thumbs = None
+            if self.contact_sheet and isinstance(piece, Body) and not self._thumbs_path(piece.clip).is_file():
+                thumbs = piece.clip
+                thumbs_planned.add(piece.clip)
+            jobs.append(_Job(name, piece, piece.frames, thumbs))
+        if complete and self.contact_sheet:
+            for i in range(known):
+                if i not in thumbs_planned and not self._thumbs_path(i).is_file():
+                    jobs.append(_Job(self._thumbs_path(i).name, None, 0, i))
+        return jobs
+
+    # -- one ffmpeg run ----------------------------------------------------------------------------
+    def _argv(self, job: _Job, part: Path, thumbs_part: Path | None) -> list[str]:
+        fps, width, height = self._film()
+        clips = [self._clips[i].info if i in self._clips else None for i in range(self.count)]
+        thumbs = None
+        if job.thumbs is not None:
+            from wanclip.contact_sheet import thumb_picks, thumb_size
+
+            info = clips[job.thumbs]
+            thumbs = (str(thumbs_part), thumb_picks(info), thumb_size(info))
+        return piece_argv(job.piece, clips, fps, width, height, self.encoder, str(part), self.exe,
+                          any(c.overlaps for c in self.cuts), thumbs)
+
+    def _run_job(self, job: _Job, nice: bool = False) -> None:
+        """Encode one job into ``.part`` files, check the piece's frame count, rename them."""
+        from wanclip import media
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if job.piece is None:
+            self._write_thumbs(job.thumbs)
+            return
+        target = self.folder / job.name
+        part = target.with_name(target.name + ".part")
+        thumbs = self._thumbs_path(job.thumbs) if job.thumbs is not None else None
+        thumbs_part = thumbs.with_name(thumbs.name + ".part") if thumbs else None
+        argv = self._argv(job, part, thumbs_part)
+        with self._lock:
+            self._parts.update(p for p in (part, thumbs_part) if p is not None)
+        try:
+            for stale in (part, thumbs_part):  # a killed run's leftovers are simply replaced
+                if stale is not None:
+                    stale.unlink(missing_ok=True)
+            self._spawn_wait(argv, part, nice, f"encoding the piece {job.name}")
+            got = media.probe(part).frames
+            if got != job.frames:
+                raise StitchError(f"the piece {job.name} has {got} frames, expected {job.frames}",
+                                  "this is a wanclip bug; please report it (`wanclip stitch --no-pieces` "
+                                  "joins the film in one graph meanwhile)")
+            os.replace(part, target)
+            if thumbs_part is not None and thumbs_part.is_file():
+                os.replace(thumbs_part, thumbs)
+        except OSError as exc:
+            raise StitchError(f"cannot write the piece {target}: {exc.strerror or exc}",
+                              "check that the film folder is writable and the disk not full") from exc
+        finally:
+            for leftover in (part, thumbs_part):
+                if leftover is not None:
+                    _remove(leftover)
+                    with self._lock:
+                        self._parts.discard(leftover)
+        with self._lock:
+            self.encoded.append(job.name)
+
+    def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str) -> None:
+        from wanclip import media
+
+        with tempfile.TemporaryFile() as stderr:
+            with self._lock:
+                if self._closed:
+                    raise Interrupted("the film's pieces were closed")
+                try:
+                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                            stderr=stderr)
+                except OSError as exc:
+                    raise media._no_binary(argv, exc) from exc
+                self._procs[proc.pid] = (proc, part)
+            with proc:
+                try:
+                    if nice:
+                        _lower(proc.pid)
+                    rc = proc.wait()
+                except BaseException:
+                    media.stop(proc)
+                    raise
+                finally:
+                    with self._lock:
+                        self._procs.pop(proc.pid, None)
+            if rc != 0:
+                if self._closed:
+                    raise Interrupted("the film's pieces were closed")
+                stderr.seek(0)
+                raise media.ffmpeg_failed(argv, stderr.read()[-media.STDERR_TAIL_BYTES:], what, rc)
+
+    def _write_thumbs(self, position: int) -> None:
+        """Thumbnails of a clip no body encode decoded (its body was reused, or it has none)."""
+        from PIL import Image
+
+        from wanclip import media
+        from wanclip.contact_sheet import thumb_picks, thumb_size
+
+        info = self._clips[position].info
+        size = thumb_size(info)
+        unique = sorted(set(thumb_picks(info)))
+        strip = Image.new("RGB", (size[0] * len(unique), size[1]))
+        for col, raw in enumerate(media.grab_frames(info, unique, *size)):
+            strip.paste(Image.frombytes("RGB", size, raw), (col * size[0], 0))
+        buffer = io.BytesIO()
+        strip.save(buffer, format="PNG")
+        atomic_write_bytes(self._thumbs_path(position), buffer.getvalue())
+
+    def _thumbs(self, position: int) -> list[bytes]:
+        """The clip's first, middle and last frame, cut from its thumbnail strip."""
+        from PIL import Image
+
+        from wanclip.contact_sheet import thumb_picks, thumb_size
+
+        info = self._clips[position].info
+        width, height = thumb_size(info)
+        unique = sorted(set(thumb_picks(info)))
+        with Image.open(self._thumbs_path(position)) as strip:
+            rgb = strip.convert("RGB")
+        return [rgb.crop((unique.index(i) * width, 0, (unique.index(i) + 1) * width, height)).tobytes()
+                for i in thumb_picks(info)]
+
+    # -- the end -----------------------------------------------------------------------------------
+    def finish(self, on_progress: OnProgress | None = None) -> StitchResult:
+        """Wait for the background work, encode what is missing, join the pieces into the film.
+
+        Every clip must have been given (``clip_ready``). When these clips cannot be joined by
+        pieces (see the module's docstring) the one graph joins them, with a note saying why.
+        """
+        self._stop_worker()
+        missing = [self.names[i] for i in range(self.count) if i not in self._clips]
+        if missing:
+            raise StitchError(f"no clip was given for {', '.join(missing)}",
+                              "give every shot's clip to clip_ready() before finish()")
+        self._recheck()
+        self._validate()
+        try:
+            plan = self._layout(self.count)
+        except Unsupported as exc:
+            self.unsupported = str(exc)
+        if self.unsupported is not None:
+            return self._one_graph(on_progress)
+        names = self._names(plan.pieces)
+        jobs = self._jobs(complete=False)
+        self._encode_all(jobs, plan.frames, on_progress)
+        result = self._join(plan, names, on_progress)
+        reused = [n for n in names if n not in self.encoded]
+        self.reused = reused
+        result.notes.append(f"joined from {counted(len(names), 'piece')} in {self.folder} "
+                            f"({len(reused)} made while rendering or earlier)")
+        if self.contact_sheet:
+            for job in self._jobs(complete=True):
+                self._run_job(job)
+            result.contact_sheet = self._sheet()
+        self._prune(set(names))
+        return result
+
+    def _validate(self) -> None:
+        """Refuse what the one graph refuses, with its words: an unknown transition, one longer
+        than its clip, a wrong number of cuts."""
+        from wanclip import stitch
+
+        if any(c.overlaps for c in self.cuts):
+            stitch.check_transitions(self.cuts, self.exe)
+        stitch.plan_stitch([self._clips[i].info for i in range(self.count)], self.output, "xfade", self.cuts,
+                           self.encoder.crf, self.encoder.preset, exe=self.exe, names=self.names)
+
+    def _stop_worker(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        while True:  # arrivals the worker never got to
+            try:
+                item = self._arrivals.get_nowait()
+            except queue.Empty:
+                break
+            self._arrive(*item)
+
+    def _recheck(self) -> None:
+        """Each clip is still the one its pieces were made from (a re-render replaces the file)."""
+        for position, clip in list(self._clips.items()):
+            try:
+                same = sha256_file(clip.path) == clip.sha256
+            except OSError as exc:
+                raise StitchError(f"cannot read the clip {clip.path}: {exc.strerror}",
+                                  "check the film folder") from exc
+            if not same:
+                self._clips.pop(position)
+                self._arrive(position, clip.path, None)
+
+    def _encode_all(self, jobs: list[_Job], total: int, on_progress: OnProgress | None) -> None:
+        """The missing pieces, ``jobs`` ffmpegs at a time; progress counts finished pieces' frames."""
+        done = total - sum(j.frames for j in jobs)
+        if on_progress:
+            on_progress(done, total)
+        if not jobs:
+            return
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="wanclip-piece") as pool:
+            futures = {pool.submit(self._run_job, job): job for job in jobs}
+            try:
+                for future in as_completed(futures):
+                    future.result()
+                    done += futures[future].frames
+                    if on_progress:
+                        on_progress(done, total)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                self._kill_all()
+                raise
+
+    def _join(self, plan: Layout, names: list[str], on_progress: OnProgress | None) -> StitchResult:
+        from wanclip import stitch
+
+        fps, width, height = self._film()
+        parts = [ClipInfo(self.folder / name, piece.frames, fps, width, height, "h264", "", "yuv420p", "1:1",
+                          "", False) for piece, name in zip(plan.pieces, names, strict=True)]
+        stitch.check_not_an_input(self.output, [c.path for c in self._clips.values()])
+        copy = stitch._plan_concat_copy(parts, [], self.output, stitch._container(self.output), None, self.exe)
+        result = stitch.run_stitch(copy, None)
+        self.film_written_at = time.monotonic()
+        if result.frames != plan.frames:
+            raise StitchError(f"the joined film has {result.frames} frames, expected {plan.frames}",
+                              "this is a wanclip bug; `wanclip stitch --no-pieces` joins it in one graph")
+        if on_progress:
+            on_progress(plan.frames, plan.frames)
+        result.mode, result.clips = "xfade", self.count
+        return result
+
+    def _one_graph(self, on_progress: OnProgress | None) -> StitchResult:
+        from wanclip import stitch
+
+        paths = [self._clips[i].path for i in range(self.count)]
+        result = stitch.stitch(paths, self.output, "xfade", self.cuts, self.encoder.crf, self.encoder.preset,
+                               None, self.contact_sheet, self.names, on_progress)
+        self.film_written_at = time.monotonic()
+        result.notes.append(f"joined in one graph, not from pieces: {self.unsupported}")
+        return result
+
+    def _sheet(self) -> Path:
+        from wanclip.contact_sheet import SHEET_NAME, write_contact_sheet
+        from wanclip.stitch import write_failure
+
+        shots = [(self.names[i], self._clips[i].info) for i in range(self.count)]
+        try:
+            return write_contact_sheet(shots, self.output.parent,
+                                       thumbs=[self._thumbs(i) for i in range(self.count)])
+        except OSError as exc:
+            raise write_failure(exc, self.output.parent / SHEET_NAME) from exc
+
+    def _prune(self, keep: set[str]) -> None:
+        """Pieces and thumbnails this film no longer uses (another clip, cut or encoder)."""
+        thumbs = {self._thumbs_path(i).name for i in range(self.count)}
+        for path in self.folder.glob("*"):
+            ours = path.suffix in (".mp4", ".png") and "-" in path.name
+            if ours and path.name not in keep | thumbs:
+                _remove(path)
+
+    def _kill_all(self) -> None:
+        from wanclip import media
+
+        with self._lock:
+            running = list(self._procs.values())
+        for proc, _part in running:
+            media.stop(proc)
+
+    def close(self) -> None:
+        """Stop the background ffmpeg (SIGTERM, then SIGKILL) and remove its ``.part``. Idempotent."""
+        with self._lock:
+            self._closed = True
+        self._stopping.set()
+        self._kill_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        with self._lock:
+            parts = list(self._parts)
+        for part in parts:  # only ours: a .part of another process is not ours to delete
+            _remove(part)
+
+    def __enter__(self) -> FilmPieces:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _lower_this_thread() -> bool:
+    """Lower this thread's priority; on Linux a thread's niceness is its own and every process
+    it starts inherits it, so the encoder runs nice from its first instruction."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def _lower(pid: int) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, NICE)
+    except (OSError, AttributeError):  # gone already, or no priorities here
+        pass
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
