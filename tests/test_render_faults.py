@@ -24,6 +24,17 @@ from wanclip.plan import plan_film
 from wanclip.render import RenderOptions, render_film
 
 pytestmark = pytest.mark.timeout(90)
+PROFILES = ["0.3.64", "0.9", "0.38"]
+
+
+@pytest.fixture(params=PROFILES)
+def sim(request, sim_servers, tmp_path):
+    """Every fault case on every ComfyUI version the simulator speaks (the full film runs on one)."""
+    handle = sim_servers(request.param)
+    handle.reset(tmp_path / "comfy" / "output")
+    handle.output_dir.mkdir(parents=True, exist_ok=True)
+    yield handle
+    handle.reset()
 
 
 def fast(**kw) -> dict:
@@ -266,3 +277,44 @@ def test_ledger_and_clips_are_written_with_the_same_permissions(sim, tmp_path):
     out = tmp_path / "out"
     assert (out / "ledger.json").stat().st_mode & 0o777 == 0o644
     assert (out / "clips" / "01_shot-1.mp4").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("sim", ["0.38"], indirect=True)
+def test_force_on_a_server_that_caches_everything_still_makes_new_clips(sim, tmp_path):
+    """#10.5: the RAM-pressure cache replays an identical prompt's old file name, or one since deleted."""
+    shots = tiny_film(tmp_path, 2)
+    assert render(sim.url, shots, tmp_path / "out", "--no-stitch").exit_code == 0
+    first = {s.name: s.clip_sha256 for s in load_ledger(tmp_path / "out").shots}
+    for old in sim.output_dir.rglob("*.mp4"):
+        old.unlink()  # the server's output folder cleaned since
+    result = render(sim.url, shots, tmp_path / "out", "--no-stitch", "--force")
+    assert result.exit_code == 0, result.output
+    assert len(list(sim.output_dir.rglob("*.mp4"))) == 2
+    assert {s.name: s.status for s in load_ledger(tmp_path / "out").shots} == {"shot-1": "done", "shot-2": "done"}
+    assert set(first) == {"shot-1", "shot-2"}
+
+
+@pytest.mark.parametrize("sim", ["0.38"], indirect=True)
+def test_a_reconnect_the_server_wants_credentials_for_presents_them(sim, tmp_path):
+    """#10.4: a reconnect with the same client id while the server still holds the old socket must
+    send credential_auth first, or newer ComfyUI closes it with 1008 (and a naive client loops)."""
+    sim.faults.stale_ws(3.0).close_ws_after(12)
+    seen = []
+    plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
+    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False), seen.append)
+    kinds = [e.kind for e in seen]
+    assert result.exit_code == 0 and "socket_back" in kinds
+    assert not [e for e in seen if e.kind == "socket_lost" and "1008" in e.data.get("reason", "")]
+
+
+@pytest.mark.parametrize("sim", ["0.38"], indirect=True)
+def test_newer_servers_own_node_timings_put_the_model_load_where_it_happened(sim, tmp_path):
+    """#10.6 / #11.5: progress_state's activity and seconds give real per-node timings."""
+    sim.engine.config.load_seconds = 0.3
+    try:
+        plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+        result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False))
+    finally:
+        sim.engine.config.load_seconds = 0.02
+    first, second = result.ledger.shots
+    assert first.node_seconds["model load"] >= 0.25 and second.node_seconds.get("model load", 0) < 0.1

@@ -33,6 +33,7 @@ from wanclip.comfy.events import (
     ExecutionStart,
     ExecutionSuccess,
     Progress,
+    ProgressState,
     history_error,
     history_timestamps,
 )
@@ -209,6 +210,8 @@ class Rules:
 
 # -- the shot ----------------------------------------------------------------------------------------
 
+SHOT_EVENTS = (ExecutionStart, Executing, Progress, ProgressState, ExecutionCached, Executed, ExecutionSuccess,
+               ExecutionError, ExecutionInterrupted)
 ON_SERVER = ("submitting", "unconfirmed", "queued", "running", "collecting", "cancelling")
 
 
@@ -224,6 +227,8 @@ class Shot:
     tries: int = 0  # failed POSTs of the current prompt
     retry_at: float | None = None
     interrupt_sent: bool = False
+    server_seconds: dict = field(default_factory=dict)  # node -> progress_state "seconds" (newer ComfyUI)
+    loading: bool = False  # a node reported activity "loading" (newer ComfyUI): a real model load
 
     @property
     def name(self) -> str:
@@ -247,6 +252,7 @@ def step(shot: Shot, event, now: float, rules: Rules = Rules()) -> tuple[Shot, l
     new = copy.copy(shot)
     new.record = replace(shot.record, node_seconds=dict(shot.record.node_seconds))
     new.outputs = dict(shot.outputs)
+    new.server_seconds = dict(shot.server_seconds)
     effects: list = []
     _Step(new, now, rules, effects).apply(event)
     return new, effects
@@ -264,9 +270,7 @@ class _Step:
 
     def apply(self, event) -> None:
         handler = getattr(self, "on_" + type(event).__name__, None)
-        if isinstance(event, Event) and not isinstance(event, ExecutionStart | Executing | Progress |
-                                                       ExecutionCached | Executed | ExecutionSuccess |
-                                                       ExecutionError | ExecutionInterrupted):
+        if isinstance(event, Event) and not isinstance(event, SHOT_EVENTS):
             return  # socket bookkeeping (Disconnected, Status ...) is the pool's business
         if handler is not None:
             handler(event)
@@ -293,6 +297,7 @@ class _Step:
     def on_Submitted(self, ev: Submitted) -> None:
         if self.shot.phase in ("submitting", "unconfirmed"):
             self.shot.phase, self.shot.last_event = "queued", self.now
+            self.rec.error = None
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts)
 
     def on_SubmitRejected(self, ev: SubmitRejected) -> None:
@@ -390,8 +395,20 @@ class _Step:
             return
         self._started(None)
         self._close_node()
-        self.shot.node, self.shot.node_started = ev.node, self.now
-        self.emit("node", node=ev.node, label=self.shot.labels.get(ev.node, "other"))
+        node = ev.display_node or ev.node  # "54:73" inside a subgraph: the graph's id is display_node
+        self.shot.node, self.shot.node_started, self.shot.loading = node, self.now, False
+        self.emit("node", node=node, label=self.shot.labels.get(node, "other"))
+
+    def on_ProgressState(self, ev: ProgressState) -> None:
+        """Newer servers say what a node spends its time on and, when it finishes, for how long."""
+        if not self._live():
+            return
+        for node in ev.nodes:
+            if node.seconds:
+                self.shot.server_seconds[node.node] = dict(node.seconds)
+            if node.activity == "loading" and node.state == "running" and not self.shot.loading:
+                self.shot.loading = True
+                self.emit("node", node=node.node, label="model load")
 
     def on_Progress(self, ev: Progress) -> None:
         if self._live():
@@ -538,6 +555,8 @@ class _Step:
             self.shot.phase = "collecting"
             self.out.append(FetchHistory(rec.name, rec.server, rec.prompt_id, wait, dict(self.shot.outputs)))
             return
+        if self.shot.server_seconds:
+            rec.node_seconds = _server_node_seconds(self.shot.server_seconds, self.shot.labels)
         start, success = history_timestamps(entry)
         rec.execution_start_ms = rec.execution_start_ms or start
         rec.execution_success_ms = rec.execution_success_ms or success
@@ -565,6 +584,19 @@ class _Step:
     def _unassign(self, status: str) -> None:
         self.rec.status, self.rec.prompt_id, self.rec.server, self.rec.cancelled = status, None, None, False
         self.shot.node, self.shot.outputs, self.shot.retry_at = None, {}, None
+
+
+def _server_node_seconds(server_seconds: dict, labels: dict[str, str]) -> dict[str, float]:
+    """``node_seconds`` from the server's own per-node timings: each node's total under its label,
+    but the time it reported as "loading" under "model load" (where a cold load really goes)."""
+    out: dict[str, float] = {}
+    for node, seconds in server_seconds.items():
+        loading = float(seconds.get("loading", 0.0))
+        label = labels.get(node, "other")
+        out[label] = out.get(label, 0.0) + max(float(seconds.get("total", 0.0)) - loading, 0.0)
+        if loading:
+            out["model load"] = out.get("model load", 0.0) + loading
+    return {label: round(value, 3) for label, value in out.items()}
 
 
 def _interrupted(ev: ExecutionInterrupted) -> dict:

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wanclip import machine as m
+from wanclip.comfy import jobs
+from wanclip.comfy.capabilities import Capabilities, prefix
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
 from wanclip.errors import ClipError, PreflightError, PromptRejected, ServerError
 from wanclip.outputs import fetch_clip
+from wanclip.workflow import find_roles
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,21 @@ class ShotSpec:
     width: int
     height: int
     fps: float
+
+
+def fresh_output(graph: dict, prompt_id: str) -> dict:
+    """The graph as submitted: the output file named after this prompt (``..._1a2b3c4d``).
+
+    Newer ComfyUI keeps earlier prompts' outputs cached (RAM-pressure cache), so an identical
+    resubmit (``--force``, a re-render of the same shot) would come back fully cached, replaying the
+    old file name with no new file, or one since deleted. A prefix of its own makes the output node
+    write a new file every time (only that node runs again); the ledger's graph hash is unchanged."""
+    output = find_roles(graph).output
+    node = graph[output]
+    prefix = node["inputs"].get("filename_prefix")
+    if not isinstance(prefix, str):
+        return graph
+    return {**graph, output: {**node, "inputs": {**node["inputs"], "filename_prefix": f"{prefix}_{prompt_id[:8]}"}}}
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,7 @@ class Note:
 @dataclass
 class Server:
     client: ComfyClient
+    caps: Capabilities | None = None  # what the server speaks (preflight detects it)
     stream: EventStream | None = None
     worker: ThreadPoolExecutor | None = None
     down_since: float | None = None
@@ -93,10 +112,20 @@ class ServerPool:
         self.unsent: dict[int, m.Submit] = {}  # submissions waiting for their server's worker
 
     # -- lifetime --------------------------------------------------------------------------------
+    def learned(self, url: str, caps: Capabilities | None) -> None:
+        """Use what ``url`` speaks: ``/api/`` routes where they work, the jobs API where it exists."""
+        server = self.servers.get(url)
+        if server is not None and caps is not None:
+            server.caps = caps
+            server.client.prefix = prefix(caps)
+
     def open_streams(self) -> None:
-        """Open every event socket before any submission: ComfyUI replays no events."""
+        """Open every event socket before any submission: ComfyUI replays no events. Where the server
+        has feature flags, the socket first says wanclip takes no previews (a remote render then does
+        not stream preview images it never shows)."""
         for server in self.servers.values():
-            server.stream = EventStream(server.client, self.client_id, self.sink)
+            flags = {} if server.caps is not None and server.caps.features else None
+            server.stream = EventStream(server.client, self.client_id, self.sink, feature_flags=flags)
             try:
                 server.stream.start()
             except ServerError as exc:
@@ -199,13 +228,21 @@ class ServerPool:
 
         def job():
             try:
-                return Looked(states=prompt_states(server.client, list(prompt_ids)))
+                return Looked(states=self.states(url, list(prompt_ids)))
             except ServerError as exc:
                 return Looked(error=exc.message)
             finally:
                 server.looking = False
 
         self._run(server.worker, url, job)
+
+    def states(self, url: str, prompt_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
+        """Where each prompt is on ``url``: one ``GET /api/jobs/{id}`` each where the jobs API exists
+        (it tells pending, running, done and unknown apart in one read), else ``/queue`` + ``/history``."""
+        server = self.servers[url]
+        if server.caps is not None and server.caps.jobs_get:
+            return {pid: jobs.job_state(server.client, pid, server.caps) for pid in prompt_ids}
+        return prompt_states(server.client, prompt_ids)
 
     def soon(self, url: str) -> None:
         self.servers[url].next_lookup = 0.0
@@ -263,8 +300,11 @@ class ServerPool:
                 return effect.shot, m.HistoryMissing(exc.message)
         if isinstance(effect, m.Download):
             return effect.shot, self._download(client, effect)
+        caps = self.servers[effect.server].caps
         try:
-            if isinstance(effect, m.Delete):
+            if caps is not None and caps.jobs_cancel:  # atomic: it cannot hit a prompt that just started
+                jobs.cancel(client, [effect.prompt_id], caps)
+            elif isinstance(effect, m.Delete):
                 client.delete_pending([effect.prompt_id])
             elif isinstance(effect, m.Interrupt):
                 client.interrupt(effect.prompt_id)
@@ -275,7 +315,8 @@ class ServerPool:
 
     def _submit(self, client: ComfyClient, effect: m.Submit):
         try:
-            client.submit(self.specs[effect.shot].graph, self.client_id, effect.prompt_id)
+            client.submit(fresh_output(self.specs[effect.shot].graph, effect.prompt_id), self.client_id,
+                          effect.prompt_id)
         except PromptRejected as exc:
             return m.SubmitRejected(exc.message, exc.node_errors, error=exc.error)
         except OSError as exc:  # never expected from requests, but a submission must not kill the loop

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from wanclip import machine as m
 from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.comfy.events import Event
-from wanclip.comfy.follow import Disconnected, Reconnected, prompt_states
+from wanclip.comfy.follow import Disconnected, Reconnected
 from wanclip.errors import Interrupted, PreflightError, PromptRejected, ServerError
 from wanclip.ledger import Ledger, film_lock
 from wanclip.plan import Plan
@@ -161,7 +161,9 @@ class Render:
         if check:
             graphs = [s.graph for s in self.plan.shots if s.name in self.shots]
             for info in preflight([s.client for s in self.pool.servers.values()], graphs):
-                self.emit("server", server=info.url, version=info.version, device=info.device)
+                self.pool.learned(info.url, info.capabilities)
+                features = info.capabilities.describe() if info.capabilities else None
+                self.emit("server", server=info.url, version=info.version, device=info.device, features=features)
         self.pool.open_streams()
         self._reattach()
 
@@ -375,7 +377,7 @@ class Render:
             if not ours or server.dead:
                 continue
             try:
-                states = prompt_states(server.client, [s.record.prompt_id for s in ours])
+                states = self.pool.states(url, [s.record.prompt_id for s in ours])
             except ServerError as error:
                 self.emit("warning", server=url, message=f"could not ask {url} to stop our prompts: {error.message}")
                 continue

@@ -106,6 +106,7 @@ class ComfyClient:
         self.session.headers.update(self.headers)
         self.ws_connect = ws_connect or websocket.create_connection
         self.timeout = timeout
+        self.prefix = ""  # "/api" once the server is known to serve its routes there (newer clouds: only there)
 
     def close(self) -> None:
         self.session.close()
@@ -119,6 +120,8 @@ class ComfyClient:
     # -- plumbing -------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
+        if self.prefix and not path.startswith(self.prefix + "/"):
+            path = self.prefix + path
         try:
             return self.session.request(method, self.url + path, **kwargs)
         except requests.RequestException as exc:
@@ -187,7 +190,9 @@ class ComfyClient:
     def submit(self, prompt: dict, client_id: str, prompt_id: str | None = None) -> dict:
         """POST /prompt. A 400 raises ``PromptRejected`` carrying ComfyUI's ``node_errors``."""
         prompt_id = prompt_id or str(uuid.uuid4())
-        body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
+        # no preview images: newer servers read extra_data.preview_method, older ones ignore it
+        body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id,
+                "extra_data": {"preview_method": "none"}}
         response = self._request("POST", "/prompt", json=body)
         if response.status_code == 400:
             try:

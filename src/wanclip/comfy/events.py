@@ -31,9 +31,26 @@ class ExecutionCached(Event):
 
 @dataclass(frozen=True)
 class Executing(Event):
-    """A node started; ``node is None`` means the prompt is over and its history is written."""
+    """A node started; ``node is None`` means the prompt is over and its history is written.
+    ``display_node``: the graph's node id when ``node`` is an execution id (``"54:73"``)."""
 
     node: str | None = None
+    display_node: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node of a ``progress_state`` message (ComfyUI ≥ 0.3.5x; ``activity``/``seconds`` newer)."""
+
+    node: str  # the graph's id (display_node_id, else real_node_id, else the key)
+    state: str = ""  # pending | running | finished | error
+    activity: str | None = None  # e.g. "loading": what a running node spends its time on
+    seconds: dict = field(default_factory=dict)  # set when it finishes: {"total": s, "<activity>": s}
+
+
+@dataclass(frozen=True)
+class ProgressState(Event):
+    nodes: tuple[NodeState, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,6 +89,8 @@ class ExecutionInterrupted(Event):
 @dataclass(frozen=True)
 class Status(Event):
     queue_remaining: int = 0
+    sid: str | None = None
+    credential_key: str | None = None  # newer ComfyUI over loopback/TLS: present it on a reconnect
 
 
 def _str(value) -> str | None:
@@ -107,7 +126,10 @@ def _parse(frame: str | bytes) -> Event | None:
     kind, data = message.get("type"), message["data"]
     pid = _str(data.get("prompt_id"))
     if kind == "executing":
-        return Executing(pid, node=_str(data.get("node")))
+        return Executing(pid, node=_str(data.get("node")), display_node=_str(data.get("display_node")))
+    if kind == "progress_state":
+        return ProgressState(pid, nodes=tuple(_node_state(key, value) for key, value in
+                                              (data.get("nodes") or {}).items()))
     if kind == "progress":
         return Progress(pid, node=_str(data.get("node")), value=_int(data.get("value")),
                         max=_int(data.get("max")))
@@ -131,8 +153,20 @@ def _parse(frame: str | bytes) -> Event | None:
         return ExecutionInterrupted(pid, node_id=_str(data.get("node_id")), node_type=_str(data.get("node_type")))
     if kind == "status":
         info = (data.get("status") or {}).get("exec_info") or {}
-        return Status(None, queue_remaining=_int(info.get("queue_remaining")))
+        return Status(None, queue_remaining=_int(info.get("queue_remaining")), sid=_str(data.get("sid")),
+                      credential_key=_str(data.get("credential_key")))
     return None
+
+
+def _node_state(key: str, value: dict) -> NodeState:
+    if not isinstance(value, dict):
+        raise TypeError(f"progress_state node {key!r} is a {type(value).__name__}")
+    seconds = value.get("seconds") or {}
+    if not isinstance(seconds, dict):
+        raise TypeError("progress_state seconds is not an object")
+    node = _str(value.get("display_node_id") or value.get("real_node_id") or key)
+    return NodeState(node=node, state=str(value.get("state") or ""), activity=_str(value.get("activity")),
+                     seconds={str(k): float(v) for k, v in seconds.items() if isinstance(v, int | float)})
 
 
 def history_error(entry: dict) -> ExecutionError | ExecutionInterrupted | None:

@@ -9,6 +9,7 @@ between the two reads but never back, so "in neither" really means lost (server 
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import websocket
 
 from wanclip.comfy.client import ComfyClient
-from wanclip.comfy.events import Event, parse
+from wanclip.comfy.events import Event, Status, parse
 from wanclip.errors import ServerError
 
 log = logging.getLogger("wanclip.follow")
@@ -32,6 +33,29 @@ class Disconnected(Event):
 @dataclass(frozen=True)
 class Reconnected(Event):
     pass
+
+
+POLICY_VIOLATION = 1008  # newer ComfyUI: "Invalid client credentials" on a reconnect without the key
+
+
+class ClosedByServer(websocket.WebSocketConnectionClosedException):
+    def __init__(self, code: int | None, reason: str = ""):
+        super().__init__(f"closed by the server (code {code}{': ' + reason if reason else ''})")
+        self.code = code
+
+
+def receive(ws):
+    """The next text (or binary) frame; a close frame raises ``ClosedByServer`` with its code."""
+    recv_data = getattr(ws, "recv_data", None)
+    if recv_data is None:  # a stand-in socket with recv() only
+        return ws.recv()
+    opcode, data = recv_data()
+    if opcode == websocket.ABNF.OPCODE_CLOSE:
+        code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+        raise ClosedByServer(code, data[2:].decode("utf-8", "replace"))
+    if opcode == websocket.ABNF.OPCODE_TEXT:
+        return data.decode("utf-8", "replace")
+    return data
 
 
 def close_quietly(ws) -> None:
@@ -61,10 +85,13 @@ class EventStream:
 
     def __init__(self, client: ComfyClient, client_id: str, sink: queue.Queue,
                  recv_timeout: float = 0.5, backoff: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0),
-                 connect_timeout: float = 10.0, ping_every: float = 20.0):
+                 connect_timeout: float = 10.0, ping_every: float = 20.0, feature_flags: dict | None = None):
         self.client, self.client_id, self.sink = client, client_id, sink
         self.recv_timeout, self.backoff = recv_timeout, backoff
         self.connect_timeout, self.ping_every = connect_timeout, ping_every
+        self.feature_flags = feature_flags  # sent first on every connect, where the server has /features
+        self.credential_key: str | None = None  # from the server's first status (newer ComfyUI)
+        self.refused = 0  # 1008 closes in a row
         self.connected = False
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -97,12 +124,22 @@ class EventStream:
             except Exception as exc:  # noqa: BLE001 - supervised: any failure reconnects, none is fatal
                 if self._stop.is_set():
                     break
+                if isinstance(exc, ClosedByServer) and exc.code == POLICY_VIOLATION:
+                    self.refused += 1
+                    if self.refused > 1:  # refused even with our key: poll instead, never loop
+                        self.connected = False
+                        self._close()
+                        self.sink.put((self.client.url, Disconnected(
+                            None, reason="the server refused our websocket credentials (1008); following "
+                                         "the shots by polling /queue and /history")))
+                        break
                 if not isinstance(exc, OSError | websocket.WebSocketException):
                     log.warning("event reader of %s failed (%s: %s); reconnecting", self.client.url,
                                 type(exc).__name__, exc)
                 self.connected = False
                 self._close()
-                self.sink.put((self.client.url, Disconnected(None, reason=type(exc).__name__)))
+                reason = str(exc) if isinstance(exc, ClosedByServer) else type(exc).__name__
+                self.sink.put((self.client.url, Disconnected(None, reason=reason)))
                 if not self._reconnect():
                     break
                 self.connected = True
@@ -111,6 +148,15 @@ class EventStream:
 
     def _open(self):
         ws = self.client.open_ws(self.client_id, timeout=self.connect_timeout)
+        try:
+            if self.credential_key:  # a reconnect with our client id must show the key first
+                ws.send(json.dumps({"type": "credential_auth", "data": {"credential_key": self.credential_key}}))
+            if self.feature_flags is not None:  # then what we support (no previews)
+                ws.send(json.dumps({"type": "feature_flags", "data": self.feature_flags}))
+        except (OSError, websocket.WebSocketException) as exc:
+            close_quietly(ws)
+            raise ServerError(f"the event socket of ComfyUI at {self.client.url} closed at once: "
+                              f"{type(exc).__name__}", server=self.client.url) from exc
         ws.settimeout(self.recv_timeout)  # short, only so that stop() is noticed
         return ws
 
@@ -124,12 +170,16 @@ class EventStream:
                 ws.ping()
                 last_ping = time.monotonic()
             try:
-                frame = ws.recv()
+                frame = receive(ws)
             except websocket.WebSocketTimeoutException:
                 continue
             if frame == "" and not ws.connected:
                 raise websocket.WebSocketConnectionClosedException("closed by the server")
             event = parse(frame)
+            if isinstance(event, Status) and event.credential_key:
+                self.credential_key = event.credential_key  # each connection's first status may renew it
+            if isinstance(event, Status) and event.sid:
+                self.refused = 0  # accepted
             if event is not None:
                 self.sink.put((self.client.url, event))
 
