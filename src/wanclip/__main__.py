@@ -1,4 +1,4 @@
-from wanclip.cli.app import main
+from wanclip.cli.entry import main
 
 if __name__ == "__main__":
     main()
