@@ -68,6 +68,12 @@ def serve_command() -> str | None:
     return os.environ.get("WANCLIP_SERVE_COMMAND") or None
 
 
+def cuda_visible_devices() -> list[str]:
+    """The GPUs $CUDA_VISIBLE_DEVICES leaves visible (empty: unset, so all of them)."""
+    raw = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return [g.strip() for g in raw.split(",") if g.strip()] if raw is not None else []
+
+
 def stagger_seconds(default: float) -> float:
     """WANCLIP_STAGGER_SECONDS: the head start of one cold server's model load over the next's
     (wanclip.stagger); unset or not a number >= 0: ``default``."""

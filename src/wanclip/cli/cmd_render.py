@@ -29,7 +29,8 @@ def render_options(servers: list[str] | None, headers: list[str] | None, **kwarg
 def render_command(
     shots_file: Path = typer.Argument(..., help="The shots file (YAML)."),
     server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL; repeat (or comma-separate) for "
-                                     "several servers. Default: $WANCLIP_SERVER, else http://127.0.0.1:8188."),
+                                     "several servers. Default: $WANCLIP_SERVER, else the servers of a running "
+                                     "`wanclip serve` that are up, else http://127.0.0.1:8188."),
     out: Path = typer.Option(None, "--out", help="Film folder (default: the film's `out`, else out/<film>)."),
     only: list[str] = typer.Option(None, "--only", metavar="NAME", help="Render only this shot (repeatable); re-renders it."),
     force: bool = typer.Option(False, "--force", help="Re-render shots that are already done."),
