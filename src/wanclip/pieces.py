@@ -328,6 +328,8 @@ class FilmPieces:
         self.jobs = max(1, jobs)
         self.exe = exe or media.ffmpeg_exe()
         self.encoded: list[str] = []  # piece names encoded by this object, in order
+        self.seconds: dict[str, float] = {}  # wall seconds each of those took (ffmpeg + checks)
+        self.finished_at: dict[str, float] = {}  # time.monotonic() when each was renamed in place
         self.reused: list[str] = []  # piece names found on disk and used
         self.unsupported: str | None = None  # why the one graph must join this film instead
         self.film_written_at: float | None = None  # time.monotonic() when the film was renamed in place
@@ -499,6 +501,7 @@ class FilmPieces:
         thumbs = self._thumbs_path(job.thumbs) if job.thumbs is not None else None
         thumbs_part = thumbs.with_name(thumbs.name + ".part") if thumbs else None
         argv = self._argv(job, part, thumbs_part)
+        started = time.monotonic()
         with self._lock:
             self._parts.update(p for p in (part, thumbs_part) if p is not None)
         try:
@@ -525,6 +528,8 @@ class FilmPieces:
                         self._parts.discard(leftover)
         with self._lock:
             self.encoded.append(job.name)
+            self.finished_at[job.name] = time.monotonic()
+            self.seconds[job.name] = self.finished_at[job.name] - started
 
     def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str) -> None:
         from wanclip import media
