@@ -27,7 +27,7 @@ with the concat demuxer and ``-c copy`` (a fraction of a second).
 The frames are identical before encoding; after it they differ only by x264 coding the pieces'
 first frames as keyframes (PSNR against the one graph's film is measured in the tests).
 
-**When pieces are not used** (``unsupported()``): clips that differ in frame rate or size (the
+**When pieces are not used** (``Unsupported``, then ``FilmPieces.unsupported`` says why): clips that differ in frame rate or size (the
 one graph's ``fps`` filter converts and rounds them; piece-wise the counts could differ by a
 frame), a frame step that is not a whole number of microseconds (timestamps would be rounded),
 a transition that starts before the previous one ends. ``stitch_film`` then runs the one graph.
