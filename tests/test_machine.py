@@ -14,7 +14,7 @@ import pytest
 from wanclip import machine as m
 from wanclip.comfy.events import parse
 from wanclip.ledger import ShotRecord
-from wanclip.render import node_labels
+from wanclip.tracking import node_labels
 
 DATA = Path(__file__).parent / "data"
 SERVER = "http://gpu:8188"

@@ -12,6 +12,7 @@ from test_render import tiny_film
 from wanclip.errors import Interrupted, ServerError
 from wanclip.plan import plan_film
 from wanclip.render import Render, RenderOptions
+from wanclip.stopping import stop_our_prompts
 
 A, B = "http://gpu-a:8188", "http://gpu-b:8188"
 
@@ -191,7 +192,7 @@ def test_cancel_removes_queued_then_interrupts_running_and_keeps_ids_until_confi
     running = fake.start_next()
     s.until(lambda: s.status("shot-1") == "running")
     with pytest.raises(Interrupted) as err:
-        raise s.render._cancel(KeyboardInterrupt())
+        raise stop_our_prompts(s.render, KeyboardInterrupt())
     assert len(fake.deleted) == 2 and running not in fake.deleted
     assert fake.interrupts == [running]
     assert [(r.status, r.prompt_id) for r in s.render.ledger.shots] == [("pending", None)] * 3
@@ -205,7 +206,7 @@ def test_a_failing_cancel_keeps_every_prompt_id_and_says_what_is_still_on_the_se
     fake.start_next()
     s.until(lambda: s.status("shot-1") == "running")
     fake.failing = {"queue", "interrupt", "delete"}
-    error = s.render._cancel(KeyboardInterrupt())
+    error = stop_our_prompts(s.render, KeyboardInterrupt())
     ledger = s.render.ledger
     assert [r.status for r in ledger.shots] == ["running", "queued", "queued"] and all(r.prompt_id for r in ledger.shots)
     assert "still on the server: shot-1 (running)" in error.message and "re-attaches" in error.message

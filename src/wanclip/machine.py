@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
+from wanclip.cancelling import Cancelling
 from wanclip.comfy.events import (
     Event,
     Executed,
@@ -38,166 +39,31 @@ from wanclip.comfy.events import (
     history_timestamps,
 )
 from wanclip.ledger import ShotRecord
-
-# -- what the machine is told ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Assign:
-    """Submit the shot to ``server`` under ``prompt_id`` (the id is ours, chosen by the caller)."""
-
-    server: str
-    prompt_id: str
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """POST /prompt answered 200 (or 409 "already exists": it is there)."""
-
-
-@dataclass(frozen=True)
-class SubmitRejected:
-    """POST /prompt answered 400: validation refused it, nothing ran. ``first``: nothing of this run
-    was accepted yet (then the whole render is refused, exit 2)."""
-
-    message: str
-    node_errors: dict = field(default_factory=dict)
-    error: dict = field(default_factory=dict)  # ComfyUI's top-level error (type, message, details)
-    first: bool = False
-
-
-@dataclass(frozen=True)
-class SubmitUnsure:
-    """POST /prompt failed with a 5xx, a timeout or a dropped connection: it may be queued or not."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class ServerSays:
-    """Where ``/queue`` + ``/history`` (or the jobs API) put the prompt: running, pending, done, missing.
-    ``first``: nothing of this run was accepted yet (a prompt that never got in then refuses the render)."""
-
-    state: str
-    entry: dict | None = None
-    first: bool = False
-
-
-@dataclass(frozen=True)
-class HistoryRead:
-    entry: dict
-
-
-@dataclass(frozen=True)
-class HistoryMissing:
-    message: str
-
-
-@dataclass(frozen=True)
-class Downloaded:
-    clip: str  # relative to the film folder
-    sha256: str
-    frames: int
-
-
-@dataclass(frozen=True)
-class DownloadFailed:
-    message: str
-    retry: bool = False  # the server did not answer (restarting?): the file is still there, try later
-
-
-@dataclass(frozen=True)
-class Moved:
-    """The shot's server is given up on for this run: submit the shot elsewhere."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Cancel:
-    """Ctrl-C or SIGTERM. ``where``/``entry``: what ``/queue`` + ``/history`` say now (as ``ServerSays``)."""
-
-    where: str
-    entry: dict | None = None
-
-
-@dataclass(frozen=True)
-class NotSent:
-    """The submission was withdrawn before it was posted (Ctrl-C): the server never saw it."""
-
-
-@dataclass(frozen=True)
-class Tick:
-    pass
-
-
-# -- what the machine asks for -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Submit:
-    shot: str
-    server: str
-    prompt_id: str
-
-
-@dataclass(frozen=True)
-class FetchHistory:
-    shot: str
-    server: str
-    prompt_id: str
-    wait: float
-    seen: dict = field(default_factory=dict)  # outputs already seen in `executed` events
-
-
-@dataclass(frozen=True)
-class Download:
-    shot: str
-    server: str
-    outputs: dict
-
-
-@dataclass(frozen=True)
-class Delete:
-    shot: str
-    server: str
-    prompt_id: str
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    shot: str
-    server: str
-    prompt_id: str
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """Ask the server where its prompts are (a reconcile) soon."""
-
-    server: str
-
-
-@dataclass(frozen=True)
-class SaveLedger:
-    pass
-
-
-@dataclass(frozen=True)
-class Emit:
-    kind: str
-    data: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Refuse:
-    """Refuse the whole render (a 400 before anything of this run was accepted)."""
-
-    shot: str
-    message: str
-    node_errors: dict = field(default_factory=dict)
-    error: dict = field(default_factory=dict)
-    validation: bool = True  # a 400 from validation; False: the server never took the prompt at all
+from wanclip.messages import (  # noqa: F401 - the machine's vocabulary, re-exported as machine.X
+    Assign,
+    Cancel,
+    Delete,
+    Download,
+    Downloaded,
+    DownloadFailed,
+    Emit,
+    FetchHistory,
+    HistoryMissing,
+    HistoryRead,
+    Interrupt,
+    Lookup,
+    Moved,
+    NotSent,
+    Refuse,
+    SaveLedger,
+    ServerSays,
+    Submit,
+    SubmitRejected,
+    Submitted,
+    SubmitUnsure,
+    Tick,
+)
+from wanclip.tracking import Following, _interrupted, _server_node_seconds
 
 
 @dataclass(frozen=True)
@@ -258,7 +124,7 @@ def step(shot: Shot, event, now: float, rules: Rules = Rules()) -> tuple[Shot, l
     return new, effects
 
 
-class _Step:
+class _Step(Following, Cancelling):
     def __init__(self, shot: Shot, now: float, rules: Rules, effects: list):
         self.shot, self.rec, self.now, self.rules, self.out = shot, shot.record, now, rules, effects
 
@@ -369,69 +235,6 @@ class _Step:
         if self.shot.phase in (*ON_SERVER, "waiting") and self.shot.phase != "collecting":
             self._lose(ev.reason)
 
-    # -- websocket events ------------------------------------------------------------------------
-    def _live(self) -> bool:
-        if self.shot.phase == "unconfirmed":  # an event for it: the server has it after all
-            self.rec.error, self.shot.phase = None, "queued"
-            self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, found=True)
-        if self.shot.phase not in ("queued", "running"):
-            return False
-        self.shot.last_event = self.now
-        return True
-
-    def on_ExecutionStart(self, ev: ExecutionStart) -> None:
-        if self._live():
-            self._started(ev.timestamp)
-
-    def on_ExecutionCached(self, ev: ExecutionCached) -> None:
-        if self._live():
-            self.emit("cached", nodes=list(ev.nodes))
-
-    def on_Executing(self, ev: Executing) -> None:
-        if not self._live():
-            return
-        if ev.node is None:
-            self._finish(None)
-            return
-        self._started(None)
-        self._close_node()
-        node = ev.display_node or ev.node  # "54:73" inside a subgraph: the graph's id is display_node
-        self.shot.node, self.shot.node_started, self.shot.loading = node, self.now, False
-        self.emit("node", node=node, label=self.shot.labels.get(node, "other"))
-
-    def on_ProgressState(self, ev: ProgressState) -> None:
-        """Newer servers say what a node spends its time on and, when it finishes, for how long."""
-        if not self._live():
-            return
-        for node in ev.nodes:
-            if node.seconds:
-                self.shot.server_seconds[node.node] = dict(node.seconds)
-            if node.activity == "loading" and node.state == "running" and not self.shot.loading:
-                self.shot.loading = True
-                self.emit("node", node=node.node, label="model load")
-
-    def on_Progress(self, ev: Progress) -> None:
-        if self._live():
-            self.emit("progress", node=ev.node, label=self.shot.labels.get(ev.node or "", "other"),
-                      value=ev.value, max=ev.max)
-
-    def on_Executed(self, ev: Executed) -> None:
-        if self._live() and ev.node is not None:
-            self.shot.outputs[ev.node] = ev.output
-
-    def on_ExecutionSuccess(self, ev: ExecutionSuccess) -> None:
-        if self._live():
-            self.rec.execution_success_ms = ev.timestamp
-
-    def on_ExecutionError(self, ev: ExecutionError) -> None:
-        if self._live():
-            self.rec.error = {"node": ev.node_id, "class": ev.node_type, "type": ev.exception_type,
-                              "message": ev.exception_message}
-
-    def on_ExecutionInterrupted(self, ev: ExecutionInterrupted) -> None:
-        if self._live():
-            self.rec.error = _interrupted(ev)
-
     # -- collecting --------------------------------------------------------------------------------
     def on_HistoryRead(self, ev: HistoryRead) -> None:
         if self.shot.phase == "collecting":
@@ -486,64 +289,7 @@ class _Step:
             node = shot.node
             self._fail({"node": node, "class": None, "message": f"no progress for {self.rules.shot_timeout:.0f} s"})
 
-    # -- Ctrl-C / SIGTERM ------------------------------------------------------------------------------
-    def on_Cancel(self, ev: Cancel) -> None:
-        phase = self.shot.phase
-        if phase == "waiting":  # the server does not have it: nothing to stop
-            self._unassign("pending")
-            self.shot.phase = "idle"
-            self.save()
-            return
-        if phase not in ("queued", "running", "cancelling"):
-            return  # submitting / unconfirmed / collecting keep their id: the next run looks it up
-        self.shot.phase, self.rec.cancelled = "cancelling", True
-        self.save()
-        self.emit("cancelling", where=ev.where)
-        self._cancel_answer(ServerSays(ev.where, ev.entry))
-
-    def _cancel_answer(self, ev: ServerSays) -> None:
-        rec = self.rec
-        if ev.state == "pending":
-            self.out.append(Delete(rec.name, rec.server, rec.prompt_id))
-        elif ev.state == "running" and not self.shot.interrupt_sent:
-            self.shot.interrupt_sent = True
-            self.out.append(Interrupt(rec.name, rec.server, rec.prompt_id))
-        elif ev.state == "missing":
-            self._unassign("pending")
-            self.shot.phase = "idle"
-            self.save()
-            self.emit("cancelled", how="removed from the queue")
-        elif ev.state == "done" and ev.entry is not None:
-            failure = history_error(ev.entry)
-            status = (ev.entry.get("status") or {}).get("status_str")
-            if failure is None and status != "error":  # it finished before the stop: keep the clip
-                self.shot.phase = "collecting"
-                self.shot.outputs = dict(ev.entry.get("outputs") or self.shot.outputs)
-                self.out.append(Download(rec.name, rec.server, dict(self.shot.outputs)))
-                return
-            self._unassign("pending")
-            self.shot.phase = "idle"
-            self.save()
-            self.emit("cancelled", how="interrupted")
-
     # -- helpers ---------------------------------------------------------------------------------
-    def _started(self, timestamp: int | None) -> None:
-        if self.rec.status != "running":
-            self.rec.status, self.shot.phase = "running", "running"
-            self.rec.execution_start_ms = self.rec.execution_start_ms or timestamp
-            self.save()
-            self.emit("started")
-        elif timestamp and not self.rec.execution_start_ms:
-            self.rec.execution_start_ms = timestamp
-        self.shot.phase = "running"
-
-    def _close_node(self) -> None:
-        if self.shot.node is not None:
-            label = self.shot.labels.get(self.shot.node, "other")
-            spent = self.now - self.shot.node_started
-            self.rec.node_seconds[label] = round(self.rec.node_seconds.get(label, 0.0) + spent, 3)
-            self.shot.node = None
-
     def _finish(self, entry: dict | None, wait: float | None = None) -> None:
         self._close_node()
         rec = self.rec
@@ -584,24 +330,6 @@ class _Step:
     def _unassign(self, status: str) -> None:
         self.rec.status, self.rec.prompt_id, self.rec.server, self.rec.cancelled = status, None, None, False
         self.shot.node, self.shot.outputs, self.shot.retry_at = None, {}, None
-
-
-def _server_node_seconds(server_seconds: dict, labels: dict[str, str]) -> dict[str, float]:
-    """``node_seconds`` from the server's own per-node timings: each node's total under its label,
-    but the time it reported as "loading" under "model load" (where a cold load really goes)."""
-    out: dict[str, float] = {}
-    for node, seconds in server_seconds.items():
-        loading = float(seconds.get("loading", 0.0))
-        label = labels.get(node, "other")
-        out[label] = out.get(label, 0.0) + max(float(seconds.get("total", 0.0)) - loading, 0.0)
-        if loading:
-            out["model load"] = out.get("model load", 0.0) + loading
-    return {label: round(value, 3) for label, value in out.items()}
-
-
-def _interrupted(ev: ExecutionInterrupted) -> dict:
-    return {"node": ev.node_id, "class": ev.node_type, "type": "interrupted",
-            "message": "the prompt was interrupted on the server"}
 
 
 def _error_dict(failure) -> dict:

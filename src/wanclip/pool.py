@@ -24,36 +24,8 @@ from wanclip.comfy import jobs
 from wanclip.comfy.capabilities import Capabilities, prefix
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
-from wanclip.errors import ClipError, PreflightError, PromptRejected, ServerError
-from wanclip.outputs import fetch_clip
-from wanclip.workflow import find_roles
-
-
-@dataclass(frozen=True)
-class ShotSpec:
-    """What the I/O of one shot needs: its graph, where its clip goes, what the clip must measure."""
-
-    graph: dict
-    stem: Path  # film_dir/clips/NN_name (the extension comes from the server's file)
-    frames: int
-    width: int
-    height: int
-    fps: float
-
-
-def fresh_output(graph: dict, prompt_id: str) -> dict:
-    """The graph as submitted: the output file named after this prompt (``..._1a2b3c4d``).
-
-    Newer ComfyUI keeps earlier prompts' outputs cached (RAM-pressure cache), so an identical
-    resubmit (``--force``, a re-render of the same shot) would come back fully cached, replaying the
-    old file name with no new file, or one since deleted. A prefix of its own makes the output node
-    write a new file every time (only that node runs again); the ledger's graph hash is unchanged."""
-    output = find_roles(graph).output
-    node = graph[output]
-    prefix = node["inputs"].get("filename_prefix")
-    if not isinstance(prefix, str):
-        return graph
-    return {**graph, output: {**node, "inputs": {**node["inputs"], "filename_prefix": f"{prefix}_{prompt_id[:8]}"}}}
+from wanclip.errors import PreflightError, ServerError
+from wanclip.shot_io import ShotSpec, download, submit
 
 
 @dataclass(frozen=True)
@@ -292,14 +264,15 @@ class ServerPool:
         """Carry out one effect now, on this thread: ``(shot, machine event)``, or a ``Note``."""
         client = self.servers[effect.server].client
         if isinstance(effect, m.Submit):
-            return effect.shot, self._submit(client, effect)
+            caps = self.servers[effect.server].caps
+            return effect.shot, submit(client, self.specs[effect.shot], self.client_id, effect.prompt_id, caps)
         if isinstance(effect, m.FetchHistory):
             try:
                 return effect.shot, m.HistoryRead(wait_for_history(client, effect.prompt_id, effect.wait))
             except ServerError as exc:
                 return effect.shot, m.HistoryMissing(exc.message)
         if isinstance(effect, m.Download):
-            return effect.shot, self._download(client, effect)
+            return effect.shot, download(client, self.specs[effect.shot], effect.outputs, self.film_dir)
         caps = self.servers[effect.server].caps
         try:
             if caps is not None and caps.jobs_cancel:  # atomic: it cannot hit a prompt that just started
@@ -312,24 +285,3 @@ class ServerPool:
             return Note("warning", {"shot": effect.shot, "message": f"could not stop shot {effect.shot} on "
                                     f"{effect.server}: {exc.message}"})
         return None
-
-    def _submit(self, client: ComfyClient, effect: m.Submit):
-        try:
-            client.submit(fresh_output(self.specs[effect.shot].graph, effect.prompt_id), self.client_id,
-                          effect.prompt_id)
-        except PromptRejected as exc:
-            return m.SubmitRejected(exc.message, exc.node_errors, error=exc.error)
-        except OSError as exc:  # never expected from requests, but a submission must not kill the loop
-            return m.SubmitUnsure(f"{type(exc).__name__}: {exc}")
-        except ServerError as exc:
-            return m.SubmitUnsure(exc.message)
-        return m.Submitted()
-
-    def _download(self, client: ComfyClient, effect: m.Download):
-        spec = self.specs[effect.shot]
-        try:
-            clip = fetch_clip(client, effect.outputs, spec.stem, spec.frames, spec.width, spec.height, spec.fps)
-        except (ClipError, ServerError) as exc:
-            return m.DownloadFailed(exc.message + (f" ({exc.hint})" if exc.hint else ""),
-                                    retry=isinstance(exc, ServerError) and exc.transient)
-        return m.Downloaded(clip.path.relative_to(self.film_dir).as_posix(), clip.sha256, clip.frames)

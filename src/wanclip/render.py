@@ -27,16 +27,15 @@ from wanclip import machine as m
 from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.comfy.events import Event
 from wanclip.comfy.follow import Disconnected, Reconnected
-from wanclip.errors import Interrupted, PreflightError, PromptRejected, ServerError
+from wanclip.errors import PreflightError, PromptRejected, ServerError
 from wanclip.ledger import Ledger, film_lock
 from wanclip.plan import Plan
 from wanclip.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
 from wanclip.preflight import preflight
 from wanclip.resume import open_ledger
-from wanclip.signals import exit_code_for
-from wanclip.workflow import find_roles
+from wanclip.stopping import stop_our_prompts
+from wanclip.tracking import node_labels
 
-LOADERS = ("UNETLoader", "CLIPLoader", "VAELoader", "LoraLoaderModelOnly", "LoraLoader", "ModelSamplingSD3")
 SETTLED = ("done", "failed")
 
 
@@ -88,29 +87,6 @@ class RenderResult:
         return 0 if all(s.status == "done" for s in self.ledger.shots if s.name in self.selected) else 1
 
 
-def node_labels(graph: dict) -> dict[str, str]:
-    """Node id -> what the person watching should read (and ``node_seconds`` is keyed by)."""
-    roles = find_roles(graph)
-    labels = {}
-    for node_id, node in graph.items():
-        cls = node["class_type"]
-        if node_id == roles.high_sampler:
-            labels[node_id] = "high-noise sampler"
-        elif node_id == roles.low_sampler:
-            labels[node_id] = "low-noise sampler"
-        elif cls in LOADERS:
-            labels[node_id] = "model load"
-        elif cls == "CLIPTextEncode":
-            labels[node_id] = "text encode"
-        elif cls.startswith("VAEDecode"):
-            labels[node_id] = "decode"
-        elif node_id == roles.output or cls == "CreateVideo":
-            labels[node_id] = "combine"
-        else:
-            labels[node_id] = "other"
-    return labels
-
-
 def render_film(plan: Plan, options: RenderOptions,
                 on_event: Callable[[RenderEvent], None] = lambda event: None) -> RenderResult:
     """Render every selected shot of ``plan`` (one render per film folder at a time)."""
@@ -150,7 +126,7 @@ class Render:
             while not self.settled:
                 self.advance(timeout=0.2)
         except KeyboardInterrupt as exc:
-            raise self._cancel(exc) from exc
+            raise stop_our_prompts(self, exc) from exc
         finally:
             self.close()
         return RenderResult(self.ledger, self.selected)
@@ -342,57 +318,3 @@ class Render:
         record = shot.record if shot else None
         self.on_event(RenderEvent(kind, record.name if record else None, record.index if record else None,
                                   server or (record.server if record else None), data))
-
-    # -- Ctrl-C / SIGTERM --------------------------------------------------------------------------
-    def _cancel(self, exc: BaseException) -> Interrupted:
-        """Touch only our own prompts: remove the queued ones, then interrupt the running one, and
-        keep each prompt's id until the server confirms it is gone (a second Ctrl-C stops waiting)."""
-        if self.pool is None:
-            return Interrupted("interrupted before anything was submitted", "run the same command again",
-                               exit_code=exit_code_for(exc))
-        self.sync = True
-        try:
-            for effect in self.pool.quiesce():  # never posted: those shots are simply pending again
-                self.feed(effect.shot, m.NotSent())
-            self.step()  # answers already here (a submission that went through) count
-            self._ask_to_stop()
-            deadline = self.clock() + self.options.cancel_wait
-            while self._cancelling() and self.clock() < deadline:
-                time.sleep(0.2)
-                self._ask_to_stop()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            self.ledger.save()
-        return Interrupted(self._cancel_message(), "run the same command again to resume",
-                           exit_code=exit_code_for(exc))
-
-    def _cancelling(self) -> list[m.Shot]:
-        return [s for s in self.shots.values() if s.phase == "cancelling"]
-
-    def _ask_to_stop(self) -> None:
-        for url, server in self.pool.servers.items():
-            ours = [s for s in self.shots.values() if s.record.server == url
-                    and s.phase in ("queued", "running", "waiting", "cancelling")]
-            if not ours or server.dead:
-                continue
-            try:
-                states = self.pool.states(url, [s.record.prompt_id for s in ours])
-            except ServerError as error:
-                self.emit("warning", server=url, message=f"could not ask {url} to stop our prompts: {error.message}")
-                continue
-            # queued ones first, or the server would start the next of ours when the running one stops
-            for shot in sorted(ours, key=lambda s: states[s.record.prompt_id][0] != "pending"):
-                state, entry = states[shot.record.prompt_id]
-                event = m.ServerSays(state, entry) if shot.phase == "cancelling" else m.Cancel(state, entry)
-                self.feed(shot.name, event)
-
-    def _cancel_message(self) -> str:
-        left = [s for s in self.shots.values() if s.phase in m.ON_SERVER]
-        text = f"interrupted; the ledger is saved in {self.ledger.path}"
-        if not left:
-            return text + "; none of our prompts is left on the server"
-        where = ", ".join(f"{s.name} ({'asked to stop' if s.phase == 'cancelling' else s.record.status})"
-                          f" on {s.record.server}" for s in left)
-        return (f"{text}; still on the server: {where}: the next run re-attaches to "
-                f"{'it' if len(left) == 1 else 'them'} (keeping a finished clip) instead of rendering again")

@@ -1,0 +1,171 @@
+"""What the shot machine (``wanclip.machine``) is told, and what it asks for: plain data.
+
+Inputs are what happened (the answer to a submission, what the server says of a prompt, a
+download's result, a tick, Ctrl-C); ComfyUI's websocket events (``wanclip.comfy.events``) are
+inputs too. Effects are what the caller must do (post, read history, download, delete, interrupt,
+look up, save the ledger, tell the person, refuse the render). None of them does anything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# -- what the machine is told ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Assign:
+    """Submit the shot to ``server`` under ``prompt_id`` (the id is ours, chosen by the caller)."""
+
+    server: str
+    prompt_id: str
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """POST /prompt answered 200 (or 409 "already exists": it is there)."""
+
+
+@dataclass(frozen=True)
+class SubmitRejected:
+    """POST /prompt answered 400: validation refused it, nothing ran. ``first``: nothing of this run
+    was accepted yet (then the whole render is refused, exit 2)."""
+
+    message: str
+    node_errors: dict = field(default_factory=dict)
+    error: dict = field(default_factory=dict)  # ComfyUI's top-level error (type, message, details)
+    first: bool = False
+
+
+@dataclass(frozen=True)
+class SubmitUnsure:
+    """POST /prompt failed with a 5xx, a timeout or a dropped connection: it may be queued or not."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class ServerSays:
+    """Where ``/queue`` + ``/history`` (or the jobs API) put the prompt: running, pending, done, missing.
+    ``first``: nothing of this run was accepted yet (a prompt that never got in then refuses the render)."""
+
+    state: str
+    entry: dict | None = None
+    first: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryRead:
+    entry: dict
+
+
+@dataclass(frozen=True)
+class HistoryMissing:
+    message: str
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    clip: str  # relative to the film folder
+    sha256: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class DownloadFailed:
+    message: str
+    retry: bool = False  # the server did not answer (restarting?): the file is still there, try later
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The shot's server is given up on for this run: submit the shot elsewhere."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Ctrl-C or SIGTERM. ``where``/``entry``: what ``/queue`` + ``/history`` say now (as ``ServerSays``)."""
+
+    where: str
+    entry: dict | None = None
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """The submission was withdrawn before it was posted (Ctrl-C): the server never saw it."""
+
+
+@dataclass(frozen=True)
+class Tick:
+    pass
+
+
+# -- what the machine asks for -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Submit:
+    shot: str
+    server: str
+    prompt_id: str
+
+
+@dataclass(frozen=True)
+class FetchHistory:
+    shot: str
+    server: str
+    prompt_id: str
+    wait: float
+    seen: dict = field(default_factory=dict)  # outputs already seen in `executed` events
+
+
+@dataclass(frozen=True)
+class Download:
+    shot: str
+    server: str
+    outputs: dict
+
+
+@dataclass(frozen=True)
+class Delete:
+    shot: str
+    server: str
+    prompt_id: str
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    shot: str
+    server: str
+    prompt_id: str
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Ask the server where its prompts are (a reconcile) soon."""
+
+    server: str
+
+
+@dataclass(frozen=True)
+class SaveLedger:
+    pass
+
+
+@dataclass(frozen=True)
+class Emit:
+    kind: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Refuse the whole render (a 400 before anything of this run was accepted)."""
+
+    shot: str
+    message: str
+    node_errors: dict = field(default_factory=dict)
+    error: dict = field(default_factory=dict)
+    validation: bool = True  # a 400 from validation; False: the server never took the prompt at all
