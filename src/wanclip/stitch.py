@@ -533,11 +533,19 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
     """
     film = film_clips(Path(film_dir), skip_missing, transition, duration)
     output = Path(output) if output else Path(film_dir) / FILM_NAME
+    result = None
     if pieces and mode == "xfade" and audio is None:
-        result = _stitch_pieces(Path(film_dir), film, output, crf, preset, contact_sheet, on_progress)
-    else:
+        try:
+            result = _stitch_pieces(Path(film_dir), film, output, crf, preset, contact_sheet, on_progress)
+        except StitchError as exc:  # the film must come out: the one graph needs no stream copy
+            fallback = f"joining from pieces failed ({exc.message.splitlines()[0]}); stitched in one graph"
+        else:
+            fallback = None
+    if result is None:
         result = stitch(film.paths, output, mode, film.cuts, crf, preset, audio, contact_sheet, film.names,
                         on_progress)
+        if pieces and mode == "xfade" and audio is None and fallback:
+            result.notes.append(fallback)
     if film.skipped:
         result.notes.append(f"left out shots not rendered: {', '.join(film.skipped)}")
     return result
