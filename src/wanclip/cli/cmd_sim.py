@@ -21,7 +21,7 @@ def sim(
     faults: str = typer.Option("", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, down_for:N=SECONDS, ws_close:N, stale_ws:SECONDS, send_raw:N=TEXT, slow_interrupt:SECONDS, encode_fail:N[=MSG], endless_view, wrong_view_size:BYTES, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT], http502_after:ROUTE[*COUNT]."),
     with_wanclip_nodes: bool = typer.Option(False, "--with-wanclip-nodes", help="Have wanclip's node pack installed: WanclipSaveVideo returns at once and its file appears --video-delay seconds later (renamed from .part), with a 'wanclip.video' event; the encode_fail:N fault fails prompt N's encode."),
     video_delay: float = typer.Option(1.5, "--video-delay", help="With --with-wanclip-nodes: seconds from the node's return to the finished file."),
-    comfy_version: str = typer.Option("0.3.64", "--comfy-version", help="ComfyUI version to speak: 0.3.64 (recorded), 0.9 (recorded 0.9.2: throttled progress, read-only /api/jobs) or 0.38 (from the 0.38.1 code: 409 on a known prompt_id, credential handshake, RAM-pressure cache, jobs cancel, DynamicCombo SaveVideo)."),
+    comfy_version: str = typer.Option("0.38", "--comfy-version", help="ComfyUI version to speak (default the newest): 0.3.64 (recorded), 0.9 (recorded 0.9.2: throttled progress, read-only /api/jobs) or 0.38 (from the 0.38.1 code: 409 on a known prompt_id, credential handshake, RAM-pressure cache, jobs cancel, DynamicCombo SaveVideo)."),
 ) -> None:
     """Run a simulated ComfyUI (0.3.64, 0.9 or 0.38) that renders test-card videos with the real protocol."""
     from wanclip.sim import parse_faults, serve_in_thread
