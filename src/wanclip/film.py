@@ -89,17 +89,24 @@ def make_film(plan: Plan, options: RenderOptions,
     ``index.html`` in the film folder (the storyboard) is rewritten as shots finish and at the end."""
     with film_lock(plan.out_dir):
         page = PageWriter(plan.out_dir, plan.shots_file if plan.shots_file.is_file() else None)
+        pieces = None
 
         def watched(event: RenderEvent) -> None:
             on_event(event)
             if event.kind in PAGE_EVENTS:
                 page.request()
+            if pieces is not None:
+                pieces.on_render_event(event)  # a queue.put: the encode runs in the background
 
         try:
-            result = FilmResult(Render(plan, options, watched).run())
+            render = Render(plan, options, watched)
+            pieces = _pieces(render.ledger) if options.stitch else None
+            result = FilmResult(render.run())
             if options.stitch:
-                _stitch(result, on_event)
+                _stitch(result, on_event, pieces)
         finally:
+            if pieces is not None:
+                pieces.close()
             page.close()
     result.page = plan.out_dir / "index.html"
     return result
@@ -109,8 +116,38 @@ def _emit(on_event, kind: str, **data) -> None:
     on_event(RenderEvent(kind, data=data))
 
 
-def _stitch(result: FilmResult, on_event) -> None:
-    from wanclip.stitch import FILM_NAME, StitchResult, stitch_film
+def _pieces(ledger: Ledger):
+    """The film's pieces, encoded while the later shots render (None: stitch at the end instead)."""
+    from wanclip.pieces import FilmPieces
+    from wanclip.stitch import _ledger_cut
+
+    try:
+        pieces = FilmPieces(ledger.folder, [_ledger_cut(s.transition, None, None) for s in ledger.shots[1:]],
+                            names=[s.name for s in ledger.shots])
+        pieces.feed_ledger(ledger)  # shots already done (and those --only leaves alone)
+    except Exception as exc:  # noqa: BLE001 - the one graph at the end still makes the film
+        log.warning("not stitching while rendering: %s", exc)
+        return None
+    return pieces
+
+
+def _join(ledger: Ledger, pieces):
+    """The film from the pieces made along the way, else (or when they cannot be joined) one graph."""
+    from wanclip.errors import StitchError
+    from wanclip.stitch import stitch_film
+
+    if pieces is None:
+        return stitch_film(ledger.folder)
+    try:
+        return pieces.finish()
+    except StitchError as exc:
+        film = stitch_film(ledger.folder, pieces=False)
+        film.notes.append(f"joining from pieces failed ({exc.message.splitlines()[0]}); stitched in one graph")
+        return film
+
+
+def _stitch(result: FilmResult, on_event, pieces=None) -> None:
+    from wanclip.stitch import FILM_NAME, StitchResult
 
     ledger = result.ledger
     failed = [s.name for s in ledger.shots if s.status == "failed"]
@@ -131,7 +168,7 @@ def _stitch(result: FilmResult, on_event) -> None:
             return  # same clips, same cuts: the film on disk is already this one
         _emit(on_event, "stitching", shots=len(ledger.shots))
         started = time.monotonic()
-        result.film = stitch_film(ledger.folder)
+        result.film = _join(ledger, pieces)
     except WanclipError as exc:
         result.note = f"film not stitched: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         result.stitch_failed = True
