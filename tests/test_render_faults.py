@@ -318,3 +318,21 @@ def test_newer_servers_own_node_timings_put_the_model_load_where_it_happened(sim
         sim.engine.config.load_seconds = 0.02
     first, second = result.ledger.shots
     assert first.node_seconds["model load"] >= 0.25 and second.node_seconds.get("model load", 0) < 0.1
+
+
+@pytest.mark.timeout(60)
+def test_a_server_with_wanclips_node_pack_encodes_the_clips_off_the_gpus_path(tmp_path):
+    """#11.3: when the server lists WanclipSaveVideo, render swaps it in by role and waits for the
+    file, which appears after the prompt has finished (the background encode)."""
+    from wanclip.sim import serve_in_thread
+
+    server = serve_in_thread(tmp_path / "comfy", load_seconds=0.02, step_seconds=0.005, nodes=("wanclip",),
+                             video_delay=0.3)
+    try:
+        result = render(server.url, tiny_film(tmp_path, 2), tmp_path / "out", "--no-stitch")
+        submitted = [e["prompt"] for e in requests.get(server.url + "/history", timeout=5).json().values()]
+    finally:
+        server.stop()
+    assert result.exit_code == 0, result.output
+    assert [s.status for s in load_ledger(tmp_path / "out").shots] == ["done", "done"]
+    assert all(any(node["class_type"] == "WanclipSaveVideo" for node in p[2].values()) for p in submitted)

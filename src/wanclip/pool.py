@@ -25,7 +25,7 @@ from wanclip.comfy.capabilities import Capabilities, prefix
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
 from wanclip.errors import PreflightError, ServerError
-from wanclip.shot_io import ShotSpec, download, submit
+from wanclip.shot_io import ShotSpec, download, has_async_output, submit
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Note:
 class Server:
     client: ComfyClient
     caps: Capabilities | None = None  # what the server speaks (preflight detects it)
+    async_output: bool = False  # it has wanclip's node pack: clips are encoded off the GPU's path
     stream: EventStream | None = None
     worker: ThreadPoolExecutor | None = None
     down_since: float | None = None
@@ -90,6 +91,8 @@ class ServerPool:
         if server is not None and caps is not None:
             server.caps = caps
             server.client.prefix = prefix(caps)
+        if server is not None:
+            server.async_output = has_async_output(server.client)
 
     def open_streams(self) -> None:
         """Open every event socket before any submission: ComfyUI replays no events. Where the server
@@ -264,8 +267,9 @@ class ServerPool:
         """Carry out one effect now, on this thread: ``(shot, machine event)``, or a ``Note``."""
         client = self.servers[effect.server].client
         if isinstance(effect, m.Submit):
-            caps = self.servers[effect.server].caps
-            return effect.shot, submit(client, self.specs[effect.shot], self.client_id, effect.prompt_id, caps)
+            server = self.servers[effect.server]
+            return effect.shot, submit(client, self.specs[effect.shot], self.client_id, effect.prompt_id,
+                                       server.caps, server.async_output)
         if isinstance(effect, m.FetchHistory):
             try:
                 return effect.shot, m.HistoryRead(wait_for_history(client, effect.prompt_id, effect.wait))

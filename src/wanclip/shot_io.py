@@ -17,7 +17,9 @@ from wanclip.comfy.capabilities import Capabilities
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ClipError, PromptRejected, ServerError
 from wanclip.outputs import fetch_clip
-from wanclip.workflow import find_roles
+from wanclip.workflow import find_roles, use_async_output
+
+ASYNC_NODE = "WanclipSaveVideo"
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,10 @@ def fresh_output(graph: dict, prompt_id: str) -> dict:
 
 
 def submit(client: ComfyClient, spec: ShotSpec, client_id: str, prompt_id: str,
-           caps: Capabilities | None = None) -> object:
-    graph = fresh_output(spec.graph, prompt_id)
+           caps: Capabilities | None = None, async_output: bool = False) -> object:
+    """Post the shot. ``async_output``: the server has wanclip's node pack, so the clip is encoded
+    in the background (``WanclipSaveVideo``) and the GPU goes on to the next shot at once."""
+    graph = fresh_output(use_async_output(spec.graph) if async_output else spec.graph, prompt_id)
     try:
         client.submit(graph, client_id, prompt_id)
     except PromptRejected as exc:
@@ -59,6 +63,14 @@ def submit(client: ComfyClient, spec: ShotSpec, client_id: str, prompt_id: str,
     except ServerError as exc:
         return m.SubmitUnsure(exc.message)
     return m.Submitted()
+
+
+def has_async_output(client: ComfyClient) -> bool:
+    """Whether the server lists ``WanclipSaveVideo`` (``wanclip setup --nodes``); never fatal."""
+    try:
+        return bool(client.object_info(ASYNC_NODE).get(ASYNC_NODE))
+    except (ServerError, AttributeError):
+        return False
 
 
 def download(client: ComfyClient, spec: ShotSpec, outputs: dict, film_dir: Path) -> object:
