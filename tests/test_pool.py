@@ -136,7 +136,10 @@ def test_every_server_down_past_the_limit_ends_the_render_with_the_shots_kept_in
 def test_a_server_out_past_the_grace_hands_its_shots_to_the_other(session):
     s = session(urls=(A, B), shots=4)
     a, b = s.fakes[A], s.fakes[B]
-    s.until(lambda: len(a.pending) == 2 and len(b.pending) == 2)
+    # both cold: each holds only its first shot while its models load (wanclip.stagger)
+    s.until(lambda: len(a.pending) == 1 and len(b.pending) == 1)
+    s.render.advance()
+    assert len(a.posts) + len(b.posts) == 2
     b.down = True
     for _ in range(10):
         s.clock.t += 5
@@ -231,3 +234,15 @@ def test_a_crash_in_the_event_reader_reconnects_it(session):
     s.until(lambda: "socket_back" in [e.kind for e in s.events])
     s.run_all()
     assert s.status("shot-1") == "done" and len(fake.sockets) == 2
+
+
+def test_a_warm_server_takes_the_first_shots_and_a_loading_one_holds_only_its_first(session, monkeypatch):
+    """#14: with several servers, a cold one's first shot sits behind a minute of loading; the other
+    shots go where they can start (warm first), and loads start together (no stagger by default)."""
+    s = session(urls=(A, B), shots=4)
+    a, b = s.fakes[A], s.fakes[B]
+    s.until(lambda: len(a.pending) == 1 and len(b.pending) == 1)
+    a.start_next()
+    a.send({"type": "progress", "data": {"prompt_id": a.running, "node": "81", "value": 1, "max": 2}})
+    s.until(lambda: len(a.pending) == 1)  # A is past its load: it takes one more, B still loads
+    assert len(b.posts) == 1 and len(a.posts) == 2

@@ -49,6 +49,12 @@ def served_urls() -> list[str]:
             if isinstance(s, dict) and s.get("url") and s.get("status") == "ready"]
 
 
+def served_warm() -> set[str]:
+    """URLs of served servers whose models are loaded (`wanclip serve --warm`, or warmed since)."""
+    state = serve_state() or {}
+    return {str(s["url"]) for s in state.get("servers", []) if isinstance(s, dict) and s.get("url") and s.get("warm")}
+
+
 def pid_alive(pid: object) -> bool:
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False

@@ -24,8 +24,10 @@ from wanclip.comfy import jobs
 from wanclip.comfy.capabilities import Capabilities, prefix
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
+from wanclip.config import served_warm, stagger_seconds
 from wanclip.errors import PreflightError, ServerError
 from wanclip.shot_io import ShotSpec, download, has_async_output, submit
+from wanclip.stagger import DEFAULT_STAGGER_SECONDS, Stagger
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class ServerPool:
                  clock: Callable[[], float] = time.monotonic, times: PoolTimes | None = None,
                  inline: bool = False, sink: queue.Queue | None = None):
         self.servers = {c.url: Server(c) for c in clients}
+        self.stagger = Stagger(clock, stagger_seconds(DEFAULT_STAGGER_SECONDS))
+        warm = served_warm()
+        for url in self.servers:
+            self.stagger.add(url, warm=url in warm)
         self.specs, self.film_dir, self.client_id = specs, Path(film_dir), client_id
         self.clock, self.times, self.inline = clock, times or PoolTimes(), inline
         self.sink: queue.Queue = sink or queue.Queue()
@@ -125,15 +131,23 @@ class ServerPool:
     def alive(self) -> list[Server]:
         return [s for s in self.servers.values() if not s.dead]
 
-    def pick(self, load: dict[str, int]) -> str | None:
-        """The server for the next shot: least loaded of those up. With one server, every shot is
-        queued at once (queue-ahead); with several, each is kept one shot ahead (running + one)."""
-        up = [s for s in self.alive() if s.down_since is None]
+    def pick(self, load: dict[str, int], able: set[str] | None = None) -> str | None:
+        """The server for the next shot, among those up that can run it (``able``): least loaded,
+        warm ones first. With one server, every shot is queued at once (queue-ahead); with several,
+        each is kept one shot ahead (running + one), a cold one holds only its first shot while it
+        loads, and cold loads start ``stagger_seconds`` apart (``wanclip.stagger``)."""
+        up = [s for s in self.alive() if s.down_since is None and (able is None or s.url in able)]
         if not up:
             return None
-        ahead = None if len(self.alive()) == 1 else 2
-        ready = [s for s in up if ahead is None or load.get(s.url, 0) < ahead]
-        return min(ready, key=lambda s: load.get(s.url, 0)).url if ready else None
+        if len(self.alive()) == 1:
+            return up[0].url
+        st = self.stagger
+        ready = [s for s in up if load.get(s.url, 0) < st.ahead(s.url, 2) and st.may_take(s.url)]
+        if not ready:
+            return None
+        url = min(ready, key=lambda s: (load.get(s.url, 0), st.rank(s.url))).url
+        st.given(url)
+        return url
 
     # -- health ----------------------------------------------------------------------------------------
     def answered(self, url: str, ok: bool) -> list[Note]:
@@ -144,6 +158,7 @@ class ServerPool:
             if server.down_since is not None:
                 seconds = now - server.down_since
                 server.down_since = None
+                self.stagger.cold(url)  # back after an outage: most likely restarted, its models gone
                 return [Note("server_back", {"server": url, "seconds": round(seconds, 1)})]
             return []
         if server.down_since is None:

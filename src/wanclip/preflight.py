@@ -1,5 +1,6 @@
 """Checks before any GPU work: each server answers, has every node class and model file the film's
-graphs use, and loads the 16-channel VAE. One failure refuses the whole render (exit 2).
+graphs use, and loads the 16-channel VAE. A server that cannot run a graph only gets no shot of
+that graph (``ServerInfo.unfit``); a graph no server can run refuses the whole render (exit 2).
 
 Each server's capabilities are detected here (``comfy.capabilities.detect``) and handed back in
 ``ServerInfo.capabilities``, so the render does not probe twice. Only the graphs' own classes are
@@ -8,7 +9,7 @@ read (``/object_info/{class}``), plus the classes a newer server would replace a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wanclip.checks import Check, graph_checks
 from wanclip.comfy.capabilities import Capabilities, detect, object_info
@@ -23,14 +24,20 @@ class ServerInfo:
     version: str
     device: str
     capabilities: Capabilities | None = None
+    unfit: dict[str, list[str]] = field(default_factory=dict)  # fit_key(graph) -> what this server lacks
+
+
+def fit_key(graph: dict) -> str:
+    """What decides whether a server can run a graph: its node classes and model files."""
+    return canonical_json({"classes": sorted({n["class_type"] for n in graph.values()}),
+                           "models": model_files(graph)})
 
 
 def _distinct(graphs: list[dict]) -> list[dict]:
     """One graph per distinct set of node classes and model files (shots differ in text and seed)."""
     seen, out = set(), []
     for graph in graphs:
-        key = canonical_json({"classes": sorted({n["class_type"] for n in graph.values()}),
-                              "models": model_files(graph)})
+        key = fit_key(graph)
         if key not in seen:
             seen.add(key)
             out.append(graph)
@@ -47,12 +54,17 @@ def preflight(clients: list[ComfyClient], graphs: list[dict]) -> list[ServerInfo
             info = graph_object_info(client, classes, caps)
         except ServerError as exc:
             raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
-        infos.append(_info(client.url, caps.system_stats, caps))
-        failed += [(client.url, c) for g in distinct for c in graph_checks(g, info, caps.node_replacements)
-                   if not c.ok]
-    if failed:
-        raise PreflightError(_describe(failed), "nothing was submitted; fix the above and rerun "
-                                                "(`wanclip doctor` shows every check)")
+        server = _info(client.url, caps.system_stats, caps)
+        infos.append(server)
+        for graph in distinct:
+            problems = [c for c in graph_checks(graph, info, caps.node_replacements) if not c.ok]
+            if problems:
+                server.unfit[fit_key(graph)] = [c.detail for c in problems]
+                failed.append((fit_key(graph), client.url, problems))
+    hopeless = {key for key, _, _ in failed if all(key in i.unfit for i in infos)}
+    if hopeless:
+        raise PreflightError(_describe([(url, c) for key, url, cs in failed if key in hopeless for c in cs]),
+                             "nothing was submitted; fix the above and rerun (`wanclip doctor` shows every check)")
     return infos
 
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field, replace
 
 from wanclip import machine as m
 from wanclip.comfy.client import ComfyClient, split_credentials
-from wanclip.comfy.events import Event
+from wanclip.comfy.events import Event, ExecutionStart, Progress
 from wanclip.comfy.follow import Disconnected, Reconnected
 from wanclip.errors import PreflightError, PromptRejected, ServerError
 from wanclip.ledger import Ledger, film_lock
 from wanclip.plan import Plan
 from wanclip.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
-from wanclip.preflight import preflight
+from wanclip.preflight import fit_key, preflight
 from wanclip.resume import open_ledger
 from wanclip.stopping import stop_our_prompts
 from wanclip.tracking import node_labels
@@ -110,6 +110,7 @@ class Render:
         self.accepted = False  # a submission of this run was accepted (a 400 after that fails one shot)
         self.sync = False  # effects run on this thread (while cancelling)
         self.pool: ServerPool | None = None
+        self.able: dict[str, set[str]] = {}  # shot -> servers that have its nodes and models
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> RenderResult:
@@ -136,8 +137,15 @@ class Render:
         self.pool = self._pool()
         if check:
             graphs = [s.graph for s in self.plan.shots if s.name in self.shots]
-            for info in preflight([s.client for s in self.pool.servers.values()], graphs):
+            infos = preflight([s.client for s in self.pool.servers.values()], graphs)
+            for shot in self.plan.shots:
+                key = fit_key(shot.graph)
+                self.able[shot.name] = {i.url for i in infos if key not in i.unfit}
+            for info in infos:
                 self.pool.learned(info.url, info.capabilities)
+                for lacks in info.unfit.values():
+                    self.emit("warning", server=info.url, message=f"{info.url} gets no shot that needs what it "
+                              f"lacks: {'; '.join(lacks)}")
                 features = info.capabilities.describe() if info.capabilities else None
                 self.emit("server", server=info.url, version=info.version, device=info.device, features=features)
         self.pool.open_streams()
@@ -210,9 +218,9 @@ class Render:
             for other in self.shots.values():
                 if other.phase in (*m.ON_SERVER, "waiting") and other.record.server:
                     load[other.record.server] = load.get(other.record.server, 0) + 1
-            url = self.pool.pick(load)
+            url = self.pool.pick(load, self.able.get(shot.name))
             if url is None:
-                return
+                continue  # no server for this one now; a later shot may fit another
             self.feed(shot.name, m.Assign(url, str(uuid.uuid4())))
 
     # -- routing what the pool hears to the machine ----------------------------------------------
@@ -239,7 +247,16 @@ class Render:
         elif isinstance(item, Event) and item.prompt_id:
             shot = self._by_prompt(url, item.prompt_id)
             if shot is not None:
+                self._loading_news(url, shot, item)
                 self.feed(shot.name, item)
+
+    def _loading_news(self, url: str, shot: m.Shot, event: Event) -> None:
+        """Tell the stagger policy when a server's first shot starts (its load began) and when a
+        sampler steps (the load is over)."""
+        if isinstance(event, ExecutionStart):
+            self.pool.stagger.started(url)
+        elif isinstance(event, Progress) and shot.labels.get(event.node or "", "").endswith("sampler"):
+            self.pool.stagger.loaded(url)
 
     def _looked(self, url: str, looked: Looked) -> None:
         for note in self.pool.answered(url, looked.states is not None):
@@ -299,6 +316,8 @@ class Render:
         elif isinstance(effect, m.Emit):
             data = dict(effect.data)
             server = data.pop("server", None) or shot.record.server
+            if effect.kind == "done" and server in self.pool.servers:
+                self.pool.stagger.loaded(server)
             self.on_event(RenderEvent(effect.kind, shot.name, shot.record.index, server, data))
         elif isinstance(effect, m.Refuse):
             self.ledger.save()
