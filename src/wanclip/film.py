@@ -178,6 +178,8 @@ def _stitch(result: FilmResult, on_event, pieces=None) -> None:
                        "run `wanclip stitch --from` the film folder to try again, and report this as a bug)")
         result.stitch_failed = True
         return
+    if result.film.notes:  # e.g. the pieces could not be joined and one graph made the film
+        result.note = "; ".join(result.film.notes)
     ledger.film["stitched"] = key
     ledger.film["stitch_seconds"] = round(time.monotonic() - started, 3)
     ledger.save()
