@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -27,3 +28,23 @@ def write_shots(folder: Path, text: str, name: str = "film.yaml") -> Path:
     path = Path(folder) / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def wait_until(check, tries: int = 500, interval: float = 0.01, message=lambda: "condition never became true"):
+    """Poll ``check`` until it is true, at most ``tries`` times ``interval`` seconds apart."""
+    for _ in range(tries):
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(message())
+
+
+# What `Capabilities.describe()` says of each simulator profile (doctor's "ComfyUI features" row).
+FEATURES = {
+    "0.3.64": "ComfyUI 0.3.64: jobs API no, cancel routes no, duplicate ids re-run, credential handshake no, "
+              "progress_state yes, /api prefix yes, node replacements no",
+    "0.9": "ComfyUI 0.9.2: jobs API read-only, cancel routes no, duplicate ids re-run, credential handshake no, "
+           "progress_state yes, /api prefix yes, node replacements no",
+    "0.38": "ComfyUI 0.38.1: jobs API yes, cancel routes yes, duplicate ids refused (409), credential handshake "
+            "yes, progress_state yes (activity, seconds), /api prefix yes, node replacements yes (0)",
+}

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 
 import pytest
 import requests
 
-from helpers import ROOT, load, run_cli, write_shots
+from helpers import FEATURES, ROOT, load, run_cli, wait_until, write_shots
 from wanclip.checks import explain_rejection
 from wanclip.comfy import jobs
 from wanclip.comfy.capabilities import Capabilities, detect, object_info, prefix, rejection_server, route
@@ -21,22 +20,6 @@ from wanclip.errors import PreflightError, PromptRejected
 from wanclip.preflight import preflight
 
 PROFILES = ["0.3.64", "0.9", "0.38"]
-EXPECTED = {
-    "0.3.64": "ComfyUI 0.3.64: jobs API no, cancel routes no, duplicate ids re-run, credential handshake no, "
-              "progress_state yes, /api prefix yes, node replacements no",
-    "0.9": "ComfyUI 0.9.2: jobs API read-only, cancel routes no, duplicate ids re-run, credential handshake no, "
-           "progress_state yes, /api prefix yes, node replacements no",
-    "0.38": "ComfyUI 0.38.1: jobs API yes, cancel routes yes, duplicate ids refused (409), credential handshake "
-            "yes, progress_state yes (activity, seconds), /api prefix yes, node replacements yes (0)",
-}
-
-
-def wait_until(check, tries: int = 500):
-    for _ in range(tries):
-        if check():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition never became true")
 
 
 # -- detect, per simulator profile ----------------------------------------------------------------
@@ -45,7 +28,7 @@ def test_detected_capabilities_match_what_the_profile_speaks(sim_profile):
     with ComfyClient(sim_profile.url) as client:
         caps = detect(client)
     p = sim_profile.engine.profile
-    assert caps.describe() == EXPECTED[p.key]
+    assert caps.describe() == FEATURES[p.key]
     assert (caps.jobs_get, caps.jobs_list, caps.jobs_cancel) == (p.jobs_api, p.jobs_api, p.jobs_cancel)
     assert (caps.duplicate_ids == "refused") == p.unique_ids
     assert caps.credential_handshake == p.credentials and caps.progress_activity == p.node_activity
@@ -139,7 +122,7 @@ def test_detect_on_the_recorded_comfyui_092(samples_092):
     replay = Replay(recorded_092(samples_092))
     with ComfyClient("http://127.0.0.1:8192", session=replay) as client:
         caps = detect(client)
-    assert caps.describe() == EXPECTED["0.9"]
+    assert caps.describe() == FEATURES["0.9"]
     assert caps.features == {"supports_preview_metadata": True, "max_upload_size": 104857600,
                              "extension": {"manager": {"supports_v4": True}}}
     assert "POST /api/jobs/cancel" in replay.asked  # answered 405 in 0.9.2: no route, not "refused"
@@ -160,7 +143,7 @@ def test_detect_on_the_recorded_comfyui_0364(samples):
         return (entry["http_status"], entry["body"]) if entry else (404, None)
 
     with ComfyClient("http://127.0.0.1:8188", session=Replay(answer)) as client:
-        assert detect(client).describe() == EXPECTED["0.3.64"]
+        assert detect(client).describe() == FEATURES["0.3.64"]
 
 
 # -- jobs.job_state and jobs.cancel, per profile --------------------------------------------------------

@@ -9,6 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from helpers import FEATURES
 from wanclip import assets, doctor
 from wanclip.checks import Check, combo_options, graph_checks, similar_model
 from wanclip.cli.app import app
@@ -283,14 +284,6 @@ def test_doctor_help_gives_the_exit_codes():
 
 
 # -- what each ComfyUI speaks: the "ComfyUI features" row ------------------------------------------
-FEATURES = {
-    "0.3.64": "ComfyUI 0.3.64: jobs API no, cancel routes no, duplicate ids re-run, credential handshake no, "
-              "progress_state yes, /api prefix yes, node replacements no",
-    "0.9": "ComfyUI 0.9.2: jobs API read-only, cancel routes no, duplicate ids re-run, credential handshake no, "
-           "progress_state yes, /api prefix yes, node replacements no",
-    "0.38": "ComfyUI 0.38.1: jobs API yes, cancel routes yes, duplicate ids refused (409), credential handshake "
-            "yes, progress_state yes (activity, seconds), /api prefix yes, node replacements yes (0)",
-}
 
 
 @pytest.mark.parametrize("sim_profile", ["0.3.64", "0.9", "0.38"], indirect=True)

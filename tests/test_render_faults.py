@@ -11,12 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-from helpers import ROOT, run_cli
+from helpers import ROOT, run_cli, wait_until
 from test_render import render, successes, tiny_film
 from wanclip.errors import Interrupted, PreflightError
 from wanclip.ledger import load_ledger
@@ -134,11 +133,8 @@ def test_the_only_server_restarting_for_seconds_is_waited_for_not_abandoned(sim,
     assert sorted({e.shot for e in seen if e.kind == "lost"}) == ["shot-2", "shot-3"]
 
 
-def _wait_for(predicate, seconds: float = 30.0, message=lambda: "") -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, message()
-        time.sleep(0.05)
+def _wait_for(predicate, message=lambda: "condition never became true") -> None:
+    wait_until(predicate, tries=600, interval=0.05, message=message)  # 30 s
 
 
 @pytest.mark.parametrize("command", ["render", "clip"])

@@ -9,12 +9,12 @@ progress counts (throttled here); not ids, timestamps or file names.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import websocket
 
 from conftest import SimClient
+from helpers import wait_until
 from test_sim_conformance import key_tree, normalise_errors, shape, statuses, without_status
 
 pytestmark = pytest.mark.parametrize("sim_profile", ["0.9"], indirect=True)
@@ -194,14 +194,6 @@ def test_a_second_socket_with_the_same_client_id_takes_the_events(rec, client, s
     assert [shape(m) for m in got_b] == [shape(m) for m in recorded(real["wsB (own clock)"])]
 
 
-def wait_for(check, tries: int = 500):
-    for _ in range(tries):
-        if check():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition never became true")
-
-
 def test_interrupt_session_matches_the_recording(rec, client, samples_092):
     """Case 7 and 8: re-POSTs of a pending and a running id are queued again; delete removes one
     copy per call; /interrupt {B} is a no-op; the duplicate of A runs under the same id."""
@@ -217,7 +209,7 @@ def test_interrupt_session_matches_the_recording(rec, client, samples_092):
     msgs = [json.loads(ws.recv())]
     a = client.post("/prompt", {"prompt": body["prompt"], "client_id": body["client_id"]}).json()["prompt_id"]
     b = client.post("/prompt", {"prompt": prompt_b, "client_id": body["client_id"]}).json()["prompt_id"]
-    wait_for(lambda: rec.engine.current() == (a, "81"))
+    wait_until(lambda: rec.engine.current() == (a, "81"))
     got = {"B pending": client.get(f"/api/jobs/{b}").json(), "A running": client.get(f"/api/jobs/{a}").json(),
            "list": client.get("/api/jobs", params={"limit": 5}).json()}
     reposts = [client.post("/prompt", {"prompt": p, "client_id": body["client_id"], "prompt_id": i})
@@ -231,7 +223,7 @@ def test_interrupt_session_matches_the_recording(rec, client, samples_092):
     client.post("/interrupt", {"prompt_id": a})
     msgs += client.until_done(ws, a)
     got["A after 1st"] = client.get(f"/api/jobs/{a}").json()
-    wait_for(lambda: rec.engine.current() == (a, "87"))
+    wait_until(lambda: rec.engine.current() == (a, "87"))
     got["A duplicate running"] = client.get(f"/api/jobs/{a}").json()
     client.post("/interrupt")
     msgs += client.until_done(ws, a)

@@ -12,16 +12,9 @@ import requests
 import websocket
 from typer.testing import CliRunner
 
+from helpers import wait_until
 from wanclip.cli.app import app
 from wanclip.sim import parse_faults
-
-
-def wait_until(check, tries: int = 500):
-    for _ in range(tries):
-        if check():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition never became true")
 
 
 def read_until_closed(ws) -> list[str]:

@@ -6,21 +6,14 @@ No recording of 0.38 exists, so these check the behaviour the notes describe, no
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
 import websocket
 
+from helpers import wait_until
+
 pytestmark = pytest.mark.parametrize("sim_profile", ["0.38"], indirect=True)
-
-
-def wait_until(check, tries: int = 500):
-    for _ in range(tries):
-        if check():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition never became true")
 
 
 def test_a_known_prompt_id_gets_409_whether_finished_pending_or_running(sim_profile, profile_client, tiny_workflow):
