@@ -131,23 +131,8 @@ def _pieces(ledger: Ledger):
     return pieces
 
 
-def _join(ledger: Ledger, pieces):
-    """The film from the pieces made along the way, else (or when they cannot be joined) one graph."""
-    from wanclip.errors import StitchError
-    from wanclip.stitch import stitch_film
-
-    if pieces is None:
-        return stitch_film(ledger.folder)
-    try:
-        return pieces.finish()
-    except StitchError as exc:
-        film = stitch_film(ledger.folder, pieces=False)
-        film.notes.append(f"joining from pieces failed ({exc.message.splitlines()[0]}); stitched in one graph")
-        return film
-
-
 def _stitch(result: FilmResult, on_event, pieces=None) -> None:
-    from wanclip.stitch import FILM_NAME, StitchResult
+    from wanclip.stitch import FILM_NAME, StitchResult, stitch_film
 
     ledger = result.ledger
     failed = [s.name for s in ledger.shots if s.status == "failed"]
@@ -168,7 +153,7 @@ def _stitch(result: FilmResult, on_event, pieces=None) -> None:
             return  # same clips, same cuts: the film on disk is already this one
         _emit(on_event, "stitching", shots=len(ledger.shots))
         started = time.monotonic()
-        result.film = _join(ledger, pieces)
+        result.film = stitch_film(ledger.folder, made=pieces)  # the pieces fed along the way, if any
     except WanclipError as exc:
         result.note = f"film not stitched: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         result.stitch_failed = True

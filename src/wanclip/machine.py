@@ -26,15 +26,7 @@ from dataclasses import dataclass, field, replace
 from wanclip.cancelling import Cancelling
 from wanclip.comfy.events import (
     Event,
-    Executed,
-    Executing,
-    ExecutionCached,
-    ExecutionError,
     ExecutionInterrupted,
-    ExecutionStart,
-    ExecutionSuccess,
-    Progress,
-    ProgressState,
     history_error,
     history_timestamps,
 )
@@ -63,7 +55,7 @@ from wanclip.messages import (  # noqa: F401 - the machine's vocabulary, re-expo
     SubmitUnsure,
     Tick,
 )
-from wanclip.tracking import Following, _interrupted, _server_node_seconds
+from wanclip.tracking import SHOT_EVENTS, Following, _interrupted, _server_node_seconds
 
 
 @dataclass(frozen=True)
@@ -76,8 +68,6 @@ class Rules:
 
 # -- the shot ----------------------------------------------------------------------------------------
 
-SHOT_EVENTS = (ExecutionStart, Executing, Progress, ProgressState, ExecutionCached, Executed, ExecutionSuccess,
-               ExecutionError, ExecutionInterrupted)
 ON_SERVER = ("submitting", "unconfirmed", "queued", "running", "collecting", "cancelling")
 
 

@@ -514,7 +514,7 @@ def _ledger_cut(recorded: dict | None, transition: str | None, duration: float |
 def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade", contact_sheet: bool = True,
                 audio: Path | None = None, crf: int = 19, preset: str = "fast", skip_missing: bool = False,
                 transition: str | None = None, duration: float | None = None,
-                on_progress: OnProgress | None = None, pieces: bool = True) -> StitchResult:
+                on_progress: OnProgress | None = None, pieces: bool = True, made=None) -> StitchResult:
     """Stitch a rendered film folder into ``<film_dir>/film.mp4`` (what `wanclip render` calls last).
 
     Each clip must still hash to the ledger's ``clip_sha256``. The caller holds the folder's
@@ -530,21 +530,22 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
     under the whole film in one pass), and as the fallback when the clips differ in size or
     frame rate (the one graph's ``fps`` filter converts and rounds those; cut into pieces their
     frame counts could come out a frame apart), which ``FilmPieces.finish`` takes by itself.
+    ``made``: the ``FilmPieces`` a render fed while it rendered, joined instead of new ones. Pieces
+    that cannot be joined fall back to the one graph, with a note.
     """
     film = film_clips(Path(film_dir), skip_missing, transition, duration)
     output = Path(output) if output else Path(film_dir) / FILM_NAME
-    result = None
+    result, fallback = None, None
     if pieces and mode == "xfade" and audio is None:
         try:
-            result = _stitch_pieces(Path(film_dir), film, output, crf, preset, contact_sheet, on_progress)
+            result = made.finish(on_progress) if made is not None else \
+                _stitch_pieces(Path(film_dir), film, output, crf, preset, contact_sheet, on_progress)
         except StitchError as exc:  # the film must come out: the one graph needs no stream copy
             fallback = f"joining from pieces failed ({exc.message.splitlines()[0]}); stitched in one graph"
-        else:
-            fallback = None
     if result is None:
         result = stitch(film.paths, output, mode, film.cuts, crf, preset, audio, contact_sheet, film.names,
                         on_progress)
-        if pieces and mode == "xfade" and audio is None and fallback:
+        if fallback:
             result.notes.append(fallback)
     if film.skipped:
         result.notes.append(f"left out shots not rendered: {', '.join(film.skipped)}")

@@ -21,6 +21,9 @@ from wanclip.comfy.events import (
 )
 from wanclip.workflow import find_roles
 
+# The websocket events a shot follows (the rest, Status, Disconnected ..., are the pool's business).
+SHOT_EVENTS = (ExecutionStart, Executing, Progress, ProgressState, ExecutionCached, Executed, ExecutionSuccess,
+               ExecutionError, ExecutionInterrupted)
 LOADERS = ("UNETLoader", "CLIPLoader", "VAELoader", "LoraLoaderModelOnly", "LoraLoader", "ModelSamplingSD3")
 
 
