@@ -21,14 +21,18 @@ Usage: python scripts/bench_pieces.py [--shots 12] [--load 2] [--step 0.25] [--s
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from bench_render import film_file, gaps, ideal  # this folder is on sys.path when run as a script
+from bench_render import (  # this folder is on sys.path when run as a script
+    film_file,
+    film_parser,
+    gaps,
+    ideal,
+)
 from wanclip import stitch
 from wanclip.contact_sheet import write_contact_sheet
 from wanclip.media import probe
@@ -100,11 +104,7 @@ def run(kind: str, shots: Path, folder: Path, load: float, step: float) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shots", type=int, default=12)
-    parser.add_argument("--load", type=float, default=2.0)
-    parser.add_argument("--step", type=float, default=0.25)
-    parser.add_argument("--size", default="832x480")
+    parser = film_parser(__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):  # ffmpeg and the simulator inherit it

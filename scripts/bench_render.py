@@ -89,13 +89,18 @@ def measure(name: str, sims: list, wall: float, rss: int | None) -> dict:
             "gap_max": max(all_gaps) * 1000 if all_gaps else 0.0, "rss": rss}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def film_parser(description: str) -> argparse.ArgumentParser:
+    """The benchmark film's options (bench_pieces renders the same film)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--shots", type=int, default=12)
     parser.add_argument("--load", type=float, default=2.0)
     parser.add_argument("--step", type=float, default=0.25)
     parser.add_argument("--size", default="832x480")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = film_parser(__doc__.splitlines()[0]).parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="wanclip-bench-") as tmp:
