@@ -12,6 +12,11 @@ from. Per shot:
 ``{"type": "fade", "duration": 0.3}``; ``null`` for the first shot), ``attempts``, ``cancelled``
 (a stop was asked of the server and not yet confirmed: the next run looks the prompt up),
 ``prompt`` / ``style`` / ``negative`` (what the shot asked for, for the storyboard page).
+Continuity (image-to-video): ``continues`` (the name of the shot whose last frame this one starts
+from; the cut into it is a hard cut that drops this clip's first frame), ``start_sha256`` (the
+sha256 of that predecessor's clip when this shot was submitted: a re-rendered predecessor makes
+this shot stale), ``last_frame`` (the exactly decoded last frame of this clip, a PNG beside it,
+relative to the film folder; written when a later shot continues from it).
 """
 
 from __future__ import annotations
@@ -61,6 +66,9 @@ class ShotRecord:
     prompt: str = ""  # the positive prompt as sent, style suffix included
     style: str = ""  # the style suffix that was appended to the shot's own prompt
     negative: str | None = None
+    continues: str | None = None  # the shot whose last frame this one starts from (a chain link)
+    start_sha256: str | None = None  # that shot's clip sha256 when this one was submitted
+    last_frame: str | None = None  # clips/NN_name.last.png: the decoded last frame, for the next link
 
     @classmethod
     def from_dict(cls, data: dict) -> ShotRecord:
