@@ -10,6 +10,8 @@ from helpers import SHIPPED, SHIPPED_CORE, load
 from wanclip.checks import combo_options
 
 MODEL_INPUTS = {"unet_name", "clip_name", "vae_name", "lora_name"}
+# Combos listing the server's files: the recording's list is that machine's input/ folder, not a schema.
+FILE_INPUTS = {("LoadImage", "image")}
 
 
 def problems(graph: dict, object_info: dict) -> list[str]:
@@ -25,7 +27,8 @@ def problems(graph: dict, object_info: dict) -> list[str]:
                 continue
             value, options = node["inputs"][name], combo_options(spec)
             linked = isinstance(value, list)
-            if options is not None and not linked and name not in MODEL_INPUTS and value not in options:
+            server_files = name in MODEL_INPUTS or (node["class_type"], name) in FILE_INPUTS
+            if options is not None and not linked and not server_files and value not in options:
                 found.append(f"{node_id} ({node['class_type']}): {name}={value!r} not in {options}")
             if linked and value[0] not in graph:
                 found.append(f"{node_id}: {name} links to missing node {value[0]}")
@@ -99,3 +102,50 @@ def test_core_graph_matches_the_038_schema_with_its_dynamic_combo():
     assert save["required"]["format"][0] == "COMFY_DYNAMICCOMBO_V3" and "codec" in save["optional"]
     assert combo_options(save["required"]["format"]) == ["auto", "mp4", "mkv", "webm"]
     assert problems(load(SHIPPED_CORE), object_info) == []
+
+
+I2V_PATHS = [SHIPPED.parent / "wan22_i2v_lightx2v_4step.json", SHIPPED.parent / "wan22_i2v_lightx2v_4step_core.json"]
+
+
+@pytest.mark.parametrize("path", I2V_PATHS, ids=["i2v-vhs", "i2v-core"])
+@pytest.mark.parametrize("recording", ["comfyui-samples", "comfyui-samples-0.9.2"], ids=["0.3.64", "0.9.2"])
+def test_shipped_i2v_graphs_match_real_object_info(reference, path, recording):
+    """LoadImage -> WanImageToVideo, and the first-last-frame form inject makes, against both recordings."""
+    from wanclip.workflow import ShotParams, inject
+
+    object_info = json.loads((reference / recording / "object_info_all.json").read_text())
+    graph = load(path)
+    assert problems(graph, object_info) == []
+    flf = inject(graph, ShotParams(positive="p", seed=1, frames=81, width=832, height=480, fps=16.0,
+                                   filename_prefix="wanclip/x", start_image="a.png", end_image="b.png"))
+    assert problems(flf, object_info) == []
+    for node in flf.values():  # every linked input the node takes, by the real input names
+        info = object_info[node["class_type"]]["input"]
+        known = set(info.get("required", {})) | set(info.get("optional", {}))
+        assert {n for n, v in node["inputs"].items() if isinstance(v, list)} <= known, node["class_type"]
+
+
+def test_shipped_i2v_graph_has_the_official_template_settings():
+    """As Comfy-Org's video_wan2_2_14B_i2v template with its 4-step LoRA switch on (workflow_templates
+    json 0.1.123): i2v experts and LoRA pair at 1.0, shift 5, 4 steps split 2/2 at cfg 1, euler/simple."""
+    graph = load(I2V_PATHS[0])
+    by_class = {}
+    for node in graph.values():
+        by_class.setdefault(node["class_type"], []).append(node["inputs"])
+    assert sorted(n["unet_name"] for n in by_class["UNETLoader"]) == [
+        "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"]
+    assert sorted(n["lora_name"] for n in by_class["LoraLoaderModelOnly"]) == [
+        "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+        "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"]
+    assert [n["strength_model"] for n in by_class["LoraLoaderModelOnly"]] == [1.0, 1.0]
+    assert [n["shift"] for n in by_class["ModelSamplingSD3"]] == [5.0, 5.0]
+    (i2v,) = by_class["WanImageToVideo"]
+    assert (i2v["width"], i2v["height"], i2v["length"], i2v["batch_size"]) == (832, 480, 81, 1)
+    assert i2v["vae"] == ["73", 0] and by_class["VAELoader"][0]["vae_name"] == "wan_2.1_vae.safetensors"
+    high, low = sorted(by_class["KSamplerAdvanced"], key=lambda n: n["start_at_step"])
+    assert (high["add_noise"], high["steps"], high["cfg"], high["sampler_name"], high["scheduler"],
+            high["start_at_step"], high["end_at_step"], high["return_with_leftover_noise"]) == \
+        ("enable", 4, 1.0, "euler", "simple", 0, 2, "enable")
+    assert (low["add_noise"], low["start_at_step"], low["end_at_step"], low["cfg"]) == ("disable", 2, 4, 1.0)
+    assert (high["latent_image"], low["latent_image"]) == (["98", 2], ["81", 0])
+    assert graph["90"]["class_type"] == "VHS_VideoCombine" and graph["90"]["inputs"]["format"] == "video/h264-mp4"

@@ -4,6 +4,11 @@ A Wan 2.2 14B text-to-video graph has two experts, each a ``KSamplerAdvanced``: 
 one adds the noise (``add_noise: enable``) and runs the first steps; the low-noise one continues
 from its latent. Everything else is found by following links from those two samplers, so a user's
 own export — other ids (``"128:81"``), titles, extra nodes — works as long as it has the roles.
+
+An image-to-video graph is the same with one more node between the prompts and the samplers:
+``WanImageToVideo`` (or ``WanFirstLastFrameToVideo``) takes the two ``CLIPTextEncode`` outputs, the
+VAE and a ``LoadImage`` as its start image, and its positive, negative and latent outputs feed both
+samplers. Its width/height/length make it the latent role as well.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from wanclip.errors import WorkflowError
 SAMPLER_CLASSES = ("KSamplerAdvanced",)
 TEXT_CLASSES = ("CLIPTextEncode",)
 LATENT_INPUTS = ("width", "height", "length")
+IMAGE_TO_VIDEO = "WanImageToVideo"
+FIRST_LAST_FRAME = "WanFirstLastFrameToVideo"  # the same inputs plus an optional end_image
+IMAGE_TO_VIDEO_CLASSES = (IMAGE_TO_VIDEO, FIRST_LAST_FRAME)
+IMAGE_CLASSES = ("LoadImage",)
+IMAGE_ROLES = ("start_image", "end_image")  # the image-to-video node's inputs, and the Roles fields
 VHS_OUTPUT = "VHS_VideoCombine"
 CORE_OUTPUTS = ("SaveVideo", "SaveWEBM", "SaveAnimatedWEBP")
 ASYNC_OUTPUT = "WanclipSaveVideo"  # wanclip's node pack (`wanclip setup --nodes`): encodes in the background
@@ -33,6 +43,11 @@ LOADER_INPUTS = {
 }
 SHIPPED_WORKFLOW = "wan22_t2v_lightx2v_4step.json"  # the graph `wanclip setup` installs the models of
 CORE_WORKFLOW = "wan22_t2v_lightx2v_4step_core.json"  # the same with core video nodes (no VHS)
+I2V_WORKFLOW = "wan22_i2v_lightx2v_4step.json"  # image-to-video: `image:`, `end_image:` and `continue:` shots
+I2V_CORE_WORKFLOW = "wan22_i2v_lightx2v_4step_core.json"  # the same with core video nodes (no VHS)
+# The start_image a continued shot's planned graph carries: its real frame exists only once the
+# previous shot has rendered, and the render swaps in the uploaded name (set_image) at submit time.
+CONTINUE_PLACEHOLDER = "wanclip-previous-shot-last-frame.png"
 # Nodes a value may come from when an input is linked instead of literal (newer exports).
 PRIMITIVE_VALUE_INPUTS = ("value", "string", "text", "int", "float")
 
@@ -51,6 +66,9 @@ class Roles:
     video_fps_node: str  # VHS_VideoCombine / WanclipSaveVideo (frame_rate) or CreateVideo (fps)
     model_sampling: list[str] = field(default_factory=list)  # [high, low] when present
     loras: list[str] = field(default_factory=list)  # LoRA loaders on either expert's path
+    image_to_video: str | None = None  # WanImageToVideo / WanFirstLastFrameToVideo (also `latent`)
+    start_image: str | None = None  # the LoadImage feeding its start_image
+    end_image: str | None = None  # the LoadImage feeding its end_image
 
 
 @dataclass
@@ -70,6 +88,18 @@ class ShotParams:
     cfg: float | None = None
     shift: float | None = None
     lora_strength: float | None = None
+    # File names in ComfyUI's input/ folder, as LoadImage takes them; an image-to-video graph gets
+    # exactly these: no start_image unlinks the start frame, an end_image makes it first-last-frame.
+    start_image: str | None = None
+    end_image: str | None = None
+
+
+def image_name(sha256_hex: str) -> str:
+    """The content-addressed input/ name of an image: ``wanclip-<first 16 hex of its sha256>.png``."""
+    digest = sha256_hex.strip().lower()
+    if len(digest) < 16 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"not a sha256 hex digest: {sha256_hex!r}")
+    return f"wanclip-{digest[:16]}.png"
 
 
 def shipped_path(kind: str, name: str) -> Path:
@@ -133,8 +163,9 @@ def _summary(graph: dict, classes: tuple[str, ...] | None = None) -> str:
 
 def _missing(role: str, wanted: str, found: str) -> WorkflowError:
     return WorkflowError(f"the workflow has no {role}: wanted {wanted}; found {found}",
-                         "use the shipped workflows/wan22_t2v_lightx2v_4step.json, or export your own graph "
-                         "in API format with both Wan 2.2 experts", role=role)
+                         f"use the shipped workflows/{SHIPPED_WORKFLOW} (text-to-video) or workflows/{I2V_WORKFLOW} "
+                         "(image-to-video), or export your own graph in API format with both Wan 2.2 experts",
+                         role=role)
 
 
 def _upstream(graph: dict, start: str, input_name: str, classes: tuple[str, ...]) -> str | None:
@@ -205,15 +236,36 @@ def find_roles(graph: dict) -> Roles:
                            f"{side}={graph[high]['inputs'].get(side)!r}")
     latent = _source(graph, graph[high]["inputs"].get("latent_image"))
     if latent is None or not all(k in graph[latent]["inputs"] for k in LATENT_INPUTS):
-        raise _missing("empty video latent", "EmptyHunyuanLatentVideo (width, height, length) linked to the "
-                       f"high-noise sampler {high}", _summary(graph, ("EmptyHunyuanLatentVideo",)))
+        raise _missing("empty video latent", "EmptyHunyuanLatentVideo or WanImageToVideo (width, height, length) "
+                       f"linked to the high-noise sampler {high}",
+                       _summary(graph, ("EmptyHunyuanLatentVideo", *IMAGE_TO_VIDEO_CLASSES)))
+    images = _image_roles(graph, high, latent)
     output, kind, fps_node = _output(graph)
     chains = [_model_chain(graph, high), _model_chain(graph, low)]
     sampling = [next((n for n in c if graph[n]["class_type"] == "ModelSamplingSD3"), None) for c in chains]
     loras = [n for c in chains for n in c if graph[n]["class_type"].startswith("LoraLoader")]
     return Roles(high_sampler=high, low_sampler=low, positive=texts["positive"], negative=texts["negative"],
                  latent=latent, output=output, output_kind=kind, video_fps_node=fps_node,
-                 model_sampling=[s for s in sampling if s], loras=loras)
+                 model_sampling=[s for s in sampling if s], loras=loras, **images)
+
+
+def _image_roles(graph: dict, high: str, latent: str) -> dict[str, str | None]:
+    """The image-to-video node (the latent role when it is one) and the LoadImage nodes feeding it."""
+    if graph[latent]["class_type"] not in IMAGE_TO_VIDEO_CLASSES:
+        return {}
+    for side in ("positive", "negative"):
+        if _upstream(graph, high, side, IMAGE_TO_VIDEO_CLASSES) != latent:
+            raise _missing(f"image-conditioned {side} prompt", f"sampler {high}'s {side} input linked to the "
+                           f"{graph[latent]['class_type']} node {latent} that makes its latent",
+                           f"{side}={graph[high]['inputs'].get(side)!r}")
+    found = {"image_to_video": latent}
+    for role in IMAGE_ROLES:
+        linked = _source(graph, graph[latent]["inputs"].get(role))
+        found[role] = _upstream(graph, latent, role, IMAGE_CLASSES) if linked else None
+        if linked and found[role] is None:
+            raise _missing(f"{role.replace('_', ' ')} loader", f"a LoadImage linked to node {latent}'s {role} input",
+                           f"{role}={graph[latent]['inputs'][role]!r}")
+    return found
 
 
 def _set(graph: dict, node_id: str, name: str, value: object) -> None:
@@ -259,6 +311,87 @@ def inject(graph: dict, params: ShotParams) -> dict:
     _inject_samplers(out, roles, params)
     _inject_output(out, roles, params)
     _inject_models(out, roles, params)
+    _inject_images(out, roles, params)
+    return out
+
+
+def _no_image_node(graph: dict, role: str) -> WorkflowError:
+    return WorkflowError(f"the shot has {'an end' if role == 'end_image' else 'a start'} image but the workflow "
+                         f"has no image-to-video node (WanImageToVideo or WanFirstLastFrameToVideo) to take it; "
+                         f"found {_summary(graph)}",
+                         f"render image shots with the shipped workflows/{I2V_WORKFLOW}, or export an "
+                         "image-to-video graph in API format", role=role)
+
+
+def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> None:
+    """Give the image-to-video node exactly the shot's images; a text-to-video graph takes none."""
+    wanted = {"start_image": params.start_image, "end_image": params.end_image}
+    node_id = roles.image_to_video
+    if node_id is None:
+        role = next((r for r in IMAGE_ROLES if wanted[r] is not None), None)
+        if role is not None:
+            raise _no_image_node(graph, role)
+        return
+    node = graph[node_id]
+    if params.end_image is not None and node["class_type"] != FIRST_LAST_FRAME:
+        node["class_type"] = FIRST_LAST_FRAME
+        if "clip_vision_output" in node["inputs"]:  # WanFirstLastFrameToVideo names it per image
+            node["inputs"]["clip_vision_start_image"] = node["inputs"].pop("clip_vision_output")
+        if node.get("_meta", {}).get("title") == IMAGE_TO_VIDEO:
+            node["_meta"]["title"] = FIRST_LAST_FRAME
+    for role in IMAGE_ROLES:
+        loader = getattr(roles, role)
+        if wanted[role] is None:
+            if loader is not None:
+                del node["inputs"][role]
+                _drop_if_unread(graph, loader)
+            continue
+        if loader is None or (role == "end_image" and loader == roles.start_image
+                              and wanted["start_image"] != wanted["end_image"]):  # one loader fed both
+            loader = _new_id(graph, f"{node_id}_{role}")
+            graph[loader] = {"inputs": {"image": wanted[role]}, "class_type": IMAGE_CLASSES[0],
+                             "_meta": {"title": f"Load Image ({role.replace('_', ' ')})"}}
+            node["inputs"][role] = [loader, 0]
+        else:
+            _set(graph, loader, "image", wanted[role])
+
+
+def _new_id(graph: dict, fallback: str) -> str:
+    """A node id the graph does not use: the next number when its ids are numbers."""
+    numbers = [int(nid) for nid in graph if nid.isdigit()]
+    candidate = str(max(numbers) + 1) if numbers else fallback
+    while candidate in graph:
+        candidate += "_"
+    return candidate
+
+
+def _drop_if_unread(graph: dict, node_id: str) -> None:
+    """Remove a node nothing links to any more (an unlinked LoadImage would still need its file)."""
+    if not any(_source(graph, v) == node_id for n in graph.values() for v in n.get("inputs", {}).values()):
+        del graph[node_id]
+
+
+def image_names(graph: dict) -> dict[str, str]:
+    """Role ("start_image" / "end_image") -> the file name its LoadImage loads; empty for text-to-video."""
+    roles = find_roles(graph)
+    return {role: str(_get(graph, getattr(roles, role), "image")) for role in IMAGE_ROLES
+            if getattr(roles, role) is not None}
+
+
+def set_image(graph: dict, role: str, name: str) -> dict:
+    """A new graph whose ``role`` LoadImage loads ``name`` (the name the server's upload answered)."""
+    if role not in IMAGE_ROLES:
+        raise ValueError(f"unknown image role {role!r}: one of {', '.join(IMAGE_ROLES)}")
+    out = copy.deepcopy(graph)
+    roles = find_roles(out)
+    if roles.image_to_video is None:
+        raise _no_image_node(out, role)
+    loader = getattr(roles, role)
+    if loader is None:
+        raise WorkflowError(f"the workflow's {out[roles.image_to_video]['class_type']} node {roles.image_to_video} "
+                            f"has no {role} LoadImage to set",
+                            f"plan the shot with its {role.replace('_', ' ')} so the graph carries one", role=role)
+    _set(out, loader, "image", name)
     return out
 
 
