@@ -93,7 +93,7 @@ class FakeComfy:
         if op in self.failing:
             raise ServerError(f"ComfyUI at {self.url} answered {op} with HTTP 500", server=self.url)
 
-    def submit(self, graph: dict, client_id: str, prompt_id: str) -> dict:
+    def submit(self, graph: dict, client_id: str, prompt_id: str, front: bool = False) -> dict:
         self._check("submit")
         self.posts.append(prompt_id)
         answer = self.submit_answers.pop(0) if self.submit_answers else "ok"

@@ -33,6 +33,7 @@ from wanclip.comfy.events import (
 from wanclip.ledger import ShotRecord
 from wanclip.messages import (  # noqa: F401 - the machine's vocabulary, re-exported as machine.X
     Assign,
+    Blocked,
     Cancel,
     Delete,
     Download,
@@ -138,11 +139,16 @@ class _Step(Following, Cancelling):
         rec = self.rec
         rec.prompt_id, rec.server, rec.status = ev.prompt_id, ev.server, "queued"
         rec.error, rec.attempts, rec.cancelled = None, rec.attempts + 1, False
+        rec.start_sha256 = ev.start_sha256 if rec.continues else None
         rec.node_seconds, rec.execution_start_ms, rec.execution_success_ms = {}, None, None
         self.shot.phase, self.shot.tries, self.shot.outputs, self.shot.last_event = "submitting", 0, {}, self.now
         self.shot.interrupt_sent = False
         self.save()  # before posting: the id is ours, so a crash here can only mean "lost", never "twice"
         self.out.append(Submit(rec.name, ev.server, ev.prompt_id))
+
+    def on_Blocked(self, ev: Blocked) -> None:
+        if self.shot.phase == "idle":
+            self._fail({"node": None, "class": None, "message": ev.message})
 
     def on_NotSent(self, ev: NotSent) -> None:
         if self.shot.phase == "submitting":
@@ -248,6 +254,7 @@ class _Step(Following, Cancelling):
             return
         rec = self.rec
         rec.status, rec.clip, rec.clip_sha256, rec.error, rec.cancelled = "done", ev.clip, ev.sha256, None, False
+        rec.last_frame = ev.last_frame
         self.shot.phase = "done"
         self.save()
         seconds = ((rec.execution_success_ms or 0) - (rec.execution_start_ms or 0)) / 1000

@@ -19,6 +19,14 @@ class Assign:
 
     server: str
     prompt_id: str
+    start_sha256: str | None = None  # a chain link: the predecessor's clip it starts from
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """The shot cannot be submitted at all: the shot it continues from failed."""
+
+    message: str
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class Downloaded:
     clip: str  # relative to the film folder
     sha256: str
     frames: int
+    last_frame: str | None = None  # its decoded last frame (for the shot that continues from it)
 
 
 @dataclass(frozen=True)

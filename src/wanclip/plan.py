@@ -11,11 +11,24 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wanclip import continuity
 from wanclip.errors import ShotsFileError, WanclipError, WorkflowError
 from wanclip.files import atomic_write_text
 from wanclip.shots import Film, Transition, load_film
 from wanclip.timeline import cut_problem
-from wanclip.workflow import SHIPPED_WORKFLOW, ShotParams, graph_sha256, inject, load_graph, shipped_path
+from wanclip.workflow import (
+    CONTINUE_PLACEHOLDER,
+    I2V_WORKFLOW,
+    SHIPPED_WORKFLOW,
+    ShotParams,
+    graph_sha256,
+    image_name,
+    inject,
+    load_graph,
+    shipped_path,
+)
+
+IMAGE_KEYS = {"start_image": "image", "end_image": "end_image"}  # graph role -> shots-file key
 
 
 # -- the example films shipped in the package -----------------------------------------------------
@@ -94,10 +107,17 @@ class PlannedShot:
     transition: Transition | None
     graph: dict
     graph_sha256: str
+    continues: str | None = None  # the shot whose last frame this one starts from
+    keyframes: dict[str, Path] = field(default_factory=dict)  # "start_image"/"end_image" -> the picture
 
     @property
     def seconds(self) -> float:
         return self.frames / self.fps
+
+    @property
+    def kept_frames(self) -> int:
+        """Frames in the film: a continued shot's first frame is its predecessor's last one."""
+        return self.frames - (1 if self.continues else 0)
 
     @property
     def stem(self) -> str:
@@ -112,6 +132,12 @@ class Plan:
     out_dir: Path
     shots: list[PlannedShot]
     warnings: list[str] = field(default_factory=list)
+    i2v_workflow: Path | None = None  # the image-to-video graph, when a shot needs it
+
+    @property
+    def chains(self) -> list[list[PlannedShot]]:
+        """Each chain: a shot and the shots that continue from it, in order."""
+        return [[self.shots[i - 1] for i in chain] for chain in self.film.chains()]
 
     @property
     def seconds(self) -> float:
@@ -124,7 +150,9 @@ class Plan:
                      "seconds": round(self.seconds, 4)},
             "shots": [{"index": s.index, "name": s.name, "seed": s.seed, "frames": s.frames,
                        "seconds": round(s.seconds, 4), "width": s.width, "height": s.height,
-                       "prompt": s.prompt, "graph_sha256": s.graph_sha256} for s in self.shots],
+                       "prompt": s.prompt, "graph_sha256": s.graph_sha256, "continues": s.continues,
+                       "keyframes": {k: str(v) for k, v in s.keyframes.items()}} for s in self.shots],
+            "chains": [[s.name for s in chain] for chain in self.chains],
         }
 
     def write_graphs(self) -> Path:
@@ -135,11 +163,21 @@ class Plan:
         return folder
 
 
-def workflow_path(film: Film, shots_file: Path) -> Path:
-    if not film.workflow:
-        return shipped_path("workflows", SHIPPED_WORKFLOW)
-    path = Path(film.workflow).expanduser()
+def workflow_path(film: Film, shots_file: Path, i2v: bool = False) -> Path:
+    """The film's text-to-video graph, or (``i2v``) its image-to-video one."""
+    own = film.i2v_workflow if i2v else film.workflow
+    if not own:
+        return shipped_path("workflows", I2V_WORKFLOW if i2v else SHIPPED_WORKFLOW)
+    path = Path(own).expanduser()
     return path if path.is_absolute() else shots_file.parent / path
+
+
+def _load(path: Path) -> dict:
+    try:
+        return load_graph(path)
+    except WorkflowError as exc:
+        where = exc.message if exc.path else f"{path}: {exc.message}"
+        raise WorkflowError(where, exc.hint, role=exc.role, path=None) from exc
 
 
 def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = None) -> Plan:
@@ -149,15 +187,21 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
         shots_file = resolve_shots_file(shots_file)
         film = load_film(shots_file)
     wf_path = workflow_path(film, shots_file)
-    try:
-        base = load_graph(wf_path)
-        shots = [_plan_shot(film, base, i) for i in range(1, len(film.shots) + 1)]
-    except WorkflowError as exc:
-        where = exc.message if exc.path else f"{wf_path}: {exc.message}"
-        raise WorkflowError(where, exc.hint, role=exc.role, path=None) from exc
+    i2v_path = workflow_path(film, shots_file, i2v=True) if any(s.image_to_video for s in film.shots) else None
+    bases = {False: _load(wf_path), True: _load(i2v_path) if i2v_path else None}
+    notes = film.warnings()
+    keyframes = [_keyframes(film, shots_file, i, notes) for i in range(1, len(film.shots) + 1)]
+    shots = []
+    for i in range(1, len(film.shots) + 1):
+        path = i2v_path if film.shots[i - 1].image_to_video else wf_path
+        try:
+            shots.append(_plan_shot(film, bases[path == i2v_path], i, keyframes[i - 1]))
+        except WorkflowError as exc:
+            where = exc.message if exc.path else f"{path}: {exc.message}"
+            raise WorkflowError(where, exc.hint, role=exc.role, path=None) from exc
     out_dir = _film_folder(film, shots_file, out)
     plan = Plan(film=film, shots_file=shots_file, workflow=wf_path, out_dir=out_dir, shots=shots,
-                warnings=film.warnings())
+                warnings=notes, i2v_workflow=i2v_path)
     check_transitions(plan)
     return plan
 
@@ -177,26 +221,60 @@ def _film_folder(film: Film, shots_file: Path, out: Path | None) -> Path:
     raise WanclipError(f"the film folder {out_dir}: {what}", "move that file, or give --out another folder")
 
 
-def _plan_shot(film: Film, base: dict, index: int) -> PlannedShot:
+def _keyframes(film: Film, shots_file: Path, index: int, notes: list[str]) -> dict[str, Path]:
+    """The shot's pictures (``image:``, ``end_image:``), each checked: it exists, is a picture, fits."""
+    shot, found = film.shots[index - 1], {}
+    for role, key in IMAGE_KEYS.items():
+        value = getattr(shot, key)
+        if value is None:
+            continue
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else shots_file.parent / path
+        where = film.where("shots", index - 1, key)
+        field_name = f"shots[{index}] ({shot.name}).{key}"
+        try:
+            size = continuity.read_keyframe(path)
+        except ValueError as exc:
+            raise ShotsFileError(str(shots_file), f"{where}{field_name}: {path} {exc}",
+                                 "give the path of a PNG or JPEG, relative to the shots file") from None
+        problem, note = continuity.fit_note(size, film.width, film.height)
+        if problem:
+            raise ShotsFileError(str(shots_file), f"{where}{field_name}: {path}: {problem}",
+                                 f"crop it to about {film.width}:{film.height} first, or change the film's "
+                                 "width and height")
+        if note:
+            notes.append(f"shot {shot.name}: {key} {path.name}: {note}")
+        found[role] = path
+    return found
+
+
+def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path]) -> PlannedShot:
     shot = film.shots[index - 1]
     seed, frames = film.shot_seed(index), film.shot_frames(index)
+    images = {role: image_name(continuity.keyframe_key(path, film.width, film.height))
+              for role, path in keyframes.items()}
+    if shot.continues:
+        images["start_image"] = CONTINUE_PLACEHOLDER
     params = ShotParams(
         positive=film.shot_prompt(index), seed=seed, frames=frames, width=film.width, height=film.height,
         fps=film.fps, filename_prefix=f"wanclip/{film.slug}/{index:02d}_{shot.name}",
         negative=shot.negative if shot.negative is not None else film.negative,
         steps=film.steps, switch_step=film.switch_step, cfg=film.cfg, shift=film.shift,
-        lora_strength=film.lora_strength)
+        lora_strength=film.lora_strength, start_image=images.get("start_image"),
+        end_image=images.get("end_image"))
     graph = inject(base, params)
+    before = film.continues_from(index)
     return PlannedShot(index=index, name=shot.name, seed=seed, frames=frames, fps=film.fps, width=film.width,
                        height=film.height, prompt=params.positive, transition=film.transition_into(index),
-                       graph=graph, graph_sha256=graph_sha256(graph))
+                       graph=graph, graph_sha256=graph_sha256(graph),
+                       continues=film.shots[before - 1].name if before else None, keyframes=keyframes)
 
 
 def check_transitions(plan: Plan) -> None:
     """Refuse, before any GPU work, a transition the stitch would refuse after it (same rule)."""
     shots = plan.shots
     overlaps = [s.transition.overlap_or_cut if s.transition else None for s in shots[1:]]
-    problem = cut_problem([s.frames for s in shots], overlaps, plan.film.fps)
+    problem = cut_problem([s.kept_frames for s in shots], overlaps, plan.film.fps)
     if problem is None:
         return
     i = problem.clip

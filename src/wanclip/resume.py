@@ -31,9 +31,29 @@ def open_ledger(plan: Plan, force: bool = False, only: list[str] | None = None) 
         "workflow": str(plan.workflow), "client_id": client_id})
     forced = set(only or [])
     for shot in plan.shots:
-        ledger.shots.append(_merge(plan, shot, previous.get(shot.name), ledger, force or shot.name in forced))
+        record = _merge(plan, shot, previous.get(shot.name), ledger, force or shot.name in forced)
+        if shot.continues:
+            record = _after(record, ledger.shot(shot.continues))
+        ledger.shots.append(record)
     ledger.save()
     return ledger
+
+
+def _after(record: ShotRecord, before: ShotRecord) -> ShotRecord:
+    """A chain link is only as current as the clip it started from: when its predecessor is to be
+    rendered again, or was rendered again since, the link starts over (and so do the links after it,
+    one by one, as the loop reaches them)."""
+    current = before.status == "done" and record.start_sha256 == before.clip_sha256
+    if record.status in ("done", *ACTIVE) and not current:
+        return _fresh_copy(record)
+    return record
+
+
+def _fresh_copy(record: ShotRecord) -> ShotRecord:
+    return ShotRecord(index=record.index, name=record.name, graph_sha256=record.graph_sha256, seed=record.seed,
+                      frames=record.frames, width=record.width, height=record.height, fps=record.fps,
+                      transition=record.transition, attempts=record.attempts, prompt=record.prompt,
+                      style=record.style, negative=record.negative, continues=record.continues)
 
 
 def _merge(plan: Plan, shot: PlannedShot, old: ShotRecord | None, ledger: Ledger, forced: bool) -> ShotRecord:
@@ -42,10 +62,11 @@ def _merge(plan: Plan, shot: PlannedShot, old: ShotRecord | None, ledger: Ledger
     fresh = ShotRecord(index=shot.index, name=shot.name, graph_sha256=shot.graph_sha256, seed=shot.seed,
                        frames=shot.frames, width=shot.width, height=shot.height, fps=shot.fps,
                        transition=shot.transition.model_dump() if shot.transition else None,
-                       prompt=shot.prompt, style=style.strip(), negative=default_negative(shot.graph))
+                       prompt=shot.prompt, style=style.strip(), negative=default_negative(shot.graph),
+                       continues=shot.continues)
     if old is None or old.graph_sha256 != shot.graph_sha256:
         return fresh
-    old.index, old.transition = shot.index, fresh.transition
+    old.index, old.transition, old.continues = shot.index, fresh.transition, fresh.continues
     old.prompt, old.style, old.negative = fresh.prompt, fresh.style, fresh.negative
     if old.status == "done" and not forced and clip_intact(old, ledger):
         return old

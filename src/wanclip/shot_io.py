@@ -9,15 +9,17 @@ fail the shot with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from wanclip import continuity
 from wanclip import messages as m
 from wanclip.comfy.capabilities import Capabilities
 from wanclip.comfy.client import ComfyClient
-from wanclip.errors import ClipError, PromptRejected, ServerError
+from wanclip.errors import ClipError, PromptRejected, ServerError, WanclipError
+from wanclip.files import sha256_file
 from wanclip.outputs import fetch_clip
-from wanclip.workflow import find_roles, use_async_output
+from wanclip.workflow import find_roles, image_name, set_image, use_async_output
 
 ASYNC_NODE = "WanclipSaveVideo"
 
@@ -32,6 +34,9 @@ class ShotSpec:
     width: int
     height: int
     fps: float
+    images: dict[str, Path] = field(default_factory=dict)  # role -> the picture to upload (start/end image)
+    front: bool = False  # a chain's next link: ahead of the prompts already queued
+    last_frame: Path | None = None  # a later shot continues from this one: decode its last frame here
 
 
 def fresh_output(graph: dict, prompt_id: str) -> dict:
@@ -55,7 +60,14 @@ def submit(client: ComfyClient, spec: ShotSpec, client_id: str, prompt_id: str,
     in the background (``WanclipSaveVideo``) and the GPU goes on to the next shot at once."""
     graph = fresh_output(use_async_output(spec.graph) if async_output else spec.graph, prompt_id)
     try:
-        client.submit(graph, client_id, prompt_id)
+        for role, path in spec.images.items():  # to whichever server renders the shot; a re-upload is a no-op
+            graph = set_image(graph, role, client.upload_image(path, image_name(sha256_file(path))))
+    except ServerError as exc:
+        if exc.transient:
+            return m.SubmitUnsure(exc.message)  # nothing was posted: the machine looks, then posts again
+        return m.SubmitRejected(f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+    try:
+        client.submit(graph, client_id, prompt_id, front=spec.front)
     except PromptRejected as exc:
         return m.SubmitRejected(exc.message, exc.node_errors, error=exc.error)
     except OSError as exc:  # never expected from requests, but a submission must not kill the loop
@@ -79,4 +91,12 @@ def download(client: ComfyClient, spec: ShotSpec, outputs: dict, film_dir: Path)
     except (ClipError, ServerError) as exc:
         return m.DownloadFailed(exc.message + (f" ({exc.hint})" if exc.hint else ""),
                                 retry=isinstance(exc, ServerError) and exc.transient)
-    return m.Downloaded(clip.path.relative_to(film_dir).as_posix(), clip.sha256, clip.frames)
+    last = None
+    if spec.last_frame is not None:  # off the loop's thread, before the shot counts as done
+        try:
+            last = continuity.last_frame(clip.path, clip.frames, spec.width, spec.height, spec.last_frame)
+        except (ValueError, WanclipError) as exc:
+            return m.DownloadFailed(f"the clip's last frame (for the shot that continues from it) could not be "
+                                    f"read: {exc}")
+        last = last.relative_to(film_dir).as_posix()
+    return m.Downloaded(clip.path.relative_to(film_dir).as_posix(), clip.sha256, clip.frames, last)

@@ -113,7 +113,7 @@ def _check_size(value: int) -> int:
 
 
 class Shot(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     name: str
     prompt: str = Field(min_length=1)
     seed: int | None = Field(None, ge=0)
@@ -122,6 +122,16 @@ class Shot(BaseModel):
     negative: str | None = None
     style: str | None = None
     transition: Transition | None = None
+    # continuity (image-to-video): start from the previous shot's last frame, or from a keyframe;
+    # land on an end frame (first-last-frame). Paths are relative to the shots file.
+    continues: bool = Field(False, alias="continue")
+    image: str | None = Field(None, min_length=1)
+    end_image: str | None = Field(None, min_length=1)
+
+    @property
+    def image_to_video(self) -> bool:
+        """Whether this shot needs the image-to-video graph (it starts from or lands on a picture)."""
+        return self.continues or self.image is not None or self.end_image is not None
 
     @field_validator("name")
     @classmethod
@@ -145,6 +155,10 @@ class Shot(BaseModel):
     def _one_length(self) -> Shot:
         if self.seconds is not None and self.frames is not None:
             raise ValueError("give seconds or frames, not both")
+        if self.continues and self.image is not None:
+            raise At(("image",), "a shot that continues starts from the previous shot's last frame; it cannot "
+                     "also start from `image:`", "keep `continue: true` or `image:`, not both (an `end_image:` "
+                     "may go with either)")
         return self
 
 
@@ -167,6 +181,8 @@ class Film(BaseModel):
     cfg: float | None = Field(None, ge=0, le=100)
     shift: float | None = Field(None, ge=0, le=100)
     lora_strength: float | None = Field(None, ge=-100, le=100)
+    i2v_workflow: str | None = None  # the image-to-video graph (default: the shipped Wan 2.2 I2V one)
+    colour_match: bool = True  # match each chain link's input to the chain's first keyframe (drift)
     shots: list[Shot] = Field(min_length=1)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)  # key path -> line, when read from a file
 
@@ -185,6 +201,7 @@ class Film(BaseModel):
                          also=("shots", first[shot.name], "name"))
             first[shot.name] = i
         self._check_seeds()
+        self._check_chains()
         if self.steps is not None and self.switch_step is not None and self.switch_step > self.steps:
             raise ValueError(f"switch_step {self.switch_step} is past steps {self.steps}")
         return self
@@ -199,6 +216,37 @@ class Film(BaseModel):
                      f"past ComfyUI's noise_seed maximum {SEED_MAX} (2^64 - 1)",
                      f"use a seed_base of at most {SEED_MAX - last} (shot i gets seed_base + i), "
                      "or give those shots their own `seed:`")
+
+    def _check_chains(self) -> None:
+        """A chain needs a shot before it, and the cut into a continued shot is a hard cut."""
+        if self.shots[0].continues:
+            raise At(("shots", 0, "continue"), "the first shot cannot continue: there is no shot before it",
+                     "remove `continue: true`, or give it `image:` to start from a keyframe")
+        for i, shot in enumerate(self.shots):
+            if shot.continues and shot.transition is not None and shot.transition.type != CUT:
+                raise At(("shots", i, "transition"), f"the cut into a continued shot is a hard cut that drops "
+                         f"its first frame (the previous shot's last frame), not a {shot.transition.type}",
+                         "remove `transition:` from this shot (or end the chain: remove `continue: true`)")
+
+    def chains(self) -> list[list[int]]:
+        """Each chain as 1-based shot indexes (``[3, 4, 5]``): a shot and the continued shots after it."""
+        found: list[list[int]] = []
+        for i, shot in enumerate(self.shots, 1):
+            if shot.continues:
+                if found and found[-1][-1] == i - 1:
+                    found[-1].append(i)
+                else:
+                    found.append([i - 1, i])
+        return found
+
+    def continues_from(self, index: int) -> int | None:
+        """The 1-based index of the shot whose last frame shot ``index`` starts from, or None."""
+        return index - 1 if self.shots[index - 1].continues else None
+
+    def kept_frames(self, index: int) -> int:
+        """Frames of shot ``index`` in the film: a continued shot's first frame is its predecessor's
+        last frame, so the stitch drops it."""
+        return self.shot_frames(index) - (1 if self.shots[index - 1].continues else 0)
 
     @property
     def slug(self) -> str:
@@ -228,7 +276,10 @@ class Film(BaseModel):
         """The cut into shot ``index`` from the one before; none for the first shot."""
         if index == 1:
             return None
-        return self.shots[index - 1].transition or self.transition
+        shot = self.shots[index - 1]
+        if shot.continues:
+            return shot.transition or Transition(type=CUT, duration=0.0)
+        return shot.transition or self.transition
 
     def where(self, *loc: str | int) -> str:
         """``"line N: "`` of a key path (``"shots", 0, "transition"``) in the file, or ``""``."""
@@ -236,10 +287,11 @@ class Film(BaseModel):
         return f"line {line}: " if line else ""
 
     def seconds_after_transitions(self) -> float:
-        """The film's length: Σ shot lengths − Σ transition overlaps."""
+        """The film's length: Σ kept frames / fps − Σ transition overlaps (a continued shot keeps
+        all its frames but the first, which is the previous shot's last frame)."""
         count = len(self.shots)
         overlaps = [self.transition_into(i).overlap_or_cut for i in range(2, count + 1)]
-        return film_seconds([self.shot_frames(i) for i in range(1, count + 1)], overlaps, self.fps)
+        return film_seconds([self.kept_frames(i) for i in range(1, count + 1)], overlaps, self.fps)
 
     def warnings(self) -> list[str]:
         notes = []
@@ -358,9 +410,10 @@ def _message(error: dict, loc: tuple) -> tuple[str, str]:
     kind, key = error["type"], str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
         model = Shot if "shots" in loc and isinstance(loc[-2], int) else (Transition if "transition" in loc else Film)
-        close = difflib.get_close_matches(key, list(model.model_fields), n=1)
+        keys = [f.alias or name for name, f in model.model_fields.items()]
+        close = difflib.get_close_matches(key, keys, n=1)
         return (f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                f"allowed keys here: {', '.join(model.model_fields)}")
+                f"allowed keys here: {', '.join(keys)}")
     if kind == "missing":
         return "is required", f"add `{key}:` here"
     if kind == "too_short" and key == "shots":

@@ -187,12 +187,42 @@ class ComfyClient:
         return self._json("GET", f"/history/{prompt_id}").get(prompt_id)
 
     # -- actions --------------------------------------------------------------------------------
-    def submit(self, prompt: dict, client_id: str, prompt_id: str | None = None) -> dict:
-        """POST /prompt. A 400 raises ``PromptRejected`` carrying ComfyUI's ``node_errors``."""
+    def upload_image(self, path: Path, name: str) -> str:
+        """POST /upload/image into ComfyUI's ``input/`` folder as ``name``; the name the server
+        stored it under comes back. ComfyUI keeps one file per content: the same bytes under the same
+        name are not written again (so a content-addressed name makes a re-upload a no-op)."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ServerError(f"cannot read {path} to upload it: {exc.strerror or exc}",
+                              "the picture was removed during the render; render again to remake it") from exc
+        response = self._request("POST", "/upload/image", files={"image": (name, data, "image/png")},
+                                 data={"type": "input"})
+        if response.status_code >= 400:
+            hint = ("the picture is larger than the server's --max-upload-size" if response.status_code == 413
+                    else _hint_for_status(response.status_code))
+            raise ServerError(f"ComfyUI at {self.url} answered POST /upload/image ({name}) with HTTP "
+                              f"{response.status_code}", hint, server=self.url,
+                              transient=response.status_code >= 500 or response.status_code == 429)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or not isinstance(answer.get("name"), str):
+            raise ServerError(f"ComfyUI at {self.url} answered POST /upload/image without the file's name",
+                              "is that address a ComfyUI server?", server=self.url, transient=True)
+        sub = answer.get("subfolder") or ""
+        return f"{sub}/{answer['name']}" if sub else answer["name"]
+
+    def submit(self, prompt: dict, client_id: str, prompt_id: str | None = None, front: bool = False) -> dict:
+        """POST /prompt. A 400 raises ``PromptRejected`` carrying ComfyUI's ``node_errors``.
+        ``front``: ahead of the prompts already queued (a chain's next link goes before the rest)."""
         prompt_id = prompt_id or str(uuid.uuid4())
         # no preview images: newer servers read extra_data.preview_method, older ones ignore it
         body = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id,
                 "extra_data": {"preview_method": "none"}}
+        if front:
+            body["front"] = True
         response = self._request("POST", "/prompt", json=body)
         if response.status_code == 400:
             try:
