@@ -48,7 +48,29 @@ def render_plan(plan: Plan, graphs: Path) -> None:
                       f"{shot.width}x{shot.height}", excerpt)
     console.print(table)
     total = sum(s.seconds for s in plan.shots)
-    console.print(f"film: {total:.2f} s of clips − {total - plan.seconds:.2f} s of transitions = "
-                  f"{plan.seconds:.2f} s at {film.fps:g} fps")
+    repeated = sum(s.frames - s.kept_frames for s in plan.shots) / film.fps
+    console.print(f"film: {total:.2f} s of clips − {total - plan.seconds - repeated:.2f} s of transitions"
+                  + (f" − {repeated:.2f} s of repeated first frames" if repeated else "")
+                  + f" = {plan.seconds:.2f} s at {film.fps:g} fps")
+    render_chains(plan)
     console.print(f"workflow: {plan.workflow}")
+    if plan.i2v_workflow:
+        console.print(f"image-to-video workflow: {plan.i2v_workflow}")
     console.print(f"graphs written to {graphs}/")
+
+
+def render_chains(plan: Plan) -> None:
+    """Each chain (``1 → 2 → 3``) and what each link waits for; each keyframe and where it goes."""
+    if plan.chains:
+        console.print("chains (a link starts from the last frame of the one before and joins it with a hard "
+                      "cut that drops that repeated frame):", highlight=False)
+    for chain in plan.chains:
+        console.print(f"  {' → '.join(str(s.index) for s in chain)}  ({' → '.join(s.name for s in chain)})",
+                      highlight=False)
+        for shot in chain[1:]:
+            console.print(f"    {shot.index} {shot.name} waits for {shot.continues}'s clip", highlight=False)
+    for shot in plan.shots:
+        ends = [f"{'starts from' if role == 'start_image' else 'ends on'} {path.name}"
+                for role, path in shot.keyframes.items()]
+        if ends:
+            console.print(f"keyframes: {shot.index} {shot.name} {' and '.join(ends)}", highlight=False)
