@@ -197,6 +197,8 @@ def statuses(msgs):
 
 def test_misc_endpoints_have_the_real_shapes(sim, sim_client, samples):
     real = load(samples, "misc_endpoints.json")
+    # The recording server had the text-to-video experts only; the sim's default adds the I2V pair.
+    sim.engine.set_models(dict(sim.engine.catalog.models, diffusion_models=real["GET /models/diffusion_models"]["body"]))
 
     assert sim_client.get("/queue").json() == real["GET /queue (idle)"]["body"]
     assert sim_client.get("/models").json() == real["GET /models"]["body"]

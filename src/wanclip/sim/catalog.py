@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import copy
 import json
+import mimetypes
+import os
 from functools import lru_cache
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "sim"
 DATA = DATA_DIR / "object_info.json"  # 0.3.64's
 
-# The six files of the shipped 4-step workflow, as the real repackaged repos name them.
+# The files of the shipped 4-step workflows (text-to-video and image-to-video), as the real
+# repackaged repos name them (sorted, as ComfyUI lists a folder).
 DEFAULT_MODELS: dict[str, list[str]] = {
     "diffusion_models": [
+        "wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+        "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors",
         "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors",
         "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors",
     ],
     "text_encoders": ["umt5_xxl_fp8_e4m3fn_scaled.safetensors"],
     "vae": ["wan_2.1_vae.safetensors"],
     "loras": [
+        "wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+        "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors",
         "wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
         "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors",
     ],
@@ -41,6 +48,9 @@ MODEL_INPUTS = {
     ("LoraLoaderModelOnly", "lora_name"): "loras",
     ("VAELoader", "vae_name"): "vae",
 }
+
+# LoadImage's `image` combo: the image files at the top of input/ (nodes.py LoadImage.INPUT_TYPES).
+IMAGE_INPUT = ("LoadImage", "image")
 
 MODEL_EXTENSIONS = {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".pt2", ".pkl"}
 
@@ -83,16 +93,54 @@ def _scan_models_dir(root: Path) -> dict[str, list[str]]:
     return out
 
 
+def is_image_file(name: str) -> bool:
+    """folder_paths.filter_files_content_types(..., ["image"]): by the name's guessed mime type."""
+    mime, _ = mimetypes.guess_type(name, strict=False)
+    return name.lower().endswith(".webp") or (mime or "").split("/")[0] == "image"
+
+
+def annotated_filepath(name: str, folders: dict[str, Path]) -> Path:
+    """folder_paths.get_annotated_filepath: "x.png [output]" (also [input], [temp]) names another
+    folder; a plain name is in input/. The real code cuts one character more than the tag, so the
+    space before it goes too (and a tag without the space eats a letter of the name)."""
+    for tag in ("output", "input", "temp"):
+        if name.endswith(f"[{tag}]"):
+            return Path(folders[tag]) / name[: -(len(tag) + 3)]
+    return Path(folders["input"]) / name
+
+
 class Catalog:
-    """Node classes and model folders of one simulated server."""
+    """Node classes and model folders of one simulated server.
+
+    folders: () -> {"input": dir, "output": dir, "temp": dir}, read when asked (a reset moves them)."""
 
     def __init__(self, models: dict[str, list[str]], object_info: str = "object_info.json",
-                 folder_keys: list[str] | None = None, extra_info: dict | None = None):
+                 folder_keys: list[str] | None = None, extra_info: dict | None = None, folders=None):
         self.models = models
         self.object_info = object_info
         self.folder_keys_known = folder_keys or FOLDER_KEYS
         self.extra_info = extra_info or {}  # classes of custom node packs the server "has installed"
-        self.info = self._build_info()
+        self.folders = folders or (lambda: {"input": Path("input"), "output": Path("output"), "temp": Path("temp")})
+        self._info = self._build_info()
+
+    @property
+    def info(self) -> dict:
+        """The /object_info answer: LoadImage lists input/ as it is now, like the real INPUT_TYPES."""
+        cls, name = IMAGE_INPUT
+        if cls in self._info:
+            self._info[cls]["input"]["required"][name][0] = self.input_images()
+        return self._info
+
+    def input_images(self) -> list[str]:
+        folder = Path(self.folders()["input"])
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            return []
+        return sorted(n for n in names if (folder / n).is_file() and is_image_file(n))
+
+    def annotated_path(self, name: str) -> Path:
+        return annotated_filepath(name, self.folders())
 
     def _build_info(self) -> dict:
         info = copy.deepcopy(_recorded_object_info(self.object_info))
@@ -106,16 +154,16 @@ class Catalog:
         return info
 
     def has_class(self, class_type) -> bool:
-        return isinstance(class_type, str) and class_type in self.info
+        return isinstance(class_type, str) and class_type in self._info
 
     def is_output(self, class_type: str) -> bool:
-        return bool(self.info[class_type]["output_node"])
+        return bool(self._info[class_type]["output_node"])
 
     def return_types(self, class_type: str) -> list:
-        return self.info[class_type]["output"]
+        return self._info[class_type]["output"]
 
     def inputs(self, class_type: str) -> dict:
-        return self.info[class_type]["input"]
+        return self._info[class_type]["input"]
 
     def has_unique_id(self, class_type: str) -> bool:
         hidden = self.inputs(class_type).get("hidden", {})

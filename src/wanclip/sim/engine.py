@@ -7,6 +7,7 @@ prompts. Events leave through `emit(type, data, sid)`; sid None means broadcast.
 from __future__ import annotations
 
 import copy
+import hashlib
 import heapq
 import threading
 import time
@@ -38,6 +39,7 @@ class SimConfig:
     step_seconds: float = 0.5
     nodes: tuple[str, ...] = ()  # custom node packs installed: "wanclip" (WanclipSaveVideo)
     video_delay: float = 1.5  # WanclipSaveVideo: seconds from the node's return to the finished file
+    drift: float = 0.0  # colour drift per image-to-video link: its last frame is R x (1 + drift), B x (1 - drift)
 
     @property
     def temp_dir(self) -> Path:
@@ -165,7 +167,12 @@ class Engine:
         folder_keys = FOLDER_KEYS if self.profile.key == "0.3.64" else FOLDER_KEYS_09
         self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models),
                                self.profile.object_info, folder_keys,
-                               wanclip_nodes.object_info(tuple(self.config.nodes)))
+                               wanclip_nodes.object_info(tuple(self.config.nodes)), self.folders)
+
+    def folders(self) -> dict[str, Path]:
+        """ComfyUI's input/, output/ and temp/ folders of this server, as the config has them now."""
+        config = self.config
+        return {"input": config.input_dir, "output": Path(config.output_dir), "temp": config.temp_dir}
 
     def register_node_replacement(self, old_class: str, new_class: str, input_mapping: dict | None = None) -> None:
         """0.38: a renamed node the server rewrites before validation (GET /node_replacements)."""
@@ -431,7 +438,7 @@ class Engine:
     def _execute(self, run: _Run) -> None:
         prompt, pid = run.prompt, run.prompt_id
         self._lifecycle(run, "execution_start", {"prompt_id": pid})
-        sigs = signatures(prompt, self.catalog.has_unique_id)
+        sigs = signatures(prompt, self.catalog.has_unique_id, self._is_changed)
         with self._lock:
             if self.profile.cache == CACHE_CLASSIC:  # RAM_PRESSURE keeps earlier prompts' outputs too
                 self._cache = {k: v for k, v in self._cache.items() if k in set(sigs.values())}
@@ -486,6 +493,16 @@ class Engine:
                 self._cache[sig] = (outputs, ui)
         self._progress(run, node_id, "finished")
 
+    def _is_changed(self, node: dict):
+        """IS_CHANGED, part of the cache key: LoadImage's is the sha256 of its file (nodes.py), so
+        an upload that overwrites the file makes it load again. None for every other class."""
+        if node.get("class_type") != "LoadImage":
+            return None
+        try:
+            return hashlib.sha256(self.catalog.annotated_path(node["inputs"]["image"]).read_bytes()).hexdigest()
+        except (OSError, KeyError, TypeError, AttributeError):
+            return None
+
     def _ctx(self, run: _Run, node_id: str) -> nodes.Ctx:
         bar = {"last": -1, "time": 0.0}  # one ProgressBar per node call, as in comfy/utils.py
 
@@ -511,7 +528,7 @@ class Engine:
         return nodes.Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
                          lambda s: self._sleep(run, s), step, self.config.step_seconds, self._load_seconds,
                          activity, run.prompt_id, lambda work: self._start_background(run, work),
-                         self.config.video_delay)
+                         self.config.video_delay, self.catalog.annotated_path, self.config.drift)
 
     def _start_background(self, run: _Run, work) -> None:
         """A node pack's background encode: ``work(wait, fail_message)`` runs on its own thread and

@@ -1,10 +1,12 @@
 """Regenerates the simulator's node schemas from a recorded `/object_info`: only the sim's classes.
 
-    python -m wanclip.sim.gen_object_info ../shared/reference/comfyui-samples-0.9.2/object_info_all.json
+    python -m wanclip.sim.gen_object_info ../shared/reference/comfyui-samples-0.9.2/object_info_all.json \
+        [../shared/reference/comfyui-samples/object_info_all.json]
 
 writes `data/sim/object_info_0.9.json` (the 0.9.2 recording, trimmed) and `object_info_0.38.json`
-(the same plus the schema changes comfyui-drift.md §2 read in the 0.3x code, which no recording shows).
-Model lists are emptied: the catalog fills them from the server's models.
+(the same plus the schema changes comfyui-drift.md §2 read in the 0.3x code, which no recording shows);
+with the second (0.3.64) recording also `object_info.json`.
+Model lists and LoadImage's file list are emptied: the catalog fills them from the server's folders.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from wanclip.sim.catalog import MODEL_INPUTS
+from wanclip.sim.catalog import IMAGE_INPUT, MODEL_INPUTS
 from wanclip.sim.nodes import RUNNERS
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "sim"
@@ -25,7 +27,7 @@ CLIP_TYPES_038 = ["cogvideox", "lens", "pixeldit", "ideogram4", "boogu", "krea2"
 
 def trimmed(recorded: dict) -> dict:
     info = {cls: copy.deepcopy(recorded[cls]) for cls in RUNNERS}
-    for (cls, name) in MODEL_INPUTS:
+    for (cls, name) in [*MODEL_INPUTS, IMAGE_INPUT]:
         info[cls]["input"]["required"][name][0] = []
     return info
 
@@ -78,7 +80,10 @@ def schema_038(info_09: dict) -> dict:
 def main(argv: list[str]) -> None:
     recorded = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     info_09 = trimmed(recorded)
-    for name, info in (("object_info_0.9.json", info_09), ("object_info_0.38.json", schema_038(info_09))):
+    outputs = [("object_info_0.9.json", info_09), ("object_info_0.38.json", schema_038(info_09))]
+    if len(argv) > 2:
+        outputs.append(("object_info.json", trimmed(json.loads(Path(argv[2]).read_text(encoding="utf-8")))))
+    for name, info in outputs:
         (DATA / name).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {DATA / name}")
 

@@ -66,8 +66,10 @@ class ExecutionList:
             self.block_count[target] -= 1
 
 
-def signatures(prompt: dict, has_unique_id) -> dict[str, str]:
-    """Cache key per node: class, literal inputs and the ancestors' keys (not their ids)."""
+def signatures(prompt: dict, has_unique_id, is_changed=lambda node: None) -> dict[str, str]:
+    """Cache key per node: class, literal inputs and the ancestors' keys (not their ids).
+
+    is_changed(node): the node's IS_CHANGED answer (None: it has none), added to its key."""
     memo: dict[str, str] = {}
 
     def sig(node_id: str, seen: frozenset) -> str:
@@ -83,6 +85,9 @@ def signatures(prompt: dict, has_unique_id) -> dict[str, str]:
         key = [node["class_type"], parts]
         if has_unique_id(node["class_type"]):
             key.append(node_id)  # VHS asks for UNIQUE_ID, so ComfyUI keys it by node id too
+        changed = is_changed(node)
+        if changed is not None:
+            key.append(["is_changed", changed])
         memo[node_id] = json.dumps(key, sort_keys=True, default=str)
         return memo[node_id]
 

@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanclip.sim.video import Clip, write_metadata_png, write_mp4
+from PIL import Image, ImageOps
+
+from wanclip.sim.video import Clip, Picture, write_metadata_png, write_mp4
 
 # Relative sizes of the model files (GB), so a cold load of the default set costs load_seconds.
 LOAD_WEIGHT = {"diffusion_models": 14.3, "text_encoders": 6.7, "vae": 0.25, "loras": 0.6}
@@ -59,6 +61,8 @@ class Ctx:
     prompt_id: str | None = None
     background: object = None  # background(work): work(wait, fail_message) -> event payload (node pack)
     video_delay: float = 0.0  # node pack: seconds from the node's return to the renamed file
+    image_path: object = None  # image_path(name) -> Path: LoadImage's file, "[output]"-style suffixes read
+    drift: float = 0.0  # colour drift of a clip decoded from an image-to-video latent (SimConfig.drift)
 
 
 def run_node(class_type: str, inputs: dict, ctx: Ctx):
@@ -113,6 +117,36 @@ def empty_latent(inputs, ctx):
     return (latent,), None
 
 
+def load_image(inputs, ctx):
+    """nodes.py LoadImage: the file in input/ (EXIF-rotated, RGB); a vanished file fails like open()."""
+    name = inputs["image"]
+    with Image.open(ctx.image_path(name)) as img:
+        picture = Picture.from_image(ImageOps.exif_transpose(img), name)
+    return (picture, {"mask": name}), None
+
+
+def _image_to_video(inputs, ctx, start: str, end: str | None):
+    """comfy_extras/nodes_wan.py: an empty latent that carries the pictures, which the real node
+    upscales to width x height ("bilinear", crop "center") and VAE-encodes into the conditioning.
+    The sim keeps them on the latent, so VAEDecode can start (or end) the clip on them."""
+    (latent,), _ = empty_latent(inputs, ctx)
+    pictures = {"start": inputs.get(start), "end": inputs.get(end) if end else None}
+    frames = latent["batch"] * (4 * latent["frames"] - 3)
+    if any(pictures.values()):
+        ctx.sleep(ctx.step_seconds * 0.3 * frames / 81)  # the VAE encode of the image(s)
+    for key, picture in pictures.items():
+        latent[key] = picture.fitted(latent["width"], latent["height"]) if picture is not None else None
+    return (dict(inputs["positive"]), dict(inputs["negative"]), latent), None
+
+
+def wan_image_to_video(inputs, ctx):
+    return _image_to_video(inputs, ctx, "start_image", None)
+
+
+def wan_first_last_frame_to_video(inputs, ctx):
+    return _image_to_video(inputs, ctx, "start_image", "end_image")
+
+
 def ksampler_advanced(inputs, ctx):
     latent = dict(inputs["latent_image"])
     positive = inputs["positive"]
@@ -150,7 +184,12 @@ def vae_decode(inputs, ctx):
     frames = latent["batch"] * (4 * latent["frames"] - 3)
     ctx.activity("decoding")
     ctx.sleep(ctx.step_seconds * 0.6 * frames / 81)
-    images = Clip(latent["width"], latent["height"], frames, latent["text"] or "", latent["seed"] or 0)
+    start, end = latent.get("start"), latent.get("end")
+    if start is None and end is None:
+        images = Clip(latent["width"], latent["height"], frames, latent["text"] or "", latent["seed"] or 0)
+    else:
+        images = Clip(latent["width"], latent["height"], frames, latent["text"] or "", latent["seed"] or 0,
+                      start, end, ctx.drift)
     return (images,), None
 
 
@@ -219,6 +258,9 @@ RUNNERS = {
     "CLIPLoader": clip_loader,
     "CLIPTextEncode": clip_text_encode,
     "EmptyHunyuanLatentVideo": empty_latent,
+    "LoadImage": load_image,
+    "WanImageToVideo": wan_image_to_video,
+    "WanFirstLastFrameToVideo": wan_first_last_frame_to_video,
     "KSamplerAdvanced": ksampler_advanced,
     "VAELoader": vae_loader,
     "VAEDecode": vae_decode,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -235,6 +236,7 @@ class SimServer:
             web.get("/history/{prompt_id}", self.get_history_item),
             web.post("/history", self.post_history),
             web.get("/view", self.view),
+            web.post("/upload/image", self.upload_image),
             web.get("/object_info", self.object_info),
             web.get("/object_info/{node_class}", self.object_info_node),
             web.get("/system_stats", self.system_stats),
@@ -481,6 +483,49 @@ class SimServer:
             return await self._wrong_size(request, path, name, faults.view_size)
         return web.FileResponse(path, headers={"Content-Disposition": f'filename="{name}"'})
 
+    async def upload_image(self, request: web.Request):
+        """server.py image_upload: multipart `image` (a file), `type` (input|temp|output, default input),
+        `subfolder`, `overwrite` ("true"/"1"). A taken name gets " (1)", " (2)"... before the
+        extension unless the file there has the same bytes: then nothing is written and that name
+        is the answer. A body over max_upload_size is a 413 (aiohttp's client_max_size)."""
+        post = await request.post()
+        image, overwrite = post.get("image"), post.get("overwrite")
+        upload_type = post.get("type")
+        if upload_type is None:
+            upload_type = "input"
+        upload_dir = self.engine.folders().get(upload_type)
+        if upload_dir is None:  # get_dir_by_type leaves its folder unbound: the handler crashes
+            return web.Response(status=500, text=INTERNAL_ERROR)
+        if isinstance(image, str) and image:  # a plain field has no .file: AttributeError
+            return web.Response(status=500, text=INTERNAL_ERROR)
+        if not image or not image.file:
+            return web.Response(status=400)
+        filename = image.filename
+        if not filename:
+            return web.Response(status=400)
+        upload_dir = os.path.abspath(upload_dir)
+        subfolder = post.get("subfolder", "")
+        folder = os.path.join(upload_dir, os.path.normpath(subfolder))
+        filepath = os.path.abspath(os.path.join(folder, filename))
+        if os.path.commonpath((upload_dir, filepath)) != upload_dir:
+            return web.Response(status=400)
+        os.makedirs(folder, exist_ok=True)
+        data = image.file.read()
+        stem, ext = os.path.splitext(filename)
+        duplicate = False
+        if overwrite not in ("true", "1"):
+            i = 1
+            while os.path.exists(filepath):
+                if _same_bytes(filepath, data):
+                    duplicate = True
+                    break
+                filename = f"{stem} ({i}){ext}"
+                filepath = os.path.join(folder, filename)
+                i += 1
+        if not duplicate:
+            _write_file(filepath, data)
+        return web.json_response({"name": filename, "subfolder": subfolder, "type": upload_type})
+
     @staticmethod
     async def _endless(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
@@ -560,6 +605,25 @@ class SimServer:
 
     async def features(self, request):
         return web.json_response(self._feature_dict())
+
+
+def _same_bytes(path: str, data: bytes) -> bool:
+    """compare_image_hash: the file's hash against the upload's (node_helpers.hasher, sha256)."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).digest() == hashlib.sha256(data).digest()
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """The upload's bytes under `path`, whole or not at all (the real server writes in place)."""
+    folder, name = os.path.split(path)
+    part = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(part, "wb") as f:
+            f.write(data)
+        os.replace(part, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(part)
 
 
 @dataclass
@@ -644,6 +708,7 @@ def serve_in_thread(
     comfy_version: str = DEFAULT,
     nodes: tuple[str, ...] = (),
     video_delay: float = 1.5,
+    drift: float = 0.0,
 ) -> SimHandle:
     """Starts a simulator on its own loop thread; port 0 picks a free port. Returns a handle.
 
@@ -651,12 +716,16 @@ def serve_in_thread(
     nodes: custom node packs it has installed: ("wanclip",) adds WanclipSaveVideo, whose file
     appears (renamed from .part) video_delay seconds after its prompt finished, with a
     ``wanclip.video`` event.
+    drift: the colour shift of every clip started from an image (an image-to-video link), reached
+    by its last frame: red x (1 + drift), blue x (1 - drift), clipped; between -1 and 1.
     """
     profile = get_profile(comfy_version)
+    if not -1.0 <= drift <= 1.0:  # also refuses NaN
+        raise ValueError(f"drift must be between -1 and 1 (a fraction such as 0.03), not {drift}")
     if not is_loopback(host) and not allow_remote:
         raise ValueError(f"refusing to expose the simulator on {host}: pass the host explicitly (--host {host}) to allow it")
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    config = SimConfig(Path(output_dir), models, load_seconds, step_seconds, tuple(nodes), video_delay)
+    config = SimConfig(Path(output_dir), models, load_seconds, step_seconds, tuple(nodes), video_delay, drift)
     engine = Engine(config, faults, profile=profile)
     server = SimServer(engine, host, port, max_upload_size)
     ready: dict = {}

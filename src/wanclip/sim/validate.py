@@ -6,6 +6,7 @@ node, a bad slot index) raise here too and become the same `exception_during_*` 
 
 from __future__ import annotations
 
+import os
 import traceback
 
 from wanclip.sim.catalog import Catalog
@@ -31,6 +32,19 @@ def _types_match(received, wanted) -> bool:
 
 
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
+
+
+def _load_image_valid(catalog: Catalog, image) -> bool | str:
+    """nodes.py LoadImage.VALIDATE_INPUTS: folder_paths.exists_annotated_filepath(image)."""
+    if not os.path.exists(catalog.annotated_path(image)):
+        return f"Invalid image file: {image}"
+    return True
+
+
+# Classes with a VALIDATE_INPUTS: the inputs its signature names skip the built-in range and combo
+# checks (so LoadImage's `image` is never "not in list"); a non-True answer becomes one
+# custom_validation_failed per named input (execution.py validate_inputs).
+CUSTOM_VALIDATION = {"LoadImage": (("image",), _load_image_valid)}
 
 
 def _combo_options(input_type, extra: dict) -> list | None:
@@ -64,18 +78,43 @@ class _Validator:
         spec = self.catalog.inputs(class_type)
         errors: list[dict] = []
         valid = True
+        custom = CUSTOM_VALIDATION.get(class_type)
+        exempt = custom[0] if custom else ()
         for category in ("required", "optional"):
             for name, input_spec in spec.get(category, {}).items():
-                ok = self._input(inputs, name, category, input_spec, errors)
+                ok = self._input(inputs, name, category, input_spec, errors, exempt=name in exempt)
                 valid = valid and ok
+        if custom:
+            self._custom(class_type, inputs, *custom, errors)
         ret = (False, errors, unique_id) if errors or not valid else (True, [], unique_id)
         self.validated[unique_id] = ret
         return ret
 
-    def _input(self, inputs: dict, x: str, category: str, spec: list, errors: list, live_only: bool = False) -> bool:
+    def _custom(self, class_type: str, inputs: dict, names: tuple, check, errors: list) -> None:
+        """VALIDATE_INPUTS called with the literal values of the inputs it names. A missing one is
+        the TypeError the real call raises (it becomes an exception_during_*validation error)."""
+        args = {}
+        for name in names:
+            if name not in inputs:
+                raise TypeError(f"{class_type}.VALIDATE_INPUTS() missing 1 required positional argument: '{name}'")
+            if not isinstance(inputs[name], list):  # [inferred] a linked value is not known yet
+                args[name] = inputs[name]
+        if not args:
+            return
+        answer = check(self.catalog, **args)
+        if answer is True:
+            return
+        for name in args:
+            details = name if answer is False else f"{name} - {answer}"
+            errors.append(_error("custom_validation_failed", "Custom validation failed for node", details,
+                                 {"input_name": name}))
+
+    def _input(self, inputs: dict, x: str, category: str, spec: list, errors: list, live_only: bool = False,
+               exempt: bool = False) -> bool:
         """Checks one input; returns False only when a linked node is invalid.
 
         live_only: a DynamicCombo's nested input (`format.codec`), checked only when the prompt has it.
+        exempt: named by the class's VALIDATE_INPUTS, so no range or combo check.
         """
         input_type = spec[0]
         extra = spec[1] if len(spec) > 1 else {}
@@ -98,7 +137,8 @@ class _Validator:
                 {"input_name": x, "input_config": info, "received_value": val, "exception_message": str(ex)},
             ))
             return True
-        self._range_and_list(x, val, input_type, extra, info, errors)
+        if not exempt:
+            self._range_and_list(x, val, input_type, extra, info, errors)
         if input_type == DYNAMIC_COMBO:
             return self._dynamic(inputs, x, val, extra, errors)
         return True

@@ -1,30 +1,71 @@
-"""Real H.264 files with a test picture: the shot's prompt and seed on a seed-coloured card."""
+"""Real H.264 files with a test picture: the shot's prompt and seed on a seed-coloured card.
+
+A clip whose latent came from an image-to-video node starts from its image instead: frame 0 is the
+start image, later frames carry the card only in a band along the bottom, and with an end image
+the last frame is that image (see `i2v_frames`).
+"""
 
 from __future__ import annotations
 
 import colorsys
 import contextlib
+import dataclasses
 import hashlib
 import json
 import subprocess
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 
 @dataclass(frozen=True)
+class Picture:
+    """An RGB picture travelling along links (LoadImage's IMAGE, an image-to-video latent's frames)."""
+
+    width: int
+    height: int
+    rgb: bytes = field(repr=False)  # width * height * 3 bytes, row by row
+    name: str = ""  # the input file it came from, for error messages
+
+    @classmethod
+    def from_image(cls, image: Image.Image, name: str = "") -> Picture:
+        rgb = image.convert("RGB")
+        return cls(rgb.width, rgb.height, rgb.tobytes(), name)
+
+    def image(self) -> Image.Image:
+        return Image.frombytes("RGB", (self.width, self.height), self.rgb)
+
+    def fitted(self, width: int, height: int) -> Picture:
+        """Resized to cover width x height and centre-cropped, like ComfyUI's common_upscale(..., "center")."""
+        if (self.width, self.height) == (width, height):
+            return self
+        image = ImageOps.fit(self.image(), (width, height), method=Image.Resampling.BILINEAR, centering=(0.5, 0.5))
+        return Picture.from_image(image, self.name)
+
+
+@dataclass(frozen=True)
 class Clip:
-    """What a decoded latent would have shown: enough to draw a recognisable card."""
+    """What a decoded latent would have shown: enough to draw a recognisable card.
+
+    start/end: the pictures an image-to-video latent carried (None for text-to-video).
+    drift: the colour shift a clip started from an image picks up by its last frame (`drifted`)."""
 
     width: int
     height: int
     frames: int
     text: str
     seed: int
+    start: Picture | None = None
+    end: Picture | None = None
+    drift: float = 0.0
+
+    @property
+    def from_image(self) -> bool:
+        return self.start is not None or self.end is not None
 
 
 @lru_cache(maxsize=1)
@@ -66,6 +107,10 @@ def draw_still(clip: Clip) -> Image.Image:
 
 def frames(clip: Clip):
     """Raw RGB frames: the still plus a bar sweeping left to right and a frame counter."""
+    if clip.from_image:
+        for frame in i2v_frames(clip):
+            yield frame.tobytes()
+        return
     still = draw_still(clip)
     size = max(8, clip.height // 16)
     font = _font(size)
@@ -81,13 +126,72 @@ def frames(clip: Clip):
         yield frame.tobytes()
 
 
+def band_height(height: int) -> int:
+    """Rows at the bottom of an image-to-video frame that carry the card (prompt, seed, bar, counter)."""
+    return min(height, max(16, height // 5)) // 2 * 2
+
+
+def drifted(image: Image.Image, amount: float) -> Image.Image:
+    """The warm colour shift of a drifting link: R x (1 + amount), B x (1 - amount), clipped to 0-255."""
+    if amount == 0:
+        return image.copy()
+    r, g, b = image.split()
+    r = r.point([min(255, max(0, round(v * (1 + amount)))) for v in range(256)])
+    b = b.point([min(255, max(0, round(v * (1 - amount)))) for v in range(256)])
+    return Image.merge("RGB", (r, g, b))
+
+
+def _band(clip: Clip, index: int, height: int) -> Image.Image:
+    """The card squeezed into a band: the prompt's first words, the seed, a moving bar, the counter."""
+    band = Image.new("RGB", (clip.width, height), _background(clip.seed))
+    d = ImageDraw.Draw(band)
+    size = max(8, min(height // 3, clip.height // 16))
+    font = _font(size)
+    chars = max(8, int(clip.width / (size * 0.55)))
+    line = (textwrap.wrap(clip.text, chars) or [""])[0]
+    d.text((size // 2, size // 4), line, fill=(255, 255, 255), font=font)
+    d.text((size // 2, height - size - size // 4), f"seed {clip.seed}", fill=(255, 255, 210), font=font)
+    d.text((clip.width - size // 2, height - size - size // 4), f"frame {index + 1}/{clip.frames}",
+           fill=(255, 255, 210), font=font, anchor="ra")
+    bar = max(2, clip.width // 40)
+    x = (clip.width - bar) * index // max(1, clip.frames - 1)
+    d.rectangle([x, height - max(2, height // 8), x + bar, height - 1], fill=(255, 255, 255))
+    return band
+
+
+def i2v_frames(clip: Clip):
+    """The frames of a clip that came from an image-to-video latent, as RGB images.
+
+    - start image only: frame 0 is the start image; frame i is it with i/(n-1) of the clip's drift.
+    - start and end image: a dissolve from one to the other; the last frame is the end image.
+    - end image only: a dissolve from the usual card to the end image.
+    Every frame but the first (and, with an end image, the last) has the card band at the bottom;
+    the pictures are cover-resized and centre-cropped to the clip's size.
+    """
+    w, h, n = clip.width, clip.height, clip.frames
+    start = clip.start.fitted(w, h).image() if clip.start is not None else draw_still(clip)
+    end = clip.end.fitted(w, h).image() if clip.end is not None else None
+    rows = band_height(h)
+    for i in range(n):
+        t = i / (n - 1) if n > 1 else 0.0
+        if end is None:
+            frame = drifted(start, clip.drift * t)
+        elif i == n - 1:
+            frame = end.copy()
+        else:
+            frame = Image.blend(start, end, t)
+        if i > 0 and not (end is not None and i == n - 1):
+            frame.paste(_band(clip, i, rows), (0, h - rows))
+        yield frame
+
+
 def write_mp4(path: Path, clip: Clip, fps: float, fmt: str | None = None) -> None:
     """Pipes frames to ffmpeg: H.264 yuv420p, exactly clip.frames frames at fps.
 
     fmt: the container when the name does not say it (``NAME.mp4.part``: "mp4")."""
     # yuv420p needs even dimensions; the latent grid is a multiple of 8 anyway.
     w, h = clip.width - clip.width % 2, clip.height - clip.height % 2
-    clip = Clip(w, h, clip.frames, clip.text, clip.seed)
+    clip = dataclasses.replace(clip, width=w, height=h)
     cmd = [
         # a .part (fmt given) was created empty to reserve the name: ffmpeg may overwrite only that
         ffmpeg_exe(), "-v", "error", "-y" if fmt else "-n", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
@@ -113,4 +217,5 @@ def write_metadata_png(path: Path, clip: Clip, prompt: dict) -> None:
     """VHS's first-frame PNG carrying the prompt, like the real `<prefix>_00001.png`."""
     info = PngInfo()
     info.add_text("prompt", json.dumps(prompt))
-    draw_still(clip).save(path, pnginfo=info, compress_level=1)
+    first = next(i2v_frames(clip)) if clip.from_image else draw_still(clip)
+    first.save(path, pnginfo=info, compress_level=1)
