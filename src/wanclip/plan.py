@@ -67,9 +67,15 @@ def copy_example(name: str, dest: Path | None = None) -> Path:
     dest = Path(dest) if dest is not None else Path(source.name)
     if dest.is_dir():
         dest = dest / source.name
+    pictures = [Path(p) for s in load_film(source).shots for p in (s.image, s.end_image) if p]
     try:
         with dest.open("xb") as handle:
             handle.write(source.read_bytes())
+        for rel in dict.fromkeys(pictures):  # its keyframes, beside the copy, as the file names them
+            target = dest.parent / rel
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes((source.parent / rel).read_bytes())
     except FileExistsError:
         raise WanclipError(f"{dest} already exists; wanclip never overwrites it",
                            "give another destination, or remove that file first") from None
