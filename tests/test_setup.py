@@ -457,3 +457,99 @@ def test_from_dir_help_and_hint_talk_about_a_local_folder_of_model_files(tmp_pat
     failed = json.loads(result.output.splitlines()[-1])["files"][0]
     assert failed["detail"] == f"wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors is not in {empty}"
     assert f"--from-dir takes a local folder of model files: put it at {empty / HIGH_DEST}" in failed["fix"]
+
+
+# -- `wanclip setup --with i2v`: the image-to-video experts and LoRAs, beside the T2V files ----------
+I2V_DESTS = sorted(item.dest for item in assets.load_manifest(extras=["i2v"]) if item.dest not in ALL_DESTS)
+
+
+def test_i2v_set_adds_the_two_experts_and_the_lora_pair_the_i2v_graph_loads():
+    from wanclip.workflow import I2V_WORKFLOW, model_files, shipped_graph
+
+    extra = [item for item in assets.load_manifest(extras=["i2v"]) if item.dest in I2V_DESTS]
+    assert [(i.dest, i.bytes) for i in extra] == [
+        ("diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", 14_294_742_832),
+        ("diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", 14_294_742_832),
+        ("loras/wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors", 1_226_977_424),
+        ("loras/wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors", 1_226_977_424)]
+    assert {i.repo for i in extra} == {"Comfy-Org/Wan_2.2_ComfyUI_Repackaged"}
+    assert [i.sha256[:8] + i.sha256[-4:] for i in extra] == ["6122e79d6a42", "5471a457c21e", "d176c808f11e",
+                                                            "024f21deb7f9"]
+    # with the shared text encoder and VAE, that is every file the shipped I2V graph loads
+    wanted = {f"{folder}/{name}" for folder, names in model_files(shipped_graph(I2V_WORKFLOW)).items()
+              for name in names}
+    assert wanted <= {i.dest for i in assets.load_manifest(extras=["i2v"])}
+    assert assets.load_manifest(extras=["i2v", "i2v"]) == assets.load_manifest(extras=["i2v"])
+
+
+@pytest.fixture
+def i2v_payloads():
+    rng = random.Random(12)
+    return {dest: rng.randbytes(SIZE // 2 + i) for i, dest in enumerate(I2V_DESTS)}
+
+
+@pytest.fixture
+def i2v_manifest(tmp_path, i2v_payloads, monkeypatch):
+    """`--with i2v` reads a copy of the built-in i2v manifest with the small payloads' values."""
+    entries = [item.model_dump() | {"bytes": len(i2v_payloads[item.dest]),
+                                    "sha256": hashlib.sha256(i2v_payloads[item.dest]).hexdigest()}
+               for item in assets.load_manifest(extras=["i2v"]) if item.dest in I2V_DESTS]
+    path = tmp_path / "test-models-i2v.yaml"
+    path.write_text(yaml.safe_dump({"files": entries}))
+    monkeypatch.setattr(assets, "extra_manifest_path", lambda name: path)
+    return path
+
+
+@pytest.fixture
+def full_hub(payloads, i2v_payloads):
+    """The hub with the T2V and the I2V files."""
+    hub = FakeHub()
+    for item in assets.load_manifest(extras=["i2v"]):
+        hub.add(item.repo, item.path, {**payloads, **i2v_payloads}[item.dest])
+    yield hub.start()
+    hub.stop()
+
+
+def test_with_i2v_installs_and_verifies_the_i2v_files_too(tmp_path, full_hub, manifest, i2v_manifest,
+                                                          i2v_payloads):
+    models = tmp_path / "models"
+    result = setup("--with", "i2v", "--endpoint", full_hub.url, "--models-dir", models, "--manifest", manifest)
+    assert result.exit_code == 0, result.output
+    assert models_of(models) == sorted(ALL_DESTS + I2V_DESTS)
+    for dest, data in i2v_payloads.items():
+        assert (models / dest).read_bytes() == data
+
+    result = setup("--check", "--with", "i2v", "--models-dir", models, "--manifest", manifest, "--json")
+    assert result.exit_code == 0, result.output
+    final = json.loads(result.output.splitlines()[-1])
+    assert sorted(f["dest"] for f in final["files"]) == sorted(ALL_DESTS + I2V_DESTS)
+
+
+def test_without_with_i2v_the_i2v_files_are_neither_fetched_nor_checked(tmp_path, full_hub, manifest,
+                                                                        i2v_manifest):
+    models = tmp_path / "models"
+    assert setup("--endpoint", full_hub.url, "--models-dir", models, "--manifest", manifest).exit_code == 0
+    assert models_of(models) == ALL_DESTS
+    assert not any("i2v" in request[1] for request in full_hub.requests)
+    result = setup("--check", "--models-dir", models, "--manifest", manifest, "--json")
+    assert result.exit_code == 0  # the T2V setup is complete without them
+    final = json.loads(result.output.splitlines()[-1])
+    assert sorted(f["dest"] for f in final["files"]) == ALL_DESTS
+
+
+def test_check_with_i2v_names_each_missing_i2v_file_and_how_to_get_it(tmp_path, full_hub, manifest,
+                                                                      i2v_manifest):
+    models = tmp_path / "models"
+    assert setup("--endpoint", full_hub.url, "--models-dir", models, "--manifest", manifest).exit_code == 0
+    result = setup("--check", "--with", "i2v", "--models-dir", models, "--manifest", manifest, "--json")
+    assert result.exit_code == 1
+    final = json.loads(result.output.splitlines()[-1])
+    status = {f["dest"]: f["status"] for f in final["files"]}
+    assert status == {**{d: "ok" for d in ALL_DESTS}, **{d: "missing" for d in I2V_DESTS}}
+    assert {f["fix"] for f in final["files"] if f["dest"] in I2V_DESTS} == {"run wanclip setup --with i2v"}
+
+
+def test_an_unknown_set_is_refused_with_the_known_ones(tmp_path):
+    result = setup("--check", "--with", "video", "--models-dir", tmp_path)
+    assert result.exit_code == 2
+    assert "there is no file set 'video'" in result.output and "i2v, for image-to-video" in result.output

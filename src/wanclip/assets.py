@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -85,9 +86,48 @@ class Manifest(BaseModel):
     files: list[ModelFile] = Field(min_length=1)
 
 
-def load_manifest(path: Path | None = None) -> list[ModelFile]:
-    """The built-in manifest, or a user's file of the same format (exit 2 when it does not validate)."""
-    where = str(path) if path else "the built-in manifest"
+# `wanclip setup --with NAME`: the built-in manifests of optional file sets, beside data/models.yaml.
+EXTRAS = {"i2v": "models_i2v.yaml"}  # image-to-video: the I2V experts and their LightX2V LoRA pair
+EXTRA_PURPOSE = {"i2v": "image-to-video shots (`image:`, `end_image:`, `continue:`)"}
+
+
+def extra_manifest_path(name: str) -> Path:
+    """The built-in manifest of one ``--with`` set; an unknown name is refused with the known ones."""
+    if name not in EXTRAS:
+        raise AssetError(f"there is no file set {name!r} to add with --with",
+                         "known sets: " + "; ".join(f"{k}, for {EXTRA_PURPOSE[k]}" for k in EXTRAS),
+                         exit_code=EXIT_BAD_INPUT)
+    return Path(str(resources.files("wanclip") / "data" / EXTRAS[name]))
+
+
+def load_manifest(path: Path | None = None, extras: Iterable[str] = ()) -> list[ModelFile]:
+    """The built-in manifest, or a user's file of the same format (exit 2 when it does not validate),
+    followed by the files of each ``extras`` set (``--with i2v``) that it does not already list."""
+    files = _read_manifest(path)
+    for name in dict.fromkeys(extras):
+        have = {f.dest for f in files}
+        files += [f for f in _read_manifest(extra_manifest_path(name), f"the built-in {name} manifest")
+                  if f.dest not in have]
+    return files
+
+
+def setup_command(dest: str) -> str:
+    """The `wanclip setup` line that installs ``dest`` (``folder/name``): ``--with SET`` for a file of a set."""
+    name = _extra_dests().get(dest)
+    return f"wanclip setup --with {name}" if name else "wanclip setup"
+
+
+@cache
+def _extra_dests() -> dict[str, str]:
+    """dest -> the ``--with`` set whose built-in manifest lists it (and the base manifest does not)."""
+    base = {f.dest for f in _read_manifest(None)}
+    return {f.dest: name for name, file in EXTRAS.items()
+            for f in _read_manifest(Path(str(resources.files("wanclip") / "data" / file)))
+            if f.dest not in base}
+
+
+def _read_manifest(path: Path | None, label: str | None = None) -> list[ModelFile]:
+    where = label or (str(path) if path else "the built-in manifest")
     try:
         text = Path(path).read_text("utf-8") if path else \
             resources.files("wanclip").joinpath("data/models.yaml").read_text("utf-8")
@@ -230,10 +270,10 @@ def check(items: Iterable[ModelFile], models_dir: Path, state: VerifiedState | N
             result.files.append(FileResult(item.dest, "ok", item.bytes))
         elif problem == "missing":
             result.files.append(FileResult(item.dest, "missing", item.bytes, f"models/{item.dest} is missing",
-                                           "run wanclip setup"))
+                                           f"run {setup_command(item.dest)}"))
         else:
             result.files.append(FileResult(item.dest, "wrong", item.bytes, f"models/{item.dest}: {problem}",
-                                           "run wanclip setup to fetch it again"))
+                                           f"run {setup_command(item.dest)} to fetch it again"))
     return result
 
 

@@ -29,6 +29,9 @@ def setup(
     models_dir: Path | None = typer.Option(None, "--models-dir", help="The models/ folder itself (a shared or "
                                            "separate models folder)."),
     manifest: Path | None = typer.Option(None, "--manifest", help="A manifest YAML instead of the built-in one."),
+    with_: list[str] = typer.Option(None, "--with", metavar="SET", help="Also the files of SET; repeatable. "
+                                    "i2v: the Wan 2.2 I2V experts and their LightX2V 4-step LoRA pair (31 GB "
+                                    "more), for shots with image:, end_image: or continue:."),
     endpoint: str | None = typer.Option(None, "--endpoint", help="A hub mirror (default: HF_ENDPOINT, else huggingface.co)."),
     from_dir: Path | None = typer.Option(None, "--from-dir", help="Install from a local folder of model files "
                                          "(a models/ tree, the hub's repo tree, or flat): hard-linked or "
@@ -41,12 +44,15 @@ def setup(
                                "~2 s per shot) into DIR/custom_nodes/wanclip_nodes, and VHS's ultrafast format file "
                                "when VideoHelperSuite is there. Needs --comfy-dir; with --check, verify only."),
 ) -> None:
-    """Download the Wan 2.2 14B model files into models/, resumable and sha256-verified."""
+    """Download the Wan 2.2 14B model files into models/, resumable and sha256-verified.
+
+    The text-to-video files by default; `--with i2v` adds the image-to-video ones (with --check,
+    verifies them too)."""
     if nodes:
         _setup_nodes(comfy_dir, models_dir, check, as_json)
     with handle_errors(as_json=as_json):
         target = _models_dir(comfy_dir, models_dir)
-        items = assets.load_manifest(manifest)
+        items = assets.load_manifest(manifest, extras=with_ or ())
         if check:
             result = assets.check(items, target)
         else:
