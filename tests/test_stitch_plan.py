@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from wanclip import timeline
 from wanclip.errors import StitchError
 from wanclip.media import ClipInfo
 from wanclip.stitch import Cut, concat_list_text, plan_stitch
@@ -90,3 +91,58 @@ def test_two_fades_eating_a_whole_middle_clip_are_refused():
 def test_unknown_output_container_is_refused():
     with pytest.raises(StitchError, match="cannot write a film named film.gif"):
         plan_stitch([clip("a.mp4", 81)], Path("film.gif"))
+
+
+# --- chains: a continued clip's first frame is its predecessor's last, and is dropped ------------
+
+def test_the_film_length_formula_counts_a_continued_clip_one_frame_short():
+    assert [timeline.kept_frames(81, c) for c in (False, True)] == [81, 80]
+    frames, overlaps, chain = [81, 81, 81, 81], [0.25, None, None], [False, False, True, True]
+    assert timeline.film_frames(frames, chain) == [81, 81, 80, 80]
+    assert timeline.film_seconds(frames, overlaps, 16, chain) == (81 + 81 + 80 + 80) / 16 - 0.25
+    assert timeline.film_seconds(frames, overlaps, 16) == 4 * 81 / 16 - 0.25  # no chain: as before
+    assert timeline.film_frames([81], [True]) == [81]  # the first clip has nothing to continue
+
+
+def test_the_cut_rule_refuses_a_crossfade_into_a_continued_clip_first():
+    problem = timeline.cut_problem([81, 81], [0.01], 16, [False, True])
+    assert problem == timeline.CutProblem(1, False, 0.01, continued=True)
+    assert timeline.cut_problem([81, 81], [None], 16, [False, True]) is None
+    # a continued clip of one frame keeps none; one of 9 keeps 8, which a 0.5 s fade out of it eats
+    assert timeline.cut_problem([81, 1, 81], [None, None], 16, [False, True, False]) == \
+        timeline.CutProblem(1, False, 0.0)
+    assert timeline.cut_problem([81, 9, 81], [None, 0.5], 16, [False, True, False]) == \
+        timeline.CutProblem(1, False, 0.5)
+    assert timeline.cut_problem([81, 9, 81], [None, 0.5], 16) is None
+    with pytest.raises(ValueError, match="3 clips need 3 continues flags, got 2"):
+        timeline.cut_problem([81, 9, 81], [None, 0.5], 16, [False, True])
+
+
+def test_a_continued_clip_is_trimmed_after_normalising_and_the_film_counts_it_short():
+    clips = [clip(f"{i}.mp4", 81) for i in range(3)]
+    plan = plan_stitch(clips, Path("film.mp4"), cuts=[Cut("fade", 0.3125), Cut("cut", 0, continues=True)])
+    assert plan.frames == 81 + 81 + 80 - 5
+    graph = plan.argv[plan.argv.index("-filter_complex") + 1]
+    assert graph.count("trim=start_frame=1") == 1 and "concat=a=0:n=2:v=1" in graph
+    assert graph.index("settb=AVTB") < graph.index("trim=start_frame=1")
+
+
+def test_concat_mode_cannot_copy_a_chain_and_says_why():
+    plan = plan_stitch([clip("a.mp4", 81), clip("b.mp4", 81)], Path("film.mp4"), mode="concat",
+                       cuts=[Cut("cut", 0, continues=True)])
+    assert (plan.mode, plan.frames) == ("concat-filter", 161)
+    assert plan.notes == ["re-encoded through the concat filter: a continued shot's first frame is dropped "
+                          "(a stream copy cannot drop one frame)"]
+
+
+@pytest.mark.parametrize("frames, cuts, message", [
+    (81, [Cut("fade", 0.3, continues=True)], "the fade into b.mp4 cannot be: it continues a.mp4"),
+    (1, [Cut("cut", 0, continues=True)], "b.mp4 has 1 frame: it continues a.mp4, whose last frame is its first"),
+    (9, [Cut("cut", 0, continues=True), Cut("fade", 0.5)],
+     r"transitions of 0.5 s are longer than clip b.mp4 \(0.5 s, 9 frames, 8 after its first, which repeats "
+     r"a.mp4's last\)"),
+])
+def test_impossible_chain_cuts_are_refused_in_words(frames, cuts, message):
+    clips = [clip("a.mp4", 81), clip("b.mp4", frames), clip("c.mp4", 81)][:len(cuts) + 1]
+    with pytest.raises(StitchError, match=message):
+        plan_stitch(clips, Path("film.mp4"), cuts=cuts)

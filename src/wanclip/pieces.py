@@ -27,6 +27,10 @@ with the concat demuxer and ``-c copy`` (a fraction of a second).
 The frames are identical before encoding; after it they differ only by x264 coding the pieces'
 first frames as keyframes (PSNR against the one graph's film is measured in the tests).
 
+**Chains.** A clip that continues the one before it (``Cut.continues``) drops its first frame
+(its predecessor's last one again): its pieces simply start one frame later, trimmed by frame
+number like every other piece, exactly as the one graph trims it.
+
 **When pieces are not used** (``Unsupported``, then ``FilmPieces.unsupported`` says why): clips that differ in frame rate or size (the
 one graph's ``fps`` filter converts and rounds them; piece-wise the counts could differ by a
 frame), a frame step that is not a whole number of microseconds (timestamps would be rounded),
@@ -53,7 +57,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -154,12 +158,32 @@ def layout(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
     then each frame of the film so far is paired with the next frame of the next clip until the
     film so far runs out or a paired frame has ``pts - start > duration`` (that one is still
     blended); the film so far's remaining frames are dropped and the next clip's follow.
-    """
-    from wanclip.stitch import _offsets
 
+    A clip that continues the one before it (``cuts[k].continues``) keeps its frames from 1 on.
+    """
     known = len(frames)
     if not 0 < known <= len(cuts) + 1:
         raise ValueError("one cut between every two clips")
+    if any(c.continues and c.overlaps for c in cuts):
+        raise Unsupported("a crossfade into a continued shot (the one graph refuses it, naming it)")
+    # a continued clip's first frame is dropped: lay out the frames kept, then number them in the clip
+    skip = [0, *(1 if c.continues else 0 for c in cuts[:known - 1])]
+    placed = _layout_kept([n - s for n, s in zip(frames, skip, strict=True)], cuts, fps)
+    pieces: list[Piece] = []
+    for piece in placed.pieces:
+        if isinstance(piece, Body):
+            pieces.append(Body(piece.clip, piece.start + skip[piece.clip], piece.end + skip[piece.clip]))
+        else:  # the clip after a transition never continues (a hard cut goes into those)
+            pieces.append(Transition(piece.clip, piece.start + skip[piece.clip], piece.frames, piece.type,
+                                     piece.duration, piece.offset_us))
+    return Layout(pieces, placed.frames)
+
+
+def _layout_kept(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
+    """``layout()`` of clips that keep all their frames (``frames``: the frames each one keeps)."""
+    from wanclip.stitch import _offsets
+
+    known = len(frames)
     step = frame_step_us(fps)
     # offset k depends on clips 0..k only: pad the clips not here yet, never read their offsets
     offsets, _ = _offsets(cuts, [*frames, *[1 << 30] * (len(cuts) + 1 - known)], fps)
@@ -368,7 +392,15 @@ class FilmPieces:
             self.clip_ready(event.index - 1, self.film_dir / clip, event.data.get("sha256"))
 
     def feed_ledger(self, ledger) -> None:
-        """Every shot the ledger has as done (e.g. those ``--only`` leaves alone)."""
+        """Every shot the ledger has as done (e.g. those ``--only`` leaves alone). The ledger also
+        says which shots continue the one before them: the cuts into those drop the clip's first
+        frame, whatever cuts this object was made with (they were read from the same ledger)."""
+        if len(ledger.shots) == self.count:
+            cuts = [replace(cut, continues=True) if record.continues and record.continues == before.name
+                    else cut for cut, (before, record) in zip(self.cuts, zip(ledger.shots, ledger.shots[1:],
+                                                                             strict=False), strict=True)]
+            with self._lock:
+                self.cuts = cuts
         for position, record in enumerate(ledger.shots):
             if record.status == "done" and record.clip:
                 self.clip_ready(position, ledger.folder / record.clip, record.clip_sha256)

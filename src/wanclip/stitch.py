@@ -16,6 +16,12 @@ Modes:
 * ``concat``: the concat demuxer with stream copy when every clip shares codec, profile, size,
   pixel format, fps, time base and SAR (copying mismatched clips "succeeds" with a broken film);
   otherwise the concat filter with the same normalisation, and a note saying why.
+
+Chains: a ``Cut`` with ``continues`` goes into a clip that starts on the previous clip's last
+frame (image-to-video from it). It is a hard cut that drops that clip's first frame, trimmed by
+frame number after the normalisation, so the motion runs on with no frame shown twice and the
+film is ``timeline.film_seconds`` long. A stream copy cannot drop one frame, so ``concat`` mode
+then goes through the concat filter (with a note).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from wanclip import media
 from wanclip.errors import EXIT_BAD_INPUT, StitchError
 from wanclip.files import sha256_file
 from wanclip.media import ClipInfo
-from wanclip.timeline import cut_problem
+from wanclip.timeline import cut_problem, kept_frames
 
 MODES = ("xfade", "concat")
 HARD_CUT = "cut"
@@ -50,10 +56,15 @@ OnProgress = Callable[[int, int], None]  # (frames written, frames the film will
 
 @dataclass(frozen=True)
 class Cut:
-    """The join into a clip from the one before it: an xfade transition name, or ``cut``."""
+    """The join into a clip from the one before it: an xfade transition name, or ``cut``.
+
+    ``continues``: that clip continues the one before (its first frame is the other's last one):
+    the cut must be a hard cut, and the clip's first frame is dropped.
+    """
 
     type: str = DEFAULT_TRANSITION
     duration: float = DEFAULT_DURATION
+    continues: bool = False
 
     @property
     def overlaps(self) -> bool:
@@ -142,19 +153,22 @@ def plan_stitch(clips: list[ClipInfo], output: Path, mode: str = "xfade", cuts: 
         raise StitchError(f"{counted(len(clips), 'clip')} need {counted(len(clips) - 1, 'cut')}, got {len(cuts)}")
     names = names or [c.path.name for c in clips]
     if mode == "concat":
-        cuts = [Cut(HARD_CUT, 0.0)] * (len(clips) - 1)
-        if _copy_mismatch(clips) is None:
+        cuts = [Cut(HARD_CUT, 0.0, c.continues) for c in cuts]
+        if _copy_mismatch(clips) is None and not any(c.continues for c in cuts):
             return _plan_concat_copy(clips, cuts, output, container, audio, exe)
     fps = clips[0].fps
     width, height = _even(clips[0].width * _sar(clips[0]), clips[0].height)
     frames = [_frames_at(c, fps) for c in clips]
     _check_cuts(cuts, frames, fps, names)
-    offsets, total = _offsets(cuts, frames, fps)
+    kept = [frames[0], *(kept_frames(n, c.continues) for n, c in zip(frames[1:], cuts, strict=True))]
+    offsets, total = _offsets(cuts, kept, fps)
     video = _graph(clips, cuts, offsets, fps, width, height)
     plan = StitchPlan("xfade" if mode == "xfade" else "concat-filter", clips, cuts, output, fps,
                       width, height, total, offsets, argv=[])
     if mode == "concat":
-        plan.notes.append(f"re-encoded through the concat filter: {_copy_mismatch(clips)}")
+        why = _copy_mismatch(clips) or ("a continued shot's first frame is dropped (a stream copy cannot "
+                                        "drop one frame)")
+        plan.notes.append(f"re-encoded through the concat filter: {why}")
     plan.argv = _encode_argv(video, plan, container, crf, preset, audio, exe)
     return plan
 
@@ -186,18 +200,33 @@ def _frames_at(clip: ClipInfo, fps: Fraction) -> int:
 
 
 def _check_cuts(cuts: list[Cut], frames: list[int], fps: Fraction, names: list[str]) -> None:
-    """Refuse a transition no film can hold: under a frame, or eating more than a whole clip."""
-    problem = cut_problem(frames, [c.duration if c.overlaps else None for c in cuts], fps)
+    """Refuse a transition no film can hold: under a frame, eating more than a whole clip, or a
+    crossfade into a clip that continues the one before it."""
+    problem = cut_problem(frames, [c.duration if c.overlaps else None for c in cuts], fps,
+                          [False, *(c.continues for c in cuts)])
     if problem is None:
         return
+    if problem.continued:
+        cut = cuts[problem.clip - 1]
+        raise StitchError(f"the {cut.type} into {names[problem.clip]} cannot be: it continues "
+                          f"{names[problem.clip - 1]} (it starts on that clip's last frame), so the cut into "
+                          "it must be a hard cut that drops its first frame",
+                          "use `cut` into a continued shot (`transition: cut`, or leave its transition out)")
     if problem.short:
         cut = cuts[problem.clip - 1]
         raise StitchError(f"the {cut.type} into {names[problem.clip]} lasts {cut.duration:g} s, under one "
                           f"frame at {float(fps):g} fps", "use a longer --duration, or `cut`")
     n = frames[problem.clip]
+    continued = problem.clip > 0 and cuts[problem.clip - 1].continues
+    if continued and n <= 1:
+        raise StitchError(f"{names[problem.clip]} has {counted(n, 'frame')}: it continues "
+                          f"{names[problem.clip - 1]}, whose last frame is its first, so the film would show "
+                          "nothing of it", "give a continued shot more frames")
+    kept = kept_frames(n, continued)
     raise StitchError(
         f"transitions of {problem.seconds:g} s are longer than clip {names[problem.clip]} "
-        f"({float(n / fps):g} s, {n} frames)",
+        f"({float(kept / fps):g} s, {n} frames" + (f", {kept} after its first, which repeats "
+                                                    f"{names[problem.clip - 1]}'s last" if continued else "") + ")",
         "use a shorter --duration, or a `cut` next to that shot")
 
 
@@ -253,6 +282,8 @@ def _graph(clips, cuts, offsets, fps, width, height):
         streams.append(_normalised(source, clip, fps, width, height))
     film = streams[0]
     for cut, offset, clip in zip(cuts, offsets, streams[1:], strict=True):
+        if cut.continues:  # it starts on the last frame the film so far shows: drop that frame
+            clip = clip.filter("trim", start_frame=1).filter("setpts", "PTS-STARTPTS")
         if cut.overlaps:
             film = ffmpeg.filter([film, clip], "xfade", transition=cut.type,
                                  duration=f"{cut.duration:g}", offset=f"{offset:g}")
@@ -464,11 +495,17 @@ class FilmClips:
     paths: list[Path]
     cuts: list[Cut]
     skipped: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | None = None,
                duration: float | None = None) -> FilmClips:
-    """Read the ledger: shots with status ``done``, their clips and the cut into each."""
+    """Read the ledger: shots with status ``done``, their clips and the cut into each.
+
+    A shot that ``continues`` the shot before it gets a hard cut that drops its first frame; a
+    ledger with any other transition into it is refused. ``transition`` (``--transition``)
+    overrides every other cut: those into continued shots stay hard cuts, with a note.
+    """
     from wanclip.ledger import load_ledger
 
     ledger = load_ledger(film_dir)
@@ -481,8 +518,35 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
         raise StitchError(f"no rendered shots in {ledger.folder}", "render the film first with `wanclip render`")
     for record in done:
         _check_clip_unchanged(ledger, record)
-    cuts = [_ledger_cut(s.transition, transition, duration) for s in done[1:]]
-    return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped)
+    cuts, kept, notes = [], [], []
+    for before, record in zip(done, done[1:], strict=False):
+        if not record.continues:
+            cuts.append(_ledger_cut(record.transition, transition, duration))
+        elif record.continues != before.name:  # its predecessor is left out: no frame repeats
+            cuts.append(_ledger_cut(record.transition, transition, duration))
+            notes.append(f"shot {record.name} continues {record.continues}, which is left out: its first "
+                         "frame stays")
+        else:
+            cuts.append(_chain_cut(ledger, record))
+            if transition is not None and transition != HARD_CUT:
+                kept.append(record.name)
+    if kept:
+        notes.append(f"kept the hard cuts into continued shots ({', '.join(kept)}): --transition {transition} "
+                     "joins the other shots")
+    return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped, notes)
+
+
+def _chain_cut(ledger, record) -> Cut:
+    """The cut into a shot that starts on its predecessor's last frame: hard, dropping that frame."""
+    kind = (record.transition or {}).get("type") or HARD_CUT
+    if kind != HARD_CUT:
+        shots = ledger.film.get("shots_file") or "SHOTS.yaml"
+        raise StitchError(f"shot {record.name} continues {record.continues}, but the ledger "
+                          f"{ledger.path} records a {kind} into it: a continued shot starts on its "
+                          "predecessor's last frame, so the cut into it must be a hard cut",
+                          f"set `transition: cut` on shot {record.name} (or leave its transition out) and "
+                          f"run `wanclip render {shlex.quote(shots)}` again")
+    return Cut(HARD_CUT, 0.0, continues=True)
 
 
 def _check_clip_unchanged(ledger, record) -> None:
@@ -535,6 +599,8 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
     """
     film = film_clips(Path(film_dir), skip_missing, transition, duration)
     output = Path(output) if output else Path(film_dir) / FILM_NAME
+    if made is not None and (made.cuts != film.cuts or made.names != film.names):
+        made = None  # fed other cuts than the ledger now says: its pieces on disk are reused by name
     result, fallback = None, None
     if pieces and mode == "xfade" and audio is None:
         try:
@@ -547,6 +613,7 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
                         on_progress)
         if fallback:
             result.notes.append(fallback)
+    result.notes.extend(film.notes)
     if film.skipped:
         result.notes.append(f"left out shots not rendered: {', '.join(film.skipped)}")
     return result
