@@ -249,7 +249,7 @@ def test_a_file_setup_does_not_install_is_not_sent_to_setup():
     graph["83"]["inputs"]["lora_name"] = "my_style_lora.safetensors"
     check = by_name(graph_checks(graph, object_info_for(SIX)))["model my_style_lora.safetensors"]
     assert check.fix == ("put my_style_lora.safetensors in models/loras/ (wanclip setup installs only the "
-                         "files of the shipped graph); ComfyUI sees it on the next request")
+                         "files of the shipped graphs); ComfyUI sees it on the next request")
 
 
 def test_preflight_imports_neither_doctor_nor_the_hub():
@@ -307,3 +307,74 @@ def test_doctor_on_038_checks_the_core_graph_with_its_dynamic_combo(sim_profile)
     result = run_doctor_cli("--server", sim_profile.url, "--workflow", ROOT_WORKFLOWS / CORE_WORKFLOW, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["ok"] is True
+
+
+# -- image-to-video: its nodes and models are checked only when the film needs them ---------------------
+I2V_FILES = {"diffusion_models": ["wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors",
+                                  "wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"],
+             "loras": ["wan2.2_i2v_lightx2v_4steps_lora_v1_high_noise.safetensors",
+                       "wan2.2_i2v_lightx2v_4steps_lora_v1_low_noise.safetensors"]}
+CHAIN_FILM = shipped_path("shots", "dancer_chain.yaml")
+CUTS_FILM = shipped_path("shots", "tomato_egg.yaml")
+
+
+def test_only_an_image_to_video_graph_needs_the_i2v_set():
+    from wanclip.workflow import I2V_WORKFLOW
+
+    assert doctor.sets_needed([GRAPH]) == []
+    assert doctor.sets_needed([GRAPH, shipped_graph(I2V_WORKFLOW)]) == ["i2v"]
+
+
+def test_a_server_without_the_i2v_nodes_fails_the_i2v_graph_by_name():
+    from wanclip.workflow import I2V_WORKFLOW
+
+    graph = shipped_graph(I2V_WORKFLOW)
+    classes = {n["class_type"] for n in graph.values()} - {"WanImageToVideo"}
+    nodes = by_name(graph_checks(graph, object_info_for(SIX | I2V_FILES, classes)))["nodes"]
+    assert not nodes.ok and nodes.detail == "ComfyUI has no WanImageToVideo (node 98)"
+
+
+def test_an_i2v_model_missing_from_the_server_is_sent_to_setup_with_i2v():
+    from wanclip.workflow import I2V_WORKFLOW
+
+    checks = by_name(graph_checks(shipped_graph(I2V_WORKFLOW), object_info_for(SIX)))
+    check = checks["model wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"]
+    assert not check.ok
+    assert "install it with `wanclip setup --with i2v --comfy-dir DIR`" in check.fix
+
+
+def test_doctor_on_a_film_of_cuts_ignores_the_i2v_files(sim_with):
+    comfy = sim_with(SIX)  # no I2V experts on this server
+    result = run_doctor_cli(CUTS_FILM, "--server", comfy.url, "--json")
+    assert result.exit_code == 0, result.output
+    names = [c["name"] for c in json.loads(result.output)["checks"]]
+    assert not any("i2v" in name for name in names)
+
+
+def test_doctor_on_a_chained_film_checks_the_i2v_nodes_and_models(sim):
+    result = run_doctor_cli(CHAIN_FILM, "--server", sim.url, "--json")
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    for names in I2V_FILES.values():
+        for name in names:
+            assert checks[f"model {name}"]["ok"]
+    assert checks["nodes"]["ok"]
+
+
+def test_doctor_on_a_chained_film_without_the_i2v_files_says_setup_with_i2v(sim_with):
+    comfy = sim_with(SIX)
+    result = run_doctor_cli(CHAIN_FILM, "--server", comfy.url, "--json")
+    assert result.exit_code == 1
+    failed = {c["name"]: c for c in json.loads(result.output)["checks"] if not c["ok"]}
+    assert sorted(failed) == sorted(f"model {name}" for names in I2V_FILES.values() for name in names)
+    for check in failed.values():
+        assert "install it with `wanclip setup --with i2v --comfy-dir DIR`" in check["fix"]
+    table = " ".join(run_doctor_cli(CHAIN_FILM, "--server", comfy.url).output.split())
+    assert ("fix: wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors is missing from models/diffusion_models/: "
+            "install it with `wanclip setup --with i2v --comfy-dir DIR`") in table
+
+
+def test_doctor_takes_a_shots_file_or_a_workflow_not_both():
+    result = run_doctor_cli(CHAIN_FILM, "--workflow", ROOT_WORKFLOWS / CORE_WORKFLOW)
+    assert result.exit_code == 2
+    assert "give a shots file or --workflow, not both" in result.output

@@ -111,9 +111,14 @@ def load_manifest(path: Path | None = None, extras: Iterable[str] = ()) -> list[
     return files
 
 
+def extra_set_of(dest: str) -> str | None:
+    """The ``--with`` set that installs ``dest`` (``folder/name``); None for a base file or an unknown one."""
+    return _extra_dests().get(dest)
+
+
 def setup_command(dest: str) -> str:
-    """The `wanclip setup` line that installs ``dest`` (``folder/name``): ``--with SET`` for a file of a set."""
-    name = _extra_dests().get(dest)
+    """The `wanclip setup` line that installs ``dest``: with ``--with SET`` for a file of a set."""
+    name = extra_set_of(dest)
     return f"wanclip setup --with {name}" if name else "wanclip setup"
 
 

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from wanclip.errors import WanclipError
-from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, VHS_OUTPUT, is_link, model_files, shipped_graph
+from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, VHS_OUTPUT, is_link
 
 WAN21_VAE = "wan_2.1_vae.safetensors"
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 WAN22_VAE = "wan2.2_vae.safetensors"
 CUSTOM_NODE_PACKS = {VHS_OUTPUT: "ComfyUI-VideoHelperSuite"}
-SETUP_COMMAND = "wanclip setup --comfy-dir DIR"
+SETUP_COMMAND = "wanclip setup --comfy-dir DIR"  # for a file of a --with set: "wanclip setup --with i2v ..."
 # Spellings of one file's precision and packing: the same weights, the same film.
 QUALIFIERS = frozenset({"fp8", "fp16", "bf16", "fp32", "scaled", "e4m3fn", "e5m2", "fp8e4m3fn", "fp8e5m2"})
 # Words that make a file another model: its expert, task, or kind. A typo may not touch them.
@@ -152,8 +152,9 @@ def _model_checks(node_id: str, node: dict, object_info: dict) -> list[Check]:
         options = combo_options(input_spec(info, name))
         if folder is None and not (options is not None and _looks_like_model(value)):
             continue
+        command = setup_files().get(value)
         checks.append(model_check(value, options or [], folder, f"node {node_id} {class_type}.{name}",
-                                  installable=value in setup_files()))
+                                  installable=command is not None, command=command or SETUP_COMMAND))
     return checks
 
 
@@ -162,13 +163,25 @@ def _looks_like_model(value: str) -> bool:
 
 
 @cache
-def setup_files() -> frozenset[str]:
-    """The model files `wanclip setup` installs: those of the shipped graph."""
-    return frozenset(name for names in model_files(shipped_graph()).values() for name in names)
+def setup_files() -> dict[str, str]:
+    """The model files `wanclip setup` can install (those of the shipped T2V and I2V graphs), each with
+    the command that does: ``wanclip setup --comfy-dir DIR``, or ``wanclip setup --with i2v --comfy-dir DIR``."""
+    from wanclip import assets
+
+    return {item.name: command_for(item.dest) for item in assets.load_manifest(extras=assets.EXTRAS)}
 
 
-def model_check(value: str, options: list[str], folder: str | None, where: str, installable: bool) -> Check:
-    """``value`` is among ComfyUI's ``options``; else the fix names the file, its folder and how to get it.
+def command_for(dest: str) -> str:
+    """The setup line for one manifest file (``folder/name``), with the DIR placeholder."""
+    from wanclip import assets
+
+    return assets.setup_command(dest) + SETUP_COMMAND.removeprefix("wanclip setup")
+
+
+def model_check(value: str, options: list[str], folder: str | None, where: str, installable: bool,
+                command: str = SETUP_COMMAND) -> Check:
+    """``value`` is among ComfyUI's ``options``; else the fix names the file, its folder and how to get it
+    (``command``: the setup line that installs it, when ``installable``).
 
     ComfyUI lists its model folders afresh on each request, so no restart is part of the fix.
     """
@@ -177,10 +190,10 @@ def model_check(value: str, options: list[str], folder: str | None, where: str, 
     where_to = f"models/{folder}/" if folder else "its models/ folder"
     detail = f"ComfyUI does not list {value} ({where})"
     if installable:
-        fix = (f"{value} is missing from {where_to}: install it with `{SETUP_COMMAND}` (DIR: that server's "
+        fix = (f"{value} is missing from {where_to}: install it with `{command}` (DIR: that server's "
                "ComfyUI folder); ComfyUI sees it on the next request")
     else:
-        fix = (f"put {value} in {where_to} (wanclip setup installs only the files of the shipped graph); "
+        fix = (f"put {value} in {where_to} (wanclip setup installs only the files of the shipped graphs); "
                "ComfyUI sees it on the next request")
     meant = similar_model(value, options)
     if meant:

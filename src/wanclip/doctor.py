@@ -4,6 +4,10 @@ The graph checks are ``wanclip.checks`` (render's preflight runs the same ones);
 adds what needs the server or the disk: reachability and version, what the server speaks
 ("ComfyUI features": ``comfy.capabilities``), the GPU, the model files ComfyUI lists, the files on
 disk (through the setup manifest), free space for outputs.
+
+It checks the graphs it is given (a film's: the image-to-video graph only when a shot starts from or
+lands on a picture), and the files of a ``wanclip setup --with`` set only when one of them loads
+them: a text-to-video film is never failed for missing I2V experts.
 """
 
 from __future__ import annotations
@@ -14,12 +18,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from wanclip import assets, nodepack
-from wanclip.checks import Check, graph_checks, model_check
+from wanclip.checks import Check, command_for, graph_checks, model_check
 from wanclip.comfy.capabilities import Capabilities, detect
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
-from wanclip.preflight import graph_object_info
-from wanclip.workflow import shipped_graph
+from wanclip.preflight import fit_key, graph_object_info
+from wanclip.workflow import model_files, shipped_graph
 
 MIN_FREE_OUTPUT = 5_000_000_000  # a film of a few hundred clips, plus the stitched result
 
@@ -44,13 +48,15 @@ class DoctorReport:
 
 
 def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dict | None = None,
-               manifest: list[assets.ModelFile] | None = None, output_dir: Path | None = None,
-               disk_free: Callable[[Path], int] | None = None) -> DoctorReport:
-    """Every check in order; a server that does not answer fails one check and skips its others."""
-    graph = graph if graph is not None else shipped_graph()
-    items = manifest if manifest is not None else assets.load_manifest()
+               graphs: list[dict] | None = None, manifest: list[assets.ModelFile] | None = None,
+               output_dir: Path | None = None, disk_free: Callable[[Path], int] | None = None) -> DoctorReport:
+    """Every check in order; a server that does not answer fails one check and skips its others.
+
+    ``graphs`` (a film's) or ``graph``; neither: the shipped text-to-video graph."""
+    graphs = graphs or [graph if graph is not None else shipped_graph()]
+    items = manifest if manifest is not None else assets.load_manifest(extras=sets_needed(graphs))
     report = DoctorReport(client.url)
-    server, report.capabilities = _server_checks(client, graph, items)
+    server, report.capabilities = _server_checks(client, graphs, items)
     report.checks += server
     if comfy_dir is not None:
         report.checks += disk_checks(items, Path(comfy_dir))
@@ -58,19 +64,35 @@ def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dic
     return report
 
 
-def _server_checks(client: ComfyClient, graph: dict, items: list[assets.ModelFile]
+def sets_needed(graphs: list[dict]) -> list[str]:
+    """The ``wanclip setup --with`` sets whose files these graphs load (``i2v`` for an image-to-video graph)."""
+    loaded = {f"{folder}/{name}" for g in graphs for folder, names in model_files(g).items() for name in names}
+    return list(dict.fromkeys(s for s in map(assets.extra_set_of, sorted(loaded)) if s))
+
+
+def distinct_graphs(graphs: list[dict]) -> list[dict]:
+    """One graph per set of node classes and model files (a film's shots differ in text and seed)."""
+    seen: dict[str, dict] = {}
+    for g in graphs:
+        seen.setdefault(fit_key(g), g)
+    return list(seen.values())
+
+
+def _server_checks(client: ComfyClient, graphs: list[dict], items: list[assets.ModelFile]
                    ) -> tuple[list[Check], Capabilities | None]:
+    graphs = distinct_graphs(graphs)
     try:
         caps = detect(client)
-        object_info = graph_object_info(client, {n["class_type"] for n in graph.values()}, caps)
+        object_info = graph_object_info(client, {n["class_type"] for g in graphs for n in g.values()}, caps)
         listed = {folder: client.models(folder) for folder in sorted({i.folder for i in items})}
     except ServerError as exc:
         return [Check("server", False, exc.message, exc.hint)], None
     checks = [_version_check(client.url, caps.system_stats), Check("ComfyUI features", True, caps.describe()),
               gpu_check(caps.system_stats)]
     checks += [listed_check(item, listed[item.folder]) for item in items]
-    names = {c.name for c in checks}
-    checks += [c for c in graph_checks(graph, object_info, caps.node_replacements) if c.name not in names]
+    for graph in graphs:
+        names = {c.name for c in checks}
+        checks += [c for c in graph_checks(graph, object_info, caps.node_replacements) if c.name not in names]
     checks.append(nodepack.server_check(client, object_info))  # informational: the optional node pack
     return checks, caps
 
@@ -95,7 +117,7 @@ def gpu_check(stats: dict) -> Check:
 def listed_check(item: assets.ModelFile, listed: list[str]) -> Check:
     """The server's ``/models/<folder>`` lists the file under the name the graph uses."""
     return model_check(item.name, [n.replace("\\", "/") for n in listed], item.folder, f"/models/{item.folder}",
-                       installable=True)
+                       installable=True, command=command_for(item.dest))
 
 
 def disk_checks(items: list[assets.ModelFile], comfy_dir: Path) -> list[Check]:

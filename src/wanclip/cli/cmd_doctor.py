@@ -12,12 +12,15 @@ from wanclip.cli.base import app, console, handle_errors, print_json
 from wanclip.cli.cmd_render import server_list
 from wanclip.comfy.client import ComfyClient
 from wanclip.doctor import DoctorReport, run_doctor
-from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED
+from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED, WanclipError
 from wanclip.workflow import load_graph
 
 
 @app.command("doctor")
 def doctor(
+    shots: Path | None = typer.Argument(None, metavar="[SHOTS]", help="A shots file (or example name): check "
+                                        "the graphs and model files this film needs, the image-to-video ones "
+                                        "only when a shot has image:, end_image: or continue:."),
     server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL; repeat (or "
                                      "comma-separate) to check several servers, as `wanclip render` takes them. "
                                      "Default: $WANCLIP_SERVER, else http://127.0.0.1:8188."),
@@ -28,19 +31,31 @@ def doctor(
     """Check that ComfyUI, its GPU, nodes and model files are ready for Wan 2.2 14B; exit 1 if not.
 
     One report per server. Exit codes: 0 every check passed on every server, 1 a check failed
-    (or a server did not answer), 2 bad input (e.g. an unreadable --workflow).
+    (or a server did not answer), 2 bad input (e.g. an unreadable --workflow or shots file).
     """
     reports: list[DoctorReport] = []
     with handle_errors(as_json=as_json):
-        graph = load_graph(workflow) if workflow else None
+        graphs = _graphs(shots, workflow)
         for url in server_list(server):
             with ComfyClient(url, headers=config.extra_headers()) as client:
-                reports.append(run_doctor(client, comfy_dir, graph=graph))
+                reports.append(run_doctor(client, comfy_dir, graphs=graphs))
             if as_json:
                 print_json(reports[-1].to_dict())
             else:
                 _render(reports[-1])
     raise typer.Exit(EXIT_OK if all(r.ok for r in reports) else EXIT_SHOTS_FAILED)
+
+
+def _graphs(shots: Path | None, workflow: Path | None) -> list[dict] | None:
+    """The film's planned graphs (each shot's, as render would queue it), or the --workflow graph."""
+    if shots is not None and workflow is not None:
+        raise WanclipError("give a shots file or --workflow, not both",
+                         "the shots file names its own graphs (`workflow:`, `i2v_workflow:`)")
+    if shots is not None:
+        from wanclip.plan import plan_film
+
+        return [shot.graph for shot in plan_film(shots).shots]
+    return [load_graph(workflow)] if workflow else None
 
 
 def _render(report: DoctorReport) -> None:
