@@ -142,20 +142,30 @@ def drifted(image: Image.Image, amount: float) -> Image.Image:
 
 
 def _band(clip: Clip, index: int, height: int) -> Image.Image:
-    """The card squeezed into a band: the prompt's first words, the seed, a moving bar, the counter."""
+    """The card squeezed into a band: a strip of blocks coloured by the prompt and seed (so any
+    change of either shows in every frame, the last included), the prompt's first words where
+    they fit, the seed, the frame counter and a moving bar."""
     band = Image.new("RGB", (clip.width, height), _background(clip.seed))
     d = ImageDraw.Draw(band)
-    size = max(8, min(height // 3, clip.height // 16))
+    digest = hashlib.sha256(f"{clip.seed}\n{clip.text}".encode()).digest()
+    strip, blocks = max(2, height // 8), 8
+    for k in range(blocks):
+        x0, x1 = clip.width * k // blocks, clip.width * (k + 1) // blocks - 1
+        d.rectangle([x0, 0, x1, strip - 1], fill=tuple(digest[3 * k: 3 * k + 3]))
+    size = max(8, min(height // 4, clip.height // 16))
     font = _font(size)
-    chars = max(8, int(clip.width / (size * 0.55)))
-    line = (textwrap.wrap(clip.text, chars) or [""])[0]
-    d.text((size // 2, size // 4), line, fill=(255, 255, 255), font=font)
-    d.text((size // 2, height - size - size // 4), f"seed {clip.seed}", fill=(255, 255, 210), font=font)
-    d.text((clip.width - size // 2, height - size - size // 4), f"frame {index + 1}/{clip.frames}",
-           fill=(255, 255, 210), font=font, anchor="ra")
+    bar_h = max(2, height // 12)
+    y_seed = height - bar_h - size - 2
+    y_text = strip + size // 4
+    if y_text + size <= y_seed:
+        chars = max(8, int(clip.width / (size * 0.55)))
+        d.text((size // 2, y_text), (textwrap.wrap(clip.text, chars) or [""])[0], fill=(255, 255, 255), font=font)
+    d.text((size // 2, y_seed), f"seed {clip.seed}", fill=(255, 255, 210), font=font)
+    d.text((clip.width - size // 2, y_seed), f"frame {index + 1}/{clip.frames}", fill=(255, 255, 210), font=font,
+           anchor="ra")
     bar = max(2, clip.width // 40)
     x = (clip.width - bar) * index // max(1, clip.frames - 1)
-    d.rectangle([x, height - max(2, height // 8), x + bar, height - 1], fill=(255, 255, 255))
+    d.rectangle([x, height - bar_h, x + bar, height - 1], fill=(255, 255, 255))
     return band
 
 
