@@ -31,7 +31,8 @@ def open_ledger(plan: Plan, force: bool = False, only: list[str] | None = None) 
         "workflow": str(plan.workflow), "client_id": client_id})
     forced = set(only or [])
     for shot in plan.shots:
-        record = _merge(plan, shot, previous.get(shot.name), ledger, force or shot.name in forced)
+        # --only re-renders the named shots (--force or not); a shot it does not name keeps its clip
+        record = _merge(plan, shot, previous.get(shot.name), ledger, shot.name in forced if forced else force)
         if shot.continues:
             record = _after(record, ledger.shot(shot.continues))
         ledger.shots.append(record)
