@@ -20,6 +20,16 @@ def run_cli(*args: str, env: dict | None = None):
     return CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
+BOX = str.maketrans("", "", "│╭╮╰╯─")  # the panels' borders in --help
+
+
+def help_words(*args: str, env: dict | None = None) -> str:
+    """``wanclip ARGS --help`` as one line of words: no panel borders, no line breaks (for phrases)."""
+    result = run_cli(*args, "--help", env=env)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.translate(BOX).split())
+
+
 def load(path: Path) -> dict:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

@@ -18,6 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fakehub import FakeHub
+from helpers import help_words
 from wanclip import assets
 from wanclip.cli.app import app
 
@@ -448,7 +449,7 @@ def test_importing_assets_does_not_import_the_hub_client():
 
 
 def test_from_dir_help_and_hint_talk_about_a_local_folder_of_model_files(tmp_path, manifest):
-    help_text = " ".join(setup("--help").output.split())
+    help_text = help_words("setup")
     assert "--from-dir" in help_text and "a local folder of model files" in help_text
     empty = tmp_path / "nas"
     empty.mkdir()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from helpers import run_cli
+from helpers import help_words, run_cli
 from test_media import make_clip
 from wanclip import contact_sheet, media, stitch
 from wanclip.files import sha256_file
@@ -333,8 +333,8 @@ def test_one_clip_is_one_clip_not_1_clips(twelve, tmp_path):
 
 
 def test_audio_help_and_hint_talk_about_music(tmp_path):
-    help_text = run_cli("stitch", "--help").stdout
-    assert "--audio" in help_text and "trimmed to the film's length" in " ".join(help_text.split())
+    help_text = help_words("stitch")
+    assert "--audio" in help_text and "trimmed to the film's length" in help_text
     clips = [make_clip(tmp_path / "a.mp4", frames=9)]
     result = run_cli("stitch", *clips, "--audio", tmp_path / "song.mp3", "-o", tmp_path / "film.mp4")
     assert result.exit_code == 2

@@ -7,6 +7,7 @@ and renders the typed result.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Iterator
@@ -14,16 +15,89 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from wanclip.errors import WanclipError
 from wanclip.signals import exit_code_for, terminate_as_interrupt
 
+# The panels that group options in --help (`rich_help_panel=`), named alike in every command.
+# Every command's docstring ends with an "Exit codes:" paragraph (tests/test_cli_help.py checks).
+SERVERS, WHAT, TIMING, OUTPUT = "Servers", "What to render", "Timing", "Output"
+
+
+class _Argument(TyperArgument):
+    """An argument shown by its metavar alone (SHOTS_FILE, not ``shots_file <path>``)."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx) -> list[str]:
+        name = self.display_name_raw
+        if self.nargs != 1 and not name.endswith("..."):
+            name += "..."
+        return [name if self.required else f"[{name}]"]
+
+
+class _Option(TyperOption):
+    """An option shown by its metavar (URL, SECONDS, FOLDER); a flag shows none (not ``<bool>``)."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        return None if self.is_flag or self.count else super().display_type_rich(ctx)
+
+
+def _prose(text: str | None) -> str | None:
+    """Help text as a person reads it: each paragraph reflowed, no rich markup (``[@NODE]`` is text)."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(escape(p if p.startswith("\b") else " ".join(p.split())) for p in paragraphs)
+
+
+def _for_people(command: click.Command) -> None:
+    """Typer shows Python types (``<path>``, ``<bool>``, ``{shots_file}``): show metavars instead."""
+    command.help = _prose(command.help)
+    command.short_help = _prose(command.short_help)
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.__class__ = _Argument
+        elif isinstance(param, TyperOption):
+            param.__class__ = _Option
+        param.help = _prose(getattr(param, "help", None))
+    command.get_help_option = _help_option(command.get_help_option, command)
+    for sub in getattr(command, "commands", {}).values():
+        _for_people(sub)
+
+
+def _help_option(make, command):
+    """--help shown like the other flags, at the end of the last panel where options are grouped."""
+
+    def get_help_option(ctx):
+        option = make(ctx)
+        if isinstance(option, TyperOption):
+            option.__class__ = _Option
+            panels = [p.rich_help_panel for p in command.params if isinstance(p, TyperOption)]
+            option.rich_help_panel = panels[-1] if panels else None
+        return option
+
+    return get_help_option
+
+
+class Group(TyperGroup):
+    """The ``wanclip`` group: every command's help made for people once, when the CLI is built."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _for_people(self)
+
+
 app = typer.Typer(
     name="wanclip",
+    cls=Group,
     help="Turn a shot list into a finished Wan 2.2 film on your own ComfyUI.",
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="rich",  # for the option panels; help text is never markup (see _prose)
 )
 
 console = Console(highlight=False, soft_wrap=True)

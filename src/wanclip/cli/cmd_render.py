@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from wanclip import config
-from wanclip.cli.base import app, handle_errors
+from wanclip.cli.base import OUTPUT, SERVERS, TIMING, WHAT, app, handle_errors
 from wanclip.cli.rendering import run_render
 from wanclip.errors import WanclipError
 from wanclip.plan import plan_film
@@ -27,27 +27,39 @@ def render_options(servers: list[str] | None, headers: list[str] | None, **kwarg
 
 @app.command("render")
 def render_command(
-    shots_file: Path = typer.Argument(..., help="The shots file (YAML)."),
-    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL; repeat (or comma-separate) for "
-                                     "several servers. Default: $WANCLIP_SERVER, else the servers of a running "
-                                     "`wanclip serve` that are up, else http://127.0.0.1:8188."),
-    out: Path = typer.Option(None, "--out", help="Film folder (default: the film's `out`, else out/<film>)."),
-    only: list[str] = typer.Option(None, "--only", metavar="NAME", help="Render only this shot (repeatable); re-renders it."),
-    force: bool = typer.Option(False, "--force", help="Re-render shots that are already done."),
-    no_stitch: bool = typer.Option(False, "--no-stitch", help="Do not join the clips into film.mp4."),
-    header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", help="Extra HTTP header 'Name: value' for a proxy "
-                                     "(repeatable; also $WANCLIP_HEADERS). Never printed or saved."),
-    timeout: float = typer.Option(1800.0, "--timeout", help="Fail a running shot after this many seconds "
-                                  "without any progress (model loads are silent for minutes)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line instead of progress."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the summary."),
+    shots_file: Path = typer.Argument(..., metavar="SHOTS_FILE", show_default=False, help="The shots file "
+                                      "(YAML), or the name of a shipped example (`wanclip examples`)."),
+    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", rich_help_panel=SERVERS,
+                                     help="ComfyUI URL; repeat (or comma-separate) for several servers. Default: "
+                                     "$WANCLIP_SERVER, else the servers of a running `wanclip serve` that are "
+                                     "up, else http://127.0.0.1:8188."),
+    header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", rich_help_panel=SERVERS,
+                                     help="Extra HTTP header for a proxy (repeatable; also $WANCLIP_HEADERS). "
+                                     "Never printed or saved."),
+    only: list[str] = typer.Option(None, "--only", metavar="NAME", rich_help_panel=WHAT,
+                                   help="Render only this shot (repeatable); re-renders it."),
+    force: bool = typer.Option(False, "--force", rich_help_panel=WHAT, help="Re-render shots that are already done."),
+    timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", rich_help_panel=TIMING,
+                                  help="Fail a running shot after this long without any progress (model loads "
+                                  "are silent for minutes)."),
+    out: Path = typer.Option(None, "--out", metavar="FOLDER", rich_help_panel=OUTPUT,
+                             help="Film folder (default: the film's `out`, else out/<film>)."),
+    no_stitch: bool = typer.Option(False, "--no-stitch", rich_help_panel=OUTPUT,
+                                   help="Do not join the clips into film.mp4."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=OUTPUT,
+                                 help="Print one JSON event per line instead of progress."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT,
+                               help="No progress: print only the summary (and any error)."),
 ) -> None:
     """Render every shot of SHOTS_FILE on ComfyUI, resumably, then stitch film.mp4.
 
     All pending shots are queued at once (with several servers, each is kept one shot ahead) so
     the GPU never waits. The ledger (OUT/ledger.json) records every shot; rerunning the command
     skips finished shots, re-attaches to shots still on a server and resubmits lost ones.
-    Exit codes: 0 all done, 1 some shots failed, 2 refused before any GPU work, 130 interrupted.
+
+    Exit codes: 0 every shot done, 1 some shots failed (or no server answered), 2 refused before
+    any GPU work (the shots file, the graph, an unknown --only), 130 Ctrl-C, 143 SIGTERM (rerun
+    to resume).
     """
     with handle_errors():
         plan = plan_film(shots_file, out=out)
