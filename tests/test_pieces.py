@@ -202,3 +202,17 @@ def test_close_kills_the_background_encoder_which_runs_nice(tmp_path):
     assert encoder[0] not in children(os.getpid())
     assert list((tmp_path / "pieces").glob("*.part")) == []
     film_pieces.close()  # twice is fine
+
+
+def test_a_continued_clips_pieces_start_on_its_frame_1():
+    """The layout of a chain (pure): the link's body starts one frame in, the film counts it short."""
+    from fractions import Fraction
+
+    cuts = [Cut("cut", 0.0, continues=True), Cut("fade", 0.25)]
+    plan = pieces.layout([17, 17, 17], cuts, Fraction(16))
+    assert plan.pieces == [pieces.Body(0, 0, 17), pieces.Body(1, 1, 13),
+                           pieces.Transition(1, 13, 4, "fade", "0.25", 0), pieces.Body(2, 4, 17)]
+    assert plan.frames == 17 + 16 + 17 - 4
+    assert pieces.layout([17, 17], cuts, Fraction(16)).pieces[1] == pieces.Body(1, 1, 13)  # as clips arrive
+    with pytest.raises(pieces.Unsupported, match="crossfade into a continued shot"):
+        pieces.layout([17, 17], [Cut("fade", 0.25, continues=True)], Fraction(16))

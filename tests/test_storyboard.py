@@ -220,3 +220,69 @@ def test_served_folder_is_loopback_only_and_nothing_outside_it(tmp_path):
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+CHAIN_SHOTS = """title: Review Film
+shots:
+  - {name: one, prompt: 'a kitchen'}
+  - {name: walk, prompt: 'a dancer starts'}
+  - {name: onward, prompt: 'she spins', continue: true}
+  - {name: more, prompt: 'she bows', continue: true}
+  - {name: door, prompt: 'the door', image: keys/door.png, end_image: keys/open.png}
+"""
+
+
+def chain_folder(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "keys").mkdir()
+    for name in ("door", "open"):
+        Image.new("RGB", (832, 480), (90, 60, 30)).save(tmp_path / "keys" / f"{name}.png")
+    cut = {"type": "cut", "duration": 0.0}
+    shots = [shot(1, "one"), shot(2, "walk", last_frame="clips/02_walk.last.png"),
+             shot(3, "onward", continues="walk", transition=cut, last_frame="clips/03_onward.last.png"),
+             shot(4, "more", continues="onward", transition=cut), shot(5, "door")]
+    folder, _ = film_folder(tmp_path, shots, CHAIN_SHOTS)
+    (folder / "clips").mkdir()
+    for name in ("02_walk", "03_onward"):
+        Image.new("RGB", (832, 480), (200, 120, 40)).save(folder / "clips" / f"{name}.last.png")
+    return folder
+
+
+def card_of(page: str, name: str) -> str:
+    return re.search(rf'<article class="card [^"]*" id="shot-{name}">.*?</article>', page, re.S).group(0)
+
+
+def test_a_chain_is_one_row_of_joined_cards_each_saying_what_it_continues(tmp_path):
+    page = page_of(chain_folder(tmp_path))
+    chains = re.findall(r'<section class="chain".*?</section>', page, re.S)
+    assert len(chains) == 1
+    row = chains[0]
+    assert re.findall(r'id="shot-([^"]+)"', row) == ["walk", "onward", "more"]  # in film order, and only them
+    assert "chain</span> 02 → 03 → 04 · 15 s continuous · 3 links" in row  # (81 + 80 + 80) / 16 s
+    joints = re.findall(r'<div class="joint".*?</div>', row, re.S)
+    assert len(joints) == 2 and all("→" in j for j in joints)
+    assert '<img src="clips/02_walk.last.png" alt="last frame of walk">' in joints[0]
+    assert '<img src="clips/03_onward.last.png"' in joints[1]
+    assert "continues from 02 walk" in card_of(page, "onward") and "continues from 03 onward" in card_of(page, "more")
+    assert "continues from" not in card_of(page, "walk") and "continues from" not in card_of(page, "one")
+    assert "cut (first frame dropped: it is the last of walk)" in card_of(page, "onward")
+    assert 'class="card done link"' in card_of(page, "more")
+    assert page.index('id="shot-one"') < page.index('<section class="chain"') < page.index('id="shot-door"')
+
+
+def test_a_keyframe_started_shot_says_so_and_names_where_it_lands(tmp_path):
+    page = page_of(chain_folder(tmp_path))
+    door = card_of(page, "door")
+    assert '<span class="from keyframe" title="keys/door.png">starts from keyframe door.png</span>' in door
+    assert '<span class="from end" title="keys/open.png">lands on open.png</span>' in door
+    assert "starts from keyframe" not in card_of(page, "walk")
+    assert "keys/door.png" not in parsed(page).links  # named, never linked: it lives outside the folder
+
+
+def test_a_link_whose_shot_before_is_elsewhere_stands_alone_but_still_says_what_it_continues(tmp_path):
+    shots = [shot(1, "one"), shot(2, "two", continues="zero", transition={"type": "cut", "duration": 0.0})]
+    folder, _ = film_folder(tmp_path, shots, shots_text=None)
+    page = page_of(folder)
+    assert '<section class="chain"' not in page
+    assert "continues from zero" in card_of(page, "two")

@@ -259,3 +259,56 @@ def test_page_reloads_itself_while_a_shot_is_pending(browser, film_dir):
     mark = len(browser.events)
     reload = browser.wait_for("Page.loadEventFired", timeout=REFRESH_SECONDS + 10, after=mark)
     assert reload["sessionId"] == session
+
+
+@pytest.fixture
+def chain_dir(sim, tmp_path) -> Path:
+    """A film rendered on the simulator: a shot, then a three-link chain (02 → 03 → 04)."""
+    out = tmp_path / "out" / "chain-film"
+    lines = ["title: Chain Film", "width: 64", "height: 64", "frames: 9", "seed_base: 7",
+             "transition: {type: fade, duration: 0.125}", "shots:",
+             "  - {name: kitchen, prompt: 'a kitchen at dawn'}",
+             "  - {name: step, prompt: 'a dancer steps in'}",
+             "  - {name: spin, prompt: 'she spins', continue: true}",
+             "  - {name: bow, prompt: 'she bows', continue: true}"]
+    shots = write_shots(tmp_path, "\n".join(lines) + "\n")
+    done = run_cli("render", shots, "--server", sim.url, "--out", out, "--json")
+    assert done.exit_code == 0, done.output
+    write_page(out)
+    return out
+
+
+CHAIN_LAYOUT = """(() => {
+  const chain = document.querySelector('section.chain');
+  const box = e => { const r = e.getBoundingClientRect(); return {left: r.left, right: r.right, top: r.top}; };
+  return {cards: Array.from(chain.querySelectorAll('article.card')).map(c => [c.id, box(c)]),
+          joints: Array.from(chain.querySelectorAll('.joint')).map(box),
+          frames: Array.from(chain.querySelectorAll('.joint img')).map(i => i.complete && i.naturalWidth),
+          labels: Array.from(chain.querySelectorAll('.from.continues')).map(s => s.textContent),
+          head: chain.querySelector('.chain-head').textContent,
+          alone: document.querySelectorAll('main > article.card').length};
+})()"""
+
+
+def test_a_chain_shows_as_joined_cards_in_one_row(browser, chain_dir, tmp_path):
+    from wanclip import media
+
+    assert media.probe(chain_dir / "film.mp4").frames == 4 * 9 - 2 - 2  # two dropped frames, one 2-frame fade
+    session = browser.open(chain_dir.resolve().as_uri() + "/index.html")
+    browser.send("Emulation.setDeviceMetricsOverride", session, width=1360, height=900, deviceScaleFactor=1,
+                 mobile=False)
+    got = browser.evaluate(session, CHAIN_LAYOUT)
+    assert [name for name, _ in got["cards"]] == ["shot-step", "shot-spin", "shot-bow"] and got["alone"] == 1
+    boxes = [b for _, b in got["cards"]]
+    assert len({round(b["top"]) for b in boxes}) == 1  # one row
+    for before, joint, after in zip(boxes[:-1], got["joints"], boxes[1:], strict=True):  # card, joint, card
+        assert before["right"] <= joint["left"] + 1 and joint["right"] <= after["left"] + 1
+    assert got["labels"] == ["continues from 02 step", "continues from 03 spin"]
+    assert all(got["frames"]) and len(got["frames"]) == 2  # the shared frame, from the render's .last.png
+    assert "02 → 03 → 04" in got["head"]
+    errors = [e for e in browser.events_of(session, "Runtime.exceptionThrown", "Log.entryAdded")
+              if e["method"] == "Runtime.exceptionThrown" or e["params"]["entry"]["level"] == "error"]
+    assert errors == []
+    shot = browser.screenshot(session, tmp_path / "storyboard-chain.png")
+    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(shot, ARTIFACT.with_name("storyboard-chain.png"))

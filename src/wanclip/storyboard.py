@@ -8,6 +8,11 @@ so it works from ``file://`` as well as served. Every text from the ledger or th
 HTML-escaped; the data the script reads is JSON made safe inside ``<script>``.
 
 ``build_page()`` is pure: a ``Storyboard`` in, the HTML text out.
+
+A chain (a shot and the shots that continue it, each starting on the last frame of the one
+before) is one row of joined cards: a connector between each two (with the frame they share,
+when the render left it) and a "continues from NN" label on each continued card. A shot that
+starts from a keyframe (``image:``) or lands on one (``end_image:``) says so on its card.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from wanclip import media
+from wanclip import media, timeline
 from wanclip.errors import WanclipError
 from wanclip.files import atomic_write_bytes, atomic_write_text, safe_filename
 from wanclip.ledger import Ledger, ShotRecord, load_ledger
@@ -69,10 +74,20 @@ class Card:
     node_seconds: dict[str, float] = field(default_factory=dict)
     clip: str | None = None  # relative to the film folder
     poster: str | None = None
+    continues: str | None = None  # the name of the shot whose last frame this one starts from
+    last_frame: str | None = None  # this clip's decoded last frame (relative), when a link starts from it
+    keyframe: str | None = None  # the picture it starts from (``image:``, as the shots file names it)
+    end_image: str | None = None  # the picture it lands on (``end_image:``)
 
     @property
     def seconds(self) -> float:
         return self.frames / self.fps if self.fps else 0.0
+
+    @property
+    def film_seconds(self) -> float:
+        """Its seconds in the film: a continued clip's first frame (the one before's last) is dropped."""
+        kept = timeline.kept_frames(self.frames, self.continues is not None)
+        return kept / self.fps if self.fps else 0.0
 
     @property
     def render_seconds(self) -> float:
@@ -100,6 +115,22 @@ class Storyboard:
         if self.stitch_seconds:
             split["stitch"] = float(self.stitch_seconds)
         return split
+
+    def rows(self) -> list[list[Card]]:
+        """The cards in film order, each chain together: a card that continues the card before it
+        joins that card's row; every other card stands alone."""
+        return chain_rows(self.cards)
+
+
+def chain_rows(cards: list[Card]) -> list[list[Card]]:
+    """``[[01], [02, 03, 04], [05]]`` when 03 continues 02 and 04 continues 03."""
+    rows: list[list[Card]] = []
+    for card in cards:
+        if rows and card.continues is not None and card.continues == rows[-1][-1].name:
+            rows[-1].append(card)
+        else:
+            rows.append([card])
+    return rows
 
 
 def time_split(node_seconds: list[dict[str, float]]) -> dict[str, float]:
@@ -179,12 +210,17 @@ def _command_base(folder: Path, ledger: Ledger, shots_path, film: Film | None) -
 
 def _card(folder: Path, record: ShotRecord, film: Film | None, command: str, poster: str | None) -> Card:
     clip = _relative(record.clip) if record.status == "done" else None
+    last_frame = _relative(getattr(record, "last_frame", None))
+    shot = next((s for s in film.shots if s.name == record.name), None) if film else None
     return Card(
         index=record.index, name=record.name, status=record.status, seed=record.seed, frames=record.frames,
         fps=record.fps, prompt=shot_prompt(record, film), server=record.server, error=record.error,
         transition=record.transition, node_seconds=dict(record.node_seconds or {}),
         clip=clip if clip and (folder / clip).is_file() else None, poster=poster,
-        command=f"{command} --only {shlex.quote(record.name)}")
+        command=f"{command} --only {shlex.quote(record.name)}",
+        continues=getattr(record, "continues", None),
+        last_frame=last_frame if last_frame and (folder / last_frame).is_file() else None,
+        keyframe=getattr(shot, "image", None), end_image=getattr(shot, "end_image", None))
 
 
 def shot_prompt(record: ShotRecord, film: Film | None) -> Prompt | None:
@@ -341,7 +377,7 @@ def build_page(board: Storyboard) -> str:
 <body>
 {_header(board)}
 <main class="grid">
-{"".join(_card_html(c) for c in board.cards)}
+{"".join(_row_html(row) for row in board.rows())}
 </main>
 <footer>Made by wanclip from <a href="ledger.json">ledger.json</a> · updated {esc(board.updated)}
 {'· reloads every ' + str(REFRESH_SECONDS) + ' s while shots are rendering' if board.live else ''}</footer>
@@ -397,22 +433,43 @@ def _slug(part: str) -> str:
     return part.replace(" ", "-")
 
 
-def _card_html(card: Card) -> str:
+def _row_html(row: list[Card]) -> str:
+    """A card alone, or a chain: its cards in one row, joined by the frame each link starts from."""
+    if len(row) == 1:
+        return _card_html(row[0])
+    parts = [_card_html(row[0], None)]
+    for before, card in zip(row, row[1:], strict=False):
+        frame = (f'<img src="{href(before.last_frame)}" alt="last frame of {esc(before.name)}">'
+                 if before.last_frame else "")
+        parts.append(f'<div class="joint" title="{esc(card.name)} starts on the last frame of {esc(before.name)}">'
+                     f'{frame}<span class="arrow" aria-hidden="true">→</span><small>last frame</small></div>')
+        parts.append(_card_html(card, before))
+    names = " → ".join(f"{c.index:02d}" for c in row)
+    seconds = sum(c.film_seconds for c in row)
+    return (f'<section class="chain" aria-label="chain {names}">'
+            f'<div class="chain-head"><span class="chain-label">chain</span> {names} · '
+            f'{seconds_text(seconds)} continuous · {len(row)} links</div>'
+            f'<div class="links">{"".join(parts)}</div></section>\n')
+
+
+def _card_html(card: Card, before: Card | None = None) -> str:
     state = "done" if card.status == "done" else ("failed" if card.status in ("failed", "lost") else "waiting")
     media_html = (f'<video controls preload="metadata" src="{href(card.clip)}"'
                   + (f' poster="{href(card.poster)}"' if card.poster else "") + "></video>"
                   ) if card.clip else f'<div class="placeholder">{_missing(card.status)}</div>'
-    return f"""<article class="card {state}" id="shot-{esc(card.name)}">
+    link = " link" if card.continues else ""
+    return f"""<article class="card {state}{link}" id="shot-{esc(card.name)}">
 <div class="media">{media_html}</div>
 <div class="body">
 <div class="head"><span class="index">{card.index:02d}</span><h2>{esc(card.name)}</h2>\
 <span class="badge {esc(card.status)}">{esc(card.status)}</span></div>
+{_start_html(card, before)}
 {_error_html(card.error) if card.error and card.status != "done" else ""}
 {_prompt_html(card.prompt)}
 <dl class="facts">
 <div><dt>seed</dt><dd>{esc(card.seed)}</dd></div>
 <div><dt>frames</dt><dd>{esc(card.frames)} · {card.seconds:.2f} s @ {card.fps:g} fps</dd></div>
-<div><dt>transition in</dt><dd>{_transition_text(card.transition)}</dd></div>
+<div><dt>transition in</dt><dd>{_transition_text(card.transition, card.continues)}</dd></div>
 <div><dt>server</dt><dd>{esc(card.server) if card.server else '—'}</dd></div>
 <div><dt>render</dt><dd>{seconds_text(card.render_seconds) if card.node_seconds else '—'}</dd></div>
 </dl>
@@ -422,6 +479,26 @@ data-shot="{card.index - 1}" title="copy the command that re-renders this shot">
 </div>
 </article>
 """
+
+
+def _start_html(card: Card, before: Card | None = None) -> str:
+    """Where the shot starts: the shot it continues (``before``, the card before it in its chain),
+    or its keyframe; and the picture it lands on."""
+    labels = []
+    if card.continues:
+        which = card.continues
+        if before is not None and before.name == card.continues:
+            number = f"{before.index:02d}"
+            which = number if before.name == number else f"{number} {before.name}"
+        labels.append(f'<span class="from continues" title="starts on the last frame of {esc(card.continues)}">'
+                      f'continues from {esc(which)}</span>')
+    elif card.keyframe:
+        labels.append(f'<span class="from keyframe" title="{esc(card.keyframe)}">starts from keyframe '
+                      f'{esc(PurePosixPath(card.keyframe.replace(chr(92), "/")).name)}</span>')
+    if card.end_image:
+        labels.append(f'<span class="from end" title="{esc(card.end_image)}">lands on '
+                      f'{esc(PurePosixPath(card.end_image.replace(chr(92), "/")).name)}</span>')
+    return f'<div class="start">{"".join(labels)}</div>' if labels else ""
 
 
 def _missing(status: str) -> str:
@@ -443,7 +520,9 @@ def _prompt_html(prompt: Prompt | None) -> str:
             f'<details class="negative"><summary><span class="label">negative</span>{negative}</summary></details>')
 
 
-def _transition_text(transition: dict | None) -> str:
+def _transition_text(transition: dict | None, continues: str | None = None) -> str:
+    if continues:
+        return "cut (first frame dropped: it is the last of " + esc(continues) + ")"
     if not transition:
         return "— (first shot)"
     kind = transition.get("type", "fade")
@@ -522,6 +601,23 @@ word-break:break-all}
 .copy{border:0;border-radius:6px;padding:5px 10px;background:var(--accent);color:#08111c;font-weight:600;
 cursor:pointer}
 .copy.done{background:var(--ok)}.copy.fail{background:var(--bad)}
+.start{display:flex;flex-wrap:wrap;gap:6px}
+.from{font-size:12px;padding:1px 8px;border-radius:5px;background:#23304a;color:#a9c8ff}
+.from.continues::before{content:"↳ "}.from.keyframe{background:#2b2a44;color:#c9b8ff}
+.from.end{background:#2a3b33;color:#9fe0bd}
+.chain{grid-column:1/-1;border:1px solid #2f4466;border-radius:14px;background:#151a23;padding:10px 12px 12px}
+.chain-head{color:var(--dim);font-size:12.5px;margin:0 2px 8px}
+.chain-label{text-transform:uppercase;letter-spacing:1px;font-size:11px;color:var(--accent);margin-right:4px}
+.links{display:flex;align-items:stretch;overflow-x:auto;padding-bottom:4px}
+.links>.card{flex:0 0 340px}
+.card.link{border-color:#2f4466}
+.joint{flex:0 0 64px;display:flex;flex-direction:column;align-items:center;justify-content:flex-start;gap:4px;
+padding-top:58px;color:var(--accent);position:relative}
+.joint::before{content:"";position:absolute;left:0;right:0;top:96px;border-top:2px solid var(--accent);z-index:0}
+.joint img,.joint .arrow,.joint small{position:relative;z-index:1;background:#151a23}
+.joint img{width:52px;border-radius:4px;border:1px solid var(--accent)}
+.joint .arrow{font-size:20px;line-height:1;padding:0 4px}
+.joint small{font-size:10px;color:var(--dim);padding:0 2px}
 footer{padding:8px 28px 28px;color:var(--dim);font-size:12px}
 footer a{color:var(--accent)}
 """
