@@ -32,6 +32,9 @@ class _Argument(TyperArgument):
     def display_type_rich(self, ctx) -> str | None:
         return None
 
+    def _get_number_range_help_str(self) -> str | None:
+        return None
+
     def get_usage_pieces(self, ctx) -> list[str]:
         name = self.display_name_raw
         if self.nargs != 1 and not name.endswith("..."):
@@ -45,6 +48,9 @@ class _Option(TyperOption):
     def display_type_rich(self, ctx) -> str | None:
         return None if self.is_flag or self.count else super().display_type_rich(ctx)
 
+    def _get_number_range_help_str(self) -> str | None:  # not ``[0<=x<=65535]``: the help says it
+        return None
+
 
 def _prose(text: str | None) -> str | None:
     """Help text as a person reads it: each paragraph reflowed, no rich markup (``[@NODE]`` is text)."""
@@ -54,7 +60,7 @@ def _prose(text: str | None) -> str | None:
     return "\n\n".join(escape(p if p.startswith("\b") else " ".join(p.split())) for p in paragraphs)
 
 
-def _for_people(command: click.Command) -> None:
+def _for_people(command: typer.core.TyperCommand) -> None:
     """Typer shows Python types (``<path>``, ``<bool>``, ``{shots_file}``): show metavars instead."""
     command.help = _prose(command.help)
     command.short_help = _prose(command.short_help)
@@ -94,7 +100,9 @@ class Group(TyperGroup):
 app = typer.Typer(
     name="wanclip",
     cls=Group,
-    help="Turn a shot list into a finished Wan 2.2 film on your own ComfyUI.",
+    help="Turn a shot list into a finished Wan 2.2 film on your own ComfyUI.\n\n"
+         "Start with `wanclip demo` (no GPU), then `wanclip plan tomato_egg` and `wanclip render tomato_egg "
+         "-s URL`. `wanclip COMMAND --help` gives a command's options and exit codes.",
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",  # for the option panels; help text is never markup (see _prose)
@@ -102,6 +110,11 @@ app = typer.Typer(
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 shot``, ``2 shots``: never ``1 shots`` (nouns with a plain -s plural)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def print_json(obj: object) -> None:

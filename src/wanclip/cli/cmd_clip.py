@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from wanclip.cli.base import app, handle_errors
+from wanclip.cli.base import OUTPUT, SERVERS, WHAT, app, handle_errors
 from wanclip.cli.cmd_render import render_options
 from wanclip.cli.rendering import run_render
 from wanclip.errors import WanclipError
@@ -18,20 +18,36 @@ from wanclip.shots import Film, slugify
 
 @app.command("clip")
 def clip_command(
-    prompt: str = typer.Argument(..., help="What the clip shows (a visible action and a camera framing)."),
-    seconds: float = typer.Option(None, "--seconds", help="Length in seconds (5, 10, 30 ...; default 5)."),
-    frames: int = typer.Option(None, "--frames", help="Length in frames (4n+1: 81, 161, 481)."),
-    seed: int = typer.Option(None, "--seed", help="Noise seed (default: derived from the prompt, so a rerun "
-                             "resumes instead of rendering again)."),
-    out: Path = typer.Option(None, "--out", help="Folder for the clip (default out/clip-<prompt>)."),
-    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL (default $WANCLIP_SERVER, "
-                                     "else http://127.0.0.1:8188)."),
-    header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", help="Extra HTTP header 'Name: value'."),
-    width: int = typer.Option(832, "--width", help="Width, a multiple of 16."),
-    height: int = typer.Option(480, "--height", help="Height, a multiple of 16."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
+    prompt: str = typer.Argument(..., metavar="PROMPT", show_default=False,
+                                 help="What the clip shows (a visible action and a camera framing)."),
+    seconds: float = typer.Option(None, "--seconds", metavar="SECONDS", rich_help_panel=WHAT,
+                                  help="Length in seconds (5, 10, 30 ...; default 5)."),
+    frames: int = typer.Option(None, "--frames", metavar="N", rich_help_panel=WHAT,
+                               help="Length in frames (4n+1: 81, 161, 481)."),
+    seed: int = typer.Option(None, "--seed", metavar="N", rich_help_panel=WHAT, help="Noise seed (default: "
+                             "derived from the prompt, so a rerun resumes instead of rendering again)."),
+    width: int = typer.Option(832, "--width", metavar="PIXELS", rich_help_panel=WHAT, help="Width, a multiple of 16."),
+    height: int = typer.Option(480, "--height", metavar="PIXELS", rich_help_panel=WHAT,
+                               help="Height, a multiple of 16."),
+    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", rich_help_panel=SERVERS,
+                                     help="ComfyUI URL; repeat (or comma-separate) for several servers. Default: "
+                                     "$WANCLIP_SERVER, else the servers of a running `wanclip serve`, else "
+                                     "http://127.0.0.1:8188."),
+    header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", rich_help_panel=SERVERS,
+                                     help="Extra HTTP header for a proxy (repeatable; also $WANCLIP_HEADERS)."),
+    out: Path = typer.Option(None, "--out", metavar="FOLDER", rich_help_panel=OUTPUT,
+                             help="Folder for the clip (default out/clip-<prompt>)."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=OUTPUT, help="Print one JSON event per line."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT,
+                               help="No progress: print only the summary (and any error)."),
 ) -> None:
-    """Render one clip of PROMPT (the 5/10/30 s single clips) into OUT/clips/."""
+    """Render one clip of PROMPT, no shots file needed.
+
+    A single 5, 10 or 30 s clip (--seconds) into OUT/clips/, resumable like `wanclip render`.
+
+    Exit codes: 0 the clip was rendered, 1 it failed (or no server answered), 2 refused before any
+    GPU work (bad --seconds/--frames/--width/--height), 130 Ctrl-C, 143 SIGTERM.
+    """
     with handle_errors():
         name = slugify(prompt)[:40].strip("-") or "clip"
         if seconds is not None and frames is not None:
@@ -47,5 +63,5 @@ def clip_command(
                                "frames are 4n+1 (81, 161, 481); width and height are multiples of 16") from exc
         plan = plan_film(Path("wanclip-clip"), out=out or Path("out") / f"clip-{name}", film=film)
         options = render_options(server, header, stitch=False)
-    result = run_render(plan, options, as_json)
+    result = run_render(plan, options, as_json, quiet)
     raise typer.Exit(result.exit_code)

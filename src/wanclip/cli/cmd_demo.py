@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wanclip.cli.base import app, console, handle_errors
+from wanclip.cli.base import OUTPUT, TIMING, WHAT, app, console, counted, handle_errors
 from wanclip.cli.rendering import run_render
 from wanclip.plan import plan_film, shipped_path
 from wanclip.render import RenderOptions
@@ -15,17 +15,26 @@ from wanclip.render import RenderOptions
 
 @app.command("demo")
 def demo_command(
-    out: Path = typer.Option(None, "--out", help="Film folder (default out/<film>, as `wanclip render`)."),
-    shots_file: Path = typer.Option(None, "--shots", help="Shots file to render (default: the 12-shot "
+    shots_file: Path = typer.Option(None, "--shots", metavar="SHOTS_FILE", rich_help_panel=WHAT,
+                                    help="Shots file to render, or an example's name (default: the 12-shot "
                                     "tomato-and-egg film)."),
-    load_seconds: float = typer.Option(2.0, "--load-seconds", help="Simulated model load on the first shot."),
-    step_seconds: float = typer.Option(0.25, "--step-seconds", help="Simulated seconds per sampler step."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
+    load_seconds: float = typer.Option(2.0, "--load-seconds", metavar="SECONDS", rich_help_panel=TIMING,
+                                       help="Simulated model load on the first shot."),
+    step_seconds: float = typer.Option(0.25, "--step-seconds", metavar="SECONDS", rich_help_panel=TIMING,
+                                       help="Simulated seconds per sampler step."),
+    out: Path = typer.Option(None, "--out", metavar="FOLDER", rich_help_panel=OUTPUT,
+                             help="Film folder (default out/<film>, as `wanclip render`)."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=OUTPUT, help="Print one JSON event per line."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT,
+                               help="No progress: print only the summary and where the film is."),
 ) -> None:
-    """Render the example film on a simulated ComfyUI started in-process, then stitch it.
+    """Render an example film on a simulated ComfyUI: no GPU needed.
 
-    The simulator speaks ComfyUI's real protocol and writes real mp4 test-card clips (each shows
-    its prompt and seed), so this runs the same code path as `wanclip render` on any laptop.
+    The simulator is started in-process; it speaks ComfyUI's real protocol and writes real mp4
+    test-card clips (each shows its prompt and seed), so this runs the same code path as
+    `wanclip render` on any laptop.
+
+    Exit codes: 0 the film was made, 1 some shots failed, 2 bad --shots, 130 Ctrl-C, 143 SIGTERM.
     """
     from wanclip.sim import serve_in_thread
 
@@ -34,13 +43,13 @@ def demo_command(
     with tempfile.TemporaryDirectory(prefix="wanclip-sim-") as comfy:
         sim = serve_in_thread(Path(comfy) / "output", load_seconds=load_seconds, step_seconds=step_seconds)
         try:
-            if not as_json:
+            if not as_json and not quiet:
                 console.print(f"simulated ComfyUI on {sim.url}; rendering {plan.film.title} "
-                              f"({len(plan.shots)} shots) into {plan.out_dir}")
-            result = run_render(plan, RenderOptions(servers=[sim.url]), as_json)
+                              f"({counted(len(plan.shots), 'shot')}) into {plan.out_dir}")
+            result = run_render(plan, RenderOptions(servers=[sim.url]), as_json, quiet)
         finally:
             sim.stop()
     if result.film and not as_json:
         console.print(f"\nyour film: {result.film.output}  ({result.film.seconds:.2f} s, "
-                      f"{len(plan.shots)} shots)\ncontact sheet: {result.film.contact_sheet}")
+                      f"{counted(len(plan.shots), 'shot')})\ncontact sheet: {result.film.contact_sheet}")
     raise typer.Exit(result.exit_code)

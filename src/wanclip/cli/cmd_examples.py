@@ -11,7 +11,7 @@ from wanclip.cli.base import app, console, handle_errors, print_json
 from wanclip.plan import copy_example, example, example_names
 from wanclip.shots import load_film
 
-examples_app = typer.Typer(add_completion=False, rich_markup_mode=None, invoke_without_command=True)
+examples_app = typer.Typer(add_completion=False, rich_markup_mode="rich", invoke_without_command=True)
 app.add_typer(examples_app, name="examples")
 
 
@@ -30,10 +30,12 @@ def examples_command(
     ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON list instead of the table."),
 ) -> None:
-    """List the example films wanclip ships; `wanclip examples copy NAME [DEST]` copies one out.
+    """List the example films wanclip ships, or copy one out to edit.
 
     Every command that takes a shots file also takes an example's name (`wanclip plan tomato_egg`)
-    when no file of that name exists.
+    when no file of that name exists; `wanclip examples copy NAME [DEST]` copies one out.
+
+    Exit code: 0.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -53,11 +55,14 @@ def examples_command(
 
 @examples_app.command("copy")
 def copy_command(
-    name: str = typer.Argument(..., help="The example's name (see `wanclip examples`), e.g. tomato_egg."),
-    dest: Path = typer.Argument(None, help="File to write, or a folder for NAME.yaml. Default: NAME.yaml here."),
+    name: str = typer.Argument(..., metavar="NAME", show_default=False, help="The example's name (see `wanclip examples`), e.g. tomato_egg."),
+    dest: Path = typer.Argument(None, metavar="DEST", show_default=False, help="File to write, or a folder for NAME.yaml. Default: NAME.yaml here."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the written path."),
 ) -> None:
-    """Copy an example film to DEST to edit it (an existing file is never overwritten; exit 2)."""
+    """Copy an example film out to edit it (never over an existing file).
+
+    Exit codes: 0 written, 2 no example of that NAME, or DEST exists.
+    """
     with handle_errors(as_json=as_json):
         written = copy_example(name, dest)
     if as_json:

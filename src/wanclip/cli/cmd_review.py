@@ -18,13 +18,16 @@ def review_command(
     open_page: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
     serve: bool = typer.Option(False, "--serve", help="Serve the folder on http://127.0.0.1:PORT/ (only "
                                "that folder, loopback only) until Ctrl-C."),
-    port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port for --serve (0: any free one)."),
+    port: int = typer.Option(8765, "--port", metavar="PORT", min=0, max=65535,
+                             help="Port for --serve (0: any free one)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the page, and the URL when "
                                  "serving."),
 ) -> None:
-    """Write FILM_DIR/index.html: the film, then a card per shot (clip, prompt, seed, status, render
-    time, a copyable re-render command). One offline file with relative links; posters/ holds a
-    frame per clip.
+    """Rebuild a film's storyboard page (index.html); open or serve it.
+
+    FILM_DIR/index.html shows the film, then a card per shot (clip, prompt, seed, status, render time, a
+    copyable re-render command). One offline file with relative links; posters/ holds a frame
+    per clip.
 
     Exit codes: 0 the page was written (and served until Ctrl-C); 2 FILM_DIR is not a folder or
     has no readable ledger.json, or --port is taken.

@@ -7,7 +7,17 @@ from pathlib import Path
 import typer
 
 from wanclip import config
-from wanclip.cli.base import app, console, err_console, handle_errors, print_json
+from wanclip.cli.base import (
+    OUTPUT,
+    SERVERS,
+    TIMING,
+    app,
+    console,
+    counted,
+    err_console,
+    handle_errors,
+    print_json,
+)
 from wanclip.serve import DEFAULT_COMMAND, SIM_COMMAND, ServeOptions, Supervisor, parse_gpus
 
 
@@ -50,22 +60,22 @@ def _printer(as_json: bool):
 def serve(
     comfy_flags: list[str] = typer.Argument(None, metavar="-- COMFYUI_FLAGS", show_default=False,
                                             help="Flags after `--` go to every ComfyUI unchanged."),
-    comfy_dir: Path = typer.Option(..., "--comfy-dir", help="The ComfyUI folder (with main.py); servers run in it."),
-    gpus: str = typer.Option("all", "--gpus", metavar="all|0,1,3", help="GPUs to serve, one ComfyUI each: `all` "
+    comfy_dir: Path = typer.Option(..., "--comfy-dir", metavar="FOLDER", rich_help_panel=SERVERS, help="The ComfyUI folder (with main.py); servers run in it."),
+    gpus: str = typer.Option("all", "--gpus", metavar="all|0,1,3", rich_help_panel=SERVERS, help="GPUs to serve, one ComfyUI each: `all` "
                              "(nvidia-smi -L, or $CUDA_VISIBLE_DEVICES when set) or indices/UUIDs, comma-separated."),
-    port: int = typer.Option(8188, "--port", help="Port of the first server; the next take PORT+1, PORT+2, ..."),
-    warm: bool = typer.Option(False, "--warm", help="Load the models on every server before the first film, "
+    port: int = typer.Option(8188, "--port", metavar="PORT", rich_help_panel=SERVERS, help="Port of the first server; the next take PORT+1, PORT+2, ..."),
+    warm: bool = typer.Option(False, "--warm", rich_help_panel="Warm-up", help="Load the models on every server before the first film, "
                               "with a 5-frame prompt of the shipped graph (about a minute each, all at once)."),
-    warm_workflow: Path = typer.Option(None, "--warm-workflow", help="Warm with this API graph instead (your film's)."),
-    command: str = typer.Option(None, "--command", metavar="TEMPLATE", help="The command that starts one server "
+    warm_workflow: Path = typer.Option(None, "--warm-workflow", metavar="FILE", rich_help_panel="Warm-up", help="Warm with this API graph instead (your film's)."),
+    command: str = typer.Option(None, "--command", metavar="TEMPLATE", rich_help_panel=SERVERS, help="The command that starts one server "
                                 "(default: $WANCLIP_SERVE_COMMAND, else ComfyUI's main.py; see below)."),
-    output_dir: Path = typer.Option(None, "--output-dir", help="Each server writes to OUTPUT_DIR/gpuN "
+    output_dir: Path = typer.Option(None, "--output-dir", metavar="FOLDER", rich_help_panel=SERVERS, help="Each server writes to OUTPUT_DIR/gpuN "
                                     "(default: COMFY_DIR/output/gpuN)."),
-    ready_timeout: float = typer.Option(600.0, "--ready-timeout", help="Seconds a server may take to answer "
+    ready_timeout: float = typer.Option(600.0, "--ready-timeout", metavar="SECONDS", rich_help_panel=TIMING, help="Seconds a server may take to answer "
                                         "GET /system_stats after it starts."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON event per line."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=OUTPUT, help="Print one JSON event per line."),
 ) -> None:
-    """Start one ComfyUI per GPU, keep them running, and let `wanclip render` use them all.
+    """Run one ComfyUI per GPU, supervised, for `wanclip render` to use.
 
     Each server gets its own CUDA_VISIBLE_DEVICES, port (8188, 8189, ...) and output folder; its
     log is WANCLIP_HOME/serve/gpuN.log (~/.wanclip by default), printed at start. Once every server
@@ -85,8 +95,8 @@ def serve(
     a film on your own GPUs before passing such flags, e.g. `wanclip serve --comfy-dir ~/ComfyUI --
     --use-sage-attention`.
 
-    Exit codes: 2 refused before starting (bad --gpus, ports in use, already running), 1 a server
-    failed to start, 130 Ctrl-C, 143 SIGTERM.
+    Exit codes: 1 a server failed to start, 2 refused before starting (bad --gpus, ports in use,
+    already running), 130 Ctrl-C, 143 SIGTERM (each stops every server first).
     """
     assert DEFAULT_COMMAND and SIM_COMMAND  # the help above quotes both
     show = _printer(as_json)
@@ -99,7 +109,7 @@ def serve(
             if as_json:
                 print_json({"event": "serving", "urls": urls, "state": str(config.serve_state_path())})
             else:
-                console.print(f"serving {len(urls)} ComfyUI: {', '.join(urls)}")
+                console.print(f"serving {counted(len(urls), 'ComfyUI server')}: {', '.join(urls)}")
                 console.print(f"written to {config.serve_state_path()}: `wanclip render FILM.yaml` uses them "
                               "(no --server needed). Ctrl-C stops them all.")
             supervisor.run()

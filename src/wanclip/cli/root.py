@@ -36,7 +36,7 @@ def _root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
-    """Turn a shot list into a finished Wan 2.2 film on your own ComfyUI."""
+    """Turn a shot list into a finished Wan 2.2 film on your own ComfyUI (the help is base.app's)."""
     if version:
         console.print(f"wanclip {__version__}")
         raise typer.Exit(0)
