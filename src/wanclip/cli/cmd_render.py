@@ -51,11 +51,12 @@ def render_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT,
                                help="No progress: print only the summary (and any error)."),
 ) -> None:
-    """Render every shot of SHOTS_FILE on ComfyUI, resumably, then stitch film.mp4.
+    """Render every shot on ComfyUI, resumably, then stitch the film.
 
-    All pending shots are queued at once (with several servers, each is kept one shot ahead) so
-    the GPU never waits. The ledger (OUT/ledger.json) records every shot; rerunning the command
-    skips finished shots, re-attaches to shots still on a server and resubmits lost ones.
+    Renders each shot of SHOTS_FILE into OUT/clips/, then joins them into OUT/film.mp4. All
+    pending shots are queued at once (with several servers, each is kept one shot ahead) so the
+    GPU never waits. The ledger (OUT/ledger.json) records every shot; rerunning the command skips
+    finished shots, re-attaches to shots still on a server and resubmits lost ones.
 
     Exit codes: 0 every shot done, 1 some shots failed (or no server answered), 2 refused before
     any GPU work (the shots file, the graph, an unknown --only), 130 Ctrl-C, 143 SIGTERM (rerun
