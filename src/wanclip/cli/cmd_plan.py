@@ -7,21 +7,23 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from wanclip.cli.base import app, console, err_console, handle_errors, print_json
+from wanclip.cli.base import app, console, counted, err_console, handle_errors, print_json
 from wanclip.plan import Plan, plan_film
 
 
 @app.command("plan")
 def plan_command(
-    shots_file: Path = typer.Argument(..., help="The shots file (YAML), e.g. shots/tomato_egg.yaml, or the "
+    shots_file: Path = typer.Argument(..., metavar="SHOTS_FILE", show_default=False, help="The shots file (YAML), e.g. shots/tomato_egg.yaml, or the "
                                       "name of a shipped example (`wanclip examples`), e.g. tomato_egg."),
-    out: Path = typer.Option(None, "--out", help="Film folder; graphs go to OUT/graphs/. Default: the film's `out`."),
+    out: Path = typer.Option(None, "--out", metavar="FOLDER", help="Film folder; graphs go to OUT/graphs/. Default: the film's `out`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ) -> None:
-    """Dry run: validate SHOTS_FILE, build every shot's API graph and print the plan.
+    """Dry run: validate SHOTS_FILE and build every shot's graph.
 
-    Writes each shot's injected graph to OUT/graphs/NN_name.json. Needs no server. Exit codes:
-    0 planned, 2 refused (the message names the file, line and field).
+    Prints the plan and writes each shot's injected API graph to OUT/graphs/NN_name.json. Needs
+    no server.
+
+    Exit codes: 0 planned, 2 refused (the message names the file, line and field).
     """
     with handle_errors(as_json=as_json):
         plan = plan_film(shots_file, out=out)
@@ -36,7 +38,7 @@ def plan_command(
 
 def render_plan(plan: Plan, graphs: Path) -> None:
     film = plan.film
-    table = Table(title=f"{film.title} — {len(plan.shots)} shots, {plan.seconds:.2f} s after transitions")
+    table = Table(title=f"{film.title} — {counted(len(plan.shots), 'shot')}, {plan.seconds:.2f} s after transitions")
     for column in ("#", "name", "seed", "frames", "seconds", "size"):
         table.add_column(column, justify="left" if column in ("name", "size") else "right", no_wrap=True)
     table.add_column("prompt", no_wrap=True)
