@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from wanclip import config
-from wanclip.cli.base import app, console, handle_errors, print_json
+from wanclip.cli.base import app, console, counted, handle_errors, print_json
 from wanclip.cli.cmd_render import server_list
 from wanclip.comfy.client import ComfyClient
 from wanclip.doctor import DoctorReport, run_doctor
@@ -18,20 +18,23 @@ from wanclip.workflow import load_graph
 
 @app.command("doctor")
 def doctor(
-    shots: Path | None = typer.Argument(None, metavar="[SHOTS]", help="A shots file (or example name): check "
+    shots: Path | None = typer.Argument(None, metavar="SHOTS_FILE", show_default=False, help="A shots file (or example name): check "
                                         "the graphs and model files this film needs, the image-to-video ones "
                                         "only when a shot has image:, end_image: or continue:."),
-    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL", help="ComfyUI URL; repeat (or "
+    server: list[str] = typer.Option(None, "--server", "-s", metavar="URL",
+                                     help="ComfyUI URL; repeat (or "
                                      "comma-separate) to check several servers, as `wanclip render` takes them. "
                                      "Default: $WANCLIP_SERVER, else http://127.0.0.1:8188."),
-    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", help="The ComfyUI folder, to verify the model files on disk."),
-    workflow: Path | None = typer.Option(None, "--workflow", help="Check this API graph instead of the shipped one."),
+    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", metavar="FOLDER", help="The ComfyUI folder, to verify the model files on disk."),
+    workflow: Path | None = typer.Option(None, "--workflow", metavar="FILE", help="Check this API graph instead of the shipped one."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per server instead of the tables."),
 ) -> None:
-    """Check that ComfyUI, its GPU, nodes and model files are ready for Wan 2.2 14B; exit 1 if not.
+    """Check that ComfyUI (GPU, nodes, model files) is ready for Wan 2.2.
 
-    One report per server. Exit codes: 0 every check passed on every server, 1 a check failed
-    (or a server did not answer), 2 bad input (e.g. an unreadable --workflow or shots file).
+    One report per server: a check that fails says how to fix it.
+
+    Exit codes: 0 every check passed on every server, 1 a check failed
+    (or a server did not answer), 2 bad input (e.g. an unreadable --workflow or shots file), 130 Ctrl-C.
     """
     reports: list[DoctorReport] = []
     with handle_errors(as_json=as_json):
@@ -68,4 +71,4 @@ def _render(report: DoctorReport) -> None:
     for check in report.failed:  # the fixes as sentences, where a narrow terminal cannot cut them
         console.print(f"{check.name}: {check.detail}", markup=False)
         console.print(f"  fix: {check.fix}", markup=False)
-    console.print("all checks passed" if report.ok else f"{len(report.failed)} check(s) failed")
+    console.print("all checks passed" if report.ok else f"{counted(len(report.failed), 'check')} failed")
