@@ -6,25 +6,32 @@ from pathlib import Path
 
 import typer
 
-from wanclip.cli.base import app, console, handle_errors
+from wanclip.cli.base import TIMING, app, console, handle_errors
 from wanclip.errors import WanclipError
 
 
 @app.command("sim")
 def sim(
-    host: str = typer.Option(None, help="Address to bind (default 127.0.0.1). A non-loopback address is only used when given here."),
-    port: int = typer.Option(8188, help="Port for HTTP and /ws (0 picks a free one)."),
-    output_dir: Path = typer.Option(Path("sim-comfyui/output"), help="ComfyUI's output folder; temp/ and input/ sit beside it."),
-    models: Path = typer.Option(None, help="Models the server has: a YAML/JSON file (folder -> file names) or a ComfyUI models/ folder. Default: the files of the shipped workflows (text-to-video and image-to-video)."),
-    load_seconds: float = typer.Option(2.0, help="Time to load the full model set the first time it is used."),
-    step_seconds: float = typer.Option(0.5, help="Seconds per sampler step for an 81-frame clip (longer clips cost more, quadratically)."),
-    faults: str = typer.Option("", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, down_for:N=SECONDS, ws_close:N, stale_ws:SECONDS, send_raw:N=TEXT, slow_interrupt:SECONDS, encode_fail:N[=MSG], endless_view, wrong_view_size:BYTES, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT], http502_after:ROUTE[*COUNT]."),
-    with_wanclip_nodes: bool = typer.Option(False, "--with-wanclip-nodes", help="Have wanclip's node pack installed: WanclipSaveVideo returns at once and its file appears --video-delay seconds later (renamed from .part), with a 'wanclip.video' event; the encode_fail:N fault fails prompt N's encode."),
-    video_delay: float = typer.Option(1.5, "--video-delay", help="With --with-wanclip-nodes: seconds from the node's return to the finished file."),
-    drift: float = typer.Option(0.0, "--drift", help="Colour drift of each image-to-video link, as a chain of real I2V passes shows it (VAE encode, sampling and decode shift colours a little each time): a clip started from an image ends on that image with red x (1 + DRIFT) and blue x (1 - DRIFT), outside the test-card band. 0 (default) = none; e.g. 0.03. Between -1 and 1."),
-    comfy_version: str = typer.Option("0.38", "--comfy-version", help="ComfyUI version to speak (default the newest): 0.3.64 (recorded), 0.9 (recorded 0.9.2: throttled progress, read-only /api/jobs) or 0.38 (from the 0.38.1 code: 409 on a known prompt_id, credential handshake, RAM-pressure cache, jobs cancel, DynamicCombo SaveVideo)."),
+    host: str = typer.Option(None, "--host", metavar="ADDRESS", rich_help_panel="Server", help="Address to bind (default 127.0.0.1). A non-loopback address is only used when given here."),
+    port: int = typer.Option(8188, "--port", metavar="PORT", rich_help_panel="Server", help="Port for HTTP and /ws (0 picks a free one)."),
+    output_dir: Path = typer.Option(Path("sim-comfyui/output"), "--output-dir", metavar="FOLDER", rich_help_panel="Server", help="ComfyUI's output folder; temp/ and input/ sit beside it."),
+    models: Path = typer.Option(None, "--models", metavar="FILE|FOLDER", rich_help_panel="Server", help="Models the server has: a YAML/JSON file (folder -> file names) or a ComfyUI models/ folder. Default: the files of the shipped workflows (text-to-video and image-to-video)."),
+    load_seconds: float = typer.Option(2.0, "--load-seconds", metavar="SECONDS", rich_help_panel=TIMING, help="Time to load the full model set the first time it is used."),
+    step_seconds: float = typer.Option(0.5, "--step-seconds", metavar="SECONDS", rich_help_panel=TIMING, help="Seconds per sampler step for an 81-frame clip (longer clips cost more, quadratically)."),
+    faults: str = typer.Option("", "--faults", metavar="FAULTS", rich_help_panel="Faults", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, down_for:N=SECONDS, ws_close:N, stale_ws:SECONDS, send_raw:N=TEXT, slow_interrupt:SECONDS, encode_fail:N[=MSG], endless_view, wrong_view_size:BYTES, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT], http502_after:ROUTE[*COUNT]."),
+    with_wanclip_nodes: bool = typer.Option(False, "--with-wanclip-nodes", rich_help_panel="Server", help="Have wanclip's node pack installed: WanclipSaveVideo returns at once and its file appears --video-delay seconds later (renamed from .part), with a 'wanclip.video' event; the encode_fail:N fault fails prompt N's encode."),
+    video_delay: float = typer.Option(1.5, "--video-delay", metavar="SECONDS", rich_help_panel=TIMING, help="With --with-wanclip-nodes: seconds from the node's return to the finished file."),
+    drift: float = typer.Option(0.0, "--drift", metavar="FRACTION", rich_help_panel="Faults", help="Colour drift of each image-to-video link, as a chain of real I2V passes shows it (VAE encode, sampling and decode shift colours a little each time): a clip started from an image ends on that image with red x (1 + DRIFT) and blue x (1 - DRIFT), outside the test-card band. 0 (default) = none; e.g. 0.03. Between -1 and 1."),
+    comfy_version: str = typer.Option("0.38", "--comfy-version", metavar="VERSION", rich_help_panel="Server", help="ComfyUI version to speak (default the newest): 0.3.64 (recorded), 0.9 (recorded 0.9.2: throttled progress, read-only /api/jobs) or 0.38 (from the 0.38.1 code: 409 on a known prompt_id, credential handshake, RAM-pressure cache, jobs cancel, DynamicCombo SaveVideo)."),
 ) -> None:
-    """Run a simulated ComfyUI (0.3.64, 0.9 or 0.38) that renders test-card videos with the real protocol."""
+    """Run a simulated ComfyUI that renders test-card videos (no GPU).
+
+    It speaks the real protocol of ComfyUI 0.3.64, 0.9 or 0.38 (--comfy-version), for CI, the demo
+    and trying wanclip without a GPU; it runs until Ctrl-C.
+
+    Exit codes: 2 refused at start (bad --faults, --models, --drift, or the port is taken),
+    130 Ctrl-C, 143 SIGTERM.
+    """
     from wanclip.sim import parse_faults, serve_in_thread
 
     with handle_errors():
