@@ -189,7 +189,7 @@ def test_music_lies_under_the_whole_film(tmp_path, music_seconds):
 def test_stitch_needs_clips_or_from(tmp_path):
     result = run_cli("stitch")
     assert result.exit_code == 2
-    assert "give either clips or --from OUT_DIR" in result.output
+    assert "give either clips or --from FILM_DIR" in result.output
 
 
 # --- a stitch never destroys its inputs ---------------------------------------------------------

@@ -10,50 +10,57 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from wanclip import stitch as core
-from wanclip.cli.base import app, console, err_console, handle_errors, print_json
+from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
 from wanclip.errors import WanclipError
 from wanclip.ledger import film_lock
 
 
 @app.command("stitch")
 def stitch_command(
-    clips: list[Path] = typer.Argument(None, metavar="CLIP...", help="Clips to join, in this order (or use --from).",
+    clips: list[Path] = typer.Argument(None, metavar="CLIP...", help="Clips to join, in this order (or use --from FILM_DIR).",
                                        show_default=False),
-    from_dir: Path = typer.Option(None, "--from", help="A rendered film folder (out/<film>): clips, order "
+    from_dir: Path = typer.Option(None, "--from", metavar="FILM_DIR", rich_help_panel="What to join", help="A rendered film folder (out/<film>): clips, order "
                                   "and each cut's transition come from its ledger.json.", show_default=False),
-    output: Path = typer.Option(None, "-o", "--output", help="Film to write. Default: film.mp4 in the film "
+    output: Path = typer.Option(None, "-o", "--output", metavar="FILE", rich_help_panel=OUTPUT, help="Film to write. Default: film.mp4 in the film "
                                 "folder with --from, else film.mp4 next to the first clip.", show_default=False),
-    mode: str = typer.Option("xfade", "--mode", help="xfade: one filter graph with a transition at every "
+    mode: str = typer.Option("xfade", "--mode", metavar="xfade|concat", rich_help_panel="Cuts", help="xfade: one filter graph with a transition at every "
                              "cut. concat: hard cuts, stream copy when the clips match (else re-encoded)."),
-    transition: str = typer.Option(None, "--transition", help="Transition for every cut: any xfade name "
+    transition: str = typer.Option(None, "--transition", metavar="NAME", rich_help_panel="Cuts", help="Transition for every cut: any xfade name "
                                    "(fade, wipeleft, ...) or `cut`. Default: the ledger's, else fade.",
                                    show_default=False),
-    duration: float = typer.Option(None, "--duration", help="Transition length in seconds for every cut. "
+    duration: float = typer.Option(None, "--duration", metavar="SECONDS", rich_help_panel="Cuts", help="Transition length in seconds for every cut. "
                                    "Default: the ledger's, else 0.3.", show_default=False),
-    crf: int = typer.Option(19, "--crf", help="x264 quality (lower is better and bigger)."),
-    preset: str = typer.Option("fast", "--preset", help="x264 preset."),
-    audio: Path = typer.Option(None, "--audio", help="A music file (mp3, m4a, wav, ...) under the film: "
+    crf: int = typer.Option(19, "--crf", metavar="N", rich_help_panel="Encoding", help="x264 quality (lower is better and bigger)."),
+    preset: str = typer.Option("fast", "--preset", metavar="NAME", rich_help_panel="Encoding", help="x264 preset."),
+    audio: Path = typer.Option(None, "--audio", metavar="FILE", rich_help_panel="Encoding", help="A music file (mp3, m4a, wav, ...) under the film: "
                                "trimmed to the film's length (padded with silence if the music is shorter), "
                                "faded out over the last 1.5 s. The clips' own audio is not used.",
                                show_default=False),
-    contact_sheet: bool = typer.Option(True, "--contact-sheet/--no-contact-sheet",
+    contact_sheet: bool = typer.Option(True, "--contact-sheet/--no-contact-sheet", rich_help_panel=OUTPUT,
                                        help="Write contact_sheet.png next to the film: a row per shot."),
-    skip_missing: bool = typer.Option(False, "--skip-missing", help="With --from: stitch the shots that are "
+    skip_missing: bool = typer.Option(False, "--skip-missing", rich_help_panel="What to join", help="With --from: stitch the shots that are "
                                       "done and leave out the rest (default: refuse, naming them)."),
-    pieces: bool = typer.Option(True, "--pieces/--no-pieces", help="With --from and --mode xfade (no --audio): "
+    pieces: bool = typer.Option(True, "--pieces/--no-pieces", rich_help_panel="Cuts", help="With --from and --mode xfade (no --audio): "
                                 "join the film from its pieces in out/<film>/pieces/ (one per shot body and "
                                 "per transition, reusing those the render or an earlier stitch made), by "
                                 "stream copy; --no-pieces encodes the whole film in one ffmpeg graph. Same "
                                 "frames either way."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object measured from the written film."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=OUTPUT, help="Print one JSON object measured from the written film."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT, help="No progress line: print only what was written."),
 ) -> None:
-    """Join clips into one film: crossfades in one ffmpeg graph, or stream-copied hard cuts.
+    """Join clips (or a rendered film folder) into one film.
+
+    Crossfades in one ffmpeg graph (--mode xfade), or stream-copied hard cuts (--mode concat).
 
     The film is written to FILM.part and renamed when it measures right; a missing or corrupt
     clip is named before ffmpeg starts, and the output may not be one of the inputs. With --from,
     each clip must match the sha256 the render recorded, and no render of that folder may run.
+
+    Exit codes: 0 the film was written, 1 stitching failed (a clip missing, changed or corrupt, or
+    ffmpeg failed), 2 bad input (the options, no film folder, the output is an input), 130
+    Ctrl-C, 143 SIGTERM.
     """
-    with handle_errors(as_json=as_json), _progress(enabled=not as_json) as on_progress:
+    with handle_errors(as_json=as_json), _progress(enabled=not as_json and not quiet) as on_progress:
         result = _run(clips or [], from_dir, output, mode, transition, duration, crf, preset, audio,
                       contact_sheet, skip_missing, on_progress, pieces)
     if as_json:
@@ -85,7 +92,7 @@ def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio
     if mode not in core.MODES:
         raise WanclipError(f"unknown --mode {mode!r}", f"use one of: {', '.join(core.MODES)}")
     if bool(clips) == bool(from_dir):
-        raise WanclipError("give either clips or --from OUT_DIR (not both, not neither)",
+        raise WanclipError("give either clips or --from FILM_DIR (not both, not neither)",
                            "e.g. `wanclip stitch --from out/myfilm` or `wanclip stitch a.mp4 b.mp4`")
     if duration is not None and duration <= 0:
         raise WanclipError(f"--duration must be positive, got {duration:g}", "use `--transition cut` for hard cuts")
