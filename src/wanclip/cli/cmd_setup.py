@@ -18,36 +18,42 @@ from rich.progress import (
 from rich.table import Table
 
 from wanclip import assets, config
-from wanclip.cli.base import app, console, err_console, handle_errors, print_json
+from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
 from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
 
 
 @app.command("setup")
 def setup(
-    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", help="The ComfyUI folder, the one with main.py "
+    comfy_dir: Path | None = typer.Option(None, "--comfy-dir", metavar="FOLDER", rich_help_panel="Where", help="The ComfyUI folder, the one with main.py "
                                           "(files go to its models/)."),
-    models_dir: Path | None = typer.Option(None, "--models-dir", help="The models/ folder itself (a shared or "
+    models_dir: Path | None = typer.Option(None, "--models-dir", metavar="FOLDER", rich_help_panel="Where", help="The models/ folder itself (a shared or "
                                            "separate models folder)."),
-    manifest: Path | None = typer.Option(None, "--manifest", help="A manifest YAML instead of the built-in one."),
-    with_: list[str] = typer.Option(None, "--with", metavar="SET", help="Also the files of SET; repeatable. "
+    manifest: Path | None = typer.Option(None, "--manifest", metavar="FILE", rich_help_panel="What to install", help="A manifest YAML instead of the built-in one."),
+    with_: list[str] = typer.Option(None, "--with", metavar="SET", rich_help_panel="What to install", help="Also the files of SET; repeatable. "
                                     "i2v: the Wan 2.2 I2V experts and their LightX2V 4-step LoRA pair (31 GB "
                                     "more), for shots with image:, end_image: or continue:."),
-    endpoint: str | None = typer.Option(None, "--endpoint", help="A hub mirror (default: HF_ENDPOINT, else huggingface.co)."),
-    from_dir: Path | None = typer.Option(None, "--from-dir", help="Install from a local folder of model files "
+    endpoint: str | None = typer.Option(None, "--endpoint", metavar="URL", rich_help_panel="Source", help="A hub mirror (default: HF_ENDPOINT, else huggingface.co)."),
+    from_dir: Path | None = typer.Option(None, "--from-dir", metavar="FOLDER", rich_help_panel="Source", help="Install from a local folder of model files "
                                          "(a models/ tree, the hub's repo tree, or flat): hard-linked or "
                                          "copied, verified, no network."),
-    workers: int = typer.Option(0, "--workers", min=0, help="Files fetched at once (0: all)."),
-    check: bool = typer.Option(False, "--check", help="Verify only; exit 1 if anything is missing or wrong."),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines: events, then the result."),
-    nodes: bool = typer.Option(False, "--nodes", help="Install wanclip's ComfyUI node pack instead of the models: "
+    workers: int = typer.Option(0, "--workers", metavar="N", min=0, rich_help_panel="Source", help="Files fetched at once (0: all)."),
+    check: bool = typer.Option(False, "--check", rich_help_panel="What to install", help="Verify only; exit 1 if anything is missing or wrong."),
+    nodes: bool = typer.Option(False, "--nodes", rich_help_panel="What to install", help="Install wanclip's ComfyUI node pack instead of the models: "
                                "WanclipSaveVideo (the clip is encoded in the background, so the GPU does not wait "
-                               "~2 s per shot) into DIR/custom_nodes/wanclip_nodes, and VHS's ultrafast format file "
+                               "~2 s per shot) into custom_nodes/wanclip_nodes of --comfy-dir, and VHS's ultrafast format file "
                                "when VideoHelperSuite is there. Needs --comfy-dir; with --check, verify only."),
+    as_json: bool = typer.Option(False, "--json", rich_help_panel=OUTPUT, help="JSON lines: events, then the result."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT, help="No progress bars: print only the result."),
 ) -> None:
-    """Download the Wan 2.2 14B model files into models/, resumable and sha256-verified.
+    """Download the Wan 2.2 model files into models/, verified.
 
-    The text-to-video files by default; `--with i2v` adds the image-to-video ones (with --check,
-    verifies them too)."""
+    The Wan 2.2 14B text-to-video files by default, resumable and sha256-verified; `--with i2v`
+    adds the image-to-video ones (with --check, verifies them too).
+
+    Exit codes: 0 every file is in place and verified, 1 a file is missing, wrong or could not be
+    fetched (a rerun resumes), 2 bad input (where models go, the manifest, --with), 130 Ctrl-C,
+    143 SIGTERM.
+    """
     if nodes:
         _setup_nodes(comfy_dir, models_dir, check, as_json)
     with handle_errors(as_json=as_json):
@@ -58,7 +64,8 @@ def setup(
         else:
             source = assets.Source(endpoint=(endpoint or config.hf_endpoint() or assets.DEFAULT_ENDPOINT).rstrip("/"),
                                    token=config.hf_token(), from_dir=from_dir)
-            result = _install(items, target, source, workers, as_json)
+            result = (assets.install(items, target, source, workers=workers) if quiet and not as_json
+                      else _install(items, target, source, workers, as_json))
     _render(result, as_json)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
 
