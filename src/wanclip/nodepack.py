@@ -195,7 +195,8 @@ def check(comfy_dir: Path) -> PackResult:
                           _MOVE_IT, files, fmt, fmt_path)
     bad = [rel for rel, sha in files.items() if not (target / rel).is_file() or sha256_file(target / rel) != sha]
     if bad:
-        return PackResult(str(target), "modified", False, f"{len(bad)} file(s) differ from this wanclip's pack: "
+        differ = "1 file differs" if len(bad) == 1 else f"{len(bad)} files differ"
+        return PackResult(str(target), "modified", False, f"{differ} from this wanclip's pack: "
                           f"{', '.join(bad)}", "wanclip setup --nodes --comfy-dir DIR", files, fmt, fmt_path)
     return PackResult(str(target), "ok", True, f"{NODE_CLASS} installed and verified in {target}", "", files,
                       fmt, fmt_path)

@@ -385,7 +385,8 @@ def _explain(path: Path, exc: ValidationError, data: dict, lines: dict[tuple, in
     line = line_of(lines, loc)
     where = f"line {line}: " if line else ""
     message, hint = (at.located(lines), at.hint) if isinstance(at, At) else _message(error, loc)
-    more = f" (and {len(exc.errors()) - 1} more problem(s))" if len(exc.errors()) > 1 else ""
+    extra = len(exc.errors()) - 1
+    more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
     return ShotsFileError(str(path), f"{where}{field}: {message}{more}", hint)
 
 
