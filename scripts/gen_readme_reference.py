@@ -22,7 +22,7 @@ def command_names() -> list[str]:
 def help_text(args: list[str]) -> str:
     result = CliRunner().invoke(app, [*args, "--help"], prog_name="wanclip", terminal_width=100,
                                 env={"COLUMNS": "100"})
-    return result.output.rstrip() + "\n"
+    return "\n".join(line.rstrip() for line in result.output.splitlines()).strip("\n") + "\n"  # rich pads lines
 
 
 def reference() -> str:
