@@ -29,7 +29,7 @@ from wanclip.ledger import load_ledger
 from wanclip.plan import plan_film
 from wanclip.render import RenderOptions, render_film
 from wanclip.sim import serve_in_thread
-from wanclip.sim.video import band_height
+from wanclip.sim.video import band_height, strip_height
 
 
 def chain_file(folder: Path, links: int, width: int, height: int, match: bool) -> Path:
@@ -57,7 +57,7 @@ def chain_drift(url: str, folder: Path, links: int, width: int, height: int, mat
         raise SystemExit(f"the chain did not render: {[s.error for s in result.ledger.shots if s.error]}")
     ledger = load_ledger(plan.out_dir)
     frames = [last_frame(plan.out_dir / s.clip) for s in ledger.shots]
-    picture = (0, 0, width, height - band_height(height))  # the simulator's card band is not the picture
+    picture = (0, 0, width, height - strip_height(band_height(height)))  # the simulator's strip is no picture
     reference = colour_stats(frames[0].crop(picture))
     return [distance(reference, colour_stats(f.crop(picture))) for f in frames]
 

@@ -131,6 +131,11 @@ def band_height(height: int) -> int:
     return min(height, max(16, height // 5)) // 2 * 2
 
 
+def strip_height(band: int) -> int:
+    """Rows of the band's prompt-and-seed strip (its top); the last frame of a link keeps only it."""
+    return max(2, band // 8)
+
+
 def drifted(image: Image.Image, amount: float) -> Image.Image:
     """The warm colour shift of a drifting link: R x (1 + amount), B x (1 - amount), clipped to 0-255."""
     if amount == 0:
@@ -148,7 +153,7 @@ def _band(clip: Clip, index: int, height: int) -> Image.Image:
     band = Image.new("RGB", (clip.width, height), _background(clip.seed))
     d = ImageDraw.Draw(band)
     digest = hashlib.sha256(f"{clip.seed}\n{clip.text}".encode()).digest()
-    strip, blocks = max(2, height // 8), 8
+    strip, blocks = strip_height(height), 8
     for k in range(blocks):
         x0, x1 = clip.width * k // blocks, clip.width * (k + 1) // blocks - 1
         d.rectangle([x0, 0, x1, strip - 1], fill=tuple(digest[3 * k: 3 * k + 3]))
@@ -175,7 +180,9 @@ def i2v_frames(clip: Clip):
     - start image only: frame 0 is the start image; frame i is it with i/(n-1) of the clip's drift.
     - start and end image: a dissolve from one to the other; the last frame is the end image.
     - end image only: a dissolve from the usual card to the end image.
-    Every frame but the first (and, with an end image, the last) has the card band at the bottom;
+    Every frame but the first and the last has the card band at the bottom; the last frame of a
+    clip with no end image has only the band's thin prompt-and-seed strip (it is the next link's
+    start picture), with an end image none;
     the pictures are cover-resized and centre-cropped to the clip's size.
     """
     w, h, n = clip.width, clip.height, clip.frames
@@ -190,7 +197,12 @@ def i2v_frames(clip: Clip):
             frame = end.copy()
         else:
             frame = Image.blend(start, end, t)
-        if i > 0 and not (end is not None and i == n - 1):
+        if i == n - 1 and i > 0 and end is None:
+            # the last frame is the next link's start picture: only the thin prompt-and-seed strip
+            # of the band, so a changed prompt still changes it while its colours stay the picture's
+            strip = _band(clip, i, rows).crop((0, 0, w, strip_height(rows)))
+            frame.paste(strip, (0, h - strip.height))
+        elif i > 0 and not (end is not None and i == n - 1):
             frame.paste(_band(clip, i, rows), (0, h - rows))
         yield frame
 
