@@ -156,7 +156,7 @@ def test_doctor_table_shows_each_fix_and_never_offers_the_48_channel_vae(sim_wit
     assert ("fix: wan_2.1_vae.safetensors is missing from models/vae/: install it with "
             "`wanclip setup --comfy-dir DIR`") in text
     assert "did you mean" not in text and "restart" not in text
-    assert "1 check(s) failed" in result.output
+    assert "1 check failed" in result.output
 
 
 def test_doctor_with_an_unreachable_server_says_how_to_start_it():
