@@ -645,13 +645,14 @@ class FilmPieces:
         if self.unsupported is not None:
             return self._one_graph(on_progress)
         names = self._names(plan.pieces)
+        early = set(self.encoded)  # encoded in the background while the render went on
         jobs = self._jobs(complete=False)
         self._encode_all(jobs, plan.frames, on_progress)
         result = self._join(plan, names, on_progress)
-        reused = [n for n in names if n not in self.encoded]
-        self.reused = reused
+        self.reused = [n for n in names if n not in self.encoded]
+        ready = len(self.reused) + len([n for n in names if n in early])
         result.notes.append(f"joined from {counted(len(names), 'piece')} in {self.folder} "
-                            f"({len(reused)} made while rendering or earlier)")
+                            f"({ready} made while rendering or earlier)")
         if self.contact_sheet:
             for job in self._jobs(complete=True):
                 self._run_job(job)
