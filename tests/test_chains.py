@@ -218,7 +218,7 @@ def test_colour_match_holds_a_drifting_chain_to_its_first_keyframe(sim_server, t
     from wanclip.sim import serve_in_thread
 
     drifts = {}
-    with_drift = serve_in_thread(tmp_path / "comfy" / "output", load_seconds=0.01, step_seconds=0.002, drift=0.08)
+    with_drift = serve_in_thread(tmp_path / "comfy" / "output", load_seconds=0.01, step_seconds=0.002, drift=0.03)
     try:
         for match in (True, False):
             out = tmp_path / f"film-{match}"
@@ -231,3 +231,104 @@ def test_colour_match_holds_a_drifting_chain_to_its_first_keyframe(sim_server, t
     finally:
         with_drift.stop()
     assert drifts[True] < drifts[False] / 2
+
+
+# -- fault paths, for chains too -----------------------------------------------------------------------
+
+def seam_psnrs(out) -> list[float]:
+    clips = [out / s.clip for s in load_ledger(out).shots]
+    return [psnr(frame(a, -1), frame(b, 0)) for a, b in zip(clips, clips[1:], strict=False)]
+
+
+def test_a_server_restart_mid_chain_resubmits_the_lost_link_from_the_same_frame(sim, tmp_path):
+    sim.faults.restart_during(2)  # while walk-2 renders: its prompt (and the uploaded input) must survive
+    out = tmp_path / "film"
+    result = render(sim.url, chain_film(tmp_path, 3), out)
+    assert result.exit_code == 0, result.output
+    lost = [json.loads(line)["shot"] for line in result.stdout.splitlines()
+            if line.startswith("{") and json.loads(line)["event"] == "lost"]
+    assert lost == ["walk-2"]
+    ledger = load_ledger(out)
+    assert [s.status for s in ledger.shots] == ["done"] * 3 and ledger.shots[1].attempts == 2
+    assert all(p >= 35 for p in seam_psnrs(out))
+
+
+def test_a_killed_client_mid_chain_reattaches_and_renders_no_link_twice(sim, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    sim.engine.config.step_seconds = 0.1  # each link takes ~0.5 s: the kill lands mid-chain
+    try:
+        shots, out = chain_film(tmp_path, 4), tmp_path / "film"
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        proc = subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--server", sim.url,
+                                 "--out", str(out), "--json"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # kill it once walk-2 is on the server
+            if (out / "ledger.json").exists() and load_ledger(out).shots[1].status in ("queued", "running"):
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert load_ledger(out).shots[1].prompt_id
+        result = render(sim.url, shots, out)
+        assert result.exit_code == 0, result.output
+    finally:
+        sim.engine.config.step_seconds = 0.005
+    ledger = load_ledger(out)
+    assert [s.status for s in ledger.shots] == ["done"] * 4
+    ran = [e["prompt_id"] for e in sim.log() if e["status"] == "success"]
+    assert sorted(ran) == sorted(s.prompt_id for s in ledger.shots)  # each link rendered exactly once
+    assert all(p >= 35 for p in seam_psnrs(out))
+
+
+def test_two_chains_spread_over_two_servers_each_link_uploaded_where_it_renders(sim, tmp_path):
+    from wanclip.sim import serve_in_thread
+
+    second = serve_in_thread(tmp_path / "second" / "output", load_seconds=0.02, step_seconds=0.005)
+    try:
+        shots = chain_film(tmp_path, 3)
+        text = shots.read_text() + "".join(
+            f"  - {{name: pour-{i}, prompt: 'water pours, part {i}'{', continue: true' if i > 1 else ''}}}\n"
+            for i in range(1, 4))
+        shots.write_text(text)
+        out = tmp_path / "film"
+        result = render(f"{sim.url},{second.url}", shots, out)
+        assert result.exit_code == 0, result.output
+    finally:
+        second.stop()
+    ledger = load_ledger(out)
+    assert {s.server for s in ledger.shots} == {sim.url, second.url}
+    for handle, folder in ((sim, sim.output_dir.parent), (second, tmp_path / "second")):
+        mine = [s for s in ledger.shots if s.server == handle.url and s.continues]
+        history = handle.engine.history()
+        for record in mine:  # its start picture was uploaded to the server that rendered it
+            graph = history[record.prompt_id]["prompt"][2]
+            name = next(n["inputs"]["image"] for n in graph.values() if n["class_type"] == "LoadImage")
+            assert (folder / "input" / name).is_file()
+    assert all(p >= 35 for p in seam_psnrs(out)[:2])
+
+
+def test_demo_of_the_chain_example_makes_a_seamless_30_s_film(tmp_path):
+    """`wanclip demo --shots dancer_chain`: six 5 s links, colour_match on, one continuous take."""
+    out = tmp_path / "dancer"
+    result = run_cli("demo", "--shots", "dancer_chain", "--out", out, "--load-seconds", "0.05",
+                     "--step-seconds", "0.002", "--json")
+    assert result.exit_code == 0, result.output
+    ledger = load_ledger(out)
+    assert [s.continues for s in ledger.shots][1:] == [s.name for s in ledger.shots][:-1]
+    film = out / "film.mp4"
+    assert media.probe(film).frames == 6 * 81 - 5  # 30.06 s: each repeated first frame dropped
+    clips = [out / s.clip for s in ledger.shots]
+    seam = 0
+    for before, after in zip(clips, clips[1:], strict=False):
+        seam += media.probe(before).frames - (1 if seam else 0)  # film index of `after`'s frame 1
+        assert psnr(frame(film, seam - 1), frame(before, -1)) >= 35  # the film shows the last frame once
+        assert psnr(frame(film, seam), frame(after, 1)) >= 35  # ... then the link's second frame
+        assert psnr(frame(before, -1), frame(after, 0)) >= 35  # the link began on that last frame

@@ -159,3 +159,15 @@ def test_stats_round_trip_through_a_json_ledger():
         Stats.from_dict({"mean": [1, 2], "std": [1, 2, 3], "hist": [[0] * 32] * 3})
     with pytest.raises(ValueError, match="not mean/std/hist"):
         Stats.from_dict({"mean": [1, 2, 3]})
+
+
+def test_bounded_moves_at_most_one_step_towards_the_reference():
+    from wanclip.drift import STEP_GAIN, STEP_SHIFT, Stats, bounded
+
+    hist = tuple(tuple([1 / 32] * 32) for _ in range(3))
+    reference = Stats((100.0, 100.0, 100.0), (40.0, 40.0, 40.0), hist)
+    current = Stats((120.0, 101.0, 90.0), (50.0, 40.5, 20.0), hist)
+    target = bounded(reference, current)
+    assert target.mean == (120.0 - STEP_SHIFT, 100.0, 90.0 + STEP_SHIFT)  # far: one step; near: all the way
+    assert target.std[0] == 50.0 * (1 - STEP_GAIN) and target.std[1] == 40.0
+    assert target.std[2] == 20.0 * (1 + STEP_GAIN)

@@ -116,14 +116,16 @@ def last_frame(clip: Path, frames: int, width: int, height: int, dest: Path) -> 
 
 def next_input(last: Path, reference: Path | None, dest: Path) -> Path:
     """The picture the next link starts from: ``last`` itself, or (``reference`` given) ``last``
-    with its colour statistics matched to the chain's first keyframe, written to ``dest``."""
+    with its colour statistics moved towards the chain's first keyframe by at most one bounded
+    step (``drift.bounded``), written to ``dest``."""
     if reference is None:
         return last
     from PIL import Image
 
-    from wanclip.drift import colour_stats, match_colours
+    from wanclip.drift import bounded, colour_stats, match_colours
 
     with Image.open(last) as img:
-        matched = match_colours(img.convert("RGB"), colour_stats(reference))
+        frame = img.convert("RGB")
+        matched = match_colours(frame, bounded(colour_stats(reference), colour_stats(frame)))
     atomic_write_bytes(dest, png_bytes(matched))
     return dest

@@ -143,6 +143,21 @@ def match_colours(image: Image.Image | Path, reference: Stats, strength: float =
     return matched.convert(original.mode)
 
 
+STEP_SHIFT = 3.0  # levels of mean a chain link's correction may move (drift is a few levels per link)
+STEP_GAIN = 0.03  # fraction of spread a chain link's correction may change
+
+
+def bounded(reference: Stats, current: Stats, shift: float = STEP_SHIFT, gain: float = STEP_GAIN) -> Stats:
+    """The target for one chain link: ``reference``, but no further from ``current`` than ``shift``
+    levels of mean and ``gain`` of spread per channel. Drift builds up slowly, a few levels per link,
+    so a bounded step undoes it over the links while a real change of the picture (the subject
+    moved, a light came on) is never "corrected" by a visible jump at the seam."""
+    mean = tuple(c + max(-shift, min(shift, r - c)) for r, c in zip(reference.mean, current.mean, strict=True))
+    std = tuple(c * max(1 - gain, min(1 + gain, r / c)) if c > 0 else r
+                for r, c in zip(reference.std, current.std, strict=True))
+    return Stats(mean, std, reference.hist)  # type: ignore[arg-type]
+
+
 def chain_report(frames: list[Path], reference: Stats | None = None, exclude: Box | None = None) -> list[Drift]:
     """The drift of each link's last frame (in chain order) against ``reference``, by default the
     first frame given (so the first entry is then zero); pass the chain keyframe's stats to see the
