@@ -180,3 +180,20 @@ def test_plan_json_ends_with_one_error_event_when_refused(tmp_path):
     event = json.loads(result.stdout.splitlines()[-1])
     assert (event["event"], event["exit_code"]) == ("error", 2)
     assert "line 2: shots: the film has no shots" in event["error"]
+
+
+def test_weight_dtype_sets_both_experts_and_a_typo_is_refused(tmp_path):
+    """`weight_dtype: fp8_e4m3fn_fast` (faster sampling on Hopper, more numeric drift) reaches both
+    experts' UNETLoader by role; unset keeps the graph's `default`; a typo names the choices."""
+    from wanclip.plan import plan_film
+
+    fast = write_shots(tmp_path, "title: T\nweight_dtype: fp8_e4m3fn_fast\nshots:\n  - {name: a, prompt: x}\n")
+    graph = plan_film(fast).shots[0].graph
+    loaders = [n["inputs"]["weight_dtype"] for n in graph.values() if n["class_type"] == "UNETLoader"]
+    assert loaders == ["fp8_e4m3fn_fast", "fp8_e4m3fn_fast"]
+    plain = write_shots(tmp_path, "title: T\nshots:\n  - {name: a, prompt: x}\n", name="plain.yaml")
+    graph = plan_film(plain).shots[0].graph
+    assert {n["inputs"]["weight_dtype"] for n in graph.values() if n["class_type"] == "UNETLoader"} == {"default"}
+    typo = write_shots(tmp_path, "title: T\nweight_dtype: fast\nshots:\n  - {name: a, prompt: x}\n", name="t.yaml")
+    result = run_cli("plan", typo, "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "line 2" in result.stderr and "fp8_e4m3fn_fast" in result.stderr

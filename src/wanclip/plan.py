@@ -266,7 +266,7 @@ def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path]) -
         fps=film.fps, filename_prefix=f"wanclip/{film.slug}/{index:02d}_{shot.name}",
         negative=shot.negative if shot.negative is not None else film.negative,
         steps=film.steps, switch_step=film.switch_step, cfg=film.cfg, shift=film.shift,
-        lora_strength=film.lora_strength, start_image=images.get("start_image"),
+        lora_strength=film.lora_strength, weight_dtype=film.weight_dtype, start_image=images.get("start_image"),
         end_image=images.get("end_image"))
     graph = inject(base, params)
     before = film.continues_from(index)

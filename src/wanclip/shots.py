@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -181,6 +181,10 @@ class Film(BaseModel):
     cfg: float | None = Field(None, ge=0, le=100)
     shift: float | None = Field(None, ge=0, le=100)
     lora_strength: float | None = Field(None, ge=-100, le=100)
+    # The experts' weight_dtype (UNETLoader): fp8_e4m3fn_fast samples ~11-12.5 % faster per step on
+    # Hopper GPUs (H100/H200; fp8 matrix multiplies) at the cost of more numeric drift. Unset keeps
+    # the graph's ("default": the weights' own fp8, exact as shipped).
+    weight_dtype: Literal["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"] | None = None
     i2v_workflow: str | None = None  # the image-to-video graph (default: the shipped Wan 2.2 I2V one)
     colour_match: bool = True  # match each chain link's input to the chain's first keyframe (drift)
     shots: list[Shot] = Field(min_length=1)
@@ -337,9 +341,10 @@ def load_film(path: Path) -> Film:
 def _read_text(path: Path) -> str:
     """The file as text: a folder, a missing file and bytes that are not UTF-8 are named as such."""
     if path.is_dir():
-        inside = sorted(p.name for p in path.glob("*.y*ml"))[:5]
+        inside = sorted(p.name for p in path.glob("*.y*ml"))
+        listed = ", ".join(inside[:8]) + (f" (and {len(inside) - 8} more)" if len(inside) > 8 else "")
         raise ShotsFileError(str(path), "is a folder, not a shots file",
-                             f"give one of its files: {', '.join(inside)}" if inside
+                             f"give one of its files: {listed}" if inside
                              else "give the path of a .yaml shots file")
     try:
         raw = path.read_bytes()

@@ -66,6 +66,7 @@ class Roles:
     video_fps_node: str  # VHS_VideoCombine / WanclipSaveVideo (frame_rate) or CreateVideo (fps)
     model_sampling: list[str] = field(default_factory=list)  # [high, low] when present
     loras: list[str] = field(default_factory=list)  # LoRA loaders on either expert's path
+    experts: list[str] = field(default_factory=list)  # the UNETLoader of each expert ([high, low])
     image_to_video: str | None = None  # WanImageToVideo / WanFirstLastFrameToVideo (also `latent`)
     start_image: str | None = None  # the LoadImage feeding its start_image
     end_image: str | None = None  # the LoadImage feeding its end_image
@@ -88,6 +89,7 @@ class ShotParams:
     cfg: float | None = None
     shift: float | None = None
     lora_strength: float | None = None
+    weight_dtype: str | None = None  # both experts' UNETLoader weight_dtype (fp8_e4m3fn_fast: faster, less exact)
     # File names in ComfyUI's input/ folder, as LoadImage takes them; an image-to-video graph gets
     # exactly these: no start_image unlinks the start frame, an end_image makes it first-last-frame.
     start_image: str | None = None
@@ -244,9 +246,11 @@ def find_roles(graph: dict) -> Roles:
     chains = [_model_chain(graph, high), _model_chain(graph, low)]
     sampling = [next((n for n in c if graph[n]["class_type"] == "ModelSamplingSD3"), None) for c in chains]
     loras = [n for c in chains for n in c if graph[n]["class_type"].startswith("LoraLoader")]
+    experts = [next((n for n in c if graph[n]["class_type"] == "UNETLoader"), None) for c in chains]
     return Roles(high_sampler=high, low_sampler=low, positive=texts["positive"], negative=texts["negative"],
                  latent=latent, output=output, output_kind=kind, video_fps_node=fps_node,
-                 model_sampling=[s for s in sampling if s], loras=loras, **images)
+                 model_sampling=[s for s in sampling if s], loras=loras, experts=[e for e in experts if e],
+                 **images)
 
 
 def _image_roles(graph: dict, high: str, latent: str) -> dict[str, str | None]:
@@ -481,6 +485,12 @@ def _inject_models(graph: dict, roles: Roles, params: ShotParams) -> None:
             raise _missing("LoRA loader", "LoraLoaderModelOnly on the experts' model path", _summary(graph))
         for node_id in roles.loras:
             _set(graph, node_id, "strength_model", params.lora_strength)
+    if params.weight_dtype is not None:
+        if len(roles.experts) != 2:
+            raise _missing("expert loaders (weight_dtype)", "a UNETLoader on each expert's model path",
+                           _summary(graph, ("UNETLoader",)))
+        for node_id in roles.experts:
+            _set(graph, node_id, "weight_dtype", params.weight_dtype)
 
 
 def sampler_steps(graph: dict) -> tuple[int, int, int]:
