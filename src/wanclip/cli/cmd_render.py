@@ -56,7 +56,12 @@ def render_command(
     Renders each shot of SHOTS_FILE into OUT/clips/, then joins them into OUT/film.mp4. All
     pending shots are queued at once (with several servers, each is kept one shot ahead) so the
     GPU never waits. The ledger (OUT/ledger.json) records every shot; rerunning the command skips
-    finished shots, re-attaches to shots still on a server and resubmits lost ones.
+    finished shots, re-attaches to shots still on a server and resubmits lost ones. A shot with
+    `continue: true` waits for the clip before it and starts from its last frame.
+
+    Faster sampling: `weight_dtype: fp8_e4m3fn_fast` in the shots file saves about 11-12.5 % per
+    sampler step on H100/H200 GPUs, at the cost of more numeric drift (a slightly different
+    picture from the same seed); off by default.
 
     Exit codes: 0 every shot done, 1 some shots failed (or no server answered), 2 refused before
     any GPU work (the shots file, the graph, an unknown --only), 130 Ctrl-C, 143 SIGTERM (rerun
