@@ -23,7 +23,7 @@ import pytest
 from PIL import Image, ImageChops
 
 from test_media import make_clip
-from test_stitch import write_ledger
+from test_stitch import chosen_ffmpeg, write_ledger  # noqa: F401 (chosen_ffmpeg: an autouse fixture)
 from wanclip import contact_sheet, media, pieces, stitch
 from wanclip.sim.video import Clip, write_mp4
 from wanclip.stitch import Cut
@@ -87,7 +87,8 @@ def test_the_film_from_pieces_is_the_one_graphs_film(tmp_path):
 def test_before_encoding_the_frames_are_identical(film):
     """x264 at crf 0 is lossless: any difference would be in the frames the pieces hold."""
     stitch.stitch_film(film, film / "one.mp4", contact_sheet=False, pieces=False, crf=0)
-    stitch.stitch_film(film, film / "pieces.mp4", contact_sheet=False, crf=0)
+    made = stitch.stitch_film(film, film / "pieces.mp4", contact_sheet=False, crf=0)
+    assert not any("one graph" in n for n in made.notes), made.notes  # else it compares the one graph with itself
     one, ours = framemd5(film / "one.mp4"), framemd5(film / "pieces.mp4")
     assert len(ours) == len(one)
     assert [i for i, (a, b) in enumerate(zip(one, ours, strict=True)) if a != b] == []
@@ -96,6 +97,36 @@ def test_before_encoding_the_frames_are_identical(film):
     stitch.stitch_film(film, film / "pieces19.mp4", contact_sheet=False)
     truth = film / "one.mp4"
     assert psnr(film / "pieces19.mp4", truth) >= psnr(film / "one19.mp4", truth) - 1  # 39.9 vs 40.2 dB
+
+
+def first_delay(path: Path) -> int:
+    """How many ticks a video's first DTS lies before its first PTS (x264: 0 without B-frames)."""
+    out = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                          "-f", "framecrc", "-"], capture_output=True, text=True, check=True).stdout
+    dts, pts = (int(v) for v in next(line for line in out.splitlines() if line.startswith("0,")).split(",")[1:3])
+    return pts - dts
+
+
+def test_pieces_of_one_and_two_frames_join(tmp_path):
+    """A 0.125 s fade at 16 fps is a 2-frame piece, and bodies of 1 and 2 frames come with it: x264
+    codes those without B-frames, so their DTS equal their PTS while the longer pieces' DTS trail by
+    2 frames, and the concat of them ran backwards ("Non-monotonic DTS"; the film then fell back to
+    the one graph). Every piece now starts its DTS 2 frames early."""
+    clips = [varied_clip(tmp_path / "clips" / f"{i + 1}.mp4", n, i) for i, n in enumerate((9, 5, 7, 6, 12))]
+    cuts = [None, {"type": "fade", "duration": 0.125}, {"type": "wipeleft", "duration": 0.0625},
+            {"type": "fade", "duration": 0.1875}, {"type": "cut", "duration": 0}]
+    film = write_ledger(tmp_path, clips, cuts)
+    got = stitch.stitch_film(film, film / "pieces.mp4", contact_sheet=False)  # crf 19: x264 uses B-frames
+    assert not any("one graph" in n for n in got.notes), got.notes
+    assert got.frames == 39 - 2 - 1 - 3 == media.probe(film / "pieces.mp4").frames
+    made = sorted((film / "pieces").glob("*.mp4"))
+    counts = sorted(media.probe(p).frames for p in made)
+    assert counts[:3] == [1, 2, 2] and counts[-1] >= 3  # short pieces next to ones with B-frames
+    assert {first_delay(p) for p in made} == {2 * 1024}  # 2 frames at the mp4's 1/16384
+    stitch.stitch_film(film, film / "one0.mp4", contact_sheet=False, pieces=False, crf=0)
+    lossless = stitch.stitch_film(film, film / "pieces0.mp4", contact_sheet=False, crf=0)
+    assert not any("one graph" in n for n in lossless.notes), lossless.notes
+    assert framemd5(film / "pieces0.mp4") == framemd5(film / "one0.mp4")
 
 
 def test_only_cuts_a_single_clip_and_a_film_whose_clips_differ_in_size(tmp_path):

@@ -19,6 +19,18 @@ from wanclip import contact_sheet, media, stitch
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
 
+# conftest clears WANCLIP_FFMPEG for every test; the stitch tests run under the one it named, so
+# `WANCLIP_FFMPEG=/path/to/ffmpeg-7.0.2 pytest tests/test_stitch*.py tests/test_pieces.py` checks
+# another ffmpeg than the wheel's (ffmpeg 7.0's setpts unsets the frame rate xfade needs)
+CHOSEN_FFMPEG = os.environ.get("WANCLIP_FFMPEG")
+
+
+@pytest.fixture(autouse=True)
+def chosen_ffmpeg(wanclip_home, monkeypatch):
+    """The ffmpeg named by WANCLIP_FFMPEG when pytest started (after conftest cleared it)."""
+    if CHOSEN_FFMPEG:
+        monkeypatch.setenv("WANCLIP_FFMPEG", CHOSEN_FFMPEG)
+
 
 def stitch_json(*args) -> dict:
     result = run_cli("stitch", *args, "--json")

@@ -19,6 +19,7 @@ from PIL import Image, ImageChops, ImageStat
 
 from helpers import run_cli
 from test_pieces import framemd5
+from test_stitch import chosen_ffmpeg  # noqa: F401 (an autouse fixture: the ffmpeg WANCLIP_FFMPEG names)
 from wanclip import media, pieces, stitch, timeline
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
@@ -153,6 +154,57 @@ def test_a_film_mixing_a_crossfade_a_cut_and_a_chain_is_as_long_as_the_formula(m
     stitch.stitch_film(mixed, mixed / "one0.mp4", contact_sheet=False, pieces=False, crf=0)
     stitch.stitch_film(mixed, mixed / "pieces0.mp4", contact_sheet=False, crf=0)
     assert framemd5(mixed / "pieces0.mp4") == framemd5(mixed / "one0.mp4")
+
+
+SHIM = """#!{python}
+# ffmpeg as 7.0 behaves: its setpts always unsets the frame rate (later ones keep it unless strip_fps)
+import os, sys
+real, log, strip = {real!r}, {log!r}, {strip!r}
+argv = [a.replace("setpts=PTS-STARTPTS", "setpts=PTS-STARTPTS:strip_fps=1") if strip and before == "-filter_complex"
+        else a for before, a in zip(["", *sys.argv[1:]], sys.argv[1:])]
+with open(log, "a") as fh:
+    fh.write(" ".join(argv) + "\\n")
+os.execv(real, [real, *argv])
+"""
+
+
+@pytest.fixture
+def ffmpeg_7(tmp_path, monkeypatch) -> Path:
+    """WANCLIP_FFMPEG as a wrapper that makes this ffmpeg's setpts forget the frame rate, as 7.0's
+    does (imageio-ffmpeg 0.6.0 and many distros ship 7.0; CI has the wheel's newer one only): xfade
+    then refuses "The inputs needs to be a constant frame rate; current rate of 1/0 is invalid". An
+    ffmpeg whose setpts has no strip_fps is run as it is (7.0 itself). Returns the log of its calls."""
+    import sys
+
+    real = media.ffmpeg_exe()
+    strip = "strip_fps" in subprocess.run([real, "-hide_banner", "-h", "filter=setpts"], capture_output=True,
+                                          text=True, check=True).stdout
+    log, shim = tmp_path / "ffmpeg-calls.log", tmp_path / "ffmpeg-7"
+    shim.write_text(SHIM.format(python=sys.executable, real=real, log=str(log), strip=strip))
+    shim.chmod(0o755)
+    monkeypatch.setenv("WANCLIP_FFMPEG", str(shim))
+    # the wrapper is faithful: a trimmed, restarted stream into xfade is what ffmpeg 7.0 refuses
+    refused = subprocess.run([str(shim), "-hide_banner", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=16:duration=2",
+                              "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=16:duration=2", "-filter_complex",
+                              "[0:v]trim=start_frame=1,setpts=PTS-STARTPTS[a];[a][1:v]xfade=duration=0.25:offset=1",
+                              "-f", "null", "-"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "constant frame rate" in refused.stderr
+    log.unlink()
+    return log
+
+
+def test_ffmpeg_7_joins_a_mixed_film_from_pieces_and_in_one_graph(mixed, ffmpeg_7):
+    """Both graphs trim and restart clips with setpts (a piece at its first frame, a continued clip
+    after its first) and then xfade or concat them; each such stream goes through fps + settb again,
+    so ffmpeg 7.0 sees a frame rate, and the frames stay those ffmpeg 9 gives (framemd5 at crf 0)."""
+    one = stitch.stitch_film(mixed, mixed / "one.mp4", contact_sheet=False, pieces=False, crf=0)
+    ours = stitch.stitch_film(mixed, mixed / "pieces.mp4", contact_sheet=True, crf=0)
+    assert not any("one graph" in n for n in ours.notes), ours.notes
+    assert one.frames == ours.frames == 109
+    calls = ffmpeg_7.read_text().splitlines()
+    assert any("xfade" in c and "setpts" in c and ".part" in c and "pieces" in c for c in calls)  # a piece
+    assert any("-f concat" in c for c in calls) and any("concat=" in c and "xfade" in c for c in calls)
+    assert framemd5(mixed / "pieces.mp4") == framemd5(mixed / "one.mp4")  # WANCLIP_FFMPEG: through the shim too
 
 
 def test_the_render_path_joins_a_chain_from_the_pieces_it_fed(chain):

@@ -146,3 +146,29 @@ def test_impossible_chain_cuts_are_refused_in_words(frames, cuts, message):
     clips = [clip("a.mp4", 81), clip("b.mp4", frames), clip("c.mp4", 81)][:len(cuts) + 1]
     with pytest.raises(StitchError, match=message):
         plan_stitch(clips, Path("film.mp4"), cuts=cuts)
+
+
+def test_every_restarted_stream_gets_its_frame_rate_and_time_base_back():
+    """ffmpeg 7.0's setpts sets the frame rate to 1/0 and xfade (also through a concat) refuses that:
+    each setpts, in the one graph and in every piece, is followed by fps at the film's rate and
+    settb=AVTB. (test_stitch_chain runs both graphs under an ffmpeg that behaves like 7.0.)"""
+    import re
+
+    from wanclip import pieces
+
+    clips = [clip(f"{i}.mp4", 81) for i in range(3)]
+    plan = plan_stitch(clips, Path("film.mp4"), cuts=[Cut("cut", 0, continues=True), Cut("fade", 0.3125)])
+    graphs = [plan.argv[plan.argv.index("-filter_complex") + 1]]
+    for piece in pieces.layout([81] * 3, plan.cuts, Fraction(16)).pieces:
+        argv = pieces.piece_argv(piece, clips, Fraction(16), 64, 64, pieces.Encoder(), "p.mp4", "ffmpeg", True)
+        graphs.append(argv[argv.index("-filter_complex") + 1])
+        assert argv[argv.index("-bsf:v") + 1].startswith("setts=pts=PTS:dts=")  # one decode delay for all
+    for graph in graphs:
+        links = dict(re.findall(r"\[(\w+)\]([^;\[]+)", graph))  # input label -> the filter it feeds
+        setpts = [label for label, f in links.items() if f.startswith("setpts")]
+        assert setpts
+        for label in setpts:
+            after = re.search(rf"\[{label}\]setpts=PTS-STARTPTS\[(\w+)\]", graph).group(1)
+            assert links[after] == "fps=fps=16"
+            fps_out = re.search(rf"\[{after}\]fps=fps=16\[(\w+)\]", graph).group(1)
+            assert links[fps_out] == "settb=AVTB"

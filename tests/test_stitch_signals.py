@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from test_media import make_clip
-from test_stitch import write_ledger
+from test_stitch import chosen_ffmpeg, write_ledger  # noqa: F401 (chosen_ffmpeg: an autouse fixture)
 from wanclip import stitch
 from wanclip.errors import WanclipError
 from wanclip.ledger import film_lock

@@ -11,7 +11,9 @@ with the concat demuxer and ``-c copy`` (a fraction of a second).
 
 * every input goes through the very same normalisation as the one graph (``stitch._normalised``:
   fps, display aspect, scale and pad to the first clip's size, ``setsar=1``, ``yuv420p``,
-  ``settb=AVTB``) and is trimmed *after* it, by frame number;
+  ``settb=AVTB``) and is trimmed *after* it, by frame number (``stitch.trimmed``: restarted at 0,
+  then ``fps`` and ``settb=AVTB`` again, an identity on frames, because ffmpeg 7.0's ``setpts``
+  leaves a frame rate xfade refuses);
 * where each transition starts, how many frames it blends and which frames of the first clip it
   drops follow ``vf_xfade.c`` to the microsecond (``layout()``): the offset is the one the graph
   passes (``stitch._offsets``, written with ``%g``), the start is the first frame of the film so
@@ -21,8 +23,10 @@ with the concat demuxer and ``-c copy`` (a fraction of a second).
   computed from the same integers;
 * every piece uses the same encoder settings (libx264, crf, preset, ``yuv420p``), so their SPS
   and PPS are identical and a stream copy of them is a valid H.264 stream; each piece starts on
-  an IDR frame (it is its own encode) and has no B-frame that refers across its ends; the
-  concat list gives each piece a ``duration`` of frames / fps so every join steps one frame.
+  an IDR frame (it is its own encode) and has no B-frame that refers across its ends; every
+  piece's DTS start the same 2 frames before its PTS (``uniform_delay``: x264 gives pieces of 1 or
+  2 frames none, and a join into a piece with B-frames then went back in DTS); the concat list
+  gives each piece a ``duration`` of frames / fps so every join steps one frame.
 
 The frames are identical before encoding; after it they differ only by x264 coding the pieces'
 first frames as keyframes (PSNR against the one graph's film is measured in the tests).
@@ -224,7 +228,7 @@ def _layout_kept(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
 def piece_name(piece: Piece, shas: list[str], film: dict, encoder: Encoder) -> str:
     """The file name: the clip(s) it is made from, and a hash of everything else it depends on."""
     what = {"piece": type(piece).__name__, **piece.__dict__, "film": film, "encoder": encoder.key,
-            "version": 1}
+            "version": 2}  # 2: every piece's DTS start REORDER_DELAY frames before its PTS
     what.pop("clip")
     key = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
     if isinstance(piece, Body):
@@ -248,7 +252,7 @@ def piece_argv(piece: Piece, clips: list, fps: Fraction, width: int, height: int
     """
     import ffmpeg
 
-    from wanclip.stitch import _normalised
+    from wanclip.stitch import _normalised, trimmed
 
     def source(i: int, split: bool = False):
         return ffmpeg.input(str(clips[i].path.resolve())).video
@@ -265,20 +269,38 @@ def piece_argv(piece: Piece, clips: list, fps: Fraction, width: int, height: int
             tiles = (tap.filter("select", expr).filter("scale", tw, th).filter("format", "rgb24")
                      .filter("tile", f"{len(unique)}x1"))
             extra.append(ffmpeg.output(tiles, png, vframes=1, vcodec="png", format="image2", update=1))
-        video = _trimmed(_normalised(stream, clips[piece.clip], fps, width, height), piece.start, piece.end)
+        video = trimmed(_normalised(stream, clips[piece.clip], fps, width, height), fps, piece.start, piece.end)
         if through_xfade:
             video = _passthrough_xfade(video, piece.frames, fps)
     else:
-        a = _trimmed(_normalised(source(piece.clip), clips[piece.clip], fps, width, height),
-                     piece.start, piece.start + piece.frames)
-        b = _trimmed(_normalised(source(piece.clip + 1), clips[piece.clip + 1], fps, width, height),
-                     0, piece.frames)
+        a = trimmed(_normalised(source(piece.clip), clips[piece.clip], fps, width, height), fps,
+                    piece.start, piece.start + piece.frames)
+        b = trimmed(_normalised(source(piece.clip + 1), clips[piece.clip + 1], fps, width, height), fps,
+                    0, piece.frames)
         video = ffmpeg.filter([a, b], "xfade", transition=piece.type, duration=piece.duration,
                               offset=f"{Fraction(piece.offset_us, MICROSECONDS).__float__():.6f}")
     out = ffmpeg.output(video, part, vcodec="libx264", crf=encoder.crf, preset=encoder.preset,
-                        pix_fmt="yuv420p", format="mp4", an=None)
+                        pix_fmt="yuv420p", format="mp4", an=None, **{"bsf:v": uniform_delay(fps)})
     node = ffmpeg.merge_outputs(out, *extra) if extra else out
     return node.overwrite_output().global_args("-hide_banner", "-nostdin").compile(cmd=exe)
+
+
+REORDER_DELAY = 2  # frames: x264's largest decode delay (B-frames with b-pyramid; 1 without, 0 with none)
+
+
+def uniform_delay(fps: Fraction) -> str:
+    """A ``setts`` bitstream filter giving every piece the same decode delay: its DTS start
+    ``REORDER_DELAY`` frames before its first PTS, whatever x264 chose.
+
+    x264's DTS trail its PTS by 2 frames once it codes a B-frame (presets from superfast on), but a
+    piece of 1 or 2 frames has none and its DTS equal its PTS (so do crf-0 pieces, usually). The
+    concat demuxer shifts each piece by its PTS, so a piece of delay 0 followed by one of delay 2
+    gives the join a DTS that goes back ("Non-monotonic DTS; previous: 11264, current: 10240"; a
+    0.125 s fade at 16 fps is such a 2-frame piece) and the stream copy fails. Moving a piece's DTS
+    earlier never touches a frame or its PTS, and with every piece at one delay the DTS run
+    on across every join. ``llrint`` rounds the (whole) number of ticks."""
+    ticks = f"{REORDER_DELAY * frame_step_us(fps)}/({MICROSECONDS}*TB)"
+    return f"setts=pts=PTS:dts=DTS-STARTDTS+STARTPTS-{ticks}"
 
 
 def _passthrough_xfade(stream, frames: int, fps: Fraction):
@@ -292,10 +314,6 @@ def _passthrough_xfade(stream, frames: int, fps: Fraction):
     past = float(Fraction(frames + 1) / fps) + 1
     return (ffmpeg.filter([main, tail], "xfade", transition="fade", duration="0.1", offset=f"{past:.6f}")
             .filter("trim", end_frame=frames))
-
-
-def _trimmed(stream, start: int, end: int):
-    return stream.filter("trim", start_frame=start, end_frame=end).filter("setpts", "PTS-STARTPTS")
 
 
 # --- running ------------------------------------------------------------------------------------

@@ -263,6 +263,25 @@ def _normalised(stream, clip: ClipInfo, fps: Fraction, width: int, height: int):
             .filter("settb", "AVTB"))
 
 
+def trimmed(stream, fps: Fraction, start: int, end: int | None = None):
+    """Frames ``start`` to ``end`` (exclusive, by number) of a normalised stream, restarted at 0.
+
+    After ``setpts`` the stream is put through ``fps`` (the film's rate) and ``settb=AVTB`` again.
+    ffmpeg 7.0's ``setpts`` sets its output link's frame rate to 1/0 ("unknown"; later versions keep
+    it unless ``strip_fps``), and ``xfade`` refuses such an input ("The inputs needs to be a constant
+    frame rate; current rate of 1/0 is invalid"), also through a ``concat`` it reaches (concat's frame
+    rate is 1/0 once its segments' differ). ``fps`` gives the link its rate back without touching a
+    frame: the timestamps here are whole frames from 0 (exactly, or within the microsecond AVTB rounds
+    to at rates such as 24000/1001), so each frame lands on its own tick of 1/fps, none is dropped or
+    repeated, and the trim's end is the last frame's end. ``settb=AVTB`` then returns the frames to the time base every input of the graph is
+    on: xfade converts its offset and duration to its first input's time base, and in 1/fps they would
+    be rounded to whole frames (which frame a transition starts and ends on would change).
+    """
+    options = {"start_frame": start} if end is None else {"start_frame": start, "end_frame": end}
+    return (stream.filter("trim", **options).filter("setpts", "PTS-STARTPTS")
+            .filter("fps", fps=str(fps)).filter("settb", "AVTB"))
+
+
 def _graph(clips, cuts, offsets, fps, width, height):
     # one input per distinct path: ffmpeg-python merges identical nodes, so a repeated clip
     # needs an explicit split or compile() fails
@@ -283,7 +302,7 @@ def _graph(clips, cuts, offsets, fps, width, height):
     film = streams[0]
     for cut, offset, clip in zip(cuts, offsets, streams[1:], strict=True):
         if cut.continues:  # it starts on the last frame the film so far shows: drop that frame
-            clip = clip.filter("trim", start_frame=1).filter("setpts", "PTS-STARTPTS")
+            clip = trimmed(clip, fps, 1)
         if cut.overlaps:
             film = ffmpeg.filter([film, clip], "xfade", transition=cut.type,
                                  duration=f"{cut.duration:g}", offset=f"{offset:g}")
