@@ -152,7 +152,8 @@ def _model_checks(node_id: str, node: dict, object_info: dict) -> list[Check]:
         options = combo_options(input_spec(info, name))
         if folder is None and not (options is not None and _looks_like_model(value)):
             continue
-        command = setup_files().get(value)
+        # the setup line matters only for a missing file: reading the manifests is not on a render's path
+        command = None if value in (options or []) else setup_files().get(value)
         checks.append(model_check(value, options or [], folder, f"node {node_id} {class_type}.{name}",
                                   installable=command is not None, command=command or SETUP_COMMAND))
     return checks

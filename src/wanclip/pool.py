@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,7 @@ class Server:
     client: ComfyClient
     caps: Capabilities | None = None  # what the server speaks (preflight detects it)
     async_output: bool = False  # it has wanclip's node pack: clips are encoded off the GPU's path
+    async_probe: Future | None = None  # the answer to "has it the node pack?" while it is on the wire
     stream: EventStream | None = None
     worker: ThreadPoolExecutor | None = None
     down_since: float | None = None
@@ -97,8 +98,10 @@ class ServerPool:
         if server is not None and caps is not None:
             server.caps = caps
             server.client.prefix = prefix(caps)
-        if server is not None:
+        if server is not None and self.collector is None:
             server.async_output = has_async_output(server.client)
+        elif server is not None:  # answered while its event socket opens (open_streams waits for it)
+            server.async_probe = self.collector.submit(has_async_output, server.client)
 
     def open_streams(self) -> None:
         """Open every event socket before any submission: ComfyUI replays no events. Where the server
@@ -113,6 +116,8 @@ class ServerPool:
                 raise PreflightError(f"{exc.message}; nothing was submitted",
                                      "ComfyUI's HTTP answers but its /ws does not: a proxy in front of it must "
                                      "pass websocket upgrades") from exc
+            if server.async_probe is not None:
+                server.async_output, server.async_probe = server.async_probe.result(), None
             if not self.inline:
                 server.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"server {server.url}")
 

@@ -5,6 +5,8 @@ that graph (``ServerInfo.unfit``); a graph no server can run refuses the whole r
 Each server's capabilities are detected here (``comfy.capabilities.detect``) and handed back in
 ``ServerInfo.capabilities``, so the render does not probe twice. Only the graphs' own classes are
 read (``/object_info/{class}``), plus the classes a newer server would replace a missing one by.
+Independent requests go at once (``capabilities.together``), and so do the servers: a server far
+away costs a few round trips before the first shot, not one per request.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from wanclip.checks import Check, graph_checks
-from wanclip.comfy.capabilities import Capabilities, detect, object_info
+from wanclip.comfy.capabilities import Capabilities, detect, object_info, together
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import PreflightError, ServerError
 from wanclip.workflow import canonical_json, model_files
@@ -48,12 +50,8 @@ def preflight(clients: list[ComfyClient], graphs: list[dict]) -> list[ServerInfo
     infos, failed = [], []
     distinct = _distinct(graphs)
     classes = {n["class_type"] for g in distinct for n in g.values()}
-    for client in clients:
-        try:
-            caps = detect(client)
-            info = graph_object_info(client, classes, caps)
-        except ServerError as exc:
-            raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
+    answers = together([lambda client=client: _probe(client, classes) for client in clients])  # servers at once
+    for client, (caps, info) in zip(clients, answers, strict=True):
         server = _info(client.url, caps.system_stats, caps)
         infos.append(server)
         for graph in distinct:
@@ -66,6 +64,14 @@ def preflight(clients: list[ComfyClient], graphs: list[dict]) -> list[ServerInfo
         raise PreflightError(_describe([(url, c) for key, url, cs in failed if key in hopeless for c in cs]),
                              "nothing was submitted; fix the above and rerun (`wanclip doctor` shows every check)")
     return infos
+
+
+def _probe(client: ComfyClient, classes: set[str]) -> tuple[Capabilities, dict]:
+    try:
+        caps = detect(client)
+        return caps, graph_object_info(client, classes, caps)
+    except ServerError as exc:
+        raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
 
 
 def graph_object_info(client: ComfyClient, classes: set[str], caps: Capabilities) -> dict:

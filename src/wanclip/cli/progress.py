@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from wanclip.cli.base import console, print_json
 from wanclip.render import RenderEvent
+
+if TYPE_CHECKING:  # rich's live table is imported only where it is drawn (not for --quiet, --json, logs)
+    from rich.table import Table
 
 PHASES = {"model load": "loading models", "text encode": "encoding text", "decode": "decoding",
           "combine": "saving video", "high-noise sampler": "high-noise expert",
@@ -59,8 +59,11 @@ class RenderView:
         self.server = {name: "" for name in self.order}
         self.film = FilmProgress({name: frames for _, name, frames in shots})
         self.note = ""
-        self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False) \
-            if mode == "rich" else None
+        self.live = None
+        if mode == "rich":
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
 
     def __enter__(self) -> RenderView:
         return self  # the live table starts with the first shot event: a refusal prints no table
@@ -162,6 +165,9 @@ class RenderView:
         return None
 
     def _table(self) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(justify="right")
         table.add_column(no_wrap=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
 from wanclip.cli.base import console, err_console, handle_errors, print_json
 from wanclip.cli.progress import RenderView
@@ -43,6 +42,8 @@ def summary(result: FilmResult, as_json: bool) -> None:
                     "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
                                "error": s.error} for s in shots]})
         return
+    from rich.table import Table  # the summary's table is drawn at the end, not on the way to shot 1
+
     table = Table(title="render summary")
     for column in ("#", "shot", "status", "seconds", "server", "clip or error"):
         table.add_column(column)
@@ -89,6 +90,8 @@ def rejected(error: PromptRejected, object_info_for=None) -> None:
     finally:
         if client is not None:
             client.close()
+    from rich.table import Table
+
     table = Table(title=f"ComfyUI refused shot {error.shot or ''}".strip())
     for column in ("node", "class", "input", "received", "allowed", "problem"):
         table.add_column(column, overflow="fold")

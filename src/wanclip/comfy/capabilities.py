@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -120,20 +122,22 @@ def route(caps: Capabilities, path: str) -> str:
 
 
 def detect(client: ComfyClient) -> Capabilities:
-    """Probe ``client``'s server once (about seven small requests) and say what it speaks.
+    """Probe ``client``'s server once (about seven small requests, in three round trips: the
+    system stats first, then the others at once) and say what it speaks.
 
     Raises ``ServerError`` only when ``/system_stats`` cannot be read at all (the server is down or
     is not ComfyUI); every other probe that fails counts as "not there"."""
     stats, api_prefix = _system_stats(client)
     version = (stats.get("system") or {}).get("comfyui_version") if isinstance(stats, dict) else None
     pre = API_PREFIX if api_prefix else ""
-    features = _first_json(client, [pre + "/features", "/features"] if pre else ["/features"])
+    features, jobs_list, (jobs_get, jobs_cancel), replacements = together([  # one round trip, not five
+        lambda: _first_json(client, [pre + "/features", "/features"] if pre else ["/features"]),
+        lambda: _is_jobs_list(probe(client, "GET", "/api/jobs", params={"limit": 1})),
+        lambda: _jobs_routes(client),
+        lambda: _first_json(client, [pre + "/node_replacements", "/node_replacements"] if pre
+                            else ["/node_replacements"]),
+    ])
     features = features if isinstance(features, dict) else None
-    jobs_list = _is_jobs_list(probe(client, "GET", "/api/jobs", params={"limit": 1}))
-    jobs_get = _is_job_not_found(probe(client, "GET", f"/api/jobs/{uuid.uuid4()}"))
-    jobs_cancel = jobs_get and _route_present(probe(client, "POST", "/api/jobs/cancel", json={}))
-    replacements = _first_json(client, [pre + "/node_replacements", "/node_replacements"] if pre
-                               else ["/node_replacements"])
     flags = features or {}
     credentials = flags.get("comfy_api_credentials")
     return Capabilities(
@@ -156,13 +160,25 @@ def object_info(client: ComfyClient, classes, caps: Capabilities | None = None) 
     Never the whole ``/object_info``: on newer servers every full read also starts an asset scan of
     the models, input and output folders, and it is 600+ classes for the dozen a graph uses. A
     class the server does not have is absent from the result (ComfyUI answers ``{}`` for it)."""
-    out: dict = {}
-    for name in sorted({str(c) for c in classes}):
-        path = f"/object_info/{quote(name, safe='')}"
-        info = client._json("GET", route(caps, path) if caps else path)
-        if isinstance(info, dict) and isinstance(info.get(name), dict):
-            out[name] = info[name]
-    return out
+    names = sorted({str(c) for c in classes})
+    paths = [f"/object_info/{quote(name, safe='')}" for name in names]
+    infos = together([lambda path=path: client._json("GET", route(caps, path) if caps else path) for path in paths])
+    return {name: info[name] for name, info in zip(names, infos, strict=True)
+            if isinstance(info, dict) and isinstance(info.get(name), dict)}
+
+
+def together(calls: list[Callable[[], object]], workers: int = 8) -> list:
+    """Run independent small requests at once (a server far away costs one round trip, not one per
+    request) and return their results in order. The first call's error, in that order, is raised
+    as soon as the calls before it are over, as a loop that asked one by one would raise it."""
+    if len(calls) < 2:
+        return [call() for call in calls]
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="probe")
+    try:
+        futures = [pool.submit(call) for call in calls]
+        return [future.result() for future in futures]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def object_info_for(client: ComfyClient, caps: Capabilities | None = None):
@@ -182,6 +198,12 @@ def probe(client: ComfyClient, method: str, path: str, **kwargs) -> tuple[int, o
         return response.status_code, body
     finally:
         response.close()
+
+
+def _jobs_routes(client: ComfyClient) -> tuple[bool, bool]:
+    """(jobs GET route, cancel routes): the cancel probe only where the jobs API answers."""
+    jobs_get = _is_job_not_found(probe(client, "GET", f"/api/jobs/{uuid.uuid4()}"))
+    return jobs_get, jobs_get and _route_present(probe(client, "POST", "/api/jobs/cancel", json={}))
 
 
 def _system_stats(client: ComfyClient) -> tuple[dict, bool]:
