@@ -50,8 +50,22 @@ def hash_into(path: Path, digest):
     return digest
 
 
+_HASHED: dict[tuple, str] = {}  # (path, device, inode, size, mtime_ns) -> sha256, for this process
+
+
 def sha256_file(path: Path) -> str:
-    return hash_into(path, hashlib.sha256()).hexdigest()
+    """The file's sha256. A file this process already hashed and that has not changed since (same
+    inode, size and modification time to the nanosecond; a rename into place is a new inode) is
+    not read again: the render, the stitch and its pieces each check every clip."""
+    st = os.stat(path)
+    key = (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    digest = _HASHED.get(key)
+    if digest is None:
+        digest = hash_into(path, hashlib.sha256()).hexdigest()
+        if len(_HASHED) > 4096:
+            _HASHED.clear()
+        _HASHED[key] = digest
+    return digest
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -153,6 +153,9 @@ def _stitch(result: FilmResult, on_event, pieces=None) -> None:
             return  # same clips, same cuts: the film on disk is already this one
         _emit(on_event, "stitching", shots=len(ledger.shots))
         started = time.monotonic()
+        sheet_after = pieces is not None and pieces.contact_sheet
+        if sheet_after:
+            pieces.contact_sheet = False  # the film first; its contact sheet once it is on disk
         result.film = stitch_film(ledger.folder, made=pieces)  # the pieces fed along the way, if any
     except WanclipError as exc:
         result.note = f"film not stitched: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
@@ -169,3 +172,8 @@ def _stitch(result: FilmResult, on_event, pieces=None) -> None:
     ledger.film["stitch_seconds"] = round(time.monotonic() - started, 3)
     ledger.save()
     _emit(on_event, "stitched", output=str(result.film.output), seconds=result.film.seconds)
+    if sheet_after and result.film.contact_sheet is None:
+        try:
+            result.film.contact_sheet = pieces.write_sheet()
+        except Exception as exc:  # noqa: BLE001 - the film is made; a missing sheet is only a note
+            result.note = "; ".join(filter(None, [result.note, f"no contact sheet: {exc}"]))

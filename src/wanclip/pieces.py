@@ -762,6 +762,16 @@ class FilmPieces:
         result.notes.append(f"joined in one graph, not from pieces: {self.unsupported}")
         return result
 
+    def write_sheet(self) -> Path:
+        """The contact sheet of a finished film, after the fact: a render joins the film with
+        ``contact_sheet`` off (so the film is on disk sooner), then calls this; thumbnails no body
+        encode cut along the way are cut now."""
+        self.contact_sheet = True
+        for position in range(self.count):
+            if not self._thumbs_path(position).is_file():
+                self._write_thumbs(position)
+        return self._sheet()
+
     def _sheet(self) -> Path:
         from wanclip.contact_sheet import SHEET_NAME, write_contact_sheet
         from wanclip.stitch import write_failure
