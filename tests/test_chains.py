@@ -332,3 +332,20 @@ def test_demo_of_the_chain_example_makes_a_seamless_30_s_film(tmp_path):
         assert psnr(frame(film, seam - 1), frame(before, -1)) >= 35  # the film shows the last frame once
         assert psnr(frame(film, seam), frame(after, 1)) >= 35  # ... then the link's second frame
         assert psnr(frame(before, -1), frame(after, 0)) >= 35  # the link began on that last frame
+
+
+def test_links_added_after_their_head_was_rendered_start_from_its_clip(sim, tmp_path):
+    """A film rendered without chains, then given `continue:` shots: the head is not rendered
+    again; its last frame is decoded from the clip already there, and the links follow."""
+    out = tmp_path / "film"
+    shots = chain_film(tmp_path, 1)
+    assert render(sim.url, shots, out).exit_code == 0
+    head = load_ledger(out).shots[0]
+    assert head.last_frame is None  # nothing continued from it yet
+    chain_film(tmp_path, 3)
+    result = render(sim.url, shots, out)
+    assert result.exit_code == 0, result.output
+    ledger = load_ledger(out)
+    assert ledger.shots[0].clip_sha256 == head.clip_sha256  # the head was kept
+    assert (out / "clips" / "01_walk-1.last.png").is_file()
+    assert all(p >= 35 for p in seam_psnrs(out))

@@ -22,14 +22,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
-from wanclip import continuity
 from wanclip import machine as m
+from wanclip.chaining import Chains
 from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.comfy.events import Event, ExecutionStart, Progress
 from wanclip.comfy.follow import Disconnected, Reconnected
-from wanclip.errors import PreflightError, PromptRejected, ServerError, WanclipError
+from wanclip.errors import PreflightError, PromptRejected, ServerError
 from wanclip.ledger import Ledger, film_lock
 from wanclip.plan import Plan
 from wanclip.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
@@ -37,7 +36,6 @@ from wanclip.preflight import fit_key, preflight
 from wanclip.resume import open_ledger
 from wanclip.stopping import stop_our_prompts
 from wanclip.tracking import node_labels
-from wanclip.workflow import image_name
 
 SETTLED = ("done", "failed")
 
@@ -106,8 +104,9 @@ class Render:
                              submit_tries=options.submit_tries, backoff=options.submit_backoff)
         self.ledger = open_ledger(plan, options.force, options.only)
         self.positions = {r.name: i for i, r in enumerate(self.ledger.shots)}
-        self.planned = {s.name: s for s in plan.shots}
-        self.selected = self._with_chains([s.name for s in plan.shots if not options.only or s.name in options.only])
+        self.chains = Chains(plan, self.ledger)
+        self.selected = self.chains.with_chains([s.name for s in plan.shots
+                                                 if not options.only or s.name in options.only])
         now = self.clock()
         self.shots = {s.name: m.attached(self.ledger.shot(s.name), node_labels(s.graph), now)
                       for s in plan.shots if s.name in self.selected}
@@ -115,19 +114,6 @@ class Render:
         self.sync = False  # effects run on this thread (while cancelling)
         self.pool: ServerPool | None = None
         self.able: dict[str, set[str]] = {}  # shot -> servers that have its nodes and models
-        self.starts: dict[str, str] = {}  # chain link -> the predecessor clip its start picture is from
-
-    def _with_chains(self, names: list[str]) -> list[str]:
-        """``--only`` a chain link: the links after it start from its clip, so they come too; a link
-        whose predecessor has no clip yet brings the predecessor."""
-        chosen = set(names)
-        for shot in self.plan.shots:  # in film order, so a whole tail follows
-            if shot.continues in chosen:
-                chosen.add(shot.name)
-        for shot in reversed(self.plan.shots):
-            if shot.name in chosen and shot.continues and self.ledger.shot(shot.continues).status != "done":
-                chosen.add(shot.continues)
-        return [s.name for s in self.plan.shots if s.name in chosen]
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self) -> RenderResult:
@@ -193,71 +179,25 @@ class Render:
 
         clients = [make(url) for url in dict.fromkeys(o.servers)]
         folder = self.ledger.folder
-        followed = {s.continues for s in self.plan.shots if s.continues}
         specs = {s.name: ShotSpec(s.graph, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps,
-                                  images=self._keyframes(s), front=bool(s.continues),
-                                  last_frame=folder / "clips" / f"{s.stem}.last.png" if s.name in followed else None)
+                                  images=self.chains.keyframes(s), front=bool(s.continues),
+                                  last_frame=self.chains.last_frame_path(s))
                  for s in self.plan.shots}
         times = PoolTimes(server_grace=o.server_grace, outage_limit=o.shot_timeout, poll_interval=o.poll_interval,
                           reconcile_interval=o.reconcile_interval)
         return ServerPool(clients, specs, folder, self.ledger.film["client_id"], clock=self.clock, times=times,
                           inline=self.inline)
 
-    def _keyframes(self, shot) -> dict:
-        """The shot's keyframes fitted to the film, in ``<film>/inputs/`` (made once)."""
-        folder = self.ledger.folder / continuity.INPUTS
-        return {role: continuity.prepare_keyframe(path, shot.width, shot.height,
-                                                  folder / image_name(continuity.keyframe_key(path, shot.width,
-                                                                                              shot.height)))
-                for role, path in shot.keyframes.items()}
-
-    def _chain_start(self, shot: m.Shot) -> bool:
-        """Whether a chain link may go: its predecessor's clip is verified and its last frame is
-        the link's start picture (colour-matched to the chain's first keyframe when asked). A failed
-        predecessor fails the link; one still rendering keeps it waiting (other shots go meanwhile)."""
-        before_name = self.planned[shot.name].continues
-        if before_name is None:
-            return True
-        before = self.ledger.shot(before_name)
-        if before.status == "failed":
-            self.feed(shot.name, m.Blocked(f"it continues from shot {before_name}, which failed; once that one "
-                                           "renders, rerun the same command and this one follows"))
-            return False
-        if before.status != "done":
-            return False
-        if self.starts.get(shot.name) != before.clip_sha256:
-            try:
-                start = self._start_picture(shot.name, before)
-            except (ValueError, WanclipError) as exc:
-                self.feed(shot.name, m.Blocked(f"the last frame of shot {before_name} could not be read: {exc}"))
-                return False
+    def _chain_ready(self, shot: m.Shot) -> bool:
+        """A chain link goes once its predecessor's clip is verified, starting from its last frame."""
+        ready = self.chains.ready(shot.name)
+        if ready.verdict == "blocked":
+            self.feed(shot.name, m.Blocked(ready.why))
+        elif ready.picture is not None:
             spec = self.pool.specs[shot.name]
-            self.pool.specs[shot.name] = replace(spec, images={**spec.images, "start_image": start})
-            self.starts[shot.name] = before.clip_sha256
-        return True
-
-    def _start_picture(self, name: str, before) -> Path:
-        folder = self.ledger.folder
-        last = folder / before.last_frame if before.last_frame else None
-        if last is None or not last.is_file():  # rendered before a shot continued from it
-            planned = self.planned[before.name]
-            last = continuity.last_frame(folder / before.clip, before.frames, before.width, before.height,
-                                         folder / "clips" / f"{planned.stem}.last.png")
-        reference = self._chain_reference(before.name)
-        if not self.plan.film.colour_match or reference is None or reference == last:
-            return last
-        stem = self.planned[name].stem
-        return continuity.next_input(last, reference, folder / continuity.INPUTS / f"{stem}.start.png")
-
-    def _chain_reference(self, name: str) -> Path | None:
-        """The chain's first keyframe: the head's own keyframe, else the head's last frame."""
-        head = self.planned[name]
-        while head.continues:
-            head = self.planned[head.continues]
-        if "start_image" in self.pool.specs[head.name].images:
-            return self.pool.specs[head.name].images["start_image"]
-        record = self.ledger.shot(head.name)
-        return self.ledger.folder / record.last_frame if record.last_frame else None
+            if spec.images.get("start_image") != ready.picture:
+                self.pool.specs[shot.name] = replace(spec, images={**spec.images, "start_image": ready.picture})
+        return ready.verdict == "go"
 
     def _reattach(self) -> None:
         for shot in list(self.shots.values()):
@@ -288,7 +228,7 @@ class Render:
             if not self.accepted and any(s.phase in ("submitting", "unconfirmed", "waiting")
                                          for s in self.shots.values()):
                 return  # the first submission goes alone: a 400 then refuses the render with nothing sent
-            if shot.phase != "idle" or not self._chain_start(shot):
+            if shot.phase != "idle" or not self._chain_ready(shot):
                 continue
             load: dict[str, int] = {}
             for other in self.shots.values():
@@ -297,9 +237,7 @@ class Render:
             url = self.pool.pick(load, self.able.get(shot.name))
             if url is None:
                 continue  # no server for this one now; a later shot may fit another
-            before = self.planned[shot.name].continues
-            self.feed(shot.name, m.Assign(url, str(uuid.uuid4()),
-                                          self.ledger.shot(before).clip_sha256 if before else None))
+            self.feed(shot.name, m.Assign(url, str(uuid.uuid4()), self.chains.start_sha256(shot.name)))
 
     # -- routing what the pool hears to the machine ----------------------------------------------
     def route(self, url: str, item) -> None:
