@@ -82,6 +82,9 @@ class PageWriter:
         self.write_now()
 
 
+PIECES_FROM = ("submitted", "reattached", "done")  # render events after which the pieces are set up
+
+
 def make_film(plan: Plan, options: RenderOptions,
               on_event: Callable[[RenderEvent], None] = lambda event: None) -> FilmResult:
     """Render every selected shot of ``plan``; then, when every shot is done, stitch the film.
@@ -89,18 +92,22 @@ def make_film(plan: Plan, options: RenderOptions,
     ``index.html`` in the film folder (the storyboard) is rewritten as shots finish and at the end."""
     with film_lock(plan.out_dir):
         page = PageWriter(plan.out_dir, plan.shots_file if plan.shots_file.is_file() else None)
-        pieces = None
+        pieces, pending = None, options.stitch
 
         def watched(event: RenderEvent) -> None:
+            nonlocal pieces, pending
             on_event(event)
             if event.kind in PAGE_EVENTS:
                 page.request()
             if pieces is not None:
                 pieces.on_render_event(event)  # a queue.put: the encode runs in the background
+            elif pending and event.kind in PIECES_FROM:
+                # made once the first prompt is posted (the GPU is busy): its imports and the ffmpeg
+                # probe stay off the start; the ledger brings every clip already done, this one too
+                pending, pieces = False, _pieces(render.ledger)
 
         try:
             render = Render(plan, options, watched)
-            pieces = _pieces(render.ledger) if options.stitch else None
             result = FilmResult(render.run())
             if options.stitch:
                 _stitch(result, on_event, pieces)
