@@ -208,6 +208,8 @@ def test_interrupt_session_matches_the_recording(rec, client, samples_092):
     ws = client.connect(body["client_id"])
     msgs = [json.loads(ws.recv())]
     a = client.post("/prompt", {"prompt": body["prompt"], "client_id": body["client_id"]}).json()["prompt_id"]
+    # as in the recording, A is taken off the queue before B arrives (its status broadcast comes first)
+    wait_until(lambda: (rec.engine.current() or (None,))[0] == a)
     b = client.post("/prompt", {"prompt": prompt_b, "client_id": body["client_id"]}).json()["prompt_id"]
     wait_until(lambda: rec.engine.current() == (a, "81"))
     got = {"B pending": client.get(f"/api/jobs/{b}").json(), "A running": client.get(f"/api/jobs/{a}").json(),
