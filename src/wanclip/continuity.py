@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wanclip.files import atomic_write_bytes, sha256_file
-from wanclip.media import ffmpeg_exe, run
+from wanclip.media import read_frames
 
 if TYPE_CHECKING:
     from PIL.Image import Image as Picture
@@ -100,16 +100,12 @@ def prepare_keyframe(src: Path, width: int, height: int, dest: Path) -> Path:
 
 def last_frame(clip: Path, frames: int, width: int, height: int, dest: Path) -> Path:
     """Decode frame ``frames - 1`` of ``clip`` (the last one) exactly, as RGB, into the PNG ``dest``."""
-    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(clip), "-map", "0:v:0",
-            "-vf", f"select=eq(n\\,{frames - 1}),format=rgb24", "-fps_mode", "passthrough",
-            "-f", "rawvideo", "-"]
     from PIL import Image
 
-    raw = run(argv, f"reading the last frame of {clip}", timeout=300).stdout
-    size = width * height * 3
-    if len(raw) < size:
+    raw = read_frames(clip, [frames - 1], width, height, scale=False).get(frames - 1)
+    if raw is None:
         raise ValueError(f"{clip} has no frame {frames} of {width}x{height} (the clip is shorter than the ledger says)")
-    img = Image.frombytes("RGB", (width, height), raw[:size])
+    img = Image.frombytes("RGB", (width, height), raw)
     atomic_write_bytes(dest, png_bytes(img))
     return dest
 

@@ -255,17 +255,25 @@ def _fps(video: str, path: Path) -> Fraction:
 
 # --- frames for pictures ------------------------------------------------------------------------
 
-def grab_frames(clip: ClipInfo, indices: list[int], width: int, height: int) -> list[bytes]:
-    """Frames ``indices`` of a clip, scaled to ``width``x``height``, as raw RGB24 bytes each."""
+def read_frames(path: Path, indices: list[int], width: int, height: int, scale: bool = True) -> dict[int, bytes]:
+    """Frames ``indices`` of a video as raw RGB24 bytes, by index; a frame the file lacks is absent.
+    ``scale``: scaled to ``width``x``height``; else decoded as they are (then that is their size)."""
     expr = "+".join(f"eq(n\\,{i})" for i in sorted(set(indices)))
-    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(clip.path), "-map", "0:v:0",
-            "-vf", f"select={expr},scale={width}:{height},format=rgb24", "-fps_mode", "passthrough",
+    size_filter = f"scale={width}:{height}," if scale else ""
+    argv = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
+            "-vf", f"select={expr},{size_filter}format=rgb24", "-fps_mode", "passthrough",
             "-f", "rawvideo", "-"]
-    raw = run(argv, f"reading frames of {clip.path}", timeout=300).stdout
+    raw = run(argv, f"reading frames of {path}", timeout=300).stdout
     size = width * height * 3
     got = {i: raw[k * size:(k + 1) * size] for k, i in enumerate(sorted(set(indices)))}
-    blank = bytes(size)
-    return [got.get(i) if len(got.get(i, b"")) == size else blank for i in indices]
+    return {i: frame for i, frame in got.items() if len(frame) == size}
+
+
+def grab_frames(clip: ClipInfo, indices: list[int], width: int, height: int) -> list[bytes]:
+    """Frames ``indices`` of a clip, scaled to ``width``x``height``, as raw RGB24 bytes each."""
+    got = read_frames(clip.path, indices, width, height)
+    blank = bytes(width * height * 3)
+    return [got.get(i, blank) for i in indices]
 
 
 @functools.lru_cache(maxsize=8)

@@ -15,7 +15,7 @@ from wanclip import continuity
 from wanclip.errors import ShotsFileError, WanclipError, WorkflowError
 from wanclip.files import atomic_write_text
 from wanclip.shots import Film, Transition, load_film
-from wanclip.timeline import cut_problem
+from wanclip.timeline import cut_problem, kept_frames
 from wanclip.workflow import (
     CONTINUE_PLACEHOLDER,
     I2V_WORKFLOW,
@@ -123,7 +123,7 @@ class PlannedShot:
     @property
     def kept_frames(self) -> int:
         """Frames in the film: a continued shot's first frame is its predecessor's last one."""
-        return self.frames - (1 if self.continues else 0)
+        return kept_frames(self.frames, bool(self.continues))
 
     @property
     def stem(self) -> str:
@@ -178,12 +178,17 @@ def workflow_path(film: Film, shots_file: Path, i2v: bool = False) -> Path:
     return path if path.is_absolute() else shots_file.parent / path
 
 
+def _named(path: Path, exc: WorkflowError) -> WorkflowError:
+    """The error with the graph's file named in the message (once)."""
+    where = exc.message if exc.path else f"{path}: {exc.message}"
+    return WorkflowError(where, exc.hint, role=exc.role, path=None)
+
+
 def _load(path: Path) -> dict:
     try:
         return load_graph(path)
     except WorkflowError as exc:
-        where = exc.message if exc.path else f"{path}: {exc.message}"
-        raise WorkflowError(where, exc.hint, role=exc.role, path=None) from exc
+        raise _named(path, exc) from exc
 
 
 def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = None) -> Plan:
@@ -203,8 +208,7 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
         try:
             shots.append(_plan_shot(film, bases[path == i2v_path], i, keyframes[i - 1]))
         except WorkflowError as exc:
-            where = exc.message if exc.path else f"{path}: {exc.message}"
-            raise WorkflowError(where, exc.hint, role=exc.role, path=None) from exc
+            raise _named(path, exc) from exc
     out_dir = _film_folder(film, shots_file, out)
     plan = Plan(film=film, shots_file=shots_file, workflow=wf_path, out_dir=out_dir, shots=shots,
                 warnings=notes, i2v_workflow=i2v_path)

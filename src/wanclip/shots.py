@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from wanclip.errors import ShotsFileError
-from wanclip.timeline import CUT, film_seconds, transition_name_problem
+from wanclip.timeline import CUT, film_seconds, kept_frames, transition_name_problem
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TRAINED_FRAMES = 81
@@ -250,7 +250,7 @@ class Film(BaseModel):
     def kept_frames(self, index: int) -> int:
         """Frames of shot ``index`` in the film: a continued shot's first frame is its predecessor's
         last frame, so the stitch drops it."""
-        return self.shot_frames(index) - (1 if self.shots[index - 1].continues else 0)
+        return kept_frames(self.shot_frames(index), self.shots[index - 1].continues)
 
     @property
     def slug(self) -> str:
