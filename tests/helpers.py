@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -47,6 +51,24 @@ def wait_until(check, tries: int = 500, interval: float = 0.01, message=lambda: 
             return
         time.sleep(interval)
     raise AssertionError(message())
+
+
+def kill_render_when(shots: Path, server: str, out: Path, ready, interval: float = 0.05) -> None:
+    """Run `wanclip render` in its own process and SIGKILL it once ``ready(ledger)`` holds (a killed
+    client: no Ctrl-C handling, no cleanup), at most 60 s in; the ledger is read as it is written."""
+    from wanclip.ledger import load_ledger
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--server", server,
+                             "--out", str(out), "--json"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if (Path(out) / "ledger.json").exists() and ready(load_ledger(out)):
+            break
+        time.sleep(interval)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
 
 
 # What `Capabilities.describe()` says of each simulator profile (doctor's "ComfyUI features" row).

@@ -13,7 +13,7 @@ import math
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 
-from helpers import run_cli, write_shots
+from helpers import kill_render_when, run_cli, write_shots
 from wanclip import media
 from wanclip.ledger import load_ledger
 from wanclip.plan import plan_film
@@ -254,28 +254,11 @@ def test_a_server_restart_mid_chain_resubmits_the_lost_link_from_the_same_frame(
 
 
 def test_a_killed_client_mid_chain_reattaches_and_renders_no_link_twice(sim, tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from helpers import ROOT
-
     sim.engine.config.step_seconds = 0.1  # each link takes ~0.5 s: the kill lands mid-chain
     try:
         shots, out = chain_film(tmp_path, 4), tmp_path / "film"
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        proc = subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--server", sim.url,
-                                 "--out", str(out), "--json"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # kill it once walk-2 is on the server
-            if (out / "ledger.json").exists() and load_ledger(out).shots[1].status in ("queued", "running"):
-                break
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_render_when(shots, sim.url, out, lambda ledger: ledger.shots[1].status in ("queued", "running"),
+                         interval=0.02)  # once walk-2 is on the server
         assert load_ledger(out).shots[1].prompt_id
         result = render(sim.url, shots, out)
         assert result.exit_code == 0, result.output

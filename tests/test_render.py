@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from helpers import ROOT, load, run_cli, write_shots
+from helpers import ROOT, kill_render_when, load, run_cli, write_shots
 from wanclip import media
 from wanclip.errors import Interrupted
 from wanclip.ledger import load_ledger
@@ -238,17 +235,7 @@ def test_killed_client_then_rerun_renders_no_shot_twice_and_loses_none(sim, tmp_
     sim.engine.config.step_seconds = 0.3  # each shot takes ~1 s, so the kill lands mid-film
     try:
         shots, out = tiny_film(tmp_path, 4), tmp_path / "out"
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        proc = subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--server", sim.url,
-                                 "--out", str(out), "--json"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (out / "ledger.json").exists() and any(s.status == "done" for s in load_ledger(out).shots):
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        kill_render_when(shots, sim.url, out, lambda ledger: any(s.status == "done" for s in ledger.shots))
         statuses = [s.status for s in load_ledger(out).shots]
         assert "done" in statuses and statuses != ["done"] * 4
         result = render(sim.url, shots, out)
