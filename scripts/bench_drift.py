@@ -24,10 +24,10 @@ from pathlib import Path
 from PIL import Image
 
 from wanclip import media
-from wanclip.drift import Drift, colour_stats, distance
 from wanclip.ledger import load_ledger
-from wanclip.plan import plan_film
-from wanclip.render import RenderOptions, render_film
+from wanclip.planning.plan import plan_film
+from wanclip.render.drift import Drift, colour_stats, distance
+from wanclip.render.loop import RenderOptions, render_film
 from wanclip.sim import serve_in_thread
 from wanclip.sim.video import band_height, strip_height
 

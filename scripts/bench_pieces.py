@@ -33,13 +33,13 @@ from bench_render import (  # this folder is on sys.path when run as a script
     gaps,
     ideal,
 )
-from wanclip import stitch
-from wanclip.contact_sheet import write_contact_sheet
 from wanclip.media import probe
-from wanclip.pieces import FilmPieces
-from wanclip.plan import plan_film
-from wanclip.render import RenderOptions, render_film
+from wanclip.planning.plan import plan_film
+from wanclip.render.loop import RenderOptions, render_film
 from wanclip.sim import serve_in_thread
+from wanclip.stitch import core as stitch
+from wanclip.stitch.contact_sheet import write_contact_sheet
+from wanclip.stitch.pieces import FilmPieces
 
 
 def server_times(log: list[dict]) -> tuple[float, list[float]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from wanclip.plan import plan_film
+from wanclip.planning.plan import plan_film
 from wanclip.sim import serve_in_thread
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 
 from fakehub import FakeHub  # noqa: E402
-from wanclip import assets  # noqa: E402
+from wanclip.models import assets  # noqa: E402
 
 THEIRS = """
 import os, sys

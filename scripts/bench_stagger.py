@@ -1,7 +1,7 @@
 """How long a film takes on several cold servers when their model loads start together or staggered.
 
 A model of the 4×H100 measurements in ``../shared/reference/gpu-timings.md`` (no GPU, no server: a
-time-stepped simulation driving the real ``wanclip.stagger`` policy and the pool's dispatch rule):
+time-stepped simulation driving the real ``wanclip.render.stagger`` policy and the pool's dispatch rule):
 
 - one server alone: first shot 79 s = model load 54.7 s + first-shot compute 24.3 s; later shots 18.6 s
   (1 server, 12 shots: 79 + 11 × 18.6 = 283.6 s; measured 288 s with the stitch);
@@ -23,7 +23,7 @@ import argparse
 import math
 from dataclasses import dataclass, field
 
-from wanclip.stagger import DEFAULT_STAGGER_SECONDS, Stagger
+from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS, Stagger
 
 LOAD = 54.7  # s, one server's model load alone
 FIRST = 24.3  # s, the first shot's compute after the load (lazy second expert, cold kernels)

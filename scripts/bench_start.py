@@ -30,7 +30,7 @@ from pathlib import Path
 
 import requests
 
-from wanclip.plan import plan_film
+from wanclip.planning.plan import plan_film
 from wanclip.sim import serve_in_thread
 
 BARE = """import json, sys, requests

@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from wanclip import media, stitch
+from wanclip import media
+from wanclip.stitch import core as stitch
 
 FADE = 0.3
 

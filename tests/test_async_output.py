@@ -13,11 +13,10 @@ import pytest
 import requests
 import websocket
 
-from wanclip import outputs
+from wanclip.comfy import outputs
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ClipError
-from wanclip.sim import serve_in_thread
-from wanclip.workflow import (
+from wanclip.planning.workflow import (
     CORE_WORKFLOW,
     ShotParams,
     find_roles,
@@ -25,6 +24,7 @@ from wanclip.workflow import (
     shipped_graph,
     use_async_output,
 )
+from wanclip.sim import serve_in_thread
 
 DELAY = 0.6
 

@@ -12,12 +12,12 @@ import pytest
 import requests
 
 from helpers import FEATURES, ROOT, load, run_cli, wait_until, write_shots
-from wanclip.checks import explain_rejection
+from wanclip.checks.graph import explain_rejection
+from wanclip.checks.preflight import preflight
 from wanclip.comfy import jobs
 from wanclip.comfy.capabilities import Capabilities, detect, object_info, prefix, rejection_server, route
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import PreflightError, PromptRejected
-from wanclip.preflight import preflight
 
 PROFILES = ["0.3.64", "0.9", "0.38"]
 

@@ -16,7 +16,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageStat
 from helpers import kill_render_when, run_cli, write_shots
 from wanclip import media
 from wanclip.ledger import load_ledger
-from wanclip.plan import plan_film
+from wanclip.planning.plan import plan_film
 
 FRAMES = 9  # 4n+1, small: the simulator draws and encodes every frame
 W, H = 96, 64
@@ -214,7 +214,7 @@ def test_a_failed_link_fails_the_links_after_it_and_a_rerun_finishes_the_chain(s
 def test_colour_match_holds_a_drifting_chain_to_its_first_keyframe(sim_server, tmp_path):
     """With the simulator's per-link drift, the last link's colour stays near the chain's first
     keyframe when colour_match is on, and drifts link after link when it is off."""
-    from wanclip.drift import colour_stats, distance
+    from wanclip.render.drift import colour_stats, distance
     from wanclip.sim import serve_in_thread
 
     drifts = {}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from helpers import SHIPPED, SHIPPED_CORE, load
-from wanclip.checks import combo_options
+from wanclip.checks.graph import combo_options
 
 MODEL_INPUTS = {"unet_name", "clip_name", "vae_name", "lora_name"}
 # Combos listing the server's files: the recording's list is that machine's input/ folder, not a schema.
@@ -95,7 +95,7 @@ def test_core_graph_matches_the_recorded_092_object_info(reference):
 def test_core_graph_matches_the_038_schema_with_its_dynamic_combo():
     """0.38 (the simulator's object_info, from the drift notes): `format` a DynamicCombo whose keys
     are the choices, `codec` a hidden optional input kept for graphs like the shipped one."""
-    from wanclip.workflow import shipped_path
+    from wanclip.planning.workflow import shipped_path
 
     object_info = json.loads((shipped_path("sim", "object_info_0.38.json")).read_text())
     save = object_info["SaveVideo"]["input"]
@@ -111,7 +111,7 @@ I2V_PATHS = [SHIPPED.parent / "wan22_i2v_lightx2v_4step.json", SHIPPED.parent / 
 @pytest.mark.parametrize("recording", ["comfyui-samples", "comfyui-samples-0.9.2"], ids=["0.3.64", "0.9.2"])
 def test_shipped_i2v_graphs_match_real_object_info(reference, path, recording):
     """LoadImage -> WanImageToVideo, and the first-last-frame form inject makes, against both recordings."""
-    from wanclip.workflow import ShotParams, inject
+    from wanclip.planning.workflow import ShotParams, inject
 
     object_info = json.loads((reference / recording / "object_info_all.json").read_text())
     graph = load(path)

@@ -22,7 +22,7 @@ from wanclip.comfy.events import (
     history_timestamps,
     parse,
 )
-from wanclip.outputs import check_safe, video_outputs
+from wanclip.comfy.outputs import check_safe, video_outputs
 
 
 def entry(samples, name: str) -> dict:

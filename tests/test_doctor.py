@@ -10,13 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import FEATURES, help_words
-from wanclip import assets, doctor
-from wanclip.checks import Check, combo_options, graph_checks, similar_model
+from wanclip.checks import doctor
+from wanclip.checks.graph import Check, combo_options, graph_checks, similar_model
+from wanclip.checks.preflight import preflight
 from wanclip.cli.app import app
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import PreflightError
-from wanclip.preflight import preflight
-from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, shipped_graph, shipped_path
+from wanclip.models import assets
+from wanclip.planning.workflow import CORE_WORKFLOW, LOADER_INPUTS, shipped_graph, shipped_path
 
 GRAPH = shipped_graph()
 ROOT_WORKFLOWS = shipped_path("workflows", CORE_WORKFLOW).parent
@@ -253,8 +254,8 @@ def test_a_file_setup_does_not_install_is_not_sent_to_setup():
 
 
 def test_preflight_imports_neither_doctor_nor_the_hub():
-    code = ("import sys, wanclip.preflight; "
-            "print(sorted(m for m in sys.modules if m == 'wanclip.doctor' or m.startswith('huggingface_hub')))")
+    code = ("import sys, wanclip.checks.preflight; "
+            "print(sorted(m for m in sys.modules if m == 'wanclip.checks.doctor' or m.startswith('huggingface_hub')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
 
@@ -319,14 +320,14 @@ CUTS_FILM = shipped_path("shots", "tomato_egg.yaml")
 
 
 def test_only_an_image_to_video_graph_needs_the_i2v_set():
-    from wanclip.workflow import I2V_WORKFLOW
+    from wanclip.planning.workflow import I2V_WORKFLOW
 
     assert doctor.sets_needed([GRAPH]) == []
     assert doctor.sets_needed([GRAPH, shipped_graph(I2V_WORKFLOW)]) == ["i2v"]
 
 
 def test_a_server_without_the_i2v_nodes_fails_the_i2v_graph_by_name():
-    from wanclip.workflow import I2V_WORKFLOW
+    from wanclip.planning.workflow import I2V_WORKFLOW
 
     graph = shipped_graph(I2V_WORKFLOW)
     classes = {n["class_type"] for n in graph.values()} - {"WanImageToVideo"}
@@ -335,7 +336,7 @@ def test_a_server_without_the_i2v_nodes_fails_the_i2v_graph_by_name():
 
 
 def test_an_i2v_model_missing_from_the_server_is_sent_to_setup_with_i2v():
-    from wanclip.workflow import I2V_WORKFLOW
+    from wanclip.planning.workflow import I2V_WORKFLOW
 
     checks = by_name(graph_checks(shipped_graph(I2V_WORKFLOW), object_info_for(SIX)))
     check = checks["model wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors"]

@@ -7,8 +7,8 @@ import json
 import pytest
 from PIL import Image, ImageDraw, ImageStat
 
-from wanclip import drift
-from wanclip.drift import Drift, Stats, chain_report, colour_stats, distance, match_colours
+from wanclip.render import drift
+from wanclip.render.drift import Drift, Stats, chain_report, colour_stats, distance, match_colours
 
 SIZE = (832, 480)
 
@@ -162,7 +162,7 @@ def test_stats_round_trip_through_a_json_ledger():
 
 
 def test_bounded_moves_at_most_one_step_towards_the_reference():
-    from wanclip.drift import STEP_GAIN, STEP_SHIFT, Stats, bounded
+    from wanclip.render.drift import STEP_GAIN, STEP_SHIFT, Stats, bounded
 
     hist = tuple(tuple([1 / 32] * 32) for _ in range(3))
     reference = Stats((100.0, 100.0, 100.0), (40.0, 40.0, 40.0), hist)

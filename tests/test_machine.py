@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from wanclip import machine as m
 from wanclip.comfy.events import parse
 from wanclip.ledger import ShotRecord
-from wanclip.tracking import node_labels
+from wanclip.render import shot as m
+from wanclip.render.tracking import node_labels
 
 DATA = Path(__file__).parent / "data"
 SERVER = "http://gpu:8188"

@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wanclip import media, nodepack
+from wanclip import media
+from wanclip.checks.doctor import run_doctor
 from wanclip.cli.app import app
 from wanclip.comfy.client import ComfyClient
-from wanclip.doctor import run_doctor
+from wanclip.models import nodepack
 from wanclip.sim import serve_in_thread
 from wanclip.sim import wanclip_nodes as sim_pack
 

@@ -24,9 +24,11 @@ from PIL import Image, ImageChops
 
 from test_media import make_clip
 from test_stitch import chosen_ffmpeg, write_ledger  # noqa: F401 (chosen_ffmpeg: an autouse fixture)
-from wanclip import contact_sheet, media, pieces, stitch
+from wanclip import media
 from wanclip.sim.video import Clip, write_mp4
-from wanclip.stitch import Cut
+from wanclip.stitch import contact_sheet, pieces
+from wanclip.stitch import core as stitch
+from wanclip.stitch.core import Cut
 
 # transitions of every kind a film has: hard cut, fades of a fractional and a whole number of frames
 CUTS = [None, {"type": "fade", "duration": 0.3}, {"type": "cut", "duration": 0.3},

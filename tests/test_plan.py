@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, load, run_cli, write_shots
-from wanclip.workflow import graph_sha256
+from wanclip.planning.workflow import graph_sha256
 
 TOMATO = ROOT / "shots" / "tomato_egg.yaml"
 
@@ -166,7 +166,7 @@ def test_a_folder_given_as_the_shots_file(tmp_path):
 
 
 def test_resolve_shots_file_is_the_one_rule_for_every_command(tmp_path, monkeypatch):
-    from wanclip.plan import resolve_shots_file, shipped_path
+    from wanclip.planning.plan import resolve_shots_file, shipped_path
 
     monkeypatch.chdir(tmp_path)
     assert resolve_shots_file(Path("single_5s")) == shipped_path("shots", "single_5s.yaml")
@@ -185,7 +185,7 @@ def test_plan_json_ends_with_one_error_event_when_refused(tmp_path):
 def test_weight_dtype_sets_both_experts_and_a_typo_is_refused(tmp_path):
     """`weight_dtype: fp8_e4m3fn_fast` (faster sampling on Hopper, more numeric drift) reaches both
     experts' UNETLoader by role; unset keeps the graph's `default`; a typo names the choices."""
-    from wanclip.plan import plan_film
+    from wanclip.planning.plan import plan_film
 
     fast = write_shots(tmp_path, "title: T\nweight_dtype: fp8_e4m3fn_fast\nshots:\n  - {name: a, prompt: x}\n")
     graph = plan_film(fast).shots[0].graph

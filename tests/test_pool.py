@@ -10,9 +10,9 @@ import pytest
 from fakecomfy import Clock, FakeComfy, tiny_mp4
 from test_render import tiny_film
 from wanclip.errors import Interrupted, ServerError
-from wanclip.plan import plan_film
-from wanclip.render import Render, RenderOptions
-from wanclip.stopping import stop_our_prompts
+from wanclip.planning.plan import plan_film
+from wanclip.render.loop import Render, RenderOptions
+from wanclip.render.stopping import stop_our_prompts
 
 A, B = "http://gpu-a:8188", "http://gpu-b:8188"
 
@@ -136,7 +136,7 @@ def test_every_server_down_past_the_limit_ends_the_render_with_the_shots_kept_in
 def test_a_server_out_past_the_grace_hands_its_shots_to_the_other(session):
     s = session(urls=(A, B), shots=4)
     a, b = s.fakes[A], s.fakes[B]
-    # both cold: each holds only its first shot while its models load (wanclip.stagger)
+    # both cold: each holds only its first shot while its models load (wanclip.render.stagger)
     s.until(lambda: len(a.pending) == 1 and len(b.pending) == 1)
     s.render.advance()
     assert len(a.posts) + len(b.posts) == 2

@@ -13,8 +13,8 @@ from helpers import ROOT, kill_render_when, load, run_cli, write_shots
 from wanclip import media
 from wanclip.errors import Interrupted
 from wanclip.ledger import load_ledger
-from wanclip.plan import plan_film
-from wanclip.render import RenderOptions, render_film
+from wanclip.planning.plan import plan_film
+from wanclip.render.loop import RenderOptions, render_film
 from wanclip.sim import serve_in_thread
 
 

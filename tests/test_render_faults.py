@@ -19,8 +19,8 @@ from helpers import ROOT, run_cli, wait_until
 from test_render import render, successes, tiny_film
 from wanclip.errors import Interrupted, PreflightError
 from wanclip.ledger import load_ledger
-from wanclip.plan import plan_film
-from wanclip.render import RenderOptions, render_film
+from wanclip.planning.plan import plan_film
+from wanclip.render.loop import RenderOptions, render_film
 
 pytestmark = pytest.mark.timeout(90)
 PROFILES = ["0.3.64", "0.9", "0.38"]

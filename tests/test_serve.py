@@ -21,7 +21,8 @@ from helpers import run_cli
 from test_render import tiny_film
 from wanclip import config
 from wanclip.ledger import load_ledger
-from wanclip.serve import (
+from wanclip.planning.workflow import find_roles
+from wanclip.serve.supervisor import (
     SIM_COMMAND,
     ServeError,
     ServeOptions,
@@ -30,7 +31,6 @@ from wanclip.serve import (
     parse_gpus,
     warm_graph,
 )
-from wanclip.workflow import find_roles
 
 FAST_SIM = SIM_COMMAND + " --load-seconds 0.05 --step-seconds 0.05"
 

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from fakehub import FakeHub
 from helpers import help_words
-from wanclip import assets
 from wanclip.cli.app import app
+from wanclip.models import assets
 
 SIZE = 300_000  # per file: several write chunks of the fake hub, small enough to stay fast
 
@@ -441,7 +441,7 @@ def test_a_read_only_wanclip_home_does_not_fail_an_install(tmp_path, inline_hub,
 # --- import cost and wording --------------------------------------------------------------------
 
 def test_importing_assets_does_not_import_the_hub_client():
-    code = ("import sys, wanclip.assets; "
+    code = ("import sys, wanclip.models.assets; "
             "assert 'huggingface_hub' not in sys.modules and 'httpx2' not in sys.modules, "
             "sorted(m for m in sys.modules if m.startswith(('huggingface', 'httpx')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -465,7 +465,7 @@ I2V_DESTS = sorted(item.dest for item in assets.load_manifest(extras=["i2v"]) if
 
 
 def test_i2v_set_adds_the_two_experts_and_the_lora_pair_the_i2v_graph_loads():
-    from wanclip.workflow import I2V_WORKFLOW, model_files, shipped_graph
+    from wanclip.planning.workflow import I2V_WORKFLOW, model_files, shipped_graph
 
     extra = [item for item in assets.load_manifest(extras=["i2v"]) if item.dest in I2V_DESTS]
     assert [(i.dest, i.bytes) for i in extra] == [

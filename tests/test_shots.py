@@ -6,7 +6,7 @@ import pytest
 
 from helpers import write_shots
 from wanclip.errors import ShotsFileError
-from wanclip.shots import frames_for_seconds, load_film
+from wanclip.planning.shots import frames_for_seconds, load_film
 
 GOOD = """\
 title: Test Film

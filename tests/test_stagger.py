@@ -1,4 +1,4 @@
-"""The load-stagger policy (wanclip.stagger) on an injected clock; and its bench's calibration."""
+"""The load-stagger policy (wanclip.render.stagger) on an injected clock; and its bench's calibration."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from helpers import ROOT
-from wanclip.stagger import DEFAULT_STAGGER_SECONDS, ServerState, Stagger, may_take, next_change
+from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS, ServerState, Stagger, may_take, next_change
 
 
 class Clock:

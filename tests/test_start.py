@@ -14,14 +14,14 @@ import time
 import pytest
 
 from helpers import SHIPPED, load
-from wanclip.checks import graph_checks
+from wanclip.checks.graph import graph_checks
 from wanclip.comfy.capabilities import together
-from wanclip.workflow import is_link
+from wanclip.planning.workflow import is_link
 
 # Loaded only where they are used: keyframes (PIL), setup (the hub client, the manifests), the
 # simulator (aiohttp), the stitcher, and the tables drawn at the end of a render.
-NOT_AT_START = ("PIL", "huggingface_hub", "aiohttp", "numpy", "wanclip.sim", "wanclip.assets", "wanclip.doctor",
-                "wanclip.stitch", "wanclip.pieces", "rich.table", "rich.live")
+NOT_AT_START = ("PIL", "huggingface_hub", "aiohttp", "numpy", "wanclip.sim", "wanclip.models.assets", "wanclip.checks.doctor",
+                "wanclip.stitch.core", "wanclip.stitch.pieces", "rich.table", "rich.live")
 
 
 def test_the_render_command_imports_nothing_it_needs_only_later():
@@ -45,10 +45,10 @@ def lists_every_model(graph: dict, missing: str | None = None) -> dict:
 def test_model_checks_that_pass_do_not_read_the_setup_manifests(tmp_path):
     graph = load(SHIPPED)
     (tmp_path / "info.json").write_text(json.dumps(lists_every_model(graph)))
-    code = ("import sys, json; from wanclip.checks import graph_checks; "
+    code = ("import sys, json; from wanclip.checks.graph import graph_checks; "
             f"checks = graph_checks(json.load(open({str(SHIPPED)!r})), json.load(open({str(tmp_path / 'info.json')!r}))); "
             "assert all(c.ok for c in checks), checks; "
-            "print('wanclip.assets' in sys.modules)")
+            "print('wanclip.models.assets' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

@@ -15,9 +15,11 @@ from PIL import Image
 
 from helpers import help_words, run_cli
 from test_media import make_clip
-from wanclip import contact_sheet, media, stitch
+from wanclip import media
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
+from wanclip.stitch import contact_sheet
+from wanclip.stitch import core as stitch
 
 # conftest clears WANCLIP_FFMPEG for every test; the stitch tests run under the one it named, so
 # `WANCLIP_FFMPEG=/path/to/ffmpeg-7.0.2 pytest tests/test_stitch*.py tests/test_pieces.py` checks

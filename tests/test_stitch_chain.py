@@ -20,9 +20,12 @@ from PIL import Image, ImageChops, ImageStat
 from helpers import run_cli
 from test_pieces import framemd5
 from test_stitch import chosen_ffmpeg  # noqa: F401 (an autouse fixture: the ffmpeg WANCLIP_FFMPEG names)
-from wanclip import media, pieces, stitch, timeline
+from wanclip import media
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
+from wanclip.planning import timeline
+from wanclip.stitch import core as stitch
+from wanclip.stitch import pieces
 
 SIZE = (64, 64)
 FPS = 16

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import requests
 
 from helpers import run_cli, write_shots
-from wanclip.storyboard import (
+from wanclip.review.storyboard import (
     PAGE_NAME,
     Prompt,
     script_json,

@@ -21,7 +21,7 @@ import pytest
 import websocket
 
 from helpers import ROOT, run_cli, write_shots
-from wanclip.storyboard import REFRESH_SECONDS, serve_folder, write_page
+from wanclip.review.storyboard import REFRESH_SECONDS, serve_folder, write_page
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 HOSTILE_ERROR = "<img src=y onerror=alert(2)> CUDA error"

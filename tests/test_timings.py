@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wanclip.ledger import Ledger, ShotRecord
-from wanclip.timings import describe, film_split
+from wanclip.review.timings import describe, film_split
 
 
 def shot(index: int, server: str, **seconds) -> ShotRecord:

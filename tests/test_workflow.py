@@ -9,7 +9,7 @@ import pytest
 
 from helpers import SHIPPED, SHIPPED_CORE, load
 from wanclip.errors import WorkflowError
-from wanclip.workflow import (
+from wanclip.planning.workflow import (
     ShotParams,
     find_roles,
     graph_sha256,

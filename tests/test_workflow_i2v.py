@@ -9,7 +9,7 @@ import pytest
 
 from helpers import ROOT, SHIPPED, load
 from wanclip.errors import WorkflowError
-from wanclip.workflow import (
+from wanclip.planning.workflow import (
     CONTINUE_PLACEHOLDER,
     I2V_CORE_WORKFLOW,
     I2V_WORKFLOW,

@@ -82,7 +82,7 @@ def cuda_visible_devices() -> list[str]:
 
 def stagger_seconds(default: float) -> float:
     """WANCLIP_STAGGER_SECONDS: the head start of one cold server's model load over the next's
-    (wanclip.stagger); unset or not a number >= 0: ``default``."""
+    (wanclip.render.stagger); unset or not a number >= 0: ``default``."""
     try:
         value = float(os.environ.get("WANCLIP_STAGGER_SECONDS", ""))
     except ValueError:

@@ -17,9 +17,9 @@ from pathlib import Path
 from wanclip import media
 from wanclip.errors import WanclipError
 from wanclip.ledger import Ledger, film_lock
-from wanclip.plan import Plan
-from wanclip.render import Render, RenderEvent, RenderOptions, RenderResult
-from wanclip.workflow import canonical_json
+from wanclip.planning.plan import Plan
+from wanclip.planning.workflow import canonical_json
+from wanclip.render.loop import Render, RenderEvent, RenderOptions, RenderResult
 
 log = logging.getLogger("wanclip.film")
 PAGE_EVENTS = ("plan", "done", "failed", "lost", "cancelled")  # the storyboard is rewritten on these
@@ -68,7 +68,7 @@ class PageWriter:
                 self.write_now()
 
     def write_now(self) -> None:
-        from wanclip.storyboard import write_page
+        from wanclip.review.storyboard import write_page
 
         try:
             write_page(self.film_dir, shots_file=self.shots_file)
@@ -125,8 +125,8 @@ def _emit(on_event, kind: str, **data) -> None:
 
 def _pieces(ledger: Ledger):
     """The film's pieces, encoded while the later shots render (None: stitch at the end instead)."""
-    from wanclip.pieces import FilmPieces
-    from wanclip.stitch import _ledger_cut
+    from wanclip.stitch.core import _ledger_cut
+    from wanclip.stitch.pieces import FilmPieces
 
     try:
         pieces = FilmPieces(ledger.folder, [_ledger_cut(s.transition, None, None) for s in ledger.shots[1:]],
@@ -139,7 +139,7 @@ def _pieces(ledger: Ledger):
 
 
 def _stitch(result: FilmResult, on_event, pieces=None) -> None:
-    from wanclip.stitch import FILM_NAME, StitchResult, stitch_film
+    from wanclip.stitch.core import FILM_NAME, StitchResult, stitch_film
 
     ledger = result.ledger
     failed = [s.name for s in ledger.shots if s.status == "failed"]

@@ -12,8 +12,8 @@ from wanclip.cli.base import OUTPUT, SERVERS, WHAT, app, handle_errors
 from wanclip.cli.cmd_render import render_options
 from wanclip.cli.rendering import run_render
 from wanclip.errors import WanclipError
-from wanclip.plan import plan_film
-from wanclip.shots import Film, slugify
+from wanclip.planning.plan import plan_film
+from wanclip.planning.shots import Film, slugify
 
 
 @app.command("clip")

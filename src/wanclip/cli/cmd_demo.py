@@ -9,8 +9,8 @@ import typer
 
 from wanclip.cli.base import OUTPUT, TIMING, WHAT, app, console, counted, handle_errors
 from wanclip.cli.rendering import run_render
-from wanclip.plan import plan_film, shipped_path
-from wanclip.render import RenderOptions
+from wanclip.planning.plan import plan_film, shipped_path
+from wanclip.render.loop import RenderOptions
 
 
 @app.command("demo")

@@ -8,12 +8,12 @@ import typer
 from rich.table import Table
 
 from wanclip import config
+from wanclip.checks.doctor import DoctorReport, run_doctor
 from wanclip.cli.base import app, console, counted, handle_errors, print_json
 from wanclip.cli.cmd_render import server_list
 from wanclip.comfy.client import ComfyClient
-from wanclip.doctor import DoctorReport, run_doctor
 from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED, WanclipError
-from wanclip.workflow import load_graph
+from wanclip.planning.workflow import load_graph
 
 
 @app.command("doctor")
@@ -55,7 +55,7 @@ def _graphs(shots: Path | None, workflow: Path | None) -> list[dict] | None:
         raise WanclipError("give a shots file or --workflow, not both",
                          "the shots file names its own graphs (`workflow:`, `i2v_workflow:`)")
     if shots is not None:
-        from wanclip.plan import plan_film
+        from wanclip.planning.plan import plan_film
 
         return [shot.graph for shot in plan_film(shots).shots]
     return [load_graph(workflow)] if workflow else None

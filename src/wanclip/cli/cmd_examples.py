@@ -8,8 +8,8 @@ import typer
 from rich.table import Table
 
 from wanclip.cli.base import app, console, handle_errors, print_json
-from wanclip.plan import copy_example, example, example_names
-from wanclip.shots import load_film
+from wanclip.planning.plan import copy_example, example, example_names
+from wanclip.planning.shots import load_film
 
 examples_app = typer.Typer(add_completion=False, rich_markup_mode="rich", invoke_without_command=True)
 app.add_typer(examples_app, name="examples")

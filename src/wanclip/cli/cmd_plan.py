@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from wanclip.cli.base import app, console, counted, err_console, handle_errors, print_json
-from wanclip.plan import Plan, plan_film
+from wanclip.planning.plan import Plan, plan_film
 
 
 @app.command("plan")

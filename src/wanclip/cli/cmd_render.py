@@ -10,8 +10,8 @@ from wanclip import config
 from wanclip.cli.base import OUTPUT, SERVERS, TIMING, WHAT, app, handle_errors
 from wanclip.cli.rendering import run_render
 from wanclip.errors import WanclipError
-from wanclip.plan import plan_film
-from wanclip.render import RenderOptions
+from wanclip.planning.plan import plan_film
+from wanclip.render.loop import RenderOptions
 
 
 def server_list(servers: list[str] | None) -> list[str]:

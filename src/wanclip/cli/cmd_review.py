@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from wanclip import storyboard
 from wanclip.cli.base import app, console, handle_errors, print_json
+from wanclip.review import storyboard
 
 
 @app.command("review")

@@ -1,4 +1,4 @@
-"""`wanclip serve`: one ComfyUI per GPU, supervised, found by `wanclip render` (see wanclip.serve)."""
+"""`wanclip serve`: one ComfyUI per GPU, supervised, found by `wanclip render` (see wanclip.serve.supervisor)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from wanclip.cli.base import (
     handle_errors,
     print_json,
 )
-from wanclip.serve import DEFAULT_COMMAND, SIM_COMMAND, ServeOptions, Supervisor, parse_gpus
+from wanclip.serve.supervisor import DEFAULT_COMMAND, SIM_COMMAND, ServeOptions, Supervisor, parse_gpus
 
 
 def _started(d: dict) -> str:

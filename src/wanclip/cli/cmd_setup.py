@@ -17,9 +17,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from wanclip import assets, config
+from wanclip import config
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
 from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
+from wanclip.models import assets
 
 
 @app.command("setup")
@@ -71,7 +72,7 @@ def setup(
 
 
 def _setup_nodes(comfy_dir: Path | None, models_dir: Path | None, check: bool, as_json: bool) -> None:
-    from wanclip import nodepack
+    from wanclip.models import nodepack
 
     with handle_errors(as_json=as_json):
         if comfy_dir is None or models_dir is not None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from wanclip import stitch as core
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
 from wanclip.errors import WanclipError
 from wanclip.ledger import film_lock
+from wanclip.stitch import core
 
 
 @app.command("stitch")

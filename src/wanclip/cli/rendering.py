@@ -8,9 +8,9 @@ from wanclip.cli.base import console, err_console, handle_errors, print_json
 from wanclip.cli.progress import RenderView
 from wanclip.errors import EXIT_BAD_INPUT, PromptRejected
 from wanclip.film import FilmResult, make_film
-from wanclip.plan import Plan
-from wanclip.render import RenderOptions
-from wanclip.timings import describe, film_split
+from wanclip.planning.plan import Plan
+from wanclip.render.loop import RenderOptions
+from wanclip.review.timings import describe, film_split
 
 
 def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False) -> FilmResult:
@@ -72,7 +72,7 @@ def rejected(error: PromptRejected, object_info_for=None) -> None:
     Where the server left the allowed values out (``(list of length N)``), they come from its
     ``/object_info/{class}`` (``object_info_for``, else read from the server that refused it)."""
     from wanclip import config
-    from wanclip.checks import explain_rejection
+    from wanclip.checks.graph import explain_rejection
     from wanclip.comfy.capabilities import object_info_for as fetcher
     from wanclip.comfy.capabilities import rejection_server
     from wanclip.comfy.client import ComfyClient

@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from wanclip import assets
-from wanclip.checks import Check
+from wanclip.checks.graph import Check
 from wanclip.errors import EXIT_BAD_INPUT, AssetError, WanclipError
 from wanclip.files import sha256_file
+from wanclip.models import assets
 
 PACK = "wanclip_nodes"
 NODE_CLASS = "WanclipSaveVideo"

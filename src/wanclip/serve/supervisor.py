@@ -205,7 +205,7 @@ def _pdeathsig() -> Callable[[], None] | None:
 def warm_graph(workflow: Path | None = None) -> dict:
     """The film's graph shrunk to 5 frames (a latent frame or two): it loads the text encoder and both
     experts, which then stay resident, in seconds of sampling."""
-    from wanclip.workflow import ShotParams, find_roles, inject, load_graph, shipped_graph
+    from wanclip.planning.workflow import ShotParams, find_roles, inject, load_graph, shipped_graph
 
     graph = load_graph(workflow) if workflow else shipped_graph()
     latent = graph[find_roles(graph).latent]["inputs"]

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from wanclip.checks import Check, graph_checks
+from wanclip.checks.graph import Check, graph_checks
 from wanclip.comfy.capabilities import Capabilities, detect, object_info, together
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import PreflightError, ServerError
-from wanclip.workflow import canonical_json, model_files
+from wanclip.planning.workflow import canonical_json, model_files
 
 
 @dataclass

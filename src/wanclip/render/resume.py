@@ -11,8 +11,8 @@ import uuid
 
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
-from wanclip.plan import Plan, PlannedShot
-from wanclip.workflow import default_negative
+from wanclip.planning.plan import Plan, PlannedShot
+from wanclip.planning.workflow import default_negative
 
 ACTIVE = ("queued", "running")
 

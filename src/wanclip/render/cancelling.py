@@ -10,7 +10,7 @@ was removed, interrupted, or finished (then its clip is kept). Pure, like the re
 from __future__ import annotations
 
 from wanclip.comfy.events import history_error
-from wanclip.messages import Cancel, Delete, Download, Interrupt, ServerSays
+from wanclip.render.messages import Cancel, Delete, Download, Interrupt, ServerSays
 
 
 class Cancelling:

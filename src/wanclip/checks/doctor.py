@@ -1,6 +1,6 @@
 """``wanclip doctor``: every check, each a named result with the fix, for one server.
 
-The graph checks are ``wanclip.checks`` (render's preflight runs the same ones); ``run_doctor``
+The graph checks are ``wanclip.checks.graph`` (render's preflight runs the same ones); ``run_doctor``
 adds what needs the server or the disk: reachability and version, what the server speaks
 ("ComfyUI features": ``comfy.capabilities``), the GPU, the model files ComfyUI lists, the files on
 disk (through the setup manifest), free space for outputs.
@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wanclip import assets, nodepack
-from wanclip.checks import Check, command_for, graph_checks, model_check
+from wanclip.checks.graph import Check, command_for, graph_checks, model_check
+from wanclip.checks.preflight import fit_key, graph_object_info
 from wanclip.comfy.capabilities import Capabilities, detect
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
-from wanclip.preflight import fit_key, graph_object_info
-from wanclip.workflow import model_files, shipped_graph
+from wanclip.models import assets, nodepack
+from wanclip.planning.workflow import model_files, shipped_graph
 
 MIN_FREE_OUTPUT = 5_000_000_000  # a film of a few hundred clips, plus the stitched result
 

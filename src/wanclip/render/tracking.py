@@ -1,6 +1,6 @@
 """Following a running prompt: what ComfyUI's websocket events mean for its shot.
 
-The part of the shot machine (``wanclip.machine``) that reads a prompt's live events: start,
+The part of the shot machine (``wanclip.render.shot``) that reads a prompt's live events: start,
 cached nodes, each node as it starts (and ``progress_state``'s own timings on newer servers),
 sampler steps, outputs, success, errors. Pure, like the rest of the machine; ``node_labels`` says
 what each node of a graph is, for the person watching and for ``node_seconds``.
@@ -19,7 +19,7 @@ from wanclip.comfy.events import (
     Progress,
     ProgressState,
 )
-from wanclip.workflow import find_roles
+from wanclip.planning.workflow import find_roles
 
 # The websocket events a shot follows (the rest, Status, Disconnected ..., are the pool's business).
 SHOT_EVENTS = (ExecutionStart, Executing, Progress, ProgressState, ExecutionCached, Executed, ExecutionSuccess,

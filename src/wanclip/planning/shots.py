@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from wanclip.errors import ShotsFileError
-from wanclip.timeline import CUT, film_seconds, kept_frames, transition_name_problem
+from wanclip.planning.timeline import CUT, film_seconds, kept_frames, transition_name_problem
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TRAINED_FRAMES = 81

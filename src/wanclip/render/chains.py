@@ -5,7 +5,7 @@ another waits until that one's clip is verified; its start picture is then the p
 decoded last frame (``continuity.last_frame``), moved towards the chain's first keyframe with
 ``colour_match`` on. A failed predecessor blocks the link (it fails with that reason and a rerun
 finishes the chain). Pure bookkeeping over the plan and the ledger; the picture files are made
-by ``wanclip.continuity``.
+by ``wanclip.render.pictures``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanclip import continuity
 from wanclip.errors import WanclipError
 from wanclip.ledger import Ledger
-from wanclip.plan import Plan, PlannedShot
-from wanclip.workflow import image_name
+from wanclip.planning.keyframes import keyframe_key
+from wanclip.planning.plan import Plan, PlannedShot
+from wanclip.planning.workflow import image_name
+from wanclip.render import pictures as continuity
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class Chains:
             self.fitted[shot.name] = {
                 role: continuity.prepare_keyframe(
                     path, shot.width, shot.height,
-                    folder / image_name(continuity.keyframe_key(path, shot.width, shot.height)))
+                    folder / image_name(keyframe_key(path, shot.width, shot.height)))
                 for role, path in shot.keyframes.items()}
         return self.fitted[shot.name]
 

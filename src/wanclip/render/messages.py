@@ -1,4 +1,4 @@
-"""What the shot machine (``wanclip.machine``) is told, and what it asks for: plain data.
+"""What the shot machine (``wanclip.render.shot``) is told, and what it asks for: plain data.
 
 Inputs are what happened (the answer to a submission, what the server says of a prompt, a
 download's result, a tick, Ctrl-C); ComfyUI's websocket events (``wanclip.comfy.events``) are

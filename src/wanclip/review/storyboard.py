@@ -28,11 +28,12 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from wanclip import media, timeline
+from wanclip import media
 from wanclip.errors import WanclipError
 from wanclip.files import atomic_write_bytes, atomic_write_text, safe_filename
 from wanclip.ledger import Ledger, ShotRecord, load_ledger
-from wanclip.shots import Film, load_film
+from wanclip.planning import timeline
+from wanclip.planning.shots import Film, load_film
 
 PAGE_NAME = "index.html"
 FILM_NAME = "film.mp4"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from wanclip.errors import WanclipError
-from wanclip.workflow import CORE_WORKFLOW, LOADER_INPUTS, VHS_OUTPUT, is_link
+from wanclip.planning.workflow import CORE_WORKFLOW, LOADER_INPUTS, VHS_OUTPUT, is_link
 
 WAN21_VAE = "wan_2.1_vae.safetensors"
 DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
@@ -167,14 +167,14 @@ def _looks_like_model(value: str) -> bool:
 def setup_files() -> dict[str, str]:
     """The model files `wanclip setup` can install (those of the shipped T2V and I2V graphs), each with
     the command that does: ``wanclip setup --comfy-dir DIR``, or ``wanclip setup --with i2v --comfy-dir DIR``."""
-    from wanclip import assets
+    from wanclip.models import assets
 
     return {item.name: command_for(item.dest) for item in assets.load_manifest(extras=assets.EXTRAS)}
 
 
 def command_for(dest: str) -> str:
     """The setup line for one manifest file (``folder/name``), with the DIR placeholder."""
-    from wanclip import assets
+    from wanclip.models import assets
 
     return assets.setup_command(dest) + SETUP_COMMAND.removeprefix("wanclip setup")
 

@@ -42,7 +42,7 @@ from wanclip import media
 from wanclip.errors import EXIT_BAD_INPUT, StitchError
 from wanclip.files import sha256_file
 from wanclip.media import ClipInfo
-from wanclip.timeline import cut_problem, kept_frames
+from wanclip.planning.timeline import cut_problem, kept_frames
 
 MODES = ("xfade", "concat")
 HARD_CUT = "cut"
@@ -498,7 +498,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _contact_sheet(labels: list[str], infos: list[ClipInfo], output: Path) -> Path:
-    from wanclip.contact_sheet import SHEET_NAME, write_contact_sheet
+    from wanclip.stitch.contact_sheet import SHEET_NAME, write_contact_sheet
 
     try:
         return write_contact_sheet(list(zip(labels, infos, strict=True)), output.parent)
@@ -604,7 +604,7 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
     ``film_lock`` (render does; `wanclip stitch --from` takes it as ``stitch``).
 
     **Pieces or one graph.** An ``xfade`` film without music is joined from its pieces
-    (``wanclip.pieces``, in ``<film_dir>/pieces/``): a body per shot and a piece per transition,
+    (``wanclip.stitch.pieces``, in ``<film_dir>/pieces/``): a body per shot and a piece per transition,
     each named by the clips and settings it is made from. Those a render (or an earlier stitch)
     made are reused, the rest are encoded now, and the film is their stream copy: the same
     frames and frame count as the one graph, and re-stitching after one shot was re-rendered
@@ -640,7 +640,7 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
 
 def _stitch_pieces(film_dir: Path, film: FilmClips, output: Path, crf: int, preset: str, contact_sheet: bool,
                    on_progress: OnProgress | None) -> StitchResult:
-    from wanclip.pieces import Encoder, FilmPieces
+    from wanclip.stitch.pieces import Encoder, FilmPieces
 
     check_not_an_input(output, film.paths)
     infos = [media.probe(path) for path in film.paths]  # names a missing or corrupt clip first

@@ -68,7 +68,7 @@ from pathlib import Path
 from wanclip.errors import Interrupted, StitchError, WanclipError
 from wanclip.files import atomic_write_bytes, sha256_file
 from wanclip.media import ClipInfo
-from wanclip.stitch import Cut, OnProgress, StitchResult, counted
+from wanclip.stitch.core import Cut, OnProgress, StitchResult, counted
 
 PIECES_DIR = "pieces"
 MICROSECONDS = 1_000_000
@@ -185,7 +185,7 @@ def layout(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
 
 def _layout_kept(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
     """``layout()`` of clips that keep all their frames (``frames``: the frames each one keeps)."""
-    from wanclip.stitch import _offsets
+    from wanclip.stitch.core import _offsets
 
     known = len(frames)
     step = frame_step_us(fps)
@@ -252,7 +252,7 @@ def piece_argv(piece: Piece, clips: list, fps: Fraction, width: int, height: int
     """
     import ffmpeg
 
-    from wanclip.stitch import _normalised, trimmed
+    from wanclip.stitch.core import _normalised, trimmed
 
     def source(i: int, split: bool = False):
         return ffmpeg.input(str(clips[i].path.resolve())).video
@@ -357,7 +357,7 @@ class FilmPieces:
                  names: list[str] | None = None, output: Path | None = None, contact_sheet: bool = True,
                  jobs: int = 2, exe: str | None = None):
         from wanclip import media
-        from wanclip.stitch import FILM_NAME
+        from wanclip.stitch.core import FILM_NAME
 
         self.film_dir = Path(film_dir)
         self.folder = self.film_dir / PIECES_DIR
@@ -495,7 +495,7 @@ class FilmPieces:
         return [piece_name(p, shas, film, self.encoder) for p in pieces]
 
     def _thumbs_path(self, position: int) -> Path:
-        from wanclip.contact_sheet import thumb_size
+        from wanclip.stitch.contact_sheet import thumb_size
 
         clip = self._clips[position]
         width, height = thumb_size(clip.info)
@@ -531,7 +531,7 @@ class FilmPieces:
         clips = [self._clips[i].info if i in self._clips else None for i in range(self.count)]
         thumbs = None
         if job.thumbs is not None:
-            from wanclip.contact_sheet import thumb_picks, thumb_size
+            from wanclip.stitch.contact_sheet import thumb_picks, thumb_size
 
             info = clips[job.thumbs]
             thumbs = (str(thumbs_part), thumb_picks(info), thumb_size(info))
@@ -616,7 +616,7 @@ class FilmPieces:
         from PIL import Image
 
         from wanclip import media
-        from wanclip.contact_sheet import thumb_picks, thumb_size
+        from wanclip.stitch.contact_sheet import thumb_picks, thumb_size
 
         info = self._clips[position].info
         size = thumb_size(info)
@@ -632,7 +632,7 @@ class FilmPieces:
         """The clip's first, middle and last frame, cut from its thumbnail strip."""
         from PIL import Image
 
-        from wanclip.contact_sheet import thumb_picks, thumb_size
+        from wanclip.stitch.contact_sheet import thumb_picks, thumb_size
 
         info = self._clips[position].info
         width, height = thumb_size(info)
@@ -681,7 +681,7 @@ class FilmPieces:
     def _validate(self) -> None:
         """Refuse what the one graph refuses, with its words: an unknown transition, one longer
         than its clip, a wrong number of cuts."""
-        from wanclip import stitch
+        from wanclip.stitch import core as stitch
 
         if any(c.overlaps for c in self.cuts):
             stitch.check_transitions(self.cuts, self.exe)
@@ -735,7 +735,7 @@ class FilmPieces:
                 raise
 
     def _join(self, plan: Layout, names: list[str], on_progress: OnProgress | None) -> StitchResult:
-        from wanclip import stitch
+        from wanclip.stitch import core as stitch
 
         fps, width, height = self._film()
         parts = [ClipInfo(self.folder / name, piece.frames, fps, width, height, "h264", "", "yuv420p", "1:1",
@@ -753,7 +753,7 @@ class FilmPieces:
         return result
 
     def _one_graph(self, on_progress: OnProgress | None) -> StitchResult:
-        from wanclip import stitch
+        from wanclip.stitch import core as stitch
 
         paths = [self._clips[i].path for i in range(self.count)]
         result = stitch.stitch(paths, self.output, "xfade", self.cuts, self.encoder.crf, self.encoder.preset,
@@ -773,8 +773,8 @@ class FilmPieces:
         return self._sheet()
 
     def _sheet(self) -> Path:
-        from wanclip.contact_sheet import SHEET_NAME, write_contact_sheet
-        from wanclip.stitch import write_failure
+        from wanclip.stitch.contact_sheet import SHEET_NAME, write_contact_sheet
+        from wanclip.stitch.core import write_failure
 
         shots = [(self.names[i], self._clips[i].info) for i in range(self.count)]
         try:

@@ -23,19 +23,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from wanclip import machine as m
-from wanclip.chaining import Chains
+from wanclip.checks.preflight import fit_key, preflight
 from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.comfy.events import Event, ExecutionStart, Progress
 from wanclip.comfy.follow import Disconnected, Reconnected
 from wanclip.errors import PreflightError, PromptRejected, ServerError
 from wanclip.ledger import Ledger, film_lock
-from wanclip.plan import Plan
-from wanclip.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
-from wanclip.preflight import fit_key, preflight
-from wanclip.resume import open_ledger
-from wanclip.stopping import stop_our_prompts
-from wanclip.tracking import node_labels
+from wanclip.planning.plan import Plan
+from wanclip.render import shot as m
+from wanclip.render.chains import Chains
+from wanclip.render.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
+from wanclip.render.resume import open_ledger
+from wanclip.render.stopping import stop_our_prompts
+from wanclip.render.tracking import node_labels
 
 SETTLED = ("done", "failed")
 

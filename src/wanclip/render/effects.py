@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanclip import continuity
-from wanclip import messages as m
 from wanclip.comfy.capabilities import Capabilities
 from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.outputs import fetch_clip
 from wanclip.errors import ClipError, PromptRejected, ServerError, WanclipError
 from wanclip.files import sha256_file
-from wanclip.outputs import fetch_clip
-from wanclip.workflow import find_roles, image_name, set_image, use_async_output
+from wanclip.planning.workflow import find_roles, image_name, set_image, use_async_output
+from wanclip.render import messages as m
+from wanclip.render import pictures as continuity
 
 ASYNC_NODE = "WanclipSaveVideo"
 

@@ -1,6 +1,6 @@
 """The ComfyUI servers of one render: clients, event sockets, health, the pick policy, and the I/O.
 
-The pool turns I/O into events for the shot machine (``wanclip.machine``) and carries out its
+The pool turns I/O into events for the shot machine (``wanclip.render.shot``) and carries out its
 effects. Everything it learns arrives in one queue, the *sink*, as ``(server_url, item)``:
 websocket events (from each server's ``EventStream`` thread), ``(shot, machine event)`` answers to
 effects, and ``Looked`` answers to ``/queue`` + ``/history`` look-ups. Effects run off the main
@@ -19,15 +19,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanclip import machine as m
 from wanclip.comfy import jobs
 from wanclip.comfy.capabilities import Capabilities, prefix
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
 from wanclip.config import served_warm, stagger_seconds
 from wanclip.errors import PreflightError, ServerError
-from wanclip.shot_io import ShotSpec, download, has_async_output, submit
-from wanclip.stagger import DEFAULT_STAGGER_SECONDS, Stagger
+from wanclip.render import shot as m
+from wanclip.render.effects import ShotSpec, download, has_async_output, submit
+from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS, Stagger
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class ServerPool:
         """The server for the next shot, among those up that can run it (``able``): least loaded,
         warm ones first. With one server, every shot is queued at once (queue-ahead); with several,
         each is kept one shot ahead (running + one), a cold one holds only its first shot while it
-        loads, and cold loads start ``stagger_seconds`` apart (``wanclip.stagger``)."""
+        loads, and cold loads start ``stagger_seconds`` apart (``wanclip.render.stagger``)."""
         up = [s for s in self.alive() if s.down_since is None and (able is None or s.url in able)]
         if not up:
             return None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
-from wanclip.cancelling import Cancelling
 from wanclip.comfy.events import (
     Event,
     ExecutionInterrupted,
@@ -31,7 +30,8 @@ from wanclip.comfy.events import (
     history_timestamps,
 )
 from wanclip.ledger import ShotRecord
-from wanclip.messages import (  # noqa: F401 - the machine's vocabulary, re-exported as machine.X
+from wanclip.render.cancelling import Cancelling
+from wanclip.render.messages import (  # noqa: F401 - the machine's vocabulary, re-exported as machine.X
     Assign,
     Blocked,
     Cancel,
@@ -56,7 +56,7 @@ from wanclip.messages import (  # noqa: F401 - the machine's vocabulary, re-expo
     SubmitUnsure,
     Tick,
 )
-from wanclip.tracking import SHOT_EVENTS, Following, _interrupted, _server_node_seconds
+from wanclip.render.tracking import SHOT_EVENTS, Following, _interrupted, _server_node_seconds
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from wanclip import machine as m
 from wanclip.errors import Interrupted, ServerError
+from wanclip.render import shot as m
 from wanclip.signals import exit_code_for
 
 if TYPE_CHECKING:
-    from wanclip.render import Render
+    from wanclip.render.loop import Render
 
 
 def stop_our_prompts(render: Render, exc: BaseException) -> Interrupted:

@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanclip import continuity
 from wanclip.errors import ShotsFileError, WanclipError, WorkflowError
 from wanclip.files import atomic_write_text
-from wanclip.shots import Film, Transition, load_film
-from wanclip.timeline import cut_problem, kept_frames
-from wanclip.workflow import (
+from wanclip.planning.keyframes import fit_note, keyframe_key, read_keyframe
+from wanclip.planning.shots import Film, Transition, load_film
+from wanclip.planning.timeline import cut_problem, kept_frames
+from wanclip.planning.workflow import (
     CONTINUE_PLACEHOLDER,
     I2V_WORKFLOW,
     SHIPPED_WORKFLOW,
@@ -243,11 +243,11 @@ def _keyframes(film: Film, shots_file: Path, index: int, notes: list[str]) -> di
         where = film.where("shots", index - 1, key)
         field_name = f"shots[{index}] ({shot.name}).{key}"
         try:
-            size = continuity.read_keyframe(path)
+            size = read_keyframe(path)
         except ValueError as exc:
             raise ShotsFileError(str(shots_file), f"{where}{field_name}: {path} {exc}",
                                  "give the path of a PNG or JPEG, relative to the shots file") from None
-        problem, note = continuity.fit_note(size, film.width, film.height)
+        problem, note = fit_note(size, film.width, film.height)
         if problem:
             raise ShotsFileError(str(shots_file), f"{where}{field_name}: {path}: {problem}",
                                  f"crop it to about {film.width}:{film.height} first, or change the film's "
@@ -261,7 +261,7 @@ def _keyframes(film: Film, shots_file: Path, index: int, notes: list[str]) -> di
 def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path]) -> PlannedShot:
     shot = film.shots[index - 1]
     seed, frames = film.shot_seed(index), film.shot_frames(index)
-    images = {role: image_name(continuity.keyframe_key(path, film.width, film.height))
+    images = {role: image_name(keyframe_key(path, film.width, film.height))
               for role, path in keyframes.items()}
     if shot.continues:
         images["start_image"] = CONTINUE_PLACEHOLDER

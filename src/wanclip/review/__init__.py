@@ -1,0 +1,4 @@
+"""The storyboard page and where the render time went.
+
+May import: planning, ledger, media, files, config, errors.
+"""
