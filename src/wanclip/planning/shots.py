@@ -30,6 +30,12 @@ SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TRAINED_FRAMES = 81
 DEFAULT_SECONDS = 5.0
 SEED_MAX = 2**64 - 1  # ComfyUI's noise_seed maximum (0xffffffffffffffff)
+MAX_SIZE = 16384  # ComfyUI's MAX_RESOLUTION: the largest width and height its latent nodes take
+MAX_FRAMES = 16384  # and the longest video length they take
+MAX_FPS = 120.0
+MAX_SHOTS_FILE_BYTES = 1 << 20  # a 60 s film's shots file is a few KB; /dev/zero must not fill the memory
+NUMBERS = ("fps", "seconds", "frames", "width", "height", "seed_base", "steps", "switch_step", "cfg", "shift",
+           "lora_strength", "seed", "duration")
 
 
 class At(ValueError):
@@ -71,9 +77,10 @@ def nearest_multiples(value: int, step: int = 16) -> tuple[int, int]:
 class Transition(BaseModel):
     """The cut into a shot: any ffmpeg xfade transition name, or ``cut`` (no overlap)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     type: str = "fade"
     duration: float = Field(0.3, ge=0)
+    _numbers = field_validator("duration", mode="before")(classmethod(lambda cls, v: _not_a_boolean(v)))
 
     @model_validator(mode="before")
     @classmethod
@@ -98,7 +105,17 @@ class Transition(BaseModel):
         return None if self.type == CUT else self.duration
 
 
+def _not_a_boolean(value: Any) -> Any:
+    """YAML reads true/false (and yes/no/on/off) as booleans, which Python would take as 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()}: true/false is not a number (YAML reads yes/no/on/off as "
+                         "true/false): write a number")
+    return value
+
+
 def _check_frames(value: int | None) -> int | None:
+    if value is not None and value > MAX_FRAMES:
+        raise ValueError(f"{value} frames: at most {MAX_FRAMES} (ComfyUI's longest video)")
     if value is not None and (value < 1 or (value - 1) % 4):
         low, high = nearest_frames(max(value, 1))
         raise ValueError(f"{value} frames is not 4n+1 (the Wan VAE makes 4n+1 frames): use {low} or {high}")
@@ -106,14 +123,18 @@ def _check_frames(value: int | None) -> int | None:
 
 
 def _check_size(value: int) -> int:
-    if value < 16 or value % 16:
+    if value < 16:
+        raise ValueError(f"{value}: at least 16 (and a multiple of 16)")
+    if value > MAX_SIZE:
+        raise ValueError(f"{value}: at most {MAX_SIZE} (ComfyUI's largest size), a multiple of 16")
+    if value % 16:
         low, high = nearest_multiples(value)
         raise ValueError(f"{value} is not a multiple of 16: use {low} or {high}")
     return value
 
 
 class Shot(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
     name: str
     prompt: str = Field(min_length=1)
     seed: int | None = Field(None, ge=0)
@@ -142,6 +163,14 @@ class Shot(BaseModel):
         return value
 
     _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))
+    _numbers = field_validator("seed", "seconds", "frames", mode="before")(classmethod(lambda cls, v: _not_a_boolean(v)))
+
+    @field_validator("prompt")
+    @classmethod
+    def _said(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty (only spaces): say what the shot shows")
+        return value
 
     @field_validator("seed")
     @classmethod
@@ -163,10 +192,10 @@ class Shot(BaseModel):
 
 
 class Film(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     title: str = Field(min_length=1)
     workflow: str | None = None
-    fps: float = Field(16.0, gt=0, le=120)
+    fps: float = 16.0
     seconds: float | None = Field(None, gt=0)
     frames: int | None = None
     width: int = 832
@@ -192,6 +221,15 @@ class Film(BaseModel):
 
     _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))
     _size = field_validator("width", "height")(classmethod(lambda cls, v: _check_size(v)))
+    _numbers = field_validator(*(n for n in NUMBERS if n not in ("seed", "duration")), mode="before")(
+        classmethod(lambda cls, v: _not_a_boolean(v)))
+
+    @field_validator("fps")
+    @classmethod
+    def _fps(cls, value: float) -> float:
+        if not 1 <= value <= MAX_FPS:
+            raise ValueError(f"{value:g} fps: at least 1 and at most {MAX_FPS:g} (what ComfyUI's video nodes take)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Film:
@@ -204,11 +242,21 @@ class Film(BaseModel):
                          f"is also {shot.name!r}", "give this shot another name",
                          also=("shots", first[shot.name], "name"))
             first[shot.name] = i
+        self._check_lengths()
         self._check_seeds()
         self._check_chains()
         if self.steps is not None and self.switch_step is not None and self.switch_step > self.steps:
             raise ValueError(f"switch_step {self.switch_step} is past steps {self.steps}")
         return self
+
+    def _check_lengths(self) -> None:
+        """A length in seconds becomes frames only with the film's fps: bound it here."""
+        for loc, seconds in [(("seconds",), self.seconds)] + [(("shots", i, "seconds"), s.seconds)
+                                                             for i, s in enumerate(self.shots)]:
+            if seconds is not None and frames_for_seconds(seconds, self.fps) > MAX_FRAMES:
+                raise At(loc, f"{seconds:g} s is {frames_for_seconds(seconds, self.fps)} frames at {self.fps:g} fps: "
+                         f"at most {MAX_FRAMES} frames ({(MAX_FRAMES - 1) / self.fps:g} s; ComfyUI's longest video)",
+                         "a Wan shot is best at 5 s (81 frames): split a long scene into shots")
 
     def _check_seeds(self) -> None:
         """``seed_base + i`` must stay within ComfyUI's noise_seed range for every shot it seeds."""
@@ -319,8 +367,10 @@ def load_film(path: Path) -> Film:
     path = Path(path)
     text = _read_text(path)
     try:
-        data = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text))
+        node = _compose(text)
+        data = _StrictLoader(text).construct_document(node) if node is not None else None
+        _refuse_duplicate_keys(path, node, data if isinstance(data, dict) else {})
+        lines = _line_index(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -338,6 +388,42 @@ def load_film(path: Path) -> Film:
     return film
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML without aliases: ``*name`` can expand a 1 KB file into gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a shots file: "
+                                              "write the value out where it is used", mark)
+        return super().compose_node(parent, index)
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _refuse_duplicate_keys(path: Path, node: yaml.Node | None, data: dict, at: tuple = ()) -> None:
+    """YAML lets the last of two equal keys win in silence: in a shots file that hides a mistake."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            if key.value in seen:
+                raise ShotsFileError(str(path), f"line {line}: {_field_name((*at, key.value), data)}: "
+                                     f"{key.value!r} is given twice (first at line {seen[key.value]})",
+                                     "keep one of them: YAML would silently use the last")
+            seen[key.value] = line
+            _refuse_duplicate_keys(path, value, data, (*at, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(path, item, data, (*at, i))
+
+
 def _read_text(path: Path) -> str:
     """The file as text: a folder, a missing file and bytes that are not UTF-8 are named as such."""
     if path.is_dir():
@@ -347,13 +433,17 @@ def _read_text(path: Path) -> str:
                              f"give one of its files: {listed}" if inside
                              else "give the path of a .yaml shots file")
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            raw = file.read(MAX_SHOTS_FILE_BYTES + 1)
     except FileNotFoundError as exc:
         raise ShotsFileError(str(path), "no such shots file",
                              "check the path; `wanclip examples` lists the films wanclip ships") from exc
     except OSError as exc:
         raise ShotsFileError(str(path), f"cannot read the shots file: {exc.strerror or exc}",
                              "check the path and its permissions") from exc
+    if len(raw) > MAX_SHOTS_FILE_BYTES:
+        raise ShotsFileError(str(path), f"is larger than {MAX_SHOTS_FILE_BYTES >> 20} MiB: not a shots file",
+                             "give the path of a .yaml shots file (a 60 s film's is a few KB)")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
