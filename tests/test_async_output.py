@@ -42,7 +42,7 @@ def test_the_vhs_output_becomes_wanclip_save_video_keeping_rate_prefix_and_quali
     assert node["inputs"] == {"images": vhs["images"], "frame_rate": vhs["frame_rate"],
                               "filename_prefix": vhs["filename_prefix"], "crf": vhs.get("crf", 19),
                               "pix_fmt": vhs.get("pix_fmt", "yuv420p"), "preset": "medium",
-                              "save_output": vhs.get("save_output", True)}
+                              "save_output": vhs.get("save_output", True), "save_metadata": True}
     assert set(swapped) == set(graph)
     assert use_async_output(swapped) == swapped  # already swapped: unchanged
     again = find_roles(swapped)
@@ -65,7 +65,15 @@ def test_the_core_chain_becomes_one_node_and_its_create_video_goes():
     assert node["inputs"]["frame_rate"] == create["inputs"]["fps"]
     assert node["inputs"]["filename_prefix"] == graph[roles.output]["inputs"]["filename_prefix"]
     assert node["inputs"]["crf"] == 23  # PyAV's libx264 default, what SaveVideo encodes at
+    assert node["inputs"]["save_metadata"] is True  # core SaveVideo embeds the prompt and workflow too
     assert find_roles(swapped).output_kind == "async"
+
+
+def test_the_swap_keeps_vhs_save_metadata_off_where_the_graph_turned_it_off():
+    graph = shipped_graph()
+    out = find_roles(graph).output
+    graph[out]["inputs"]["save_metadata"] = False
+    assert use_async_output(graph)[out]["inputs"]["save_metadata"] is False
 
 
 def test_outputs_the_node_cannot_reproduce_are_left_alone():

@@ -9,7 +9,9 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -177,6 +179,37 @@ def test_frames_in_give_a_playable_mp4_with_the_same_frame_count_and_a_done_even
                                      "frames": 9, "bytes": clip.stat().st_size, "seconds": 0}
 
 
+def tags_of(clip: Path) -> dict[str, str]:
+    """The mp4's global metadata, as ffmpeg reads it back (FFMETADATA1, escapes undone)."""
+    text = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(clip), "-f", "ffmetadata", "-"],
+                          capture_output=True, text=True, check=True).stdout
+    tags, key, value = {}, None, ""
+    for line in text.splitlines()[1:]:
+        if key is not None and value.endswith("\\") and not value.endswith("\\\\"):
+            value = value[:-1] + "\n" + line
+        else:
+            if key is not None:
+                tags[key] = value
+            key, _, value = line.partition("=")
+    if key is not None:
+        tags[key] = value
+    return {k: re.sub(r"\\(.)", r"\1", v, flags=re.S) for k, v in tags.items()}
+
+
+def test_save_metadata_embeds_the_prompt_and_workflow_as_vhs_does(pack, comfy):
+    out, _, _ = comfy
+    module = pack()
+    prompt = {"90": {"class_type": "WanclipSaveVideo", "inputs": {"filename_prefix": "a=b; #c\\d\ne 番茄"}}}
+    workflow = {"nodes": [{"id": 90, "title": "保存"}]}
+    save(module, prompt=prompt, extra_pnginfo={"workflow": workflow})
+    save(module, prompt=prompt, extra_pnginfo={"workflow": workflow}, save_metadata=False)
+    assert encoder_of(module).shared_encoder(None).wait_idle(60)
+    tags = tags_of(out / "video" / "shot_00001_.mp4")
+    assert json.loads(tags["prompt"]) == prompt and json.loads(tags["workflow"]) == workflow
+    assert "prompt" not in tags_of(out / "video" / "shot_00002_.mp4")
+    assert sorted(os.listdir(out / "video")) == ["shot_00001_.mp4", "shot_00002_.mp4"]  # no metadata file left
+
+
 def test_the_file_is_a_part_until_the_encode_is_over_then_renamed(pack, comfy):
     out, _, _ = comfy
     module = pack()
@@ -202,6 +235,10 @@ def test_the_ffmpeg_command_is_vhs_h264_mp4s(tmp_path):
            "-n", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "19", "-vf", "scale=out_color_matrix=bt709",
            "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"]
     assert args[:-3] == [("-y" if a == "-n" else a) for a in vhs] and args[-3:] == ["-f", "mp4", "/o/x.mp4.part"]
+    tagged = enc.ffmpeg_args("ffmpeg", 832, 480, 16.0, 3, 19, "yuv420p", "medium", "/o/x.mp4.part", "/t/meta.txt")
+    # VHS with save_metadata: the metadata file is the first input, and the tags are written as mp4 tags
+    assert tagged == (["ffmpeg", "-i", "/t/meta.txt"] + args[1:-3] + ["-metadata", "creation_time=now", "-movflags",
+                                                                       "use_metadata_tags"] + args[-3:])
     fast = enc.ffmpeg_args("ffmpeg", 8, 8, 16.0, 4, 17, "yuv420p", "ultrafast", "o")
     assert fast[fast.index("-preset") + 1] == "ultrafast" and fast[fast.index("-pix_fmt") + 1] == "rgba"
 

@@ -453,7 +453,7 @@ def use_async_output(graph: dict) -> dict:
         new = {"images": inputs["images"], "frame_rate": inputs["frame_rate"],
                "filename_prefix": inputs.get("filename_prefix", "video/wanclip"), "crf": inputs.get("crf", crf),
                "pix_fmt": inputs.get("pix_fmt", "yuv420p"), "preset": preset,
-               "save_output": inputs.get("save_output", True)}
+               "save_output": inputs.get("save_output", True), "save_metadata": inputs.get("save_metadata", True)}
     elif node["class_type"] == "SaveVideo":
         create = out[roles.video_fps_node]
         codec = inputs.get("format.codec") or inputs.get("codec") or "auto"
@@ -462,7 +462,8 @@ def use_async_output(graph: dict) -> dict:
             return out
         new = {"images": create["inputs"]["images"], "frame_rate": create["inputs"]["fps"],
                "filename_prefix": inputs.get("filename_prefix", "video/wanclip"), "crf": CORE_CRF,
-               "pix_fmt": "yuv420p", "preset": "medium", "save_output": True}
+               "pix_fmt": "yuv420p", "preset": "medium", "save_output": True,
+               "save_metadata": True}  # core SaveVideo embeds the prompt and workflow too
         if not any(_source(out, v) == roles.video_fps_node for nid, n in out.items() if nid != roles.output
                    for v in n.get("inputs", {}).values()):
             del out[roles.video_fps_node]

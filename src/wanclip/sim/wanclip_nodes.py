@@ -39,14 +39,16 @@ _REQUIRED = {
 
 OBJECT_INFO = {
     CLASS: {
-        "input": {"required": _REQUIRED, "hidden": {"unique_id": "UNIQUE_ID"}},
-        "input_order": {"required": list(_REQUIRED), "hidden": ["unique_id"]},
+        "input": {"required": _REQUIRED, "optional": {"save_metadata": ["BOOLEAN", {"default": True}]},
+                  "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"}},
+        "input_order": {"required": list(_REQUIRED), "optional": ["save_metadata"],
+                        "hidden": ["prompt", "extra_pnginfo", "unique_id"]},
         "output": [], "output_is_list": [], "output_name": [], "name": CLASS,
         "display_name": "Save Video in Background (wanclip)",
         "description": ("Saves the frames as an H.264 mp4 like VHS Video Combine (video/h264-mp4), encoding in the "
                         "background so the next prompt starts at once. The file appears a moment after the node "
                         "finishes (as NAME.part first); a failed encode leaves NAME.failed and sends a "
-                        "'wanclip.video' event."),
+                        "'wanclip.video' event. save_metadata embeds the prompt and workflow as VHS does."),
         "python_module": "custom_nodes.wanclip_nodes", "category": "wanclip", "output_node": True,
     },
 }

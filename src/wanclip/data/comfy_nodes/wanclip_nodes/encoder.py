@@ -58,21 +58,37 @@ def find_ffmpeg() -> str | None:
 
 
 def ffmpeg_args(ffmpeg: str, width: int, height: int, fps: float, channels: int, crf: int, pix_fmt: str,
-                preset: str, out: str) -> list[str]:
+                preset: str, out: str, metadata: str | None = None) -> list[str]:
     """VideoHelperSuite's ``video/h264-mp4`` command (nodes.py + h264-mp4.json), writing ``out``.
 
     ``-y`` instead of VHS's ``-n``: ``out`` is our own ``.part`` (created empty to reserve the name),
     and ``-f mp4`` because its suffix does not say the container. ``medium`` is x264's default, so
-    it is not passed and the frames stay VHS's bit for bit."""
-    args = [ffmpeg, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgba" if channels == 4 else "rgb24",
+    it is not passed and the frames stay VHS's bit for bit. ``metadata``: an FFMETADATA1 file (the
+    prompt and workflow), added as VHS's ``save_metadata`` does: a first input and mp4 tags."""
+    head = [ffmpeg, "-i", metadata] if metadata else [ffmpeg]
+    args = head + ["-v", "error", "-f", "rawvideo", "-pix_fmt", "rgba" if channels == 4 else "rgb24",
             "-color_range", "pc", "-colorspace", "rgb", "-color_primaries", "bt709", "-color_trc", "bt709",
             "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
             "-y", "-c:v", "libx264"]
     if preset != "medium":
         args += ["-preset", preset]
+    tags = ["-metadata", "creation_time=now", "-movflags", "use_metadata_tags"] if metadata else []
     return args + ["-pix_fmt", pix_fmt, "-crf", str(crf), "-vf", "scale=out_color_matrix=bt709",
                    "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709",
-                   "-color_trc", "bt709", "-f", "mp4", out]
+                   "-color_trc", "bt709", *tags, "-f", "mp4", out]
+
+
+def ffmetadata(metadata: dict) -> str:
+    """VHS's metadata file: ``prompt`` and ``workflow`` first, each value JSON, with ``\\ ; # =`` and
+    newlines escaped as ffmpeg's FFMETADATA1 format wants."""
+    def line(key: str, value: object) -> str:
+        text = json.dumps(value)
+        for char in ("\\", ";", "#", "=", "\n"):
+            text = text.replace(char, "\\" + char)
+        return f"{key}={text}"
+
+    keys = [k for k in ("prompt", "workflow") if k in metadata] + [k for k in metadata if k not in ("prompt", "workflow")]
+    return ";FFMETADATA1\n" + "".join(line(k, metadata[k]) + "\n" for k in keys)
 
 
 def frame_shape(images) -> tuple[int, int, int, int]:
@@ -122,6 +138,7 @@ class Job:
     preset: str = "medium"
     info: dict = field(default_factory=dict)  # prompt_id, node, filename, subfolder, type (the event's)
     sid: str | None = None  # the websocket client the event goes to (None: everyone)
+    metadata: dict | None = None  # embedded as VHS's save_metadata does (prompt, workflow); None: none
     queued_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -232,8 +249,17 @@ class Encoder:
         if not ffmpeg:
             raise EncodeError("ffmpeg not found: install imageio-ffmpeg in ComfyUI's Python or put ffmpeg "
                               "on PATH (or set WANCLIP_FFMPEG)")
-        args = ffmpeg_args(ffmpeg, width, height, float(job.fps), channels, job.crf, job.pix_fmt, job.preset,
-                           job.part)
+        with tempfile.TemporaryDirectory(prefix="wanclip-meta-") as meta_dir:
+            meta = None
+            if job.metadata:
+                meta = os.path.join(meta_dir, "metadata.txt")  # one per job: encodes may overlap with VHS's
+                with open(meta, "w", encoding="utf-8") as file:
+                    file.write(ffmetadata(job.metadata))
+            args = ffmpeg_args(ffmpeg, width, height, float(job.fps), channels, job.crf, job.pix_fmt, job.preset,
+                               job.part, meta)
+            self._run_ffmpeg(job, args, count)
+
+    def _run_ffmpeg(self, job: Job, args: list[str], count: int) -> None:
         written = 0
         with tempfile.TemporaryFile() as err:
             with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err) as proc:

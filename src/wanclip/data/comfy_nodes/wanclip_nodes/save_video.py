@@ -82,7 +82,9 @@ class WanclipSaveVideo:
                 "preset": (list(encoder.PRESETS), {"default": "medium"}),
                 "save_output": ("BOOLEAN", {"default": True}),
             },
-            "hidden": {"unique_id": "UNIQUE_ID"},
+            # optional: a graph made for an older pack (without it) still validates
+            "optional": {"save_metadata": ("BOOLEAN", {"default": True})},
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO", "unique_id": "UNIQUE_ID"},
         }
 
     RETURN_TYPES = ()
@@ -92,10 +94,11 @@ class WanclipSaveVideo:
     DESCRIPTION = ("Saves the frames as an H.264 mp4 like VHS Video Combine (video/h264-mp4), encoding in the "
                    "background so the next prompt starts at once. The file appears a moment after the node "
                    "finishes (as NAME.part first); a failed encode leaves NAME.failed and sends a "
-                   "'wanclip.video' event.")
+                   "'wanclip.video' event. save_metadata embeds the prompt and workflow as VHS does.")
 
     def save(self, images, frame_rate, filename_prefix="video/wanclip", crf=19, pix_fmt="yuv420p",
-             preset="medium", save_output=True, unique_id=None):
+             preset="medium", save_output=True, save_metadata=True, prompt=None, extra_pnginfo=None,
+             unique_id=None):
         import folder_paths
 
         count, height, width, channels = encoder.frame_shape(images)
@@ -115,8 +118,11 @@ class WanclipSaveVideo:
         server = _server()
         info = {"prompt_id": _prompt_id(server), "node": None if unique_id is None else str(unique_id),
                 "filename": name, "subfolder": subfolder, "type": kind}
+        metadata = None
+        if save_metadata:  # what VHS embeds: the prompt (API graph) and the extra_pnginfo (the UI workflow)
+            metadata = ({"prompt": prompt} if prompt is not None else {}) | dict(extra_pnginfo or {})
         job = encoder.Job(images, float(frame_rate), final, crf=int(crf), pix_fmt=pix_fmt, preset=preset,
-                          info=info, sid=getattr(server, "client_id", None))
+                          info=info, sid=getattr(server, "client_id", None), metadata=metadata or None)
         try:
             encoder.shared_encoder(_notify).submit(job)  # blocks while the queue is full
         except BaseException:
