@@ -19,6 +19,7 @@ from wanclip.sim import jobs, nodes, wanclip_nodes
 from wanclip.sim.catalog import FOLDER_KEYS, FOLDER_KEYS_09, Catalog, load_models
 from wanclip.sim.faults import Faults
 from wanclip.sim.graph import ExecutionList, is_link, signatures
+from wanclip.sim.node_base import Ctx, NodeError
 from wanclip.sim.profiles import CACHE_CLASSIC, Profile, get_profile
 from wanclip.sim.validate import validate_prompt
 
@@ -457,7 +458,7 @@ class Engine:
                 order.complete(node_id)
         except Interrupted:
             return self._finish(run, "interrupted")
-        except nodes.NodeError as ex:
+        except NodeError as ex:
             return self._fail(run, ex)
         self._lifecycle(run, "execution_success", {"prompt_id": pid})
         self._finish(run, "success")
@@ -479,10 +480,10 @@ class Engine:
         run.current_inputs = inputs
         try:
             outputs, ui = nodes.run_node(node["class_type"], inputs, self._ctx(run, node_id))
-        except (Interrupted, Restarted, nodes.NodeError):
+        except (Interrupted, Restarted, NodeError):
             raise
         except Exception as ex:  # noqa: BLE001 - a node bug must fail the prompt, not kill the worker
-            raise nodes.NodeError(type(ex).__name__, str(ex)) from ex
+            raise NodeError(type(ex).__name__, str(ex)) from ex
         run.outputs[node_id] = outputs
         run.executed.append(node_id)
         if ui is not None:
@@ -503,7 +504,7 @@ class Engine:
         except (OSError, KeyError, TypeError, AttributeError):
             return None
 
-    def _ctx(self, run: _Run, node_id: str) -> nodes.Ctx:
+    def _ctx(self, run: _Run, node_id: str) -> Ctx:
         bar = {"last": -1, "time": 0.0}  # one ProgressBar per node call, as in comfy/utils.py
 
         def step(value: int, maximum: int) -> None:
@@ -525,7 +526,7 @@ class Engine:
                 self._set_activity(run, node_id, name)
                 self._progress(run, node_id, "running")
 
-        return nodes.Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
+        return Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
                          lambda s: self._sleep(run, s), step, self.config.step_seconds, self._load_seconds,
                          activity, run.prompt_id, lambda work: self._start_background(run, work),
                          self.config.video_delay, self.catalog.annotated_path, self.config.drift)
@@ -641,9 +642,9 @@ class Engine:
                 self._sleep(run, 3600)
         fail = self.faults.fail.get(run.ordinal)
         if fail is not None and hits(fail):
-            raise nodes.NodeError("RuntimeError", fail.message or f"Simulated failure of node {node_id} ({class_type}) requested by --faults")
+            raise NodeError("RuntimeError", fail.message or f"Simulated failure of node {node_id} ({class_type}) requested by --faults")
 
-    def _fail(self, run: _Run, ex: nodes.NodeError) -> None:
+    def _fail(self, run: _Run, ex: NodeError) -> None:
         node_id = run.node
         inputs = run.current_inputs
         self._lifecycle(run, "execution_error", {
