@@ -11,11 +11,10 @@ import hashlib
 import heapq
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanclip.sim import jobs, nodes, wanclip_nodes
+from wanclip.sim import jobs, nodes, submission, wanclip_nodes
 from wanclip.sim.background import BackgroundEncodes
 from wanclip.sim.catalog import FOLDER_KEYS, FOLDER_KEYS_09, Catalog, load_models
 from wanclip.sim.faults import Faults
@@ -168,41 +167,18 @@ class Engine:
             else:
                 number = -self._number if body.get("front") else self._number
                 self._number += 1
-        if "prompt" not in body:
-            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}}
-            return 400, {"error": error, "node_errors": {}}
-        prompt = body["prompt"]
-        if not isinstance(prompt, dict):
-            error = {"type": "invalid_prompt", "message": "Prompt must be a JSON object of node id -> node",
-                     "details": f"got {type(prompt).__name__}", "extra_info": {}}
-            return 400, {"error": error, "node_errors": {}}
-        if self.profile.unique_ids:
-            # drift §1.1: absent or null -> minted; anything else must be a canonical UUID.
-            client_id = body.get("prompt_id")
-            if client_id is None:
-                prompt_id = str(uuid.uuid4())
-            else:
-                try:
-                    prompt_id = jobs.validate_job_id(client_id)
-                except ValueError as exc:
-                    error = {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
-                             "details": str(exc), "extra_info": {}}
-                    return 400, {"error": error, "node_errors": {}}
-        else:
-            prompt_id = str(body.get("prompt_id", uuid.uuid4()))  # 0.3.64/0.9: any string, even "None"
+        try:
+            prompt = submission.prompt_of(body)
+            prompt_id = submission.prompt_id_of(self.profile, body)
+        except submission.Refused as refused:
+            return refused.status, refused.body
         if self.profile.node_replacements:
-            self._apply_replacements(prompt)
+            submission.apply_replacements(prompt, self.node_replacements, self.catalog.has_class)
         ok, error, outputs, node_errors = validate_prompt(
             self.catalog, prompt, body.get("partial_execution_targets"), missing_node_type=self.profile.unique_ids)
         if not ok:
             return 400, {"error": error, "node_errors": node_errors}
-        extra = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
-        if "client_id" in body:
-            extra["client_id"] = body["client_id"]
-        if self.profile.create_time:
-            extra["create_time"] = now_ms()
-        for secret in ("auth_token_comfy_org", "api_key_comfy_org"):
-            extra.pop(secret, None)
+        extra = submission.extra_data_of(self.profile, body)
         with self._lock:
             if self.profile.unique_ids and self._known(prompt_id):
                 return 409, {"error": "prompt_id already exists"}
@@ -215,19 +191,6 @@ class Engine:
         """PromptQueue.put's refusal (0.38): the id is in history, pending or running."""
         return (prompt_id in self._history or any(i[1] == prompt_id for i in self._queue)
                 or (self._running is not None and self._running[1] == prompt_id))
-
-    def _apply_replacements(self, prompt: dict) -> None:
-        """[inferred] node_replace_manager.apply_replacements: an unknown class with a registered
-        replacement gets the new class_type and its inputs renamed by input_mapping."""
-        for node in prompt.values():
-            if not isinstance(node, dict):
-                continue
-            rule = self.node_replacements.get(node.get("class_type"))
-            if rule is None or self.catalog.has_class(node.get("class_type")):
-                continue
-            node["class_type"] = rule["new_node_id"]
-            mapping = rule["input_mapping"]
-            node["inputs"] = {mapping.get(k, k): v for k, v in node.get("inputs", {}).items()}
 
     def queue_remaining(self) -> int:
         with self._lock:
