@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "src"))
 
 from fakehub import FakeHub  # noqa: E402
-from wanclip.models import assets  # noqa: E402
+from wanclip.files import sha256_file  # noqa: E402
+from wanclip.models.manifest import load_manifest  # noqa: E402
 
 THEIRS = """
 import os, sys
@@ -49,7 +50,7 @@ with ThreadPoolExecutor(6) as pool:
 
 def make_files(total_mb: int, folder: Path) -> tuple[list[dict], dict]:
     """Six payloads in the real files' proportions; returns manifest entries and the bytes by path."""
-    items = assets.load_manifest()
+    items = load_manifest()
     scale = total_mb * 1_000_000 / sum(i.bytes for i in items)
     entries, payloads = [], {}
     for item in items:
@@ -137,7 +138,7 @@ def _log_tail() -> str:
 
 def check_installed(models: Path, entries: list[dict]) -> None:
     for e in entries:
-        assert assets.sha256_file(models / e["dest"]) == e["sha256"], f"{e['dest']} is wrong"
+        assert sha256_file(models / e["dest"]) == e["sha256"], f"{e['dest']} is wrong"
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from wanclip.checks.preflight import preflight
 from wanclip.cli.app import app
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import PreflightError
-from wanclip.models import assets
+from wanclip.models.manifest import load_manifest
 from wanclip.planning.workflow import CORE_WORKFLOW, LOADER_INPUTS, shipped_graph, shipped_path
 
 GRAPH = shipped_graph()
@@ -175,7 +175,7 @@ def test_doctor_with_an_unreachable_server_says_how_to_start_it():
 
 def test_doctor_with_comfy_dir_verifies_the_files_on_disk(tmp_path, sim):
     comfy = tmp_path / "ComfyUI"
-    manifest = assets.load_manifest()[:1]
+    manifest = load_manifest()[:1]
     report = doctor.run_doctor(ComfyClient(sim.url), comfy, manifest=manifest, disk_free=lambda path: 10**12)
     disk = [c for c in report.checks if c.name.startswith("disk ")]
     assert [(c.name, c.ok, c.detail) for c in disk] == [

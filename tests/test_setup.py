@@ -20,7 +20,13 @@ from typer.testing import CliRunner
 from fakehub import FakeHub
 from helpers import help_words
 from wanclip.cli.app import app
-from wanclip.models import assets
+from wanclip.errors import AssetError
+from wanclip.files import sha256_file
+from wanclip.models import install
+from wanclip.models import manifest as manifest_module
+from wanclip.models.install import Source
+from wanclip.models.manifest import load_manifest
+from wanclip.models.verify import VAE_WARNING
 
 SIZE = 300_000  # per file: several write chunks of the fake hub, small enough to stay fast
 
@@ -29,14 +35,14 @@ SIZE = 300_000  # per file: several write chunks of the fake hub, small enough t
 def payloads():
     """Six distinct small payloads keyed by the built-in manifest's entries."""
     rng = random.Random(6)
-    return {item.dest: rng.randbytes(SIZE + i) for i, item in enumerate(assets.load_manifest())}
+    return {item.dest: rng.randbytes(SIZE + i) for i, item in enumerate(load_manifest())}
 
 
 @pytest.fixture
 def manifest(tmp_path, payloads):
     """The built-in manifest with sizes and sha256 of the small payloads."""
     entries = []
-    for item in assets.load_manifest():
+    for item in load_manifest():
         data = payloads[item.dest]
         entries.append(item.model_dump() | {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     path = tmp_path / "test-models.yaml"
@@ -47,7 +53,7 @@ def manifest(tmp_path, payloads):
 @pytest.fixture(params=[False, True], ids=["inline", "cdn-redirect"])
 def hub(request, payloads):
     hub = FakeHub(redirect=request.param)
-    for item in assets.load_manifest():
+    for item in load_manifest():
         hub.add(item.repo, item.path, payloads[item.dest])
     hub.start()
     yield hub
@@ -57,7 +63,7 @@ def hub(request, payloads):
 @pytest.fixture
 def inline_hub(payloads):
     hub = FakeHub()
-    for item in assets.load_manifest():
+    for item in load_manifest():
         hub.add(item.repo, item.path, payloads[item.dest])
     yield hub.start()
     hub.stop()
@@ -73,11 +79,11 @@ def models_of(models):
 
 HIGH = "split_files/diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
 HIGH_DEST = "diffusion_models/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors"
-ALL_DESTS = sorted(item.dest for item in assets.load_manifest())
+ALL_DESTS = sorted(item.dest for item in load_manifest())
 
 
 def test_built_in_manifest_lists_the_six_files_of_38_gb():
-    items = assets.load_manifest()
+    items = load_manifest()
     assert len(items) == 6
     assert sum(item.bytes for item in items) == 38_031_524_327
     assert {item.folder for item in items} == {"diffusion_models", "text_encoders", "vae", "loras"}
@@ -186,17 +192,17 @@ def test_unreachable_mirror_says_so(tmp_path, manifest):
 
 
 def test_not_enough_disk_is_refused_before_any_download(tmp_path, inline_hub, manifest):
-    items = assets.load_manifest(manifest)
-    source = assets.Source(endpoint=inline_hub.url)
-    with pytest.raises(assets.AssetError) as caught:
-        assets.install(items, tmp_path / "m", source, disk_free=lambda path: 1_000_000)
+    items = load_manifest(manifest)
+    source = Source(endpoint=inline_hub.url)
+    with pytest.raises(AssetError) as caught:
+        install.install(items, tmp_path / "m", source, disk_free=lambda path: 1_000_000)
     assert caught.value.message.endswith("1.80 MB needed, 1.00 MB free (0.80 MB short)")
     assert inline_hub.requests == []
 
 
 def test_from_dir_installs_without_network_and_verifies(tmp_path, manifest, payloads):
     nas = tmp_path / "nas"
-    for item in assets.load_manifest():
+    for item in load_manifest():
         (nas / item.path).parent.mkdir(parents=True, exist_ok=True)
         (nas / item.path).write_bytes(payloads[item.dest])
     models = tmp_path / "models"
@@ -254,7 +260,7 @@ def test_wan22_vae_is_left_alone_with_a_warning(tmp_path, inline_hub, manifest):
     result = setup("--endpoint", inline_hub.url, "--models-dir", models, "--manifest", manifest, "--json")
     assert result.exit_code == 0
     final = json.loads(result.output.splitlines()[-1])
-    assert final["warnings"] == [assets.VAE_WARNING.format(path="models/vae/wan2.2_vae.safetensors")]
+    assert final["warnings"] == [VAE_WARNING.format(path="models/vae/wan2.2_vae.safetensors")]
     assert (models / "vae/wan2.2_vae.safetensors").read_bytes() == b"48 channels"
     assert (models / "vae/wan_2.1_vae.safetensors").exists()
 
@@ -345,9 +351,9 @@ class _Filling(io.RawIOBase):
 
 def test_a_disk_that_fills_up_mid_download_stops_setup_with_what_it_needs(tmp_path, inline_hub, manifest):
     models = tmp_path / "models"
-    items = assets.load_manifest(manifest)
-    with pytest.raises(assets.AssetError) as caught:
-        assets.install(items, models, assets.Source(endpoint=inline_hub.url), workers=1,
+    items = load_manifest(manifest)
+    with pytest.raises(AssetError) as caught:
+        install.install(items, models, Source(endpoint=inline_hub.url), workers=1,
                        open_file=FullDisk(room=4 * SIZE + 100), disk_free=lambda path: 123_000_000)
     error = caught.value
     assert error.exit_code == 1
@@ -356,11 +362,11 @@ def test_a_disk_that_fills_up_mid_download_stops_setup_with_what_it_needs(tmp_pa
     finished = [f for f in ALL_DESTS if (models / f).exists()]
     unfinished = sum(item.bytes for item in items if item.dest not in finished)
     kept = sum(p.stat().st_size for p in models.rglob("*.part"))
-    assert f"{assets._gb(unfinished - kept)} more are needed" in error.message
+    assert f"{install._gb(unfinished - kept)} more are needed" in error.message
     assert "partial downloads (.part) are kept" in error.hint
     for item in items:  # a final name only ever holds the manifest's bytes
         target = models / item.dest
-        assert not target.exists() or assets.sha256_file(target) == item.sha256
+        assert not target.exists() or sha256_file(target) == item.sha256
     assert len(finished) < 6
 
 
@@ -381,9 +387,9 @@ def test_a_disk_that_fills_up_during_a_copy_from_dir_leaves_no_partial_copy(tmp_
         (nas / dest).parent.mkdir(parents=True, exist_ok=True)
         (nas / dest).write_bytes(data)
     models = tmp_path / "models"
-    items = assets.load_manifest(manifest)
-    with pytest.raises(assets.AssetError, match=f"the disk under {models} is full"):
-        assets.install(items, models, assets.Source(from_dir=nas), workers=1, open_file=FullDisk(room=SIZE // 2))
+    items = load_manifest(manifest)
+    with pytest.raises(AssetError, match=f"the disk under {models} is full"):
+        install.install(items, models, Source(from_dir=nas), workers=1, open_file=FullDisk(room=SIZE // 2))
     assert list(models.rglob("*.part")) == []
     assert models_of(models) == []
 
@@ -397,8 +403,8 @@ def test_a_read_only_models_folder_is_refused_before_any_download(tmp_path, inli
             raise OSError(code, os.strerror(code), str(path))
         return open(path, mode)  # noqa: SIM115
 
-    with pytest.raises(assets.AssetError) as caught:
-        assets.install(assets.load_manifest(manifest), models, assets.Source(endpoint=inline_hub.url),
+    with pytest.raises(AssetError) as caught:
+        install.install(load_manifest(manifest), models, Source(endpoint=inline_hub.url),
                        open_file=read_only)
     assert caught.value.exit_code == 2
     assert f"cannot write to {models}" in caught.value.message
@@ -440,8 +446,8 @@ def test_a_read_only_wanclip_home_does_not_fail_an_install(tmp_path, inline_hub,
 
 # --- import cost and wording --------------------------------------------------------------------
 
-def test_importing_assets_does_not_import_the_hub_client():
-    code = ("import sys, wanclip.models.assets; "
+def test_importing_the_installer_does_not_import_the_hub_client():
+    code = ("import sys, wanclip.models.install; "
             "assert 'huggingface_hub' not in sys.modules and 'httpx2' not in sys.modules, "
             "sorted(m for m in sys.modules if m.startswith(('huggingface', 'httpx')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -461,13 +467,13 @@ def test_from_dir_help_and_hint_talk_about_a_local_folder_of_model_files(tmp_pat
 
 
 # -- `wanclip setup --with i2v`: the image-to-video experts and LoRAs, beside the T2V files ----------
-I2V_DESTS = sorted(item.dest for item in assets.load_manifest(extras=["i2v"]) if item.dest not in ALL_DESTS)
+I2V_DESTS = sorted(item.dest for item in load_manifest(extras=["i2v"]) if item.dest not in ALL_DESTS)
 
 
 def test_i2v_set_adds_the_two_experts_and_the_lora_pair_the_i2v_graph_loads():
     from wanclip.planning.workflow import I2V_WORKFLOW, model_files, shipped_graph
 
-    extra = [item for item in assets.load_manifest(extras=["i2v"]) if item.dest in I2V_DESTS]
+    extra = [item for item in load_manifest(extras=["i2v"]) if item.dest in I2V_DESTS]
     assert [(i.dest, i.bytes) for i in extra] == [
         ("diffusion_models/wan2.2_i2v_high_noise_14B_fp8_scaled.safetensors", 14_294_742_832),
         ("diffusion_models/wan2.2_i2v_low_noise_14B_fp8_scaled.safetensors", 14_294_742_832),
@@ -479,8 +485,8 @@ def test_i2v_set_adds_the_two_experts_and_the_lora_pair_the_i2v_graph_loads():
     # with the shared text encoder and VAE, that is every file the shipped I2V graph loads
     wanted = {f"{folder}/{name}" for folder, names in model_files(shipped_graph(I2V_WORKFLOW)).items()
               for name in names}
-    assert wanted <= {i.dest for i in assets.load_manifest(extras=["i2v"])}
-    assert assets.load_manifest(extras=["i2v", "i2v"]) == assets.load_manifest(extras=["i2v"])
+    assert wanted <= {i.dest for i in load_manifest(extras=["i2v"])}
+    assert load_manifest(extras=["i2v", "i2v"]) == load_manifest(extras=["i2v"])
 
 
 @pytest.fixture
@@ -494,10 +500,10 @@ def i2v_manifest(tmp_path, i2v_payloads, monkeypatch):
     """`--with i2v` reads a copy of the built-in i2v manifest with the small payloads' values."""
     entries = [item.model_dump() | {"bytes": len(i2v_payloads[item.dest]),
                                     "sha256": hashlib.sha256(i2v_payloads[item.dest]).hexdigest()}
-               for item in assets.load_manifest(extras=["i2v"]) if item.dest in I2V_DESTS]
+               for item in load_manifest(extras=["i2v"]) if item.dest in I2V_DESTS]
     path = tmp_path / "test-models-i2v.yaml"
     path.write_text(yaml.safe_dump({"files": entries}))
-    monkeypatch.setattr(assets, "extra_manifest_path", lambda name: path)
+    monkeypatch.setattr(manifest_module, "extra_manifest_path", lambda name: path)
     return path
 
 
@@ -505,7 +511,7 @@ def i2v_manifest(tmp_path, i2v_payloads, monkeypatch):
 def full_hub(payloads, i2v_payloads):
     """The hub with the T2V and the I2V files."""
     hub = FakeHub()
-    for item in assets.load_manifest(extras=["i2v"]):
+    for item in load_manifest(extras=["i2v"]):
         hub.add(item.repo, item.path, {**payloads, **i2v_payloads}[item.dest])
     yield hub.start()
     hub.stop()

@@ -20,7 +20,7 @@ from wanclip.planning.workflow import is_link
 
 # Loaded only where they are used: keyframes (PIL), setup (the hub client, the manifests), the
 # simulator (aiohttp), the stitcher, and the tables drawn at the end of a render.
-NOT_AT_START = ("PIL", "huggingface_hub", "aiohttp", "numpy", "wanclip.sim", "wanclip.models.assets", "wanclip.checks.doctor",
+NOT_AT_START = ("PIL", "huggingface_hub", "aiohttp", "numpy", "wanclip.sim", "wanclip.models.manifest", "wanclip.models.install", "wanclip.checks.doctor",
                 "wanclip.stitch.core", "wanclip.stitch.pieces", "rich.table", "rich.live")
 
 
@@ -48,7 +48,7 @@ def test_model_checks_that_pass_do_not_read_the_setup_manifests(tmp_path):
     code = ("import sys, json; from wanclip.checks.graph import graph_checks; "
             f"checks = graph_checks(json.load(open({str(SHIPPED)!r})), json.load(open({str(tmp_path / 'info.json')!r}))); "
             "assert all(c.ok for c in checks), checks; "
-            "print('wanclip.models.assets' in sys.modules)")
+            "print('wanclip.models.manifest' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"

@@ -13,16 +13,10 @@ from types import SimpleNamespace
 import requests
 
 from helpers import run_cli, write_shots
-from wanclip.review.storyboard import (
-    PAGE_NAME,
-    Prompt,
-    script_json,
-    serve_folder,
-    shot_prompt,
-    split_style,
-    time_split,
-    write_page,
-)
+from wanclip.review.board import Prompt, shot_prompt, split_style
+from wanclip.review.page import script_json
+from wanclip.review.storyboard import PAGE_NAME, serve_folder, write_page
+from wanclip.review.timings import time_split
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 SHOTS = """title: Review Film

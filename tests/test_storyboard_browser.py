@@ -21,7 +21,8 @@ import pytest
 import websocket
 
 from helpers import ROOT, run_cli, write_shots
-from wanclip.review.storyboard import REFRESH_SECONDS, serve_folder, write_page
+from wanclip.review.page import REFRESH_SECONDS
+from wanclip.review.storyboard import serve_folder, write_page
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 HOSTILE_ERROR = "<img src=y onerror=alert(2)> CUDA error"

@@ -22,7 +22,9 @@ from wanclip.checks.preflight import fit_key, graph_object_info
 from wanclip.comfy.capabilities import Capabilities, detect
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
-from wanclip.models import assets, nodepack
+from wanclip.models import nodepack
+from wanclip.models.manifest import ModelFile, extra_set_of, load_manifest
+from wanclip.models.verify import check_files
 from wanclip.planning.workflow import model_files, shipped_graph
 
 MIN_FREE_OUTPUT = 5_000_000_000  # a film of a few hundred clips, plus the stitched result
@@ -48,13 +50,13 @@ class DoctorReport:
 
 
 def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dict | None = None,
-               graphs: list[dict] | None = None, manifest: list[assets.ModelFile] | None = None,
+               graphs: list[dict] | None = None, manifest: list[ModelFile] | None = None,
                output_dir: Path | None = None, disk_free: Callable[[Path], int] | None = None) -> DoctorReport:
     """Every check in order; a server that does not answer fails one check and skips its others.
 
     ``graphs`` (a film's) or ``graph``; neither: the shipped text-to-video graph."""
     graphs = graphs or [graph if graph is not None else shipped_graph()]
-    items = manifest if manifest is not None else assets.load_manifest(extras=sets_needed(graphs))
+    items = manifest if manifest is not None else load_manifest(extras=sets_needed(graphs))
     report = DoctorReport(client.url)
     server, report.capabilities = _server_checks(client, graphs, items)
     report.checks += server
@@ -67,7 +69,7 @@ def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dic
 def sets_needed(graphs: list[dict]) -> list[str]:
     """The ``wanclip setup --with`` sets whose files these graphs load (``i2v`` for an image-to-video graph)."""
     loaded = {f"{folder}/{name}" for g in graphs for folder, names in model_files(g).items() for name in names}
-    return list(dict.fromkeys(s for s in map(assets.extra_set_of, sorted(loaded)) if s))
+    return list(dict.fromkeys(s for s in map(extra_set_of, sorted(loaded)) if s))
 
 
 def distinct_graphs(graphs: list[dict]) -> list[dict]:
@@ -78,7 +80,7 @@ def distinct_graphs(graphs: list[dict]) -> list[dict]:
     return list(seen.values())
 
 
-def _server_checks(client: ComfyClient, graphs: list[dict], items: list[assets.ModelFile]
+def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFile]
                    ) -> tuple[list[Check], Capabilities | None]:
     graphs = distinct_graphs(graphs)
     try:
@@ -114,15 +116,15 @@ def gpu_check(stats: dict) -> Check:
     return Check("gpu", True, f"{name}, {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB VRAM")
 
 
-def listed_check(item: assets.ModelFile, listed: list[str]) -> Check:
+def listed_check(item: ModelFile, listed: list[str]) -> Check:
     """The server's ``/models/<folder>`` lists the file under the name the graph uses."""
     return model_check(item.name, [n.replace("\\", "/") for n in listed], item.folder, f"/models/{item.folder}",
                        installable=True, command=command_for(item.dest))
 
 
-def disk_checks(items: list[assets.ModelFile], comfy_dir: Path) -> list[Check]:
+def disk_checks(items: list[ModelFile], comfy_dir: Path) -> list[Check]:
     """The files under ``comfy_dir/models`` are the manifest's bytes (a recorded hash makes this instant)."""
-    result = assets.check(items, comfy_dir / "models")
+    result = check_files(items, comfy_dir / "models")
     checks = [Check(f"disk {f.dest}", False, f.detail, f.fix) for f in result.files if not f.ok]
     if not checks:
         checks = [Check("disk", True, f"{len(result.files)} model files verified in {comfy_dir / 'models'}")]

@@ -167,16 +167,16 @@ def _looks_like_model(value: str) -> bool:
 def setup_files() -> dict[str, str]:
     """The model files `wanclip setup` can install (those of the shipped T2V and I2V graphs), each with
     the command that does: ``wanclip setup --comfy-dir DIR``, or ``wanclip setup --with i2v --comfy-dir DIR``."""
-    from wanclip.models import assets
+    from wanclip.models import manifest
 
-    return {item.name: command_for(item.dest) for item in assets.load_manifest(extras=assets.EXTRAS)}
+    return {item.name: command_for(item.dest) for item in manifest.load_manifest(extras=manifest.EXTRAS)}
 
 
 def command_for(dest: str) -> str:
     """The setup line for one manifest file (``folder/name``), with the DIR placeholder."""
-    from wanclip.models import assets
+    from wanclip.models import manifest
 
-    return assets.setup_command(dest) + SETUP_COMMAND.removeprefix("wanclip setup")
+    return manifest.setup_command(dest) + SETUP_COMMAND.removeprefix("wanclip setup")
 
 
 def model_check(value: str, options: list[str], folder: str | None, where: str, installable: bool,

@@ -20,7 +20,10 @@ from rich.table import Table
 from wanclip import config
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
 from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
-from wanclip.models import assets
+from wanclip.models import install as installer
+from wanclip.models.manifest import load_manifest
+from wanclip.models.results import Event, SetupResult
+from wanclip.models.verify import check_files, models_dir_of
 
 
 @app.command("setup")
@@ -59,13 +62,13 @@ def setup(
         _setup_nodes(comfy_dir, models_dir, check, as_json)
     with handle_errors(as_json=as_json):
         target = _models_dir(comfy_dir, models_dir)
-        items = assets.load_manifest(manifest, extras=with_ or ())
+        items = load_manifest(manifest, extras=with_ or ())
         if check:
-            result = assets.check(items, target)
+            result = check_files(items, target)
         else:
-            source = assets.Source(endpoint=(endpoint or config.hf_endpoint() or assets.DEFAULT_ENDPOINT).rstrip("/"),
+            source = installer.Source(endpoint=(endpoint or config.hf_endpoint() or installer.DEFAULT_ENDPOINT).rstrip("/"),
                                    token=config.hf_token(), from_dir=from_dir)
-            result = (assets.install(items, target, source, workers=workers) if quiet and not as_json
+            result = (installer.install(items, target, source, workers=workers) if quiet and not as_json
                       else _install(items, target, source, workers, as_json))
     _render(result, as_json)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
@@ -96,15 +99,15 @@ def _models_dir(comfy_dir: Path | None, models_dir: Path | None) -> Path:
     if bool(comfy_dir) == bool(models_dir):
         raise AssetError("say where ComfyUI's models go: give --comfy-dir or --models-dir (one of them)",
                          "e.g. wanclip setup --comfy-dir ~/ComfyUI", exit_code=EXIT_BAD_INPUT)
-    return models_dir if models_dir else assets.models_dir_of(comfy_dir)
+    return models_dir if models_dir else models_dir_of(comfy_dir)
 
 
-def _install(items, target: Path, source: assets.Source, workers: int, as_json: bool) -> assets.SetupResult:
+def _install(items, target: Path, source: installer.Source, workers: int, as_json: bool) -> SetupResult:
     if as_json:
-        return assets.install(items, target, source, workers=workers, on_event=lambda e: print_json(asdict(e)))
+        return installer.install(items, target, source, workers=workers, on_event=lambda e: print_json(asdict(e)))
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err_console, transient=False) as progress:
-        return assets.install(items, target, source, workers=workers, on_event=_ProgressView(progress))
+        return installer.install(items, target, source, workers=workers, on_event=_ProgressView(progress))
 
 
 class _ProgressView:
@@ -116,7 +119,7 @@ class _ProgressView:
         self.done: dict[str, int] = {}
         self.total: TaskID | None = None
 
-    def __call__(self, event: assets.Event) -> None:
+    def __call__(self, event: Event) -> None:
         if event.kind == "plan":  # (warnings are printed once, with the result)
             self.total = self.progress.add_task("total", total=event.total or None)
         elif event.kind == "start":
@@ -128,7 +131,7 @@ class _ProgressView:
         elif event.kind in ("progress", "done") and event.file in self.tasks:
             self._advance(event)
 
-    def _advance(self, event: assets.Event) -> None:
+    def _advance(self, event: Event) -> None:
         if event.kind == "done" and event.message != "installed":
             return
         step = event.done - self.done.get(event.file, 0)
@@ -138,7 +141,7 @@ class _ProgressView:
             self.progress.advance(self.total, step)
 
 
-def _render(result: assets.SetupResult, as_json: bool) -> None:
+def _render(result: SetupResult, as_json: bool) -> None:
     if as_json:
         print_json(result.to_dict())
         return

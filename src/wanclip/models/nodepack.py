@@ -25,7 +25,7 @@ from pathlib import Path
 from wanclip.checks.graph import Check
 from wanclip.errors import EXIT_BAD_INPUT, AssetError, WanclipError
 from wanclip.files import sha256_file
-from wanclip.models import assets
+from wanclip.models.verify import models_dir_of
 
 PACK = "wanclip_nodes"
 NODE_CLASS = "WanclipSaveVideo"
@@ -77,7 +77,7 @@ def shipped_files() -> dict[str, str]:
 def custom_nodes_dir(comfy_dir: Path) -> Path:
     """``comfy_dir/custom_nodes`` of a real ComfyUI folder (exit 2 otherwise)."""
     comfy_dir = Path(comfy_dir)
-    assets.models_dir_of(comfy_dir)  # the same test of "a ComfyUI folder" as the models' install
+    models_dir_of(comfy_dir)  # the same test of "a ComfyUI folder" as the models' install
     return comfy_dir / "custom_nodes"
 
 

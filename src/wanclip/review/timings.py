@@ -19,16 +19,30 @@ PARTS = {"model load": ("model load",), "text encode": ("text encode",),
 LAZY = ("text encode", "high-noise sampler", "low-noise sampler")  # where a cold load really happens
 
 
+PART_OF = {label: part for part, labels in PARTS.items() for label in labels}
+
+
+def sum_parts(node_seconds: list[dict[str, float]]) -> dict[str, float]:
+    """Seconds per part (model load, text encode, sampling, decode, video encode, other), summed as the
+    servers reported them; every part present, in that order."""
+    split = {part: 0.0 for part in (*PARTS, "other")}
+    for seconds in node_seconds:
+        for label, value in (seconds or {}).items():
+            split[PART_OF.get(label, "other")] += float(value or 0)
+    return split
+
+
+def time_split(node_seconds: list[dict[str, float]]) -> dict[str, float]:
+    """``sum_parts`` without the empty parts: what one card (or the page's header) shows."""
+    return {part: seconds for part, seconds in sum_parts(node_seconds).items() if seconds}
+
+
 def film_split(ledger: Ledger) -> dict[str, float]:
     """Seconds per part over every done shot (and the stitch), with lazy model loads attributed."""
     done = [s for s in ledger.shots if s.status == "done" and s.node_seconds]
-    split = {part: 0.0 for part in (*PARTS, "other")}
-    part_of = {label: part for part, labels in PARTS.items() for label in labels}
-    for record in done:
-        for label, seconds in record.node_seconds.items():
-            split[part_of.get(label, "other")] += float(seconds or 0)
+    split = sum_parts([record.node_seconds for record in done])
     for label, extra in _lazy_loads(done).items():
-        split[part_of[label]] -= extra
+        split[PART_OF[label]] -= extra
         split["model load"] += extra
     if ledger.film.get("stitch_seconds"):
         split["stitch"] = float(ledger.film["stitch_seconds"])

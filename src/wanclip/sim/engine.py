@@ -11,22 +11,20 @@ import hashlib
 import heapq
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from wanclip.sim import jobs, nodes, wanclip_nodes
+from wanclip.sim import jobs, nodes, submission, wanclip_nodes
+from wanclip.sim.background import BackgroundEncodes
 from wanclip.sim.catalog import FOLDER_KEYS, FOLDER_KEYS_09, Catalog, load_models
 from wanclip.sim.faults import Faults
 from wanclip.sim.graph import ExecutionList, is_link, signatures
+from wanclip.sim.node_base import Ctx, NodeError
 from wanclip.sim.profiles import CACHE_CLASSIC, Profile, get_profile
+from wanclip.sim.run import Run, progress_due
 from wanclip.sim.validate import validate_prompt
 
 MAXIMUM_HISTORY_SIZE = 10000
-FAKE_TRACEBACK = [
-    '  File "/opt/ComfyUI/execution.py", line 496, in execute\n    output_data, output_ui, has_subgraph, has_pending_tasks = await get_output_data(...)\n',
-    '  File "/opt/ComfyUI/execution.py", line 277, in process_inputs\n    result = f(**inputs)\n',
-]
 
 
 @dataclass
@@ -62,37 +60,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass
-class _Run:
-    """One prompt being executed."""
-
-    item: tuple
-    gen: int
-    ordinal: int
-    messages: list = field(default_factory=list)
-    progress: dict = field(default_factory=dict)
-    executed: list = field(default_factory=list)
-    outputs: dict = field(default_factory=dict)  # node id -> outputs tuple
-    ui: dict = field(default_factory=dict)  # node id -> ui dict
-    node: str | None = None
-    current_inputs: dict = field(default_factory=dict)
-    activity: dict = field(default_factory=dict)  # node id -> (activity, since) while it runs (0.38)
-    seconds: dict = field(default_factory=dict)  # node id -> {"total": s, activity: s} once done (0.38)
-    started: dict = field(default_factory=dict)  # node id -> perf_counter at its executing
-
-    @property
-    def prompt_id(self) -> str:
-        return self.item[1]
-
-    @property
-    def prompt(self) -> dict:
-        return self.item[2]
-
-    @property
-    def client_id(self):
-        return self.item[3].get("client_id")
-
-
 class Engine:
     def __init__(self, config: SimConfig, faults: Faults | None = None, emit=None,
                  profile: Profile | str | None = None):
@@ -104,10 +71,9 @@ class Engine:
         self.on_down = lambda seconds: None  # the server stops listening for `seconds`
         self.node_replacements: dict[str, dict] = {}  # 0.38: old class -> {new_node_id, input_mapping}
         self._timers: list[threading.Timer] = []
-        self._background: list[threading.Thread] = []  # node-pack encodes still running
-        self._background_stop = threading.Event()
         self.set_models(config.models)
         self._lock = threading.RLock()
+        self._encodes = BackgroundEncodes(self._lock)  # node-pack encodes still running
         self._wake = threading.Condition(self._lock)
         self._interrupt = threading.Event()
         self._stopping = False
@@ -120,7 +86,7 @@ class Engine:
     def _reset_state(self) -> None:
         self._queue: list[tuple] = []
         self._running: tuple | None = None
-        self._run: _Run | None = None
+        self._run: Run | None = None
         self._history: dict[str, dict] = {}
         self._number = 0
         self._cache: dict[str, tuple] = {}  # signature -> (outputs, ui)
@@ -140,11 +106,10 @@ class Engine:
             timers, self._timers = self._timers, []
         for timer in timers:
             timer.cancel()
-        self._background_stop.set()
+        self._encodes.stopped.set()
         if self._worker.is_alive():
             self._worker.join(timeout=10)
-        for thread in list(self._background):
-            thread.join(timeout=10)
+        self._encodes.join(timeout=10)
 
     def restart(self, down_seconds: float | None = None) -> None:
         """What a ComfyUI restart loses: queue, history, the running prompt, caches, loaded models.
@@ -202,41 +167,18 @@ class Engine:
             else:
                 number = -self._number if body.get("front") else self._number
                 self._number += 1
-        if "prompt" not in body:
-            error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided", "extra_info": {}}
-            return 400, {"error": error, "node_errors": {}}
-        prompt = body["prompt"]
-        if not isinstance(prompt, dict):
-            error = {"type": "invalid_prompt", "message": "Prompt must be a JSON object of node id -> node",
-                     "details": f"got {type(prompt).__name__}", "extra_info": {}}
-            return 400, {"error": error, "node_errors": {}}
-        if self.profile.unique_ids:
-            # drift §1.1: absent or null -> minted; anything else must be a canonical UUID.
-            client_id = body.get("prompt_id")
-            if client_id is None:
-                prompt_id = str(uuid.uuid4())
-            else:
-                try:
-                    prompt_id = jobs.validate_job_id(client_id)
-                except ValueError as exc:
-                    error = {"type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
-                             "details": str(exc), "extra_info": {}}
-                    return 400, {"error": error, "node_errors": {}}
-        else:
-            prompt_id = str(body.get("prompt_id", uuid.uuid4()))  # 0.3.64/0.9: any string, even "None"
+        try:
+            prompt = submission.prompt_of(body)
+            prompt_id = submission.prompt_id_of(self.profile, body)
+        except submission.Refused as refused:
+            return refused.status, refused.body
         if self.profile.node_replacements:
-            self._apply_replacements(prompt)
+            submission.apply_replacements(prompt, self.node_replacements, self.catalog.has_class)
         ok, error, outputs, node_errors = validate_prompt(
             self.catalog, prompt, body.get("partial_execution_targets"), missing_node_type=self.profile.unique_ids)
         if not ok:
             return 400, {"error": error, "node_errors": node_errors}
-        extra = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
-        if "client_id" in body:
-            extra["client_id"] = body["client_id"]
-        if self.profile.create_time:
-            extra["create_time"] = now_ms()
-        for secret in ("auth_token_comfy_org", "api_key_comfy_org"):
-            extra.pop(secret, None)
+        extra = submission.extra_data_of(self.profile, body)
         with self._lock:
             if self.profile.unique_ids and self._known(prompt_id):
                 return 409, {"error": "prompt_id already exists"}
@@ -249,19 +191,6 @@ class Engine:
         """PromptQueue.put's refusal (0.38): the id is in history, pending or running."""
         return (prompt_id in self._history or any(i[1] == prompt_id for i in self._queue)
                 or (self._running is not None and self._running[1] == prompt_id))
-
-    def _apply_replacements(self, prompt: dict) -> None:
-        """[inferred] node_replace_manager.apply_replacements: an unknown class with a registered
-        replacement gets the new class_type and its inputs renamed by input_mapping."""
-        for node in prompt.values():
-            if not isinstance(node, dict):
-                continue
-            rule = self.node_replacements.get(node.get("class_type"))
-            if rule is None or self.catalog.has_class(node.get("class_type")):
-                continue
-            node["class_type"] = rule["new_node_id"]
-            mapping = rule["input_mapping"]
-            node["inputs"] = {mapping.get(k, k): v for k, v in node.get("inputs", {}).items()}
 
     def queue_remaining(self) -> int:
         with self._lock:
@@ -409,7 +338,7 @@ class Engine:
                 item = heapq.heappop(self._queue)
                 self._running = item
                 self._started += 1
-                run = _Run(item, self._gen, self._started)
+                run = Run(item, self._gen, self._started)
                 self._run = run
                 self._interrupt.clear()
                 self._log.append({"prompt_id": item[1], "client_id": item[3].get("client_id"),
@@ -421,7 +350,7 @@ class Engine:
             except Restarted:
                 continue
 
-    def _send(self, run: _Run, type_: str, data: dict, *, to_client_only: bool = True) -> None:
+    def _send(self, run: Run, type_: str, data: dict, *, to_client_only: bool = True) -> None:
         with self._lock:
             if run.gen != self._gen:
                 raise Restarted
@@ -429,13 +358,13 @@ class Engine:
                 return
             self.emit(type_, data, run.client_id)
 
-    def _lifecycle(self, run: _Run, type_: str, data: dict, *, broadcast: bool = False) -> None:
+    def _lifecycle(self, run: Run, type_: str, data: dict, *, broadcast: bool = False) -> None:
         """Messages that also go into history's status.messages."""
         data = dict(data, timestamp=now_ms())
         run.messages.append([type_, data])
         self._send(run, type_, data, to_client_only=not broadcast)
 
-    def _execute(self, run: _Run) -> None:
+    def _execute(self, run: Run) -> None:
         prompt, pid = run.prompt, run.prompt_id
         self._lifecycle(run, "execution_start", {"prompt_id": pid})
         sigs = signatures(prompt, self.catalog.has_unique_id, self._is_changed)
@@ -457,12 +386,12 @@ class Engine:
                 order.complete(node_id)
         except Interrupted:
             return self._finish(run, "interrupted")
-        except nodes.NodeError as ex:
+        except NodeError as ex:
             return self._fail(run, ex)
         self._lifecycle(run, "execution_success", {"prompt_id": pid})
         self._finish(run, "success")
 
-    def _execute_node(self, run: _Run, node_id: str, cached: bool, sig: str) -> None:
+    def _execute_node(self, run: Run, node_id: str, cached: bool, sig: str) -> None:
         node = run.prompt[node_id]
         if cached:
             self._send(run, "executed", {"node": node_id, "display_node": node_id,
@@ -479,10 +408,10 @@ class Engine:
         run.current_inputs = inputs
         try:
             outputs, ui = nodes.run_node(node["class_type"], inputs, self._ctx(run, node_id))
-        except (Interrupted, Restarted, nodes.NodeError):
+        except (Interrupted, Restarted, NodeError):
             raise
         except Exception as ex:  # noqa: BLE001 - a node bug must fail the prompt, not kill the worker
-            raise nodes.NodeError(type(ex).__name__, str(ex)) from ex
+            raise NodeError(type(ex).__name__, str(ex)) from ex
         run.outputs[node_id] = outputs
         run.executed.append(node_id)
         if ui is not None:
@@ -503,11 +432,11 @@ class Engine:
         except (OSError, KeyError, TypeError, AttributeError):
             return None
 
-    def _ctx(self, run: _Run, node_id: str) -> nodes.Ctx:
+    def _ctx(self, run: Run, node_id: str) -> Ctx:
         bar = {"last": -1, "time": 0.0}  # one ProgressBar per node call, as in comfy/utils.py
 
         def step(value: int, maximum: int) -> None:
-            if self._progress_due(bar, value, maximum):
+            if progress_due(self.profile, bar, value, maximum):
                 self._progress(run, node_id, "running", value, maximum)
                 self._send(run, "progress", {"value": value, "max": maximum, "prompt_id": run.prompt_id,
                                              "node": node_id}, to_client_only=False)
@@ -522,68 +451,21 @@ class Engine:
 
         def activity(name: str | None) -> None:
             if self.profile.node_activity:
-                self._set_activity(run, node_id, name)
+                run.set_activity(node_id, name)
                 self._progress(run, node_id, "running")
 
-        return nodes.Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
+        return Ctx(node_id, run.prompt, Path(self.config.output_dir), self.config.temp_dir,
                          lambda s: self._sleep(run, s), step, self.config.step_seconds, self._load_seconds,
                          activity, run.prompt_id, lambda work: self._start_background(run, work),
                          self.config.video_delay, self.catalog.annotated_path, self.config.drift)
 
-    def _start_background(self, run: _Run, work) -> None:
-        """A node pack's background encode: ``work(wait, fail_message)`` runs on its own thread and
-        returns the ``wanclip.video`` payload, sent to the prompt's client (None: nothing to send).
-        ``wait(seconds)`` is False once the server stopped or restarted since the prompt ran."""
+    def _start_background(self, run: Run, work) -> None:
+        """A node pack's background encode; its ``wanclip.video`` payload goes to the prompt's client."""
         fault = self.faults.encode_fail.get(run.ordinal, False)
         fail_message = None if fault is False else (fault or "Simulated encoder failure requested by --faults")
         gen = run.gen
-
-        def wait(seconds: float) -> bool:
-            end = time.monotonic() + max(seconds, 0.0)
-            while True:
-                if self._background_stop.is_set() or gen != self._gen:
-                    return False
-                left = end - time.monotonic()
-                if left <= 0:
-                    return True
-                self._background_stop.wait(min(left, 0.05))
-
-        def body() -> None:
-            try:
-                payload = work(wait, fail_message)
-                with self._lock:
-                    if payload is not None and gen == self._gen and not self._background_stop.is_set():
-                        self.emit(wanclip_nodes.EVENT, payload, run.client_id)
-            finally:
-                with self._lock:
-                    self._background = [t for t in self._background if t is not threading.current_thread()]
-
-        thread = threading.Thread(target=body, name="wanclip-sim-encode", daemon=True)
-        with self._lock:
-            self._background.append(thread)
-        thread.start()
-
-    def _progress_due(self, bar: dict, value, maximum) -> bool:
-        """0.9+: the first and the final update always go out, others need ≥100 ms and ≥0.5 %."""
-        if not self.profile.throttle_progress:
-            return True
-        now = time.perf_counter()
-        if bar["last"] >= 0 and value < maximum:
-            percent = (value - max(0, bar["last"])) / maximum * 100 if maximum > 0 else 100
-            if now - bar["time"] < 0.1 or percent < 0.5:
-                return False
-        bar["last"], bar["time"] = value, now
-        return True
-
-    def _set_activity(self, run: _Run, node_id: str, name: str | None) -> None:
-        """[inferred, drift §1.5] What a running node spends its time on; each one's seconds add up."""
-        now = time.perf_counter()
-        previous = run.activity.pop(node_id, None)
-        if previous is not None:
-            spent = run.seconds.setdefault(node_id, {})
-            spent[previous[0]] = round(spent.get(previous[0], 0.0) + now - previous[1], 6)
-        if name is not None:
-            run.activity[node_id] = (name, now)
+        self._encodes.start(work, fail_message, lambda: gen == self._gen,
+                            lambda payload: self.emit(wanclip_nodes.EVENT, payload, run.client_id))
 
     def _load_seconds(self, folder: str, name: str) -> float:
         with self._lock:
@@ -592,45 +474,22 @@ class Engine:
             self._resident.add((folder, name))
         return self.config.load_seconds * nodes.LOAD_WEIGHT.get(folder, 1.0) / nodes.FULL_SET_WEIGHT
 
-    def _progress(self, run: _Run, node_id: str, state: str, value=None, maximum=None) -> None:
-        entry = run.progress.setdefault(node_id, {"value": 0, "max": 1, "state": "pending"})
-        entry["state"] = state
-        if value is not None:
-            entry["value"], entry["max"] = value, maximum
-        if state == "finished":
-            entry["value"] = entry["max"]
-            if self.profile.node_activity and node_id in run.started:
-                self._set_activity(run, node_id, None)
-                spent = run.seconds.setdefault(node_id, {})
-                spent["total"] = round(time.perf_counter() - run.started[node_id], 6)
-        nodes_state = {n: self._node_state(run, n, e) for n, e in run.progress.items()}
-        self._send(run, "progress_state", {"prompt_id": run.prompt_id, "nodes": nodes_state}, to_client_only=False)
+    def _progress(self, run: Run, node_id: str, state: str, value=None, maximum=None) -> None:
+        payload = run.progress_state(self.profile, node_id, state, value, maximum)
+        self._send(run, "progress_state", payload, to_client_only=False)
 
-    def _node_state(self, run: _Run, n: str, e: dict) -> dict:
-        """One progress_state node. Execution ids of subgraph nodes ("54:73") are the graph's keys:
-        an API prompt carries them flattened, so display and real id are the id itself and the
-        parent is None (ComfyUI sets a parent only for nodes expanded at run time; inferred)."""
-        state = {"value": e["value"], "max": e["max"], "state": e["state"], "node_id": n, "prompt_id": run.prompt_id,
-                 "display_node_id": n, "parent_node_id": None, "real_node_id": n}
-        if self.profile.node_activity:
-            if n in run.activity and e["state"] == "running":
-                state["activity"] = run.activity[n][0]
-            if e["state"] == "finished" and n in run.seconds:
-                state["seconds"] = dict(run.seconds[n])
-        return state
-
-    def _sleep(self, run: _Run, seconds: float) -> None:
+    def _sleep(self, run: Run, seconds: float) -> None:
         if seconds > 0:
             self._interrupt.wait(seconds)
         self._check_interrupt(run)
 
-    def _check_interrupt(self, run: _Run) -> None:
+    def _check_interrupt(self, run: Run) -> None:
         if run.gen != self._gen:
             raise Restarted
         if self._interrupt.is_set():
             raise Interrupted
 
-    def _node_faults(self, run: _Run, node_id: str, class_type: str) -> None:
+    def _node_faults(self, run: Run, node_id: str, class_type: str) -> None:
         def hits(fault) -> bool:
             target = fault.node or "KSamplerAdvanced"
             return target in (node_id, class_type)
@@ -641,38 +500,20 @@ class Engine:
                 self._sleep(run, 3600)
         fail = self.faults.fail.get(run.ordinal)
         if fail is not None and hits(fail):
-            raise nodes.NodeError("RuntimeError", fail.message or f"Simulated failure of node {node_id} ({class_type}) requested by --faults")
+            raise NodeError("RuntimeError", fail.message or f"Simulated failure of node {node_id} ({class_type}) requested by --faults")
 
-    def _fail(self, run: _Run, ex: nodes.NodeError) -> None:
-        node_id = run.node
-        inputs = run.current_inputs
-        self._lifecycle(run, "execution_error", {
-            "prompt_id": run.prompt_id, "node_id": node_id, "node_type": run.prompt[node_id]["class_type"],
-            "executed": list(run.executed), "exception_message": f"{ex}\n", "exception_type": ex.exception_type,
-            "traceback": list(FAKE_TRACEBACK),
-            "current_inputs": {k: [repr(v)] for k, v in inputs.items()},
-            "current_outputs": list(run.prompt),
-        })
+    def _fail(self, run: Run, ex: NodeError) -> None:
+        self._lifecycle(run, "execution_error", run.error(ex.exception_type, str(ex)))
         self._finish(run, "error")
 
-    def _finish(self, run: _Run, outcome: str) -> None:
+    def _finish(self, run: Run, outcome: str) -> None:
         if outcome == "interrupted":
-            node_id = run.node
-            self._lifecycle(run, "execution_interrupted", {
-                "prompt_id": run.prompt_id, "node_id": node_id, "node_type": run.prompt[node_id]["class_type"],
-                "executed": list(run.executed)}, broadcast=True)
-        success = outcome == "success"
+            self._lifecycle(run, "execution_interrupted", run.interrupted(), broadcast=True)
         with self._lock:
             if run.gen != self._gen:
                 raise Restarted
             # History is written after execution_success and before the final `executing null`.
-            self._history[run.prompt_id] = {
-                "prompt": list(run.item),
-                "outputs": copy.deepcopy(run.ui),
-                "status": {"status_str": "success" if success else "error", "completed": success,
-                           "messages": run.messages},
-                "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in run.ui},
-            }
+            self._history[run.prompt_id] = run.history_entry(outcome == "success")
             while len(self._history) > MAXIMUM_HISTORY_SIZE:
                 self._history.pop(next(iter(self._history)))
             self._running = None
@@ -681,7 +522,7 @@ class Engine:
             self._queue_updated()
         self._send(run, "executing", {"node": None, "prompt_id": run.prompt_id})
 
-    def _log_finish(self, run: _Run, status: str) -> None:
+    def _log_finish(self, run: Run, status: str) -> None:
         for entry in reversed(self._log):
             if entry["prompt_id"] == run.prompt_id and entry["finished_ms"] is None:
                 entry["finished_ms"], entry["status"] = now_ms(), status

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from wanclip.sim import wanclip_nodes
+from wanclip.sim.node_base import Ctx, NodeError, next_counter, save_target
 from wanclip.sim.video import Clip, Picture, write_metadata_png, write_mp4
 
 # Relative sizes of the model files (GB), so a cold load of the default set costs load_seconds.
@@ -21,14 +20,6 @@ LOADER_FOLDER = {
     "VAELoader": ("vae_name", "vae"),
     "LoraLoaderModelOnly": ("lora_name", "loras"),
 }
-
-
-class NodeError(Exception):
-    """A node raised at execution time; becomes execution_error with this type and message."""
-
-    def __init__(self, exception_type: str, message: str):
-        super().__init__(message)
-        self.exception_type = exception_type
 
 
 def step_scale(latent_frames: int) -> float:
@@ -45,32 +36,11 @@ def sampler_steps(inputs: dict) -> int:
     return max(0, min(int(inputs["end_at_step"]), steps) - int(inputs["start_at_step"]))
 
 
-@dataclass
-class Ctx:
-    """What a node body may use: the runner's hooks, so the node stays a plain function."""
-
-    node_id: str
-    prompt: dict
-    output_dir: Path
-    temp_dir: Path
-    sleep: object  # sleep(seconds), raises on interrupt/restart
-    step: object  # step(value, max) after each sampler/frame tick
-    step_seconds: float
-    load: object  # load(folder, name) -> seconds to wait
-    activity: object = lambda name: None  # activity("loading") while a node spends time on it (0.38)
-    prompt_id: str | None = None
-    background: object = None  # background(work): work(wait, fail_message) -> event payload (node pack)
-    video_delay: float = 0.0  # node pack: seconds from the node's return to the renamed file
-    image_path: object = None  # image_path(name) -> Path: LoadImage's file, "[output]"-style suffixes read
-    drift: float = 0.0  # colour drift of a clip decoded from an image-to-video latent (SimConfig.drift)
-
-
 def run_node(class_type: str, inputs: dict, ctx: Ctx):
     """Returns (outputs tuple, ui dict or None)."""
     if class_type not in RUNNERS:
-        from wanclip.sim import wanclip_nodes  # the optional node pack (catalog has it only when enabled)
-
-        return {wanclip_nodes.CLASS: wanclip_nodes.save_video}[class_type](inputs, ctx)
+        # A node pack's class: the catalog lists it (and validation lets it through) only when installed.
+        return wanclip_nodes.RUNNERS[class_type](inputs, ctx)
     return RUNNERS[class_type](inputs, ctx)
 
 
@@ -197,22 +167,6 @@ def create_video(inputs, ctx):
     return ({"images": inputs["images"], "fps": inputs["fps"]},), None
 
 
-def _save_target(base: Path, prefix: str) -> tuple[Path, str, str]:
-    """(folder, file stem, subfolder) for a prefix; refuses to leave the output folder like ComfyUI."""
-    subfolder, stem = os.path.split(os.path.normpath(prefix))
-    folder = (base / subfolder).resolve()
-    if os.path.commonpath([folder, base.resolve()]) != str(base.resolve()):
-        raise NodeError("Exception", f"**** ERROR: Saving image outside the output folder is not allowed.\n full_output_folder: {folder}\n         output_dir: {base}")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder, stem, subfolder
-
-
-def _next_counter(folder: Path, pattern: str) -> int:
-    matcher = re.compile(pattern, re.IGNORECASE)
-    found = [int(m.group(1)) for f in os.listdir(folder) if (m := matcher.fullmatch(f))]
-    return max(found, default=0) + 1
-
-
 def save_video(inputs, ctx):
     # 0.38's DynamicCombo sends `format.codec` next to `format`; the hidden old `codec` is the
     # fallback (nodes_video.py: `codec = format.get("codec") or codec`).
@@ -220,8 +174,8 @@ def save_video(inputs, ctx):
     codec = inputs.get("format.codec") or inputs.get("codec") or "auto"
     if fmt not in ("auto", "mp4") or codec not in ("auto", "h264"):
         raise NodeError("ValueError", f"Unsupported video format/codec: {fmt}/{codec}")
-    folder, stem, subfolder = _save_target(ctx.output_dir, inputs["filename_prefix"])
-    counter = _next_counter(folder, re.escape(stem) + r"_(\d+)_\..+")
+    folder, stem, subfolder = save_target(ctx.output_dir, inputs["filename_prefix"])
+    counter = next_counter(folder, re.escape(stem) + r"_(\d+)_\..+")
     name = f"{stem}_{counter:05}_.mp4"
     video = inputs["video"]
     write_mp4(folder / name, video["images"], video["fps"])
@@ -234,8 +188,8 @@ def vhs_video_combine(inputs, ctx):
         raise NodeError("ValueError", f"wanclip sim only writes video/h264-mp4, not {inputs['format']}")
     save = bool(inputs["save_output"])
     base = ctx.output_dir if save else ctx.temp_dir
-    folder, stem, subfolder = _save_target(base, inputs["filename_prefix"])
-    counter = _next_counter(folder, re.escape(stem) + r"_(\d+)\D*\..+")
+    folder, stem, subfolder = save_target(base, inputs["filename_prefix"])
+    counter = next_counter(folder, re.escape(stem) + r"_(\d+)\D*\..+")
     clip: Clip = inputs["images"]
     for i in range(1, clip.frames + 1):
         ctx.step(i, clip.frames)  # VHS reports a progress bar while it writes frames

@@ -19,7 +19,8 @@ import os
 import re
 import time
 
-from wanclip.sim import nodes
+from wanclip.sim.node_base import Ctx, NodeError, next_counter, save_target
+from wanclip.sim.video import Clip, write_mp4
 
 PACKS = ("wanclip",)
 EVENT = "wanclip.video"
@@ -62,20 +63,20 @@ def object_info(packs) -> dict:
     return dict(OBJECT_INFO) if "wanclip" in packs else {}
 
 
-def save_video(inputs, ctx: nodes.Ctx):
+def save_video(inputs, ctx: Ctx):
     if inputs["pix_fmt"] not in PIX_FMTS or inputs["preset"] not in PRESETS:
-        raise nodes.NodeError("ValueError", f"WanclipSaveVideo: unknown pix_fmt {inputs['pix_fmt']!r} or preset "
+        raise NodeError("ValueError", f"WanclipSaveVideo: unknown pix_fmt {inputs['pix_fmt']!r} or preset "
                               f"{inputs['preset']!r}")
     save = bool(inputs.get("save_output", True))
-    folder, stem, subfolder = nodes._save_target(ctx.output_dir if save else ctx.temp_dir, inputs["filename_prefix"])
-    counter = nodes._next_counter(folder, re.escape(stem) + r"_(\d+)_\..+")  # .part and .failed count too
+    folder, stem, subfolder = save_target(ctx.output_dir if save else ctx.temp_dir, inputs["filename_prefix"])
+    counter = next_counter(folder, re.escape(stem) + r"_(\d+)_\..+")  # .part and .failed count too
     name = f"{stem}_{counter:05}_.mp4"
     final = folder / name
     part = folder / (name + ".part")
     part.touch(exist_ok=False)  # reserves the name, as the real node does
     kind = "output" if save else "temp"
     info = {"prompt_id": ctx.prompt_id, "node": ctx.node_id, "filename": name, "subfolder": subfolder, "type": kind}
-    clip: nodes.Clip = inputs["images"]
+    clip: Clip = inputs["images"]
     fps = float(inputs["frame_rate"])
     started = time.monotonic()
 
@@ -83,7 +84,7 @@ def save_video(inputs, ctx: nodes.Ctx):
         """In the background: the payload of the event, or None when the server went away."""
         try:
             if fail_message is None:
-                nodes.write_mp4(part, clip, fps, fmt="mp4")
+                write_mp4(part, clip, fps, fmt="mp4")
             if not wait(ctx.video_delay - (time.monotonic() - started)):
                 part.unlink(missing_ok=True)
                 return None
@@ -105,3 +106,6 @@ def save_video(inputs, ctx: nodes.Ctx):
     entry = {"filename": name, "subfolder": subfolder, "type": kind}
     return (), {"images": [entry], "animated": [True],
                 "wanclip": [{"pending": True, "event": EVENT, "failed_marker": name + ".failed"}]}
+
+
+RUNNERS = {CLASS: save_video}

@@ -1,4 +1,4 @@
-"""Model files: the manifest, verified resumable downloads, installs from a local folder, checks.
+"""Verified resumable installs of the model files: from the hub, or from a local folder.
 
 A file reaches its final name under ``models/`` only after its size and sha256 match the manifest.
 Bytes stream to ``<dest>.part`` beside the final file (same filesystem, so the last step is an
@@ -6,202 +6,36 @@ atomic ``os.replace``); a later run continues a ``.part`` with an HTTP Range req
 bytes on disk once. huggingface_hub gives the URL and the metadata (size, sha256 ETag, CDN
 redirect); the bytes are ours because since 1.18 the hub client restarts a killed download from zero.
 
-Verified files are recorded in ``$WANCLIP_HOME/verified.json`` (absolute path -> size, mtime_ns,
-sha256), so a rerun trusts an unchanged file without hashing 38 GB again. The record lives with
-wanclip's state rather than in ``models/`` because the models folder may be shared or read-only.
-
-Nothing here prints: progress goes to an ``on_event`` callback, outcomes come back as typed results.
-
-huggingface_hub and httpx2 are imported inside the functions that talk to the hub: render and
-doctor read the manifest through this module and must not pay ~1 s for the hub client.
+The only user of huggingface_hub and httpx2, and only inside the functions that talk to the hub:
+``wanclip setup`` imports this module, and still pays for the hub client only when it downloads.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from functools import cache
-from importlib import resources
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from wanclip import config
 from wanclip.errors import EXIT_BAD_INPUT, AssetError, Interrupted
-from wanclip.files import CHUNK, atomic_write_text, hash_into, sha256_file
+from wanclip.files import CHUNK, hash_into, sha256_file
+from wanclip.models.manifest import ModelFile
+from wanclip.models.results import Event, FileResult, OnEvent, SetupResult
+from wanclip.models.verify import VerifiedState, stat_or_none, vae_warnings, verify_file
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 WRITE_CHUNK = CHUNK  # file reads for hashing and copying
 FLUSH_AT = 1 << 20  # received bytes reach the disk in pieces this big: a kill loses less than this
 RETRIES = 3                      # in-process Range retries when a connection breaks mid-body
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-MODEL_FOLDERS = ("diffusion_models", "text_encoders", "vae", "loras", "checkpoints", "unet", "clip")
 WRITE_PROBE = ".wanclip-write-test"
-WRONG_VAE = "vae/wan2.2_vae.safetensors"
-VAE_WARNING = ("{path} is left alone, but it is the 48-channel VAE of the 5B model: the 14B graph needs "
-               "vae/wan_2.1_vae.safetensors (a 48-channel VAE fails in VAEDecode only after sampling, minutes in)")
-
-
-# -- the manifest ----------------------------------------------------------------------------------
-class ModelFile(BaseModel):
-    """One file: where it is on the hub, where it goes under models/, what its bytes must be."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
-    path: str = Field(min_length=1)
-    dest: str
-    bytes: int = Field(gt=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    revision: str = "main"
-
-    @field_validator("dest")
-    @classmethod
-    def _dest_stays_in_models(cls, value: str) -> str:
-        parts = PurePosixPath(value).parts
-        if value.startswith("/") or "\\" in value or ".." in parts or len(parts) < 2:
-            raise ValueError("dest must be <folder>/<file name> under models/, e.g. vae/wan_2.1_vae.safetensors")
-        return value
-
-    @property
-    def folder(self) -> str:
-        return self.dest.split("/")[0]
-
-    @property
-    def name(self) -> str:
-        return self.dest.split("/", 1)[1]
-
-
-class Manifest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    files: list[ModelFile] = Field(min_length=1)
-
-
-# `wanclip setup --with NAME`: the built-in manifests of optional file sets, beside data/models.yaml.
-EXTRAS = {"i2v": "models_i2v.yaml"}  # image-to-video: the I2V experts and their LightX2V LoRA pair
-EXTRA_PURPOSE = {"i2v": "image-to-video shots (`image:`, `end_image:`, `continue:`)"}
-
-
-def extra_manifest_path(name: str) -> Path:
-    """The built-in manifest of one ``--with`` set; an unknown name is refused with the known ones."""
-    if name not in EXTRAS:
-        raise AssetError(f"there is no file set {name!r} to add with --with",
-                         "known sets: " + "; ".join(f"{k}, for {EXTRA_PURPOSE[k]}" for k in EXTRAS),
-                         exit_code=EXIT_BAD_INPUT)
-    return Path(str(resources.files("wanclip") / "data" / EXTRAS[name]))
-
-
-def load_manifest(path: Path | None = None, extras: Iterable[str] = ()) -> list[ModelFile]:
-    """The built-in manifest, or a user's file of the same format (exit 2 when it does not validate),
-    followed by the files of each ``extras`` set (``--with i2v``) that it does not already list."""
-    files = _read_manifest(path)
-    for name in dict.fromkeys(extras):
-        have = {f.dest for f in files}
-        files += [f for f in _read_manifest(extra_manifest_path(name), f"the built-in {name} manifest")
-                  if f.dest not in have]
-    return files
-
-
-def extra_set_of(dest: str) -> str | None:
-    """The ``--with`` set that installs ``dest`` (``folder/name``); None for a base file or an unknown one."""
-    return _extra_dests().get(dest)
-
-
-def setup_command(dest: str) -> str:
-    """The `wanclip setup` line that installs ``dest``: with ``--with SET`` for a file of a set."""
-    name = extra_set_of(dest)
-    return f"wanclip setup --with {name}" if name else "wanclip setup"
-
-
-@cache
-def _extra_dests() -> dict[str, str]:
-    """dest -> the ``--with`` set whose built-in manifest lists it (and the base manifest does not)."""
-    base = {f.dest for f in _read_manifest(None)}
-    return {f.dest: name for name, file in EXTRAS.items()
-            for f in _read_manifest(Path(str(resources.files("wanclip") / "data" / file)))
-            if f.dest not in base}
-
-
-def _read_manifest(path: Path | None, label: str | None = None) -> list[ModelFile]:
-    where = label or (str(path) if path else "the built-in manifest")
-    try:
-        text = Path(path).read_text("utf-8") if path else \
-            resources.files("wanclip").joinpath("data/models.yaml").read_text("utf-8")
-        files = Manifest.model_validate(yaml.safe_load(text)).files
-    except OSError as exc:
-        raise AssetError(f"cannot read the manifest {where}: {exc.strerror}", "check the --manifest path",
-                         exit_code=EXIT_BAD_INPUT) from exc
-    except (yaml.YAMLError, ValidationError) as exc:
-        raise AssetError(f"{where} is not a valid manifest: {_first_line(exc)}",
-                         "each entry needs repo, path, dest, bytes, sha256 (revision is optional)",
-                         exit_code=EXIT_BAD_INPUT) from exc
-    dests = [f.dest for f in files]
-    if len(set(dests)) != len(dests):
-        raise AssetError(f"{where} names the same dest twice", "give each file its own dest",
-                         exit_code=EXIT_BAD_INPUT)
-    return files
-
-
-def _first_line(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-    return str(exc).splitlines()[0]
-
-
-# -- typed results and events ----------------------------------------------------------------------
-@dataclass
-class Event:
-    """Progress for the CLI: kind is plan | start | progress | done | warning."""
-
-    kind: str
-    file: str = ""
-    done: int = 0
-    total: int = 0
-    message: str = ""
-
-
-@dataclass
-class FileResult:
-    """status: installed | skipped (already verified) | ok (--check) | missing | wrong | failed."""
-
-    dest: str
-    status: str
-    bytes: int = 0
-    detail: str = ""
-    fix: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("installed", "skipped", "ok")
-
-
-@dataclass
-class SetupResult:
-    models_dir: str
-    files: list[FileResult] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    fetched_bytes: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return all(f.ok for f in self.files)
-
-    def to_dict(self) -> dict:
-        return {"models_dir": self.models_dir, "ok": self.ok, "fetched_bytes": self.fetched_bytes,
-                "warnings": self.warnings, "files": [asdict(f) for f in self.files]}
-
-
-OnEvent = Callable[[Event], None]
 
 
 class _Failed(Exception):
@@ -210,80 +44,6 @@ class _Failed(Exception):
     def __init__(self, detail: str, fix: str):
         super().__init__(detail)
         self.detail, self.fix = detail, fix
-
-
-# -- the record of verified files ------------------------------------------------------------------
-class VerifiedState:
-    """``$WANCLIP_HOME/verified.json``: files hashed once, trusted while size and mtime are unchanged."""
-
-    def __init__(self, path: Path | None = None):
-        self.path = path or config.home() / "verified.json"
-        self._lock = threading.Lock()
-        try:
-            self._records = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            self._records = {}
-
-    def trusted(self, target: Path, sha256: str) -> bool:
-        record = self._records.get(str(target.resolve()))
-        stat = _stat(target)
-        return bool(record and stat and record == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                                   "sha256": sha256})
-
-    def remember(self, target: Path, sha256: str) -> None:
-        stat = target.stat()
-        with self._lock:
-            self._records[str(target.resolve())] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                                    "sha256": sha256}
-            try:
-                atomic_write_text(self.path, json.dumps(self._records, indent=1, sort_keys=True))
-            except OSError:  # only a cache: the file stays verified, a later run hashes it again
-                pass
-
-
-def _stat(path: Path) -> os.stat_result | None:
-    try:
-        return path.stat()
-    except OSError:
-        return None
-
-
-# -- verification ----------------------------------------------------------------------------------
-def verify_file(item: ModelFile, target: Path, state: VerifiedState) -> str | None:
-    """None when ``target`` holds the manifest's bytes, else why not (hashes only when needed)."""
-    stat = _stat(target)
-    if stat is None:
-        return "missing"
-    if stat.st_size != item.bytes:
-        return f"{stat.st_size:,} bytes, expected {item.bytes:,}"
-    if state.trusted(target, item.sha256):
-        return None
-    digest = sha256_file(target)
-    if digest != item.sha256:
-        return f"sha256 {digest[:12]}…, expected {item.sha256[:12]}…"
-    state.remember(target, item.sha256)
-    return None
-
-
-def check(items: Iterable[ModelFile], models_dir: Path, state: VerifiedState | None = None) -> SetupResult:
-    """``setup --check``: verify only, no network; every file ok, missing or wrong."""
-    state = state or VerifiedState()
-    result = SetupResult(str(models_dir), warnings=_vae_warnings(models_dir))
-    for item in items:
-        problem = verify_file(item, models_dir / item.dest, state)
-        if problem is None:
-            result.files.append(FileResult(item.dest, "ok", item.bytes))
-        elif problem == "missing":
-            result.files.append(FileResult(item.dest, "missing", item.bytes, f"models/{item.dest} is missing",
-                                           f"run {setup_command(item.dest)}"))
-        else:
-            result.files.append(FileResult(item.dest, "wrong", item.bytes, f"models/{item.dest}: {problem}",
-                                           f"run {setup_command(item.dest)} to fetch it again"))
-    return result
-
-
-def _vae_warnings(models_dir: Path) -> list[str]:
-    return [VAE_WARNING.format(path=f"models/{WRONG_VAE}")] if (models_dir / WRONG_VAE).exists() else []
 
 
 # -- install ---------------------------------------------------------------------------------------
@@ -298,23 +58,6 @@ class Source:
 
 
 OpenFile = Callable[[Path, str], BinaryIO]  # how part files are opened for writing: ``open``, or a test's
-
-
-def models_dir_of(comfy_dir: Path) -> Path:
-    """``comfy_dir/models``, once ``comfy_dir`` is a ComfyUI folder (exit 2 when it is not)."""
-    comfy_dir = Path(comfy_dir)
-    if not comfy_dir.is_dir():
-        raise AssetError(f"{comfy_dir} is not a folder", "give the folder that holds ComfyUI's main.py",
-                         exit_code=EXIT_BAD_INPUT)
-    if (comfy_dir / "main.py").is_file() or all((comfy_dir / d).is_dir() for d in ("models", "custom_nodes")):
-        return comfy_dir / "models"
-    if any((comfy_dir / d).is_dir() for d in MODEL_FOLDERS):
-        hint = f"this looks like the models folder itself: use --models-dir {comfy_dir}"
-    else:
-        hint = ("give the folder that holds ComfyUI's main.py, or the models folder itself with "
-                "--models-dir DIR")
-    raise AssetError(f"{comfy_dir} is not a ComfyUI folder (no main.py, nor models/ and custom_nodes/)", hint,
-                     exit_code=EXIT_BAD_INPUT)
 
 
 @dataclass
@@ -341,7 +84,7 @@ def install(items: list[ModelFile], models_dir: Path, source: Source, *, workers
     """
     run = _Run(source, state or VerifiedState(), on_event or (lambda event: None), open_file)
     disk_free = disk_free or _disk_free
-    result = SetupResult(str(models_dir), warnings=_vae_warnings(models_dir))
+    result = SetupResult(str(models_dir), warnings=vae_warnings(models_dir))
     for warning in result.warnings:
         run.emit(Event("warning", message=warning))
     todo = [item for item in items if not _already_there(item, models_dir, run.state)]
@@ -453,7 +196,7 @@ def _part_of(target: Path) -> Path:
 
 
 def _part_size(target: Path, item: ModelFile) -> int:
-    stat = _stat(_part_of(target))
+    stat = stat_or_none(_part_of(target))
     return stat.st_size if stat and stat.st_size <= item.bytes else 0
 
 
@@ -547,7 +290,7 @@ class _Partial:
     def __init__(self, item: ModelFile, target: Path, open_file: OpenFile):
         self.item, self.path, self.open_file = item, _part_of(target), open_file
         self.digest, self.have = hashlib.sha256(), 0
-        stat = _stat(self.path)
+        stat = stat_or_none(self.path)
         if stat and stat.st_size > item.bytes:
             self.path.unlink()
         elif stat:  # resuming: hash what is on disk once, then the stream continues the same hash

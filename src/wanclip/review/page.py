@@ -1,0 +1,231 @@
+"""The storyboard page: a ``Storyboard`` in, one self-contained HTML text out (pure, no I/O but
+reading its own stylesheet and script, shipped as package data in ``wanclip/data/review/``).
+
+Inline CSS and JS, links relative to the folder only (clips, film, posters), nothing fetched from
+anywhere, so it works from ``file://`` as well as served. Every text from the ledger or the shots
+file is HTML-escaped; the data the script reads is JSON made safe inside ``<script>``.
+
+A chain is one row of joined cards: a connector between each two (with the frame they share, when
+the render left it) and a "continues from NN" label on each continued card. A shot that starts
+from a keyframe (``image:``) or lands on one (``end_image:``) says so on its card.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+from importlib import resources
+from pathlib import PurePosixPath
+from urllib.parse import quote
+
+from wanclip.review.board import Card, Prompt, Storyboard
+from wanclip.review.timings import time_split
+
+REFRESH_SECONDS = 5
+
+
+@functools.cache
+def _asset(name: str) -> str:
+    """``page.css`` / ``page.js``: read once per process (the page is rewritten after every shot)."""
+    return (resources.files("wanclip") / "data" / "review" / name).read_text(encoding="utf-8")
+
+
+def esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def href(link: str) -> str:
+    """A relative link, percent-encoded for a URL and escaped for an attribute."""
+    return esc(quote(link, safe="/"))
+
+
+def script_json(data: object) -> str:
+    """JSON that cannot end or confuse the ``<script>`` element it sits in."""
+    text = json.dumps(data, ensure_ascii=False)
+    for char, escaped in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
+                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.{2 if seconds < 1 else 1 if seconds < 10 else 0}f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {rest:02d} s"
+    return f"{minutes // 60} h {minutes % 60:02d} m"
+
+
+def build_page(board: Storyboard) -> str:
+    """The whole HTML page for ``board``: pure, no I/O."""
+    data = {"live": board.live, "refresh": REFRESH_SECONDS,
+            "shots": [{"name": c.name, "status": c.status, "command": c.command} for c in board.cards]}
+    refresh = f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>' if board.live else ""
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(board.title)} · wanclip</title>
+{refresh}
+<style>
+{_asset("page.css")}</style>
+</head>
+<body>
+{_header(board)}
+<main class="grid">
+{"".join(_row_html(row) for row in board.rows())}
+</main>
+<footer>Made by wanclip from <a href="ledger.json">ledger.json</a> · updated {esc(board.updated)}
+{'· reloads every ' + str(REFRESH_SECONDS) + ' s while shots are rendering' if board.live else ''}</footer>
+<script type="application/json" id="storyboard-data">{script_json(data)}</script>
+<script>
+{_asset("page.js")}</script>
+</body>
+</html>
+"""
+
+
+def _header(board: Storyboard) -> str:
+    counts: dict[str, int] = {}
+    for card in board.cards:
+        counts[card.status] = counts.get(card.status, 0) + 1
+    badges = "".join(f'<span class="badge {esc(s)}">{n} {esc(s)}</span>' for s, n in counts.items())
+    split = board.time_split()
+    total = sum(split.values())
+    poster = next((c.poster for c in board.cards if c.poster), None)
+    player = (f'<video class="film" controls preload="metadata" src="{href(board.film)}"'
+              + (f' poster="{href(poster)}"' if poster else "") + "></video>") if board.film else (
+        '<div class="film placeholder">no film.mp4 yet: it is stitched when every shot is done</div>')
+    attention = [c for c in board.cards if c.status in ("failed", "lost")]
+    jump = ("".join(f'<a class="jump {esc(c.status)}" href="#shot-{esc(c.name)}">{esc(c.name)}</a>'
+                    for c in attention))
+    return f"""<header>
+<div class="title"><h1>{esc(board.title)}</h1><div class="badges">{badges}</div></div>
+<div class="top">
+{player}
+<div class="facts-box">
+<dl class="facts big">
+<div><dt>length</dt><dd>{seconds_text(board.film_seconds)}</dd></div>
+<div><dt>shots</dt><dd>{len(board.cards)}</dd></div>
+<div><dt>render time</dt><dd>{seconds_text(total) if total else '—'}</dd></div>
+</dl>
+{_split_html(split, total)}
+{'<p class="attention">needs a look: ' + jump + '</p>' if attention else ''}
+</div>
+</div>
+</header>"""
+
+
+def _split_html(split: dict[str, float], total: float) -> str:
+    if not total:
+        return ""
+    bars = "".join(f'<span class="part p-{_slug(p)}" style="flex-grow:{s:.3f}" title="{esc(p)}: '
+                   f'{seconds_text(s)}"></span>' for p, s in split.items())
+    legend = "".join(f'<li><i class="p-{_slug(p)}"></i>{esc(p)} <b>{seconds_text(s)}</b></li>'
+                     for p, s in split.items())
+    return f'<div class="split"><div class="bar">{bars}</div><ul class="legend">{legend}</ul></div>'
+
+
+def _slug(part: str) -> str:
+    return part.replace(" ", "-")
+
+
+def _row_html(row: list[Card]) -> str:
+    """A card alone, or a chain: its cards in one row, joined by the frame each link starts from."""
+    if len(row) == 1:
+        return _card_html(row[0])
+    parts = [_card_html(row[0], None)]
+    for before, card in zip(row, row[1:], strict=False):
+        frame = (f'<img src="{href(before.last_frame)}" alt="last frame of {esc(before.name)}">'
+                 if before.last_frame else "")
+        parts.append(f'<div class="joint" title="{esc(card.name)} starts on the last frame of {esc(before.name)}">'
+                     f'{frame}<span class="arrow" aria-hidden="true">→</span><small>last frame</small></div>')
+        parts.append(_card_html(card, before))
+    names = " → ".join(f"{c.index:02d}" for c in row)
+    seconds = sum(c.film_seconds for c in row)
+    return (f'<section class="chain" aria-label="chain {names}">'
+            f'<div class="chain-head"><span class="chain-label">chain</span> {names} · '
+            f'{seconds_text(seconds)} continuous · {len(row)} links</div>'
+            f'<div class="links">{"".join(parts)}</div></section>\n')
+
+
+def _card_html(card: Card, before: Card | None = None) -> str:
+    state = "done" if card.status == "done" else ("failed" if card.status in ("failed", "lost") else "waiting")
+    media_html = (f'<video controls preload="metadata" src="{href(card.clip)}"'
+                  + (f' poster="{href(card.poster)}"' if card.poster else "") + "></video>"
+                  ) if card.clip else f'<div class="placeholder">{_missing(card.status)}</div>'
+    link = " link" if card.continues else ""
+    return f"""<article class="card {state}{link}" id="shot-{esc(card.name)}">
+<div class="media">{media_html}</div>
+<div class="body">
+<div class="head"><span class="index">{card.index:02d}</span><h2>{esc(card.name)}</h2>\
+<span class="badge {esc(card.status)}">{esc(card.status)}</span></div>
+{_start_html(card, before)}
+{_error_html(card.error) if card.error and card.status != "done" else ""}
+{_prompt_html(card.prompt)}
+<dl class="facts">
+<div><dt>seed</dt><dd>{esc(card.seed)}</dd></div>
+<div><dt>frames</dt><dd>{esc(card.frames)} · {card.seconds:.2f} s @ {card.fps:g} fps</dd></div>
+<div><dt>transition in</dt><dd>{_transition_text(card.transition, card.continues)}</dd></div>
+<div><dt>server</dt><dd>{esc(card.server) if card.server else '—'}</dd></div>
+<div><dt>render</dt><dd>{seconds_text(card.render_seconds) if card.node_seconds else '—'}</dd></div>
+</dl>
+{_split_html(time_split([card.node_seconds]), card.render_seconds)}
+<div class="cmd"><code>{esc(card.command)}</code><button type="button" class="copy" \
+data-shot="{card.index - 1}" title="copy the command that re-renders this shot">Copy</button></div>
+</div>
+</article>
+"""
+
+
+def _start_html(card: Card, before: Card | None = None) -> str:
+    """Where the shot starts: the shot it continues (``before``, the card before it in its chain),
+    or its keyframe; and the picture it lands on."""
+    labels = []
+    if card.continues:
+        which = card.continues
+        if before is not None and before.name == card.continues:
+            number = f"{before.index:02d}"
+            which = number if before.name == number else f"{number} {before.name}"
+        labels.append(f'<span class="from continues" title="starts on the last frame of {esc(card.continues)}">'
+                      f'continues from {esc(which)}</span>')
+    elif card.keyframe:
+        labels.append(f'<span class="from keyframe" title="{esc(card.keyframe)}">starts from keyframe '
+                      f'{esc(PurePosixPath(card.keyframe.replace(chr(92), "/")).name)}</span>')
+    if card.end_image:
+        labels.append(f'<span class="from end" title="{esc(card.end_image)}">lands on '
+                      f'{esc(PurePosixPath(card.end_image.replace(chr(92), "/")).name)}</span>')
+    return f'<div class="start">{"".join(labels)}</div>' if labels else ""
+
+
+def _missing(status: str) -> str:
+    return "clip missing" if status == "done" else esc(status)
+
+
+def _error_html(error: dict) -> str:
+    node = " · ".join(esc(error.get(k)) for k in ("node", "class") if error.get(k))
+    return (f'<div class="error"><div class="where">{node or "error"}</div>'
+            f'<div class="message">{esc(error.get("message") or error.get("type") or "failed")}</div></div>')
+
+
+def _prompt_html(prompt: Prompt | None) -> str:
+    if prompt is None:
+        return '<p class="prompt missing">prompt unknown (not in the ledger, shots file not found)</p>'
+    style = f'<span class="style" title="style suffix">{esc(prompt.style)}</span>' if prompt.style else ""
+    negative = esc(prompt.negative) if prompt.negative else "<i>the workflow's own</i>"
+    return (f'<p class="prompt">{esc(prompt.text)}{style}</p>'
+            f'<details class="negative"><summary><span class="label">negative</span>{negative}</summary></details>')
+
+
+def _transition_text(transition: dict | None, continues: str | None = None) -> str:
+    if continues:
+        return "cut (first frame dropped: it is the last of " + esc(continues) + ")"
+    if not transition:
+        return "— (first shot)"
+    kind = transition.get("type", "fade")
+    return esc(kind) if kind == "cut" else f"{esc(kind)} {float(transition.get('duration') or 0):g} s"
