@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from wanclip.checks import nodepack
 from wanclip.checks.graph import Check, command_for, graph_checks, model_check
 from wanclip.checks.preflight import fit_key, graph_object_info
 from wanclip.comfy.capabilities import Capabilities, detect
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ServerError
-from wanclip.models import nodepack
 from wanclip.models.manifest import ModelFile, extra_set_of, load_manifest
 from wanclip.models.verify import check_files
 from wanclip.planning.workflow import model_files, shipped_graph

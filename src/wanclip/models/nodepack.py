@@ -22,8 +22,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from wanclip.checks.graph import Check
-from wanclip.errors import EXIT_BAD_INPUT, AssetError, WanclipError
+from wanclip.errors import EXIT_BAD_INPUT, AssetError
 from wanclip.files import sha256_file
 from wanclip.models.verify import models_dir_of
 
@@ -249,33 +248,3 @@ def check_vhs_format(nodes_dir: Path) -> tuple[str, str]:
         return "foreign", str(dest)
     ok = sha256_file(dest) == sha256_file(_data("vhs_video_formats", VHS_FORMAT_FILE))
     return ("ok" if ok else "modified"), str(dest)
-
-
-# -- doctor --------------------------------------------------------------------------------------
-def doctor_check(object_info: dict) -> Check:
-    """Informational: whether the server has the pack (never a failure: it is optional)."""
-    if NODE_CLASS in (object_info or {}):
-        return Check("wanclip nodes", True, f"{NODE_CLASS} is installed: clips are encoded in the background "
-                     "(render uses it in place of VHS_VideoCombine / SaveVideo)")
-    fallback = VHS_FORMAT in _vhs_formats(object_info)
-    return Check("wanclip nodes", True,
-                 f"optional, not installed: the GPU idles ~2 s per shot while the clip is encoded"
-                 f"{' (the ultrafast VHS format is there)' if fallback else ''}",
-                 "wanclip setup --nodes --comfy-dir DIR, then restart ComfyUI")
-
-
-def _vhs_formats(object_info: dict) -> list[str]:
-    spec = ((object_info or {}).get("VHS_VideoCombine") or {}).get("input", {}).get("required", {}).get("format")
-    return [str(o) for o in spec[0]] if isinstance(spec, list) and spec and isinstance(spec[0], list) else []
-
-
-def server_check(client, object_info: dict) -> Check:
-    """``doctor_check`` for a server: ``object_info`` may hold only the graph's classes, so the
-    node's own ``/object_info/WanclipSaveVideo`` is asked for (``{}`` when it is not there)."""
-    info = dict(object_info or {})
-    if NODE_CLASS not in info:
-        try:
-            info.update(client.object_info(NODE_CLASS) or {})
-        except WanclipError:
-            pass
-    return doctor_check(info)
