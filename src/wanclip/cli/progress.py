@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from wanclip.cli.base import console, print_json
-from wanclip.render.loop import RenderEvent
+from wanclip.render.events import RenderEvent
 
 if TYPE_CHECKING:  # rich's live table is imported only where it is drawn (not for --quiet, --json, logs)
     from rich.table import Table
