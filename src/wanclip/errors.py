@@ -46,8 +46,30 @@ class WorkflowError(WanclipError):
         self.path = path
 
 
+class UsageError(WanclipError):
+    """A value the person gave is malformed (a --server URL, a --header): nothing was tried (exit 2).
+    ``option`` names it; its text is not repeated when it may hold a secret."""
+
+    def __init__(self, message: str, hint: str = "", option: str | None = None):
+        super().__init__(message, hint)
+        self.option = option
+
+
+class LocalIOError(WanclipError):
+    """A file on this machine could not be read or written (a full disk, a read-only folder): the
+    server did nothing wrong. ``path``: the file; ``errno``: the OS's error number (exit 1)."""
+
+    exit_code = EXIT_SHOTS_FAILED
+
+    def __init__(self, message: str, hint: str = "", path: str | None = None, errno: int | None = None):
+        super().__init__(message, hint)
+        self.path = path
+        self.errno = errno
+
+
 class ServerError(WanclipError):
-    """A ComfyUI server could not be reached or answered something unusable."""
+    """A ComfyUI server could not be reached or answered something unusable (``server``: its URL,
+    printable, without credentials)."""
 
     exit_code = EXIT_SHOTS_FAILED
 
@@ -59,14 +81,19 @@ class ServerError(WanclipError):
 
 
 class PromptRejected(WanclipError):
-    """ComfyUI refused a prompt at validation (HTTP 400): nothing ran on the GPU (exit 2)."""
+    """ComfyUI refused a prompt at validation (HTTP 400): nothing ran on the GPU (exit 2).
+
+    ``server``: the URL that refused it (printable, without credentials), so a caller can ask that
+    server more (its ``/object_info``) with its own credentials; ``node_errors`` and ``error`` as
+    ComfyUI sent them; ``shot``: the shot whose prompt it was, where known."""
 
     def __init__(self, message: str, node_errors: dict | None = None, error: dict | None = None,
-                 hint: str = "", shot: str | None = None):
+                 hint: str = "", shot: str | None = None, server: str | None = None):
         super().__init__(message, hint)
         self.node_errors = node_errors or {}
         self.error = error or {}
         self.shot = shot
+        self.server = server
 
 
 class PreflightError(WanclipError):

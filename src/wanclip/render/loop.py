@@ -44,7 +44,7 @@ SETTLED = ("done", "failed")
 @dataclass
 class RenderOptions:
     servers: list[str]
-    headers: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # extra HTTP headers (a proxy's), parsed
     only: list[str] = field(default_factory=list)
     force: bool = False
     stitch: bool = True  # read by film.make_film; render_film itself never stitches
@@ -327,7 +327,7 @@ class Render:
                                      "look at the ComfyUI console (or the proxy in front of it) for why it "
                                      "fails, then rerun the same command")
             raise PromptRejected(effect.message, node_errors=effect.node_errors, error=effect.error,
-                                 shot=effect.shot)
+                                 shot=effect.shot, server=effect.server)
         elif self.sync:
             if not isinstance(effect, m.Lookup):
                 self.route(effect.server, self.pool.execute(effect))
