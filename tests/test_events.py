@@ -106,3 +106,28 @@ def test_render_json_lines_keep_their_keys_and_order(sim, tmp_path):
             event = json.loads(line)
             assert seen.setdefault(event["event"], list(event)) == list(event), event
     assert {k: v for k, v in seen.items() if k != "cached"} == JSON_KEYS
+
+
+def test_the_plain_log_draws_typed_events_one_line_per_change(capsys):
+    from wanclip.cli.progress import RenderView
+
+    view = RenderView("plain", [(1, "a", 81), (2, "b", 81)])
+    for event in (ev.FilmPlanned(shots=2, todo=2, servers=[SERVER]),
+                  ev.ServerFound(server=SERVER, version="0.3.64", device="cuda:0"),
+                  ev.ShotQueued(shot="a", index=1, server=SERVER, prompt_id="p1", attempt=1),
+                  ev.ShotProgress(shot="a", index=1, server=SERVER, node="81", label="high-noise sampler",
+                                  value=1, max=4),
+                  ev.ShotDone(shot="a", index=1, server=SERVER, clip="clips/01_a.mp4", seconds=2.25),
+                  ev.ShotFailed(shot="b", index=2, server=SERVER, error={"class": "VAEDecode", "node": "87",
+                                                                         "message": "CUDA error"}),
+                  ev.ServerDown(server=SERVER, seconds=31.0),
+                  ev.FilmStitched(output="film.mp4", seconds=5.0)):
+        view(event)
+    assert capsys.readouterr().out.splitlines() == [
+        f"{SERVER}: ComfyUI 0.3.64 on cuda:0",
+        f"[1/2] a: queued on {SERVER}",
+        "[1/2] a: done in 2.2 s",
+        "[2/2] b: failed at VAEDecode (node 87): CUDA error",
+        f"{SERVER} stopped answering: its shots move to the other servers",
+        "film.mp4 written"]
+    assert view.film.done == {"a"} and view.status["b"].startswith("failed")
