@@ -85,3 +85,22 @@ def test_a_malformed_header_or_url_is_a_usage_error_with_exit_2():
             bad()
         assert err.value.exit_code == 2 and not isinstance(err.value, ServerError)
         assert isinstance(err.value, WanclipError) and "SECRETTOKEN" not in str(err.value)
+
+
+def test_a_file_we_cannot_write_is_a_local_error_that_is_still_an_oserror(tmp_path):
+    from wanclip.files import atomic_write_text
+
+    (tmp_path / "not-a-folder").write_text("a file where the film folder should be")
+    target = tmp_path / "not-a-folder" / "ledger.json"
+    with pytest.raises(LocalIOError) as refused:
+        atomic_write_text(target, "{}")
+    assert refused.value.path == str(target) and refused.value.exit_code == 1
+    assert str(refused.value).startswith(f"cannot write {target}: ")
+    assert isinstance(refused.value, OSError)  # a best-effort cache's `except OSError` still holds
+
+
+def test_a_full_disk_says_so_and_how_to_fix_it():
+    error = LocalIOError.from_os(OSError(errno.ENOSPC, "No space left on device"), "/films/x/clips/a.mp4")
+    assert error.message == "cannot write /films/x/clips/a.mp4: the disk is full (No space left on device)"
+    assert error.hint == "free some space on the disk of /films/x/clips and rerun: finished shots are kept"
+    assert error.errno == errno.ENOSPC

@@ -295,8 +295,7 @@ class ComfyClient:
                               "rerun: finished shots are kept", server=self.url, transient=True) from exc
         except OSError as exc:
             part.unlink(missing_ok=True)
-            raise LocalIOError(f"cannot write {dest}: {_os_reason(exc)}", _os_hint(exc, dest.parent),
-                               path=str(dest), errno=exc.errno) from exc
+            raise LocalIOError.from_os(exc, dest) from exc
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -336,20 +335,6 @@ def _check_room(folder: Path, need: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < need:
         raise OSError(errno.ENOSPC, f"{free / 1e6:.0f} MB free, {need / 1e6:.0f} MB needed")
-
-
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return f"the disk is full ({exc.strerror})" if exc.strerror else "the disk is full"
-    return exc.strerror or str(exc)
-
-
-def _os_hint(exc: OSError, folder: Path) -> str:
-    if exc.errno == errno.ENOSPC:
-        return f"free some space on the disk of {folder} and rerun: finished shots are kept"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"make {folder} writable (or choose another --out) and rerun"
-    return "rerun: finished shots are kept"
 
 
 def _hint_for_status(status: int) -> str:
