@@ -104,3 +104,13 @@ def test_a_full_disk_says_so_and_how_to_fix_it():
     assert error.message == "cannot write /films/x/clips/a.mp4: the disk is full (No space left on device)"
     assert error.hint == "free some space on the disk of /films/x/clips and rerun: finished shots are kept"
     assert error.errno == errno.ENOSPC
+
+
+def test_doctor_sends_the_header_with_every_request(sim):
+    with AuthProxy(sim.url, "X-Api-Key", "s3cret") as proxy:
+        result = run_cli("doctor", "--server", proxy.url, "-H", "X-Api-Key: s3cret", "--json")
+        bare = run_cli("doctor", "--server", proxy.url, "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["server"]["ok"] and checks["nodes"]["ok"] and checks["vae"]["ok"], result.output
+    assert bare.exit_code == 1 and not json.loads(bare.stdout)["ok"]  # the proxy does refuse a bare request
+    assert "s3cret" not in result.output

@@ -121,10 +121,12 @@ def make_film(plan: Plan, *, servers: Iterable[str], on_event: OnEvent | None = 
     ``servers``: ComfyUI URLs (``http://user:pass@host:8188`` carries credentials, never printed);
     ``headers``: extra HTTP headers for a proxy, e.g. ``{"Authorization": "Bearer …"}``;
     ``force``: render shots again that are already done; ``on_event``: called with each typed
-    ``RenderEvent`` (from the render's thread); ``settings``: any other ``RenderOptions`` field
-    (``shot_timeout``, ``server_grace``, …). Raises a ``WanclipError`` when the render is refused
-    before any GPU work; a shot that fails is in the result (``exit_code`` 1), not raised."""
-    options = RenderOptions(servers=list(servers), headers=dict(headers or {}), only=list(only), force=force,
+    ``RenderEvent`` as the render goes (on this thread: keep it short); ``settings``: any other
+    ``RenderOptions`` field (``shot_timeout``, ``server_grace``, …). Raises a ``WanclipError`` when
+    the render is refused before any GPU work; a shot that fails is in the result (``exit_code``
+    1), not raised."""
+    urls = [servers] if isinstance(servers, str) else list(servers)  # one URL is a list of one, not of letters
+    options = RenderOptions(servers=urls, headers=dict(headers or {}), only=list(only), force=force,
                             stitch=stitch, **settings)
     return run_film(plan, options, on_event)
 
