@@ -38,6 +38,7 @@ from wanclip.render.events import (
     ShotReattached,
 )
 from wanclip.render.loop import Render, RenderOptions, RenderResult
+from wanclip.review.timings import film_split
 
 if TYPE_CHECKING:  # the stitcher is imported once a film is stitched, never at the start
     from wanclip.stitch.core import StitchResult
@@ -71,6 +72,15 @@ class FilmResult:
     @property
     def selected(self) -> list[str]:
         return self.render.selected
+
+    def to_json(self) -> dict[str, Any]:
+        """The closing line of ``wanclip render --json``: how it ended, shot by shot."""
+        shots = [s for s in self.ledger.shots if s.name in self.selected]
+        return {"event": "summary", "ledger": str(self.ledger.path), "exit_code": self.exit_code,
+                "film": str(self.film) if self.film else None, "note": self.note,
+                "page": str(self.page) if self.page else None, "time": film_split(self.ledger),
+                "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
+                           "error": s.error} for s in shots]}
 
     @property
     def exit_code(self) -> int:

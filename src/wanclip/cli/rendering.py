@@ -53,11 +53,7 @@ def _object_info_of(server: str, servers: Sequence[str], headers: Mapping[str, s
 def summary(result: FilmResult, as_json: bool) -> None:
     shots = [s for s in result.ledger.shots if s.name in result.selected]
     if as_json:
-        print_json({"event": "summary", "ledger": str(result.ledger.path), "exit_code": result.exit_code,
-                    "film": str(result.film) if result.film else None, "note": result.note,
-                    "page": str(result.page) if result.page else None, "time": film_split(result.ledger),
-                    "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
-                               "error": s.error} for s in shots]})
+        print_json(result.to_json())
         return
     from rich.table import Table  # the summary's table is drawn at the end, not on the way to shot 1
 
