@@ -83,3 +83,11 @@ def test_make_film_result_is_typed(sim, tmp_path):
     again = wanclip.make_film(plan, servers=[sim.url])  # nothing rendered twice; now stitched
     assert again.film == tmp_path / "fox" / "film.mp4" and again.film.is_file()
     assert again.stitched is not None and again.stitched.seconds > 0
+
+
+def test_stitch_film_joins_a_rendered_folder_again(sim, tmp_path):
+    plan = wanclip.plan_film("single_5s", out=tmp_path / "fox")
+    assert wanclip.make_film(plan, servers=sim.url, stitch=False).exit_code == 0  # one URL is fine too
+    film = wanclip.stitch_film(tmp_path / "fox", output=tmp_path / "again.mp4", contact_sheet=False)
+    assert isinstance(film, wanclip.StitchResult) and film.output == tmp_path / "again.mp4"
+    assert film.output.is_file() and film.frames == 81 and film.clips == 1

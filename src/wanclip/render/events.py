@@ -303,6 +303,3 @@ class ShotCancelling(RenderEvent):
 class ShotCancelled(RenderEvent):
     kind: str = field(default="cancelled", init=False)
     how: str = ""
-
-
-EVENT_TYPES: tuple[type[RenderEvent], ...] = tuple(RenderEvent.KINDS.values())
