@@ -91,3 +91,10 @@ def test_stitch_film_joins_a_rendered_folder_again(sim, tmp_path):
     film = wanclip.stitch_film(tmp_path / "fox", output=tmp_path / "again.mp4", contact_sheet=False)
     assert isinstance(film, wanclip.StitchResult) and film.output == tmp_path / "again.mp4"
     assert film.output.is_file() and film.frames == 81 and film.clips == 1
+
+
+def test_the_readme_names_every_event_class():
+    from wanclip.render.events import RenderEvent
+
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Use it from Python", 1)[1].split("\n## ")[0]
+    assert [cls.__name__ for cls in RenderEvent.KINDS.values() if f"`{cls.__name__}`" not in section] == []
