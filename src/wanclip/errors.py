@@ -3,9 +3,17 @@
 Every error a person can see is a ``WanclipError``: a message saying what went wrong and where,
 a hint saying what to do, and the exit code the CLI ends with. Core code raises these; only the
 CLI prints them. This module imports nothing from wanclip.
+
+Third-party and OS errors are translated into these once, where they happen: requests and
+websocket errors in ``comfy.client`` (``ServerError``), ``OSError`` of our own files where they are
+written (``LocalIOError``), a malformed ``--server`` or ``--header`` where it is parsed
+(``UsageError``).
 """
 
 from __future__ import annotations
+
+import errno as errno_codes
+import os
 
 EXIT_OK = 0
 EXIT_SHOTS_FAILED = 1
@@ -46,8 +54,46 @@ class WorkflowError(WanclipError):
         self.path = path
 
 
+class UsageError(WanclipError):
+    """A value the person gave is malformed (a --server URL, a --header): nothing was tried (exit 2).
+    ``option`` names it; its text is not repeated when it may hold a secret."""
+
+    def __init__(self, message: str, hint: str = "", option: str | None = None):
+        super().__init__(message, hint)
+        self.option = option
+
+
+class LocalIOError(WanclipError, OSError):
+    """A file on this machine could not be read or written (a full disk, a read-only folder): the
+    server did nothing wrong. ``path``: the file; ``errno``: the OS's error number (exit 1).
+
+    Also an ``OSError``, so code that guards a best-effort write with ``except OSError`` (a cache)
+    still catches it after the translation."""
+
+    exit_code = EXIT_SHOTS_FAILED
+
+    def __init__(self, message: str, hint: str = "", path: str | None = None, errno: int | None = None):
+        super().__init__(message, hint)
+        self.path = path
+        self.errno = errno
+
+    @classmethod
+    def from_os(cls, exc: OSError, path: object, doing: str = "write") -> LocalIOError:
+        """The one translation of an ``OSError`` met while ``doing`` (read, write) ``path``."""
+        folder = os.path.dirname(str(path)) or "."
+        if exc.errno == errno_codes.ENOSPC:
+            reason = f"the disk is full ({exc.strerror})" if exc.strerror else "the disk is full"
+            hint = f"free some space on the disk of {folder} and rerun: finished shots are kept"
+        elif exc.errno in (errno_codes.EACCES, errno_codes.EPERM, errno_codes.EROFS):
+            reason, hint = exc.strerror or str(exc), f"make {folder} writable (or choose another --out) and rerun"
+        else:
+            reason, hint = exc.strerror or str(exc), "rerun: finished shots are kept"
+        return cls(f"cannot {doing} {path}: {reason}", hint, path=str(path), errno=exc.errno)
+
+
 class ServerError(WanclipError):
-    """A ComfyUI server could not be reached or answered something unusable."""
+    """A ComfyUI server could not be reached or answered something unusable (``server``: its URL,
+    printable, without credentials)."""
 
     exit_code = EXIT_SHOTS_FAILED
 
@@ -59,14 +105,19 @@ class ServerError(WanclipError):
 
 
 class PromptRejected(WanclipError):
-    """ComfyUI refused a prompt at validation (HTTP 400): nothing ran on the GPU (exit 2)."""
+    """ComfyUI refused a prompt at validation (HTTP 400): nothing ran on the GPU (exit 2).
+
+    ``server``: the URL that refused it (printable, without credentials), so a caller can ask that
+    server more (its ``/object_info``) with its own credentials; ``node_errors`` and ``error`` as
+    ComfyUI sent them; ``shot``: the shot whose prompt it was, where known."""
 
     def __init__(self, message: str, node_errors: dict | None = None, error: dict | None = None,
-                 hint: str = "", shot: str | None = None):
+                 hint: str = "", shot: str | None = None, server: str | None = None):
         super().__init__(message, hint)
         self.node_errors = node_errors or {}
         self.error = error or {}
         self.shot = shot
+        self.server = server
 
 
 class PreflightError(WanclipError):

@@ -8,6 +8,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from wanclip.errors import LocalIOError
+
 CHUNK = 1 << 20
 
 
@@ -24,8 +26,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     ``mkstemp``'s private 0600: a ledger or contact sheet is as readable as the clips beside it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:  # a read-only or full disk: ours to fix, never a traceback
+        raise LocalIOError.from_os(exc, path) from exc
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -33,8 +38,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, LocalIOError):
+            raise LocalIOError.from_os(exc, path) from exc
         raise
 
 

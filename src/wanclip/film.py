@@ -1,8 +1,11 @@
 """A film from start to end: render the shots, then stitch them, then the storyboard page.
 
-``make_film`` is what ``wanclip render`` runs; ``render.render_film`` only renders and
-``stitch.stitch_film`` only stitches. One lock covers both, so no stitch reads a clip a render is
-replacing.
+``make_film(plan, servers=[...])`` is the library's call; ``run_film(plan, options)`` the same
+with every setting in a ``RenderOptions`` (what ``wanclip render`` runs). ``render.loop.render_film``
+only renders and ``stitch.core.stitch_film`` only stitches. One lock covers both, so no stitch
+reads a clip a render is replacing. While shots render, each verified clip goes to the film's
+pieces (``FilmPieces.clip_ready``) from its typed ``ShotClip`` event: the stitcher is told of
+clips, it does not listen to the progress the person sees.
 """
 
 from __future__ import annotations
@@ -10,28 +13,57 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from wanclip import media
 from wanclip.errors import WanclipError
 from wanclip.ledger import Ledger, film_lock
 from wanclip.planning.plan import Plan
 from wanclip.planning.workflow import canonical_json
-from wanclip.render.loop import Render, RenderEvent, RenderOptions, RenderResult
+from wanclip.render.events import (
+    FilmKept,
+    FilmPlanned,
+    FilmStitched,
+    FilmStitching,
+    RenderEvent,
+    ShotCancelled,
+    ShotClip,
+    ShotDone,
+    ShotFailed,
+    ShotLost,
+    ShotQueued,
+    ShotReattached,
+)
+from wanclip.render.loop import Render, RenderOptions, RenderResult
+from wanclip.review.timings import film_split
+
+if TYPE_CHECKING:  # the stitcher is imported once a film is stitched, never at the start
+    from wanclip.stitch.core import StitchResult
+    from wanclip.stitch.pieces import FilmPieces
 
 log = logging.getLogger("wanclip.film")
-PAGE_EVENTS = ("plan", "done", "failed", "lost", "cancelled")  # the storyboard is rewritten on these
+OnEvent = Callable[[RenderEvent], None]
+PAGE_EVENTS = (FilmPlanned, ShotDone, ShotFailed, ShotLost, ShotCancelled)  # the storyboard is rewritten on these
+PIECES_FROM = (ShotQueued, ShotReattached, ShotDone)  # the pieces are set up after the first of these
 
 
 @dataclass
 class FilmResult:
+    """What ``make_film`` made: the ledger (every shot's state), the film if it was stitched."""
+
     render: RenderResult
-    film: object | None = None  # StitchResult when stitched
+    stitched: StitchResult | None = None  # the film as measured (length, size, contact sheet), when stitched
     note: str | None = None
     stitch_failed: bool = False
     page: Path | None = None  # the storyboard, index.html
+
+    @property
+    def film(self) -> Path | None:
+        """The film's file, or None when it was not stitched (a shot failed, ``stitch=False``)."""
+        return self.stitched.output if self.stitched is not None else None
 
     @property
     def ledger(self) -> Ledger:
@@ -40,6 +72,15 @@ class FilmResult:
     @property
     def selected(self) -> list[str]:
         return self.render.selected
+
+    def to_json(self) -> dict[str, Any]:
+        """The closing line of ``wanclip render --json``: how it ended, shot by shot."""
+        shots = [s for s in self.ledger.shots if s.name in self.selected]
+        return {"event": "summary", "ledger": str(self.ledger.path), "exit_code": self.exit_code,
+                "film": str(self.film) if self.film else None, "note": self.note,
+                "page": str(self.page) if self.page else None, "time": film_split(self.ledger),
+                "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
+                           "error": s.error} for s in shots]}
 
     @property
     def exit_code(self) -> int:
@@ -82,26 +123,42 @@ class PageWriter:
         self.write_now()
 
 
-PIECES_FROM = ("submitted", "reattached", "done")  # render events after which the pieces are set up
+def make_film(plan: Plan, *, servers: Iterable[str], on_event: OnEvent | None = None,
+              headers: Mapping[str, str] | None = None, only: Iterable[str] = (), force: bool = False,
+              stitch: bool = True, **settings: Any) -> FilmResult:
+    """Render every shot of ``plan`` (``only`` these, when given) on ``servers``, then stitch the film.
+
+    ``servers``: ComfyUI URLs (``http://user:pass@host:8188`` carries credentials, never printed);
+    ``headers``: extra HTTP headers for a proxy, e.g. ``{"Authorization": "Bearer …"}``;
+    ``force``: render shots again that are already done; ``on_event``: called with each typed
+    ``RenderEvent`` as the render goes (on this thread: keep it short); ``settings``: any other
+    ``RenderOptions`` field (``shot_timeout``, ``server_grace``, …). Raises a ``WanclipError`` when
+    the render is refused before any GPU work; a shot that fails is in the result (``exit_code``
+    1), not raised."""
+    urls = [servers] if isinstance(servers, str) else list(servers)  # one URL is a list of one, not of letters
+    options = RenderOptions(servers=urls, headers=dict(headers or {}), only=list(only), force=force,
+                            stitch=stitch, **settings)
+    return run_film(plan, options, on_event)
 
 
-def make_film(plan: Plan, options: RenderOptions,
-              on_event: Callable[[RenderEvent], None] = lambda event: None) -> FilmResult:
-    """Render every selected shot of ``plan``; then, when every shot is done, stitch the film.
+def run_film(plan: Plan, options: RenderOptions, on_event: OnEvent | None = None) -> FilmResult:
+    """``make_film`` with every setting in ``options``.
 
     ``index.html`` in the film folder (the storyboard) is rewritten as shots finish and at the end."""
+    tell: OnEvent = on_event or (lambda event: None)
     with film_lock(plan.out_dir):
         page = PageWriter(plan.out_dir, plan.shots_file if plan.shots_file.is_file() else None)
-        pieces, pending = None, options.stitch
+        pieces: FilmPieces | None = None
+        pending = options.stitch
 
         def watched(event: RenderEvent) -> None:
             nonlocal pieces, pending
-            on_event(event)
-            if event.kind in PAGE_EVENTS:
+            tell(event)
+            if isinstance(event, PAGE_EVENTS):
                 page.request()
             if pieces is not None:
-                pieces.on_render_event(event)  # a queue.put: the encode runs in the background
-            elif pending and event.kind in PIECES_FROM:
+                _clip_to_pieces(pieces, plan.out_dir, event)  # a queue.put: the encode runs in the background
+            elif pending and isinstance(event, PIECES_FROM):
                 # made once the first prompt is posted (the GPU is busy): its imports and the ffmpeg
                 # probe stay off the start; the ledger brings every clip already done, this one too
                 pending, pieces = False, _pieces(render.ledger)
@@ -110,7 +167,7 @@ def make_film(plan: Plan, options: RenderOptions,
             render = Render(plan, options, watched)
             result = FilmResult(render.run())
             if options.stitch:
-                _stitch(result, on_event, pieces)
+                _stitch(result, tell, pieces)
         finally:
             if pieces is not None:
                 pieces.close()
@@ -119,8 +176,10 @@ def make_film(plan: Plan, options: RenderOptions,
     return result
 
 
-def _emit(on_event, kind: str, **data) -> None:
-    on_event(RenderEvent(kind, data=data))
+def _clip_to_pieces(pieces: FilmPieces, film_dir: Path, event: RenderEvent) -> None:
+    """A shot's verified clip is one of the film's pieces: encode it while later shots render."""
+    if isinstance(event, ShotClip) and event.clip and event.index:
+        pieces.clip_ready(event.index - 1, film_dir / event.clip, None)
 
 
 def _pieces(ledger: Ledger):
@@ -138,7 +197,7 @@ def _pieces(ledger: Ledger):
     return pieces
 
 
-def _stitch(result: FilmResult, on_event, pieces=None) -> None:
+def _stitch(result: FilmResult, on_event: OnEvent, pieces: FilmPieces | None = None) -> None:
     from wanclip.stitch.core import FILM_NAME, StitchResult, stitch_film
 
     ledger = result.ledger
@@ -154,16 +213,16 @@ def _stitch(result: FilmResult, on_event, pieces=None) -> None:
     try:
         if ledger.film.get("stitched") == key and film_file.is_file():
             sheet = ledger.folder / "contact_sheet.png"
-            result.film = StitchResult.measured(media.probe(film_file), "xfade", len(ledger.shots),
-                                                contact_sheet=sheet if sheet.is_file() else None)
-            _emit(on_event, "stitch_kept", output=str(film_file), seconds=result.film.seconds)
+            result.stitched = StitchResult.measured(media.probe(film_file), "xfade", len(ledger.shots),
+                                                    contact_sheet=sheet if sheet.is_file() else None)
+            on_event(FilmKept(output=film_file, seconds=result.stitched.seconds))
             return  # same clips, same cuts: the film on disk is already this one
-        _emit(on_event, "stitching", shots=len(ledger.shots))
+        on_event(FilmStitching(shots=len(ledger.shots)))
         started = time.monotonic()
         sheet_after = pieces is not None and pieces.contact_sheet
         if sheet_after:
             pieces.contact_sheet = False  # the film first; its contact sheet once it is on disk
-        result.film = stitch_film(ledger.folder, made=pieces)  # the pieces fed along the way, if any
+        result.stitched = stitch_film(ledger.folder, made=pieces)  # the pieces fed along the way, if any
     except WanclipError as exc:
         result.note = f"film not stitched: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
         result.stitch_failed = True
@@ -173,14 +232,14 @@ def _stitch(result: FilmResult, on_event, pieces=None) -> None:
                        "run `wanclip stitch --from` the film folder to try again, and report this as a bug)")
         result.stitch_failed = True
         return
-    if result.film.notes:  # e.g. the pieces could not be joined and one graph made the film
-        result.note = "; ".join(result.film.notes)
+    if result.stitched.notes:  # e.g. the pieces could not be joined and one graph made the film
+        result.note = "; ".join(result.stitched.notes)
     ledger.film["stitched"] = key
     ledger.film["stitch_seconds"] = round(time.monotonic() - started, 3)
     ledger.save()
-    _emit(on_event, "stitched", output=str(result.film.output), seconds=result.film.seconds)
-    if sheet_after and result.film.contact_sheet is None:
+    on_event(FilmStitched(output=result.stitched.output, seconds=result.stitched.seconds))
+    if sheet_after and result.stitched.contact_sheet is None:
         try:
-            result.film.contact_sheet = pieces.write_sheet()
+            result.stitched.contact_sheet = pieces.write_sheet()
         except Exception as exc:  # noqa: BLE001 - the film is made; a missing sheet is only a note
             result.note = "; ".join(filter(None, [result.note, f"no contact sheet: {exc}"]))

@@ -48,7 +48,7 @@ def clip_command(
     Exit codes: 0 the clip was rendered, 1 it failed (or no server answered), 2 refused before any
     GPU work (bad --seconds/--frames/--width/--height), 130 Ctrl-C, 143 SIGTERM.
     """
-    with handle_errors():
+    with handle_errors(as_json):
         name = slugify(prompt)[:40].strip("-") or "clip"
         if seconds is not None and frames is not None:
             raise WanclipError("give --seconds or --frames, not both", "e.g. --seconds 10, or --frames 161")

@@ -49,7 +49,7 @@ def demo_command(
             result = run_render(plan, RenderOptions(servers=[sim.url]), as_json, quiet)
         finally:
             sim.stop()
-    if result.film and not as_json:
-        console.print(f"\nyour film: {result.film.output}  ({result.film.seconds:.2f} s, "
-                      f"{counted(len(plan.shots), 'shot')})\ncontact sheet: {result.film.contact_sheet}")
+    if result.stitched and not as_json:
+        console.print(f"\nyour film: {result.stitched.output}  ({result.stitched.seconds:.2f} s, "
+                      f"{counted(len(plan.shots), 'shot')})\ncontact sheet: {result.stitched.contact_sheet}")
     raise typer.Exit(result.exit_code)

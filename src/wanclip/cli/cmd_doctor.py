@@ -7,10 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from wanclip import config
 from wanclip.checks.doctor import DoctorReport, run_doctor
 from wanclip.cli.base import app, console, counted, handle_errors, print_json
-from wanclip.cli.cmd_render import server_list
+from wanclip.cli.cmd_render import header_map, server_list
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED, WanclipError
 from wanclip.planning.workflow import load_graph
@@ -25,6 +24,9 @@ def doctor(
                                      help="ComfyUI URL; repeat (or "
                                      "comma-separate) to check several servers, as `wanclip render` takes them. "
                                      "Default: $WANCLIP_SERVER, else http://127.0.0.1:8188."),
+    header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'",
+                                     help="Extra HTTP header for a proxy, as `wanclip render` takes it "
+                                     "(repeatable; also $WANCLIP_HEADERS). Never printed or saved."),
     comfy_dir: Path | None = typer.Option(None, "--comfy-dir", metavar="FOLDER", help="The ComfyUI folder, to verify the model files on disk."),
     workflow: Path | None = typer.Option(None, "--workflow", metavar="FILE", help="Check this API graph instead of the shipped one."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per server instead of the tables."),
@@ -39,8 +41,9 @@ def doctor(
     reports: list[DoctorReport] = []
     with handle_errors(as_json=as_json):
         graphs = _graphs(shots, workflow)
+        headers = header_map(header)  # parsed once; every request to every server sends them
         for url in server_list(server):
-            with ComfyClient(url, headers=config.extra_headers()) as client:
+            with ComfyClient(url, headers=headers) as client:
                 reports.append(run_doctor(client, comfy_dir, graphs=graphs))
             if as_json:
                 print_json(reports[-1].to_dict())

@@ -20,9 +20,22 @@ def server_list(servers: list[str] | None) -> list[str]:
     return urls or config.server_urls()
 
 
+def header_map(lines: list[str] | None) -> dict[str, str]:
+    """``-H 'Name: value'`` lines, then $WANCLIP_HEADERS, parsed once into the mapping every request
+    (and any follow-up, such as the allowed values after a 400) sends: a later one of the same name
+    (in any case) wins. A malformed line is refused without repeating it (it may be a secret)."""
+    from wanclip.comfy.client import parse_header
+
+    out: dict[str, str] = {}
+    for line in [*(lines or []), *config.extra_headers()]:
+        name, value = parse_header(line)
+        out = {k: v for k, v in out.items() if k.lower() != name.lower()}
+        out[name] = value
+    return out
+
+
 def render_options(servers: list[str] | None, headers: list[str] | None, **kwargs) -> RenderOptions:
-    return RenderOptions(servers=server_list(servers), headers=list(headers or []) + config.extra_headers(),
-                         **kwargs)
+    return RenderOptions(servers=server_list(servers), headers=header_map(headers), **kwargs)
 
 
 @app.command("render")
@@ -67,7 +80,7 @@ def render_command(
     any GPU work (the shots file, the graph, an unknown --only), 130 Ctrl-C, 143 SIGTERM (rerun
     to resume).
     """
-    with handle_errors():
+    with handle_errors(as_json):  # a --json caller gets its closing error event for a bad -H too
         plan = plan_film(shots_file, out=out)
         unknown = sorted(set(only or []) - {s.name for s in plan.shots})
         if unknown:

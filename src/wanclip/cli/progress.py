@@ -7,7 +7,8 @@ import time
 from typing import TYPE_CHECKING
 
 from wanclip.cli.base import console, print_json
-from wanclip.render.loop import RenderEvent
+from wanclip.render import events as ev
+from wanclip.render.events import RenderEvent
 
 if TYPE_CHECKING:  # rich's live table is imported only where it is drawn (not for --quiet, --json, logs)
     from rich.table import Table
@@ -41,15 +42,14 @@ class FilmProgress:
         return rate * left / max(self.servers, 1)
 
 
-# What a log (no terminal: CI, nohup, a pipe) gets: one line per change of a shot's state.
-PLAIN = ("submitted", "reattached", "started", "done", "failed", "lost", "skipped", "submit_retry",
-         "cancelling", "cancelled")
-FILM_NOTES = ("stitching", "stitched", "stitch_kept", "server_down", "server_unreachable", "server_back",
-              "socket_lost", "socket_back", "warning")
+# What a log (no terminal: CI, nohup, a pipe) gets: one line per change of a shot's state, and the
+# film's notes (stitching, a server or socket lost and back, warnings).
+PLAIN = (ev.ShotQueued, ev.ShotReattached, ev.ShotStarted, ev.ShotDone, ev.ShotFailed, ev.ShotLost, ev.ShotSkipped,
+         ev.ShotSubmitRetry, ev.ShotCancelling, ev.ShotCancelled)
 
 
 class RenderView:
-    """Callable sink for ``RenderEvent``s. ``mode``: ``rich`` (live table), ``plain`` (a flushed line
+    """Callable sink for the typed ``RenderEvent``s (matched by class). ``mode``: ``rich`` (live table), ``plain`` (a flushed line
     per shot state change, for logs), ``json`` or ``quiet``."""
 
     def __init__(self, mode: str, shots: list[tuple[int, str, int]]):
@@ -82,18 +82,17 @@ class RenderView:
         if self.mode == "plain":
             self._plain(event)
             return
-        if event.kind == "server" and self.mode == "rich":
-            data = event.data
-            console.print(f"{event.server}: ComfyUI {data.get('version')} on {data.get('device')}")
+        if isinstance(event, ev.ServerFound) and self.mode == "rich":
+            console.print(f"{event.server}: ComfyUI {event.version} on {event.device}")
         if self.live and event.shot is not None:
             if not self.live.is_started:
                 self.live.start()
             self.live.update(self._table())
 
     def _apply(self, event: RenderEvent) -> None:
-        name, data = event.shot, event.data
-        if event.kind == "plan":
-            self.film.servers = len(data.get("servers") or [1])
+        name = event.shot
+        if isinstance(event, ev.FilmPlanned):
+            self.film.servers = len(event.servers or [1])
         note = self._film_note(event)
         if note:
             self.note = note
@@ -101,67 +100,81 @@ class RenderView:
             return
         if event.server:
             self.server[name] = event.server.split("//")[-1]
-        text = self._text(event, data)
+        text = self._text(event)
         if text:
             self.status[name] = text
-        if event.kind in ("done", "skipped"):
+        if isinstance(event, ev.ShotClip):
             self.film.done.add(name)
-        if event.kind == "done":
-            self.film.measured.append((float(data.get("seconds") or 0), cost(self.film.frames[name])))
+        if isinstance(event, ev.ShotDone):
+            self.film.measured.append((float(event.seconds or 0), cost(self.film.frames[name])))
 
     @staticmethod
     def _film_note(event: RenderEvent) -> str | None:
-        data = event.data
-        if event.kind == "server_unreachable":
-            return (f"{data.get('server')} unreachable for {data.get('seconds')} s: waiting for it "
-                    f"(up to {data.get('limit')} s, --timeout)")
-        notes = {"stitching": "joining the clips into film.mp4 …", "stitched": "film.mp4 written",
-                 "stitch_kept": "film.mp4 unchanged",
-                 "server_down": f"{data.get('server')} stopped answering: its shots move to the other servers",
-                 "server_back": f"{data.get('server')} answers again (after {data.get('seconds')} s)",
-                 "socket_lost": f"event socket of {event.server} lost: reconnecting, following by polling",
-                 "socket_back": f"event socket of {event.server} back",
-                 "warning": str(data.get("message", ""))}
-        return notes.get(event.kind)
+        match event:
+            case ev.ServerUnreachable(server=server, seconds=seconds, limit=limit):
+                return f"{server} unreachable for {seconds} s: waiting for it (up to {limit} s, --timeout)"
+            case ev.FilmStitching():
+                return "joining the clips into film.mp4 …"
+            case ev.FilmStitched():
+                return "film.mp4 written"
+            case ev.FilmKept():
+                return "film.mp4 unchanged"
+            case ev.ServerDown(server=server):
+                return f"{server} stopped answering: its shots move to the other servers"
+            case ev.ServerBack(server=server, seconds=seconds):
+                return f"{server} answers again (after {seconds} s)"
+            case ev.SocketLost(server=server):
+                return f"event socket of {server} lost: reconnecting, following by polling"
+            case ev.SocketBack(server=server):
+                return f"event socket of {server} back"
+            case ev.RenderWarning(message=message):
+                return str(message)
+        return None
 
     def _plain(self, event: RenderEvent) -> None:
         line = None
-        if event.kind == "server":
-            line = f"{event.server}: ComfyUI {event.data.get('version')} on {event.data.get('device')}"
-        elif event.kind in PLAIN and event.shot is not None:
-            where = f" on {event.server}" if event.server and event.kind in ("submitted", "started") else ""
+        if isinstance(event, ev.ServerFound):
+            line = f"{event.server}: ComfyUI {event.version} on {event.device}"
+        elif isinstance(event, PLAIN) and event.shot is not None:
+            where = f" on {event.server}" if event.server and isinstance(event, ev.ShotQueued | ev.ShotStarted) else ""
             line = f"[{event.index}/{len(self.order)}] {event.shot}: {self.status.get(event.shot, '')}{where}"
-        elif event.kind in FILM_NOTES:
+        else:
             line = self._film_note(event)
         if line:
             print(line, file=sys.stdout, flush=True)
 
-    def _text(self, event: RenderEvent, data: dict) -> str | None:
-        kind = event.kind
-        if kind == "progress" and data.get("label") in ("high-noise sampler", "low-noise sampler"):
-            return f"{PHASES[data['label']]} step {data['value']}/{data['max']}"
-        simple = {"submitted": "queued", "reattached": "queued (re-attached)", "started": "starting",
-                  "skipped": "done (kept from an earlier run)"}
-        if kind in simple:
-            return simple[kind]
-        if kind == "node":
-            return PHASES.get(data.get("label", "other"), "running")
-        if kind == "done":
-            return f"done in {data.get('seconds', 0):.1f} s"
-        if kind == "failed":
-            error = data.get("error") or {}
-            where = f" at {error.get('class')} (node {error.get('node')})" if error.get("class") else ""
-            return f"failed{where}: {error.get('message', '')}"
-        if kind == "lost":
-            return f"lost ({data.get('reason', '')}): submitting again"
-        if kind == "submit_retry":
-            return f"not accepted yet ({data.get('reason', '')}): trying again in {data.get('retry_in', 0):g} s"
-        if kind == "download_retry":
-            return f"finished; its clip could not be fetched yet: trying again in {data.get('retry_in', 0):g} s"
-        if kind == "cancelling":
-            return "asked the server to stop it …"
-        if kind == "cancelled":
-            return f"stopped ({data.get('how', '')})"
+    @staticmethod
+    def _text(event: RenderEvent) -> str | None:
+        """The shot's status line after ``event`` (None: unchanged)."""
+        match event:
+            case ev.ShotProgress(label="high-noise sampler" | "low-noise sampler" as label, value=value, max=most):
+                return f"{PHASES[label]} step {value}/{most}"
+            case ev.ShotQueued():
+                return "queued"
+            case ev.ShotReattached():
+                return "queued (re-attached)"
+            case ev.ShotStarted():
+                return "starting"
+            case ev.ShotSkipped():
+                return "done (kept from an earlier run)"
+            case ev.ShotNode(label=label):
+                return PHASES.get(label, "running")
+            case ev.ShotDone(seconds=seconds):
+                return f"done in {seconds or 0:.1f} s"
+            case ev.ShotFailed(error=error):
+                error = error or {}
+                where = f" at {error.get('class')} (node {error.get('node')})" if error.get("class") else ""
+                return f"failed{where}: {error.get('message', '')}"
+            case ev.ShotLost(reason=reason):
+                return f"lost ({reason}): submitting again"
+            case ev.ShotSubmitRetry(reason=reason, retry_in=retry_in):
+                return f"not accepted yet ({reason}): trying again in {retry_in or 0:g} s"
+            case ev.ShotDownloadRetry(retry_in=retry_in):
+                return f"finished; its clip could not be fetched yet: trying again in {retry_in or 0:g} s"
+            case ev.ShotCancelling():
+                return "asked the server to stop it …"
+            case ev.ShotCancelled(how=how):
+                return f"stopped ({how})"
         return None
 
     def _table(self) -> Table:

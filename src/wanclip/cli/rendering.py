@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import typer
 
+from wanclip.checks.graph import explain_rejection
 from wanclip.cli.base import console, err_console, handle_errors, print_json
 from wanclip.cli.progress import RenderView
-from wanclip.errors import EXIT_BAD_INPUT, PromptRejected
-from wanclip.film import FilmResult, make_film
+from wanclip.errors import EXIT_BAD_INPUT, PromptRejected, WanclipError
+from wanclip.film import FilmResult, run_film
 from wanclip.planning.plan import Plan
 from wanclip.render.loop import RenderOptions
 from wanclip.review.timings import describe, film_split
@@ -22,25 +25,35 @@ def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet:
                              if not options.only or s.name in options.only])
     with handle_errors(as_json), view:
         try:
-            result = make_film(plan, options, view)
+            result = run_film(plan, options, view)
         except PromptRejected as exc:
             if as_json:
                 print_json({"event": "error", "exit_code": EXIT_BAD_INPUT, "error": exc.message, "shot": exc.shot,
                             "node_errors": exc.node_errors, "hint": "nothing was rendered"})
-            rejected(exc)
+            rejected(exc, servers=options.servers, headers=options.headers)
             raise typer.Exit(EXIT_BAD_INPUT) from exc
     summary(result, as_json)
     return result
 
 
+def _object_info_of(server: str, servers: Sequence[str], headers: Mapping[str, str] | None):
+    """(client, its ``/object_info`` reader) for the server that refused a prompt, reached as the
+    render reached it; (None, None) when it does not answer (the table then shows what it sent)."""
+    from wanclip.comfy.capabilities import object_info_for
+    from wanclip.comfy.client import ComfyClient, split_credentials
+
+    url = next((u for u in servers if split_credentials(u)[0] == server), server)  # its user:pass@, if any
+    try:
+        client = ComfyClient(url, headers=dict(headers or {}), timeout=10)
+        return client, object_info_for(client)
+    except WanclipError:
+        return None, None
+
+
 def summary(result: FilmResult, as_json: bool) -> None:
     shots = [s for s in result.ledger.shots if s.name in result.selected]
     if as_json:
-        print_json({"event": "summary", "ledger": str(result.ledger.path), "exit_code": result.exit_code,
-                    "film": str(result.film.output) if result.film else None, "note": result.note,
-                    "page": str(result.page) if result.page else None, "time": film_split(result.ledger),
-                    "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
-                               "error": s.error} for s in shots]})
+        print_json(result.to_json())
         return
     from rich.table import Table  # the summary's table is drawn at the end, not on the way to shot 1
 
@@ -55,8 +68,8 @@ def summary(result: FilmResult, as_json: bool) -> None:
     console.print(table)
     done = sum(s.status == "done" for s in shots)
     console.print(f"{done}/{len(shots)} shot{'s' if len(shots) != 1 else ''} done; ledger: {result.ledger.path}")
-    if result.film:
-        console.print(f"film: {result.film.output} ({result.film.seconds:.2f} s)")
+    if result.stitched:
+        console.print(f"film: {result.stitched.output} ({result.stitched.seconds:.2f} s)")
     if result.note:
         console.print(result.note)
     if result.page and result.page.is_file():
@@ -66,25 +79,16 @@ def summary(result: FilmResult, as_json: bool) -> None:
         console.print(f"where the time went: {split}")
 
 
-def rejected(error: PromptRejected, object_info_for=None) -> None:
+def rejected(error: PromptRejected, object_info_for=None, servers: Sequence[str] = (),
+             headers: Mapping[str, str] | None = None) -> None:
     """A 400 from ComfyUI as a table: node, class, input, received value, allowed values.
 
     Where the server left the allowed values out (``(list of length N)``), they come from its
-    ``/object_info/{class}`` (``object_info_for``, else read from the server that refused it)."""
-    from wanclip import config
-    from wanclip.checks.graph import explain_rejection
-    from wanclip.comfy.capabilities import object_info_for as fetcher
-    from wanclip.comfy.capabilities import rejection_server
-    from wanclip.comfy.client import ComfyClient
-    from wanclip.errors import WanclipError
-
+    ``/object_info/{class}`` (``object_info_for``, else asked of the server that refused it, with
+    the credentials of its URL in ``servers`` and the same ``headers`` as the render)."""
     client = None
-    if object_info_for is None and (server := rejection_server(error)):
-        try:
-            client = ComfyClient(server, headers=config.extra_headers(), timeout=10)
-            object_info_for = fetcher(client)
-        except WanclipError:
-            client = None
+    if object_info_for is None and error.server:
+        client, object_info_for = _object_info_of(error.server, servers, headers)
     try:
         rows = explain_rejection(error.node_errors, object_info_for)
     finally:

@@ -13,14 +13,14 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
 import websocket
 
-from wanclip.errors import PromptRejected, ServerError
+from wanclip.errors import LocalIOError, PromptRejected, ServerError, UsageError
 
 WsConnect = Callable[..., "websocket.WebSocket"]
 
@@ -35,11 +35,11 @@ def parse_header(line: str) -> tuple[str, str]:
     name, sep, value = line.partition(":")
     name = name.strip()
     if not sep:
-        raise ServerError("a --header must look like 'Name: value' (this one has no ':'; its text is not "
-                          "shown, it may be a secret)", "pass --header 'Authorization: Bearer TOKEN'", exit_code=2)
+        raise UsageError("a --header must look like 'Name: value' (this one has no ':'; its text is not "
+                         "shown, it may be a secret)", "pass --header 'Authorization: Bearer TOKEN'", "--header")
     if not _TOKEN.match(name):
-        raise ServerError("a --header name may only hold letters, digits and -_.!#$%&'*+^`|~ (the header's "
-                          "text is not shown, it may be a secret)", "pass --header 'X-Api-Key: KEY'", exit_code=2)
+        raise UsageError("a --header name may only hold letters, digits and -_.!#$%&'*+^`|~ (the header's "
+                         "text is not shown, it may be a secret)", "pass --header 'X-Api-Key: KEY'", "--header")
     return name, value.strip()
 
 
@@ -69,24 +69,25 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     except ValueError as exc:
         why = "its port is not a number from 1 to 65535" if "port" in str(exc).lower() else \
             "its host is not a valid name or IPv6 address"
-        raise ServerError(f"{shown!r} is not a server URL: {why}", hint, exit_code=2) from None
+        raise UsageError(f"{shown!r} is not a server URL: {why}", hint, "--server") from None
     if parts.scheme not in ("http", "https") or not hostname:
-        raise ServerError(f"{shown!r} is not a server URL", hint, exit_code=2)
+        raise UsageError(f"{shown!r} is not a server URL", hint, "--server")
     if port == 0:
-        raise ServerError(f"{shown!r} is not a server URL: its port is not a number from 1 to 65535", hint,
-                          exit_code=2)
+        raise UsageError(f"{shown!r} is not a server URL: its port is not a number from 1 to 65535", hint,
+                         "--server")
     auth = (unquote(parts.username or ""), unquote(parts.password or "")) if parts.username else None
     host = hostname if ":" not in hostname else f"[{hostname}]"
     netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")), auth
 
 
-def auth_headers(headers: list[str] | None, auth: tuple[str, str] | None) -> dict[str, str]:
+def auth_headers(headers: Mapping[str, str] | list[str] | None, auth: tuple[str, str] | None) -> dict[str, str]:
     """The extra headers of every request, HTTP and websocket alike, with exactly one
-    ``Authorization``: an explicit ``--header 'Authorization: ...'`` wins over ``user:pass@``."""
+    ``Authorization``: an explicit ``--header 'Authorization: ...'`` wins over ``user:pass@``.
+    ``headers``: a mapping (parsed once where the person gave them), or ``Name: value`` lines."""
     out: dict[str, str] = {}
-    for line in headers or []:
-        name, value = parse_header(line)
+    pairs = headers.items() if isinstance(headers, Mapping) else map(parse_header, headers or [])
+    for name, value in pairs:
         out = {k: v for k, v in out.items() if k.lower() != name.lower()}
         out[name] = value
     if auth and not any(k.lower() == "authorization" for k in out):
@@ -97,7 +98,7 @@ def auth_headers(headers: list[str] | None, auth: tuple[str, str] | None) -> dic
 class ComfyClient:
     """One ComfyUI server. ``url`` is safe to print; credentials live only in the session."""
 
-    def __init__(self, url: str, *, headers: list[str] | None = None, session: requests.Session | None = None,
+    def __init__(self, url: str, *, headers: Mapping[str, str] | list[str] | None = None, session: requests.Session | None = None,
                  ws_connect: WsConnect | None = None, timeout: float = 30.0):
         self.url, auth = split_credentials(url)
         self.session = session or requests.Session()
@@ -194,8 +195,9 @@ class ComfyClient:
         try:
             data = Path(path).read_bytes()
         except OSError as exc:
-            raise ServerError(f"cannot read {path} to upload it: {exc.strerror or exc}",
-                              "the picture was removed during the render; render again to remake it") from exc
+            raise LocalIOError(f"cannot read {path} to upload it: {exc.strerror or exc}",
+                               "the picture was removed during the render; render again to remake it",
+                               path=str(path), errno=exc.errno) from exc
         response = self._request("POST", "/upload/image", files={"image": (name, data, "image/png")},
                                  data={"type": "input"})
         if response.status_code >= 400:
@@ -233,7 +235,8 @@ class ComfyClient:
             message = error.get("message") if isinstance(error, dict) else str(error)
             raise PromptRejected(f"ComfyUI at {self.url} refused the prompt: {message or 'HTTP 400'}",
                                  node_errors=data.get("node_errors") or {},
-                                 error=error if isinstance(error, dict) else {"message": str(error)})
+                                 error=error if isinstance(error, dict) else {"message": str(error)},
+                                 server=self.url)
         if response.status_code == 409:  # newer ComfyUI: "prompt_id already exists": it is there
             return {"prompt_id": prompt_id, "existing": True}
         if response.status_code >= 400:
@@ -292,8 +295,7 @@ class ComfyClient:
                               "rerun: finished shots are kept", server=self.url, transient=True) from exc
         except OSError as exc:
             part.unlink(missing_ok=True)
-            raise ServerError(f"cannot write {dest}: {_os_reason(exc)}", _os_hint(exc, dest.parent),
-                              server=self.url) from exc
+            raise LocalIOError.from_os(exc, dest) from exc
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -333,20 +335,6 @@ def _check_room(folder: Path, need: int) -> None:
     free = shutil.disk_usage(folder).free
     if free < need:
         raise OSError(errno.ENOSPC, f"{free / 1e6:.0f} MB free, {need / 1e6:.0f} MB needed")
-
-
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return f"the disk is full ({exc.strerror})" if exc.strerror else "the disk is full"
-    return exc.strerror or str(exc)
-
-
-def _os_hint(exc: OSError, folder: Path) -> str:
-    if exc.errno == errno.ENOSPC:
-        return f"free some space on the disk of {folder} and rerun: finished shots are kept"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"make {folder} writable (or choose another --out) and rerun"
-    return "rerun: finished shots are kept"
 
 
 def _hint_for_status(status: int) -> str:

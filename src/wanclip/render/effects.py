@@ -15,7 +15,7 @@ from pathlib import Path
 from wanclip.comfy.capabilities import Capabilities
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.outputs import fetch_clip
-from wanclip.errors import ClipError, PromptRejected, ServerError, WanclipError
+from wanclip.errors import ClipError, LocalIOError, PromptRejected, ServerError, WanclipError
 from wanclip.files import sha256_file
 from wanclip.planning.workflow import find_roles, image_name, set_image, use_async_output
 from wanclip.render import messages as m
@@ -62,14 +62,14 @@ def submit(client: ComfyClient, spec: ShotSpec, client_id: str, prompt_id: str,
     try:
         for role, path in spec.images.items():  # to whichever server renders the shot; a re-upload is a no-op
             graph = set_image(graph, role, client.upload_image(path, image_name(sha256_file(path))))
-    except ServerError as exc:
-        if exc.transient:
+    except (ServerError, LocalIOError) as exc:
+        if isinstance(exc, ServerError) and exc.transient:
             return m.SubmitUnsure(exc.message)  # nothing was posted: the machine looks, then posts again
         return m.SubmitRejected(f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
     try:
         client.submit(graph, client_id, prompt_id, front=spec.front)
     except PromptRejected as exc:
-        return m.SubmitRejected(exc.message, exc.node_errors, error=exc.error)
+        return m.SubmitRejected(exc.message, exc.node_errors, error=exc.error, server=exc.server)
     except OSError as exc:  # never expected from requests, but a submission must not kill the loop
         return m.SubmitUnsure(f"{type(exc).__name__}: {exc}")
     except ServerError as exc:
@@ -88,7 +88,7 @@ def has_async_output(client: ComfyClient) -> bool:
 def download(client: ComfyClient, spec: ShotSpec, outputs: dict, film_dir: Path) -> object:
     try:
         clip = fetch_clip(client, outputs, spec.stem, spec.frames, spec.width, spec.height, spec.fps)
-    except (ClipError, ServerError) as exc:
+    except (ClipError, ServerError, LocalIOError) as exc:
         return m.DownloadFailed(exc.message + (f" ({exc.hint})" if exc.hint else ""),
                                 retry=isinstance(exc, ServerError) and exc.transient)
     last = None

@@ -32,6 +32,7 @@ from wanclip.ledger import Ledger, film_lock
 from wanclip.planning.plan import Plan
 from wanclip.render import shot as m
 from wanclip.render.chains import Chains
+from wanclip.render.events import RenderEvent
 from wanclip.render.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
 from wanclip.render.resume import open_ledger
 from wanclip.render.stopping import stop_our_prompts
@@ -43,7 +44,7 @@ SETTLED = ("done", "failed")
 @dataclass
 class RenderOptions:
     servers: list[str]
-    headers: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # extra HTTP headers (a proxy's), parsed
     only: list[str] = field(default_factory=list)
     force: bool = False
     stitch: bool = True  # read by film.make_film; render_film itself never stitches
@@ -59,22 +60,6 @@ class RenderOptions:
     ws_connect: Callable | None = None  # I/O injection: websocket.create_connection's stand-in
     client_factory: Callable | None = None  # I/O injection: url -> a ComfyClient (or a stand-in)
     submit_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
-
-
-@dataclass
-class RenderEvent:
-    kind: str
-    shot: str | None = None
-    index: int | None = None
-    server: str | None = None
-    data: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        out = {"event": self.kind, "time": round(time.time(), 3)}
-        out.update({k: v for k, v in (("shot", self.shot), ("index", self.index), ("server", self.server))
-                    if v is not None})
-        out.update(self.data)
-        return out
 
 
 @dataclass
@@ -342,7 +327,7 @@ class Render:
                                      "look at the ComfyUI console (or the proxy in front of it) for why it "
                                      "fails, then rerun the same command")
             raise PromptRejected(effect.message, node_errors=effect.node_errors, error=effect.error,
-                                 shot=effect.shot)
+                                 shot=effect.shot, server=effect.server)
         elif self.sync:
             if not isinstance(effect, m.Lookup):
                 self.route(effect.server, self.pool.execute(effect))

@@ -43,6 +43,7 @@ class SubmitRejected:
     node_errors: dict = field(default_factory=dict)
     error: dict = field(default_factory=dict)  # ComfyUI's top-level error (type, message, details)
     first: bool = False
+    server: str | None = None  # the URL that refused it (printable)
 
 
 @dataclass(frozen=True)
@@ -178,3 +179,4 @@ class Refuse:
     node_errors: dict = field(default_factory=dict)
     error: dict = field(default_factory=dict)
     validation: bool = True  # a 400 from validation; False: the server never took the prompt at all
+    server: str | None = None  # the URL that refused it (printable)

@@ -170,7 +170,7 @@ class _Step(Following, Cancelling):
             self._unassign("pending")
             self.shot.phase = "idle"
             self.save()
-            self.out.append(Refuse(rec.name, ev.message, ev.node_errors, ev.error))
+            self.out.append(Refuse(rec.name, ev.message, ev.node_errors, ev.error, server=ev.server))
             return
         self._fail({"node": None, "class": None, "message": ev.message, "node_errors": ev.node_errors})
         rec.prompt_id = None
