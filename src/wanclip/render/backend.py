@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from wanclip.checks.preflight import ServerInfo
     from wanclip.comfy.outputs import Clip
 
-# Where a prompt is, as ``states`` answers it: "pending", "running", "done", "failed" or "unknown",
-# with the server's history entry (its outputs) once it has one.
+# Where a prompt is, as ``states`` answers it: "pending", "running", "done" or "missing" (never seen,
+# or forgotten), with the server's history entry (its outputs, its status) once it is done.
 State = tuple[str, "dict | None"]
 
 
@@ -84,7 +84,7 @@ class Backend(Protocol):
         where the server can)."""
 
     def states(self, attempts: list[str]) -> dict[str, State]:
-        """Where each attempt is; "unknown" for one the server never saw (or forgot)."""
+        """Where each attempt is (``State``): how a submission whose answer was lost is found."""
 
     def history(self, attempt: str, wait: float) -> dict:
         """The finished attempt's record (its ``outputs``), waiting up to ``wait`` s for it."""
