@@ -22,10 +22,9 @@ from wanclip.planning.workflow import (
     SHIPPED_WORKFLOW,
     Roles,
     ShotParams,
-    find_roles,
     graph_sha256,
     image_name,
-    inject,
+    inject_shot,
     load_graph,
     shipped_path,
 )
@@ -275,8 +274,7 @@ def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path]) -
         steps=film.steps, switch_step=film.switch_step, cfg=film.cfg, shift=film.shift,
         lora_strength=film.lora_strength, weight_dtype=film.weight_dtype, start_image=images.get("start_image"),
         end_image=images.get("end_image"))
-    graph = inject(base, params)
-    roles = find_roles(graph)  # once: an image-to-video shot's loaders may be new nodes of inject's
+    graph, roles = inject_shot(base, params)  # the shot's roles, found once: they travel with it
     before = film.continues_from(index)
     return PlannedShot(index=index, name=shot.name, seed=seed, frames=frames, fps=film.fps, width=film.width,
                        height=film.height, prompt=params.positive, transition=film.transition_into(index),

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -305,6 +305,12 @@ def default_negative(graph: dict, roles: Roles | None = None) -> str:
 
 def inject(graph: dict, params: ShotParams) -> dict:
     """A new graph with one shot's values set by role; ``graph`` itself is not changed."""
+    return inject_shot(graph, params)[0]
+
+
+def inject_shot(graph: dict, params: ShotParams) -> tuple[dict, Roles]:
+    """``inject``, and the new graph's roles (its image loaders may be new nodes): the plan finds a
+    shot's roles here, once, and every later use takes them from the planned shot."""
     out = copy.deepcopy(graph)
     roles = find_roles(out)
     _set(out, roles.positive, "text", params.positive)
@@ -315,8 +321,7 @@ def inject(graph: dict, params: ShotParams) -> dict:
     _inject_samplers(out, roles, params)
     _inject_output(out, roles, params)
     _inject_models(out, roles, params)
-    _inject_images(out, roles, params)
-    return out
+    return out, _inject_images(out, roles, params)
 
 
 def _no_image_node(graph: dict, role: str) -> WorkflowError:
@@ -327,15 +332,17 @@ def _no_image_node(graph: dict, role: str) -> WorkflowError:
                          "image-to-video graph in API format", role=role)
 
 
-def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> None:
-    """Give the image-to-video node exactly the shot's images; a text-to-video graph takes none."""
+def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> Roles:
+    """Give the image-to-video node exactly the shot's images; a text-to-video graph takes none.
+    Returns the roles with the loaders as they now are."""
     wanted = {"start_image": params.start_image, "end_image": params.end_image}
     node_id = roles.image_to_video
     if node_id is None:
         role = next((r for r in IMAGE_ROLES if wanted[r] is not None), None)
         if role is not None:
             raise _no_image_node(graph, role)
-        return
+        return roles
+    loaders: dict[str, str | None] = {}
     node = graph[node_id]
     if params.end_image is not None and node["class_type"] != FIRST_LAST_FRAME:
         node["class_type"] = FIRST_LAST_FRAME
@@ -349,6 +356,7 @@ def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> None:
             if loader is not None:
                 del node["inputs"][role]
                 _drop_if_unread(graph, loader)
+            loaders[role] = None
             continue
         if loader is None or (role == "end_image" and loader == roles.start_image
                               and wanted["start_image"] != wanted["end_image"]):  # one loader fed both
@@ -358,6 +366,8 @@ def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> None:
             node["inputs"][role] = [loader, 0]
         else:
             _set(graph, loader, "image", wanted[role])
+        loaders[role] = loader
+    return replace(roles, **loaders)
 
 
 def _new_id(graph: dict, fallback: str) -> str:
