@@ -22,12 +22,13 @@ from pathlib import Path
 
 from wanclip.checks.preflight import ServerInfo, judge
 from wanclip.comfy.capabilities import together
-from wanclip.config import served_warm, stagger_seconds
+from wanclip.config import stagger_seconds
 from wanclip.errors import ServerError
 from wanclip.render import shot as m
 from wanclip.render.backend import Backend, EventSource, Traits
 from wanclip.render.effects import ShotSpec, download, read_history, submit
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS, Stagger
+from wanclip.serve.state import served_warm
 
 
 @dataclass(frozen=True)
