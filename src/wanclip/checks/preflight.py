@@ -12,6 +12,7 @@ away costs a few round trips before the first shot, not one per request.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from wanclip.checks.graph import Check, graph_checks
 from wanclip.comfy.capabilities import Capabilities, detect, object_info, together
@@ -49,7 +50,7 @@ def _distinct(graphs: list[dict]) -> list[dict]:
 
 def preflight(clients: list[ComfyClient], graphs: list[dict]) -> list[ServerInfo]:
     """Probe every server at once, then refuse a graph that none of them can run."""
-    return judge(together([lambda client=client: probe_server(client, graphs) for client in clients]))
+    return judge(together([partial(probe_server, client, graphs) for client in clients]))
 
 
 def probe_server(client: ComfyClient, graphs: list[dict]) -> ServerInfo:

@@ -367,7 +367,7 @@ def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> Roles:
         else:
             _set(graph, loader, "image", wanted[role])
         loaders[role] = loader
-    return replace(roles, **loaders)
+    return replace(roles, start_image=loaders["start_image"], end_image=loaders["end_image"])
 
 
 def _new_id(graph: dict, fallback: str) -> str:

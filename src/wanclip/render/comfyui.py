@@ -53,7 +53,7 @@ class ComfyBackend:
     def open_events(self, sink: queue.Queue) -> EventStream:
         """Where the server has feature flags, the socket first says wanclip takes no previews (a
         remote render then does not stream preview images it never shows)."""
-        flags = {} if self.caps is not None and self.caps.features else None
+        flags: dict | None = {} if self.caps is not None and self.caps.features else None
         stream = EventStream(self.client, self.client_id, sink, feature_flags=flags)
         try:
             stream.start()

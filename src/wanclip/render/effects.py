@@ -79,9 +79,9 @@ def download(backend: Backend, spec: ShotSpec, outputs: dict, film_dir: Path) ->
     last = None
     if spec.last_frame is not None:  # off the loop's thread, before the shot counts as done
         try:
-            last = continuity.last_frame(clip.path, clip.frames, spec.width, spec.height, spec.last_frame)
+            picture = continuity.last_frame(clip.path, clip.frames, spec.width, spec.height, spec.last_frame)
         except (ValueError, WanclipError) as exc:
             return m.DownloadFailed(f"the clip's last frame (for the shot that continues from it) could not be "
                                     f"read: {exc}")
-        last = last.relative_to(film_dir).as_posix()
+        last = picture.relative_to(film_dir).as_posix()
     return m.Downloaded(clip.path.relative_to(film_dir).as_posix(), clip.sha256, clip.frames, last)

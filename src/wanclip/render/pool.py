@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from wanclip.checks.preflight import ServerInfo, judge
@@ -95,14 +96,16 @@ class ServerPool:
     def preflight(self, graphs: list[dict]) -> list[ServerInfo]:
         """Probe every server at once (each learns what its server speaks); refuse a graph that none
         can run (``PreflightError``, nothing submitted)."""
-        return judge(together([lambda b=server.backend: b.probe(graphs) for server in self.servers.values()]))
+        return judge(together([partial(server.backend.probe, graphs) for server in self.servers.values()]))
 
     def learned(self, url: str) -> None:
         """Ask ``url`` what it has that changes the posted graph (answered while its events open)."""
         server = self.servers.get(url)
-        if server is not None and self.collector is None:
+        if server is None:
+            return
+        if self.collector is None:
             server.traits = server.backend.traits()
-        elif server is not None:  # open_streams waits for it
+        else:  # open_streams waits for it
             server.traits_probe = self.collector.submit(server.backend.traits)
 
     def open_streams(self) -> None:
