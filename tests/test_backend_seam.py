@@ -150,3 +150,20 @@ def test_a_lost_answer_is_found_by_the_attempt_id_and_not_rendered_twice(tmp_pat
     assert [e.shot for e in found] == ["shot-1"]  # looked up by its attempt id, not posted again
     assert render.ledger.shot("shot-1").attempts == 1
     assert len(backend.jobs) == 3 and len(backend.runs) == 3
+
+
+def test_the_pool_and_the_effects_reach_servers_only_through_the_seam():
+    """No ComfyUI client, socket, jobs API or download code in the pool or the effects: a second
+    backend would otherwise have to imitate them."""
+    import ast
+
+    import wanclip.render.effects
+    import wanclip.render.pool
+
+    for module in (wanclip.render.pool, wanclip.render.effects):
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert not {name for name in imported
+                    if name.startswith(("wanclip.comfy.client", "wanclip.comfy.follow", "wanclip.comfy.jobs",
+                                        "wanclip.comfy.outputs", "requests", "websocket"))}, module.__name__
