@@ -25,6 +25,15 @@ def test_plan_finds_each_shots_roles_once_and_they_fit_its_graph(tmp_path):
     assert plan.shots[0].roles.start_image is None and plan.shots[1].roles.start_image is not None
 
 
+def test_the_identity_hash_is_what_earlier_versions_recorded(tmp_path):
+    """Pinned from the plan before roles travelled with the shot (e80e706): an existing user's ledger
+    must not see every shot as changed (each would render again)."""
+    plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
+    assert [s.graph_sha256[:12] for s in plan.shots] == ["95f60e95b993", "79b1fca1d4f2", "f1fc6601bdc1"]
+    chain = plan_film(chain_film(tmp_path, 3), out=tmp_path / "chain")
+    assert [s.graph_sha256[:12] for s in chain.shots] == ["15a96dd79d5c", "282b3dba31ce", "163ab49823bb"]
+
+
 def test_posted_graph_is_pure_and_edits_only_output_and_pictures(tmp_path):
     shot = plan_film(chain_film(tmp_path, 2), out=tmp_path / "out").shots[1]
     before = copy.deepcopy(shot.graph)
