@@ -189,7 +189,7 @@ class Render:
                  for s in self.plan.shots}
         times = PoolTimes(server_grace=o.server_grace, outage_limit=o.shot_timeout, poll_interval=o.poll_interval,
                           reconcile_interval=o.reconcile_interval)
-        return ServerPool(backends, specs, folder, client_id, clock=self.clock, times=times,
+        return ServerPool(backends, specs, folder, clock=self.clock, times=times,
                           inline=self.inline)
 
     def _chain_ready(self, shot: m.Shot) -> bool:

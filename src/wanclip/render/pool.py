@@ -78,7 +78,7 @@ class PoolTimes:
 
 
 class ServerPool:
-    def __init__(self, backends: list[Backend], specs: dict[str, ShotSpec], film_dir: Path, client_id: str,
+    def __init__(self, backends: list[Backend], specs: dict[str, ShotSpec], film_dir: Path,
                  clock: Callable[[], float] = time.monotonic, times: PoolTimes | None = None,
                  inline: bool = False, sink: queue.Queue | None = None):
         self.servers = {b.url: Server(b) for b in backends}
@@ -86,7 +86,7 @@ class ServerPool:
         warm = served_warm()
         for url in self.servers:
             self.stagger.add(url, warm=url in warm)
-        self.specs, self.film_dir, self.client_id = specs, Path(film_dir), client_id
+        self.specs, self.film_dir = specs, Path(film_dir)  # the client id is each backend's own
         self.clock, self.times, self.inline = clock, times or PoolTimes(), inline
         self.sink: queue.Queue = sink or queue.Queue()
         self.collector = None if inline else ThreadPoolExecutor(max_workers=3, thread_name_prefix="collect")
