@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wanclip.errors import ClipError, PromptRejected, ServerError, WanclipError
-from wanclip.planning.workflow import Roles, find_roles, graph_sha256, posted_graph
+from wanclip.planning.workflow import Roles, graph_sha256, posted_graph
 from wanclip.render import messages as m
 from wanclip.render import pictures as continuity
 from wanclip.render.backend import Backend, Traits, Wanted
@@ -25,6 +25,7 @@ class ShotSpec:
     what the clip must measure."""
 
     graph: dict
+    roles: Roles  # the graph's roles, found once at plan (PlannedShot.roles)
     stem: Path  # film_dir/clips/NN_name (the extension comes from the server's file)
     frames: int
     width: int
@@ -33,7 +34,6 @@ class ShotSpec:
     images: dict[str, Path] = field(default_factory=dict)  # role -> the picture to upload (start/end image)
     front: bool = False  # a chain's next link: ahead of the prompts already queued
     last_frame: Path | None = None  # a later shot continues from this one: decode its last frame here
-    roles: Roles | None = None  # the graph's roles, found once at plan (found here only when not given)
 
     @property
     def wanted(self) -> Wanted:
@@ -49,8 +49,7 @@ def submit(backend: Backend, spec: ShotSpec, prompt_id: str, traits: Traits = Tr
         if exc.transient:
             return m.SubmitUnsure(exc.message)  # nothing was posted: the machine looks, then posts again
         return m.SubmitRejected(f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
-    graph = posted_graph(spec.graph, spec.roles or find_roles(spec.graph), prompt_id,
-                         async_output=traits.async_output, pictures=names)
+    graph = posted_graph(spec.graph, spec.roles, prompt_id, async_output=traits.async_output, pictures=names)
     posted = graph_sha256(graph)
     try:
         backend.submit(graph, prompt_id, front=spec.front)

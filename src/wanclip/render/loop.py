@@ -183,9 +183,9 @@ class Render:
         backends = [o.backend_factory(url, client_id) if o.backend_factory else ComfyBackend(make(url), client_id)
                     for url in dict.fromkeys(o.servers)]
         folder = self.ledger.folder
-        specs = {s.name: ShotSpec(s.graph, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps,
+        specs = {s.name: ShotSpec(s.graph, s.roles, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps,
                                   images=self.chains.keyframes(s), front=bool(s.continues),
-                                  last_frame=self.chains.last_frame_path(s), roles=s.roles)
+                                  last_frame=self.chains.last_frame_path(s))
                  for s in self.plan.shots}
         times = PoolTimes(server_grace=o.server_grace, outage_limit=o.shot_timeout, poll_interval=o.poll_interval,
                           reconcile_interval=o.reconcile_interval)
