@@ -167,3 +167,22 @@ def test_the_pool_and_the_effects_reach_servers_only_through_the_seam():
         assert not {name for name in imported
                     if name.startswith(("wanclip.comfy.client", "wanclip.comfy.follow", "wanclip.comfy.jobs",
                                         "wanclip.comfy.outputs", "requests", "websocket"))}, module.__name__
+
+
+def test_comfyui_backend_stops_a_queued_prompt_by_deleting_and_a_running_one_by_interrupting():
+    from wanclip.render.comfyui import ComfyBackend
+
+    class Client:
+        url, calls = URL, []
+
+        def delete_pending(self, ids):
+            self.calls.append(("delete", ids))
+
+        def interrupt(self, prompt_id):
+            self.calls.append(("interrupt", prompt_id))
+
+    client = Client()
+    backend = ComfyBackend(client, "wanclip-test")  # type: ignore[arg-type]
+    backend.cancel("p1", running=False)
+    backend.cancel("p2", running=True)
+    assert client.calls == [("delete", ["p1"]), ("interrupt", "p2")]
