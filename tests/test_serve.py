@@ -20,16 +20,18 @@ import requests
 from helpers import run_cli
 from test_render import tiny_film
 from wanclip import config
+from wanclip.errors import PromptRejected, ServeError, ServerError
 from wanclip.ledger import load_ledger
 from wanclip.planning.workflow import find_roles
+from wanclip.serve import state as serve_state
 from wanclip.serve.supervisor import (
     SIM_COMMAND,
-    ServeError,
     ServeOptions,
     Supervisor,
     nvidia_smi_gpus,
     parse_gpus,
     warm_graph,
+    warm_up,
 )
 
 FAST_SIM = SIM_COMMAND + " --load-seconds 0.05 --step-seconds 0.05"
@@ -131,7 +133,7 @@ def serving(tmp_path: Path, n: int, *args: str, command: str = FAST_SIM):
 
 
 def served_state() -> dict:
-    return json.loads(config.serve_state_path().read_text())
+    return json.loads(serve_state.state_path().read_text())
 
 
 def test_serve_starts_warm_servers_render_uses_them_and_sigterm_stops_all(tmp_path):
@@ -146,7 +148,7 @@ def test_serve_starts_warm_servers_render_uses_them_and_sigterm_stops_all(tmp_pa
         for server in state["servers"]:
             assert Path(server["log"]).is_file() and Path(server["log"]).parent == config.home() / "serve"
             assert Path(server["output_dir"]).parent == tmp_path / "output"
-        assert config.served_urls() == urls and config.server_urls() == urls
+        assert serve_state.served_urls() == urls and serve_state.default_servers() == urls
 
         out = tmp_path / "film"
         # no --server; the stitch is stitch's own tests' business
@@ -160,8 +162,8 @@ def test_serve_starts_warm_servers_render_uses_them_and_sigterm_stops_all(tmp_pa
         served.proc.send_signal(signal.SIGTERM)
         assert served.proc.wait(timeout=30) == 143
     assert all(gone(pid) for pid in pids)
-    assert not config.serve_state_path().exists()
-    assert config.served_urls() == [] and config.server_urls() == [config.DEFAULT_SERVER]
+    assert not serve_state.state_path().exists()
+    assert serve_state.served_urls() == [] and serve_state.default_servers() == [serve_state.DEFAULT_SERVER]
     for url in urls:
         with pytest.raises(requests.ConnectionError):
             requests.get(url + "/system_stats", timeout=2)
@@ -203,13 +205,13 @@ def test_a_server_killed_mid_film_is_restarted_and_the_film_finishes(tmp_path):
         after = wait_for(lambda: (s := served_state()["servers"][0])["status"] == "ready" and s, what="restart")
         assert after["restarts"] == 1 and after["pid"] != victim["pid"] and after["last_exit"] == -9
         assert requests.get(after["url"] + "/system_stats", timeout=5).status_code == 200
-        assert config.served_urls() == urls
+        assert serve_state.served_urls() == urls
         log = Path(victim["log"]).read_text()
         assert log.count("[wanclip serve") == 2  # one log per GPU, both starts in it
 
         served.proc.send_signal(signal.SIGINT)  # Ctrl-C
         assert served.proc.wait(timeout=30) == 130
-    assert gone(after["pid"]) and not config.serve_state_path().exists()
+    assert gone(after["pid"]) and not serve_state.state_path().exists()
 
     assert result.exit_code == 0, result.output + result.stderr
     assert [s.status for s in load_ledger(out).shots] == ["done"] * 5
@@ -228,7 +230,7 @@ def test_extra_flags_reach_every_server_and_a_failing_server_stops_the_start(tmp
         assert [d["command"][-2:] for d in started] == [["--comfy-version", "0.9"]] * 2
         pids = [d["pid"] for d in started]
     assert all(gone(pid) for pid in pids)
-    assert not config.serve_state_path().exists()
+    assert not serve_state.state_path().exists()
 
     bad = ServeOptions(tmp_path, ["0"], port=free_ports(1),
                        command=[sys.executable, "-c", "import sys; print('CUDA error: no device'); sys.exit(3)"])
@@ -236,7 +238,7 @@ def test_extra_flags_reach_every_server_and_a_failing_server_stops_the_start(tmp
         Supervisor(bad).start()
     assert info.value.exit_code == 1
     assert "exit code 3" in info.value.message and "CUDA error: no device" in info.value.message
-    assert not config.serve_state_path().exists()
+    assert not serve_state.state_path().exists()
 
 
 def test_refusals_before_anything_starts(tmp_path, monkeypatch):
@@ -260,31 +262,31 @@ def test_refusals_before_anything_starts(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "nvidia-smi" in result.stderr and "--gpus" in result.stderr
 
     # a live serve is refused, a stale one (its supervisor dead) is not in the way
-    state = config.serve_state_path()
+    state = serve_state.state_path()
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"pid": os.getppid(), "servers": [{"url": "http://127.0.0.1:1", "status": "ready"}]}))
-    assert config.served_urls() == ["http://127.0.0.1:1"]
+    assert serve_state.served_urls() == ["http://127.0.0.1:1"]
     result = run_cli("serve", "--comfy-dir", tmp_path, "--gpus", "0", "--port", port,
                      env={"WANCLIP_SERVE_COMMAND": FAST_SIM})
     assert result.exit_code == 2 and "already running" in result.stderr
     with subprocess.Popen([sys.executable, "-c", "pass"]) as dead:
         dead.wait()
     state.write_text(json.dumps({"pid": dead.pid, "servers": [{"url": "http://127.0.0.1:1", "status": "ready"}]}))
-    assert config.serve_state() is None and config.served_urls() == []
+    assert serve_state.read_state() is None and serve_state.served_urls() == []
 
 
 def test_served_urls_skip_restarting_servers_and_the_environment_wins(tmp_path, monkeypatch):
-    state = config.serve_state_path()
+    state = serve_state.state_path()
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"pid": os.getpid(), "servers": [
         {"url": "http://127.0.0.1:8188", "status": "ready"}, {"url": "http://127.0.0.1:8189", "status": "restarting"},
         {"url": "http://127.0.0.1:8190", "status": "ready"}]}))
-    assert config.server_urls() == ["http://127.0.0.1:8188", "http://127.0.0.1:8190"]
+    assert serve_state.default_servers() == ["http://127.0.0.1:8188", "http://127.0.0.1:8190"]
     monkeypatch.setenv("WANCLIP_SERVER", "http://gpu-box:8188")
-    assert config.server_urls() == ["http://gpu-box:8188"]
+    assert serve_state.default_servers() == ["http://gpu-box:8188"]
     state.write_text("not json")
     monkeypatch.delenv("WANCLIP_SERVER")
-    assert config.server_urls() == [config.DEFAULT_SERVER]
+    assert serve_state.default_servers() == [serve_state.DEFAULT_SERVER]
 
 
 def test_gpus_all_reads_nvidia_smi_or_cuda_visible_devices(monkeypatch):
@@ -315,3 +317,15 @@ def test_the_warm_up_graph_is_the_shipped_one_at_five_frames():
     graph = warm_graph()
     latent = graph[find_roles(graph).latent]["inputs"]
     assert (latent["length"], latent["width"], latent["height"]) == (5, 832, 480)
+
+
+def test_the_warm_up_speaks_through_the_render_client_and_fails_with_a_serve_error(sim):
+    graph = warm_graph()
+    assert warm_up(sim.url, graph, timeout=30, interval=0.01) >= 0  # the simulator runs it
+    broken = {**graph, "999": {"class_type": "NoSuchNode", "inputs": {}}}
+    with pytest.raises(ServeError, match="refused the warm-up prompt") as info:
+        warm_up(sim.url, broken, timeout=30, interval=0.01)
+    assert "doctor" in info.value.hint and isinstance(info.value.__cause__, PromptRejected)
+    with pytest.raises(ServeError, match="could not be posted") as info:
+        warm_up("http://127.0.0.1:9", graph, timeout=5, interval=0.01)  # nothing listens on the discard port
+    assert isinstance(info.value.__cause__, ServerError)

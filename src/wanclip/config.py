@@ -6,7 +6,6 @@ at a temporary folder.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -18,55 +17,10 @@ def home() -> Path:
 
 
 def server_urls() -> list[str]:
-    """Servers from WANCLIP_SERVER (comma separated), else those of a running `wanclip serve`,
-    else the local default."""
+    """Servers from WANCLIP_SERVER (comma separated); empty when unset (``serve.state.default_servers``
+    then asks a running `wanclip serve`, else the local default)."""
     raw = os.environ.get("WANCLIP_SERVER", "")
-    urls = [u.strip() for u in raw.split(",") if u.strip()]
-    return urls or served_urls() or [DEFAULT_SERVER]
-
-
-def serve_state_path() -> Path:
-    """Where `wanclip serve` writes its servers (``{"pid": ..., "servers": [{"url", "status", ...}]}``)."""
-    return home() / "serve.json"
-
-
-def serve_state() -> dict | None:
-    """The state of the running `wanclip serve`; None when there is none, or its supervisor is
-    dead (a stale file: a supervisor killed with SIGKILL cannot remove it)."""
-    try:
-        state = json.loads(serve_state_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(state, dict) or not isinstance(state.get("servers"), list):
-        return None
-    return state if pid_alive(state.get("pid")) else None
-
-
-def served_urls() -> list[str]:
-    """URLs of the servers a live `wanclip serve` has up now (not those restarting)."""
-    state = serve_state() or {}
-    return [str(s["url"]) for s in state.get("servers", [])
-            if isinstance(s, dict) and s.get("url") and s.get("status") == "ready"]
-
-
-def served_warm() -> set[str]:
-    """URLs of served servers whose models are loaded (`wanclip serve --warm`, or warmed since)."""
-    state = serve_state() or {}
-    return {str(s["url"]) for s in state.get("servers", []) if isinstance(s, dict) and s.get("url") and s.get("warm")}
-
-
-def pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, someone else's
-        return True
-    except OSError:
-        return False
-    return True
+    return [u.strip() for u in raw.split(",") if u.strip()]
 
 
 def serve_command() -> str | None:

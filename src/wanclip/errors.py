@@ -120,6 +120,11 @@ class PromptRejected(WanclipError):
         self.server = server
 
 
+class ServeError(WanclipError):
+    """`wanclip serve` cannot start or keep its servers (exit 2 when refused before starting
+    anything, 1 when a server failed)."""
+
+
 class PreflightError(WanclipError):
     """A check before any GPU work failed (exit 2)."""
 

@@ -17,6 +17,14 @@ from; the cut into it is a hard cut that drops this clip's first frame), ``start
 sha256 of that predecessor's clip when this shot was submitted: a re-rendered predecessor makes
 this shot stale), ``last_frame`` (the exactly decoded last frame of this clip, a PNG beside it,
 relative to the film folder; written when a later shot continues from it).
+
+Two graph hashes, for two questions. ``graph_sha256`` is the shot's *identity*: the sha256 of the
+planned graph (``plan.PlannedShot.graph``), before any server or attempt touches it; a change of it
+(a new prompt, seed, size, model...) is what makes a done shot render again, so it must not depend
+on which server renders the shot or when. ``posted_sha256`` is the sha256 of the graph exactly as
+it was posted for the current attempt (``planning.workflow.posted_graph``: the output named after
+the attempt, the node pack's output node where the server has it, the uploaded pictures' names);
+it changes with every attempt and decides nothing: it says what the server was sent.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ class ShotRecord:
     continues: str | None = None  # the shot whose last frame this one starts from (a chain link)
     start_sha256: str | None = None  # that shot's clip sha256 when this one was submitted
     last_frame: str | None = None  # clips/NN_name.last.png: the decoded last frame, for the next link
+    posted_sha256: str | None = None  # the graph exactly as posted for this attempt (not an identity)
 
     @classmethod
     def from_dict(cls, data: dict) -> ShotRecord:

@@ -12,6 +12,7 @@ away costs a few round trips before the first shot, not one per request.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from wanclip.checks.graph import Check, graph_checks
 from wanclip.comfy.capabilities import Capabilities, detect, object_info, together
@@ -27,6 +28,7 @@ class ServerInfo:
     device: str
     capabilities: Capabilities | None = None
     unfit: dict[str, list[str]] = field(default_factory=dict)  # fit_key(graph) -> what this server lacks
+    problems: dict[str, list[Check]] = field(default_factory=dict, repr=False)  # the same, as failed checks
 
 
 def fit_key(graph: dict) -> str:
@@ -47,21 +49,29 @@ def _distinct(graphs: list[dict]) -> list[dict]:
 
 
 def preflight(clients: list[ComfyClient], graphs: list[dict]) -> list[ServerInfo]:
-    infos, failed = [], []
+    """Probe every server at once, then refuse a graph that none of them can run."""
+    return judge(together([partial(probe_server, client, graphs) for client in clients]))
+
+
+def probe_server(client: ComfyClient, graphs: list[dict]) -> ServerInfo:
+    """One server: its capabilities, and what it lacks for each distinct graph (``unfit``)."""
     distinct = _distinct(graphs)
-    classes = {n["class_type"] for g in distinct for n in g.values()}
-    answers = together([lambda client=client: _probe(client, classes) for client in clients])  # servers at once
-    for client, (caps, info) in zip(clients, answers, strict=True):
-        server = _info(client.url, caps.system_stats, caps)
-        infos.append(server)
-        for graph in distinct:
-            problems = [c for c in graph_checks(graph, info, caps.node_replacements) if not c.ok]
-            if problems:
-                server.unfit[fit_key(graph)] = [c.detail for c in problems]
-                failed.append((fit_key(graph), client.url, problems))
-    hopeless = {key for key, _, _ in failed if all(key in i.unfit for i in infos)}
+    caps, info = _probe(client, {n["class_type"] for g in distinct for n in g.values()})
+    server = _info(client.url, caps.system_stats, caps)
+    for graph in distinct:
+        problems = [c for c in graph_checks(graph, info, caps.node_replacements) if not c.ok]
+        if problems:
+            server.unfit[fit_key(graph)] = [c.detail for c in problems]
+            server.problems[fit_key(graph)] = problems
+    return server
+
+
+def judge(infos: list[ServerInfo]) -> list[ServerInfo]:
+    """``infos`` when every graph fits some server; else ``PreflightError`` naming what each lacks."""
+    hopeless = {key for info in infos for key in info.unfit if all(key in i.unfit for i in infos)}
     if hopeless:
-        raise PreflightError(_describe([(url, c) for key, url, cs in failed if key in hopeless for c in cs]),
+        failed = [(i.url, c) for i in infos for key, cs in i.problems.items() if key in hopeless for c in cs]
+        raise PreflightError(_describe(failed),
                              "nothing was submitted; fix the above and rerun (`wanclip doctor` shows every check)")
     return infos
 

@@ -12,12 +12,13 @@ from wanclip.cli.rendering import run_render
 from wanclip.errors import WanclipError
 from wanclip.planning.plan import plan_film
 from wanclip.render.loop import RenderOptions
+from wanclip.serve.state import default_servers
 
 
 def server_list(servers: list[str] | None) -> list[str]:
     """--server repeated or comma separated; else WANCLIP_SERVER; else the local default."""
     urls = [u.strip() for s in servers or [] for u in s.split(",") if u.strip()]
-    return urls or config.server_urls()
+    return urls or default_servers()
 
 
 def header_map(lines: list[str] | None) -> dict[str, str]:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from wanclip import config
 from wanclip.cli.base import (
     OUTPUT,
     SERVERS,
@@ -18,6 +17,7 @@ from wanclip.cli.base import (
     handle_errors,
     print_json,
 )
+from wanclip.serve.state import state_path
 from wanclip.serve.supervisor import DEFAULT_COMMAND, SIM_COMMAND, ServeOptions, Supervisor, parse_gpus
 
 
@@ -107,9 +107,9 @@ def serve(
         with Supervisor(options, on_event=show) as supervisor:
             urls = supervisor.start()
             if as_json:
-                print_json({"event": "serving", "urls": urls, "state": str(config.serve_state_path())})
+                print_json({"event": "serving", "urls": urls, "state": str(state_path())})
             else:
                 console.print(f"serving {counted(len(urls), 'ComfyUI server')}: {', '.join(urls)}")
-                console.print(f"written to {config.serve_state_path()}: `wanclip render FILM.yaml` uses them "
+                console.print(f"written to {state_path()}: `wanclip render FILM.yaml` uses them "
                               "(no --server needed). Ctrl-C stops them all.")
             supervisor.run()

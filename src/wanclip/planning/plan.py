@@ -20,10 +20,11 @@ from wanclip.planning.workflow import (
     CONTINUE_PLACEHOLDER,
     I2V_WORKFLOW,
     SHIPPED_WORKFLOW,
+    Roles,
     ShotParams,
     graph_sha256,
     image_name,
-    inject,
+    inject_shot,
     load_graph,
     shipped_path,
 )
@@ -112,7 +113,8 @@ class PlannedShot:
     prompt: str
     transition: Transition | None
     graph: dict
-    graph_sha256: str
+    graph_sha256: str  # the shot's identity (the ledger's key for "already done"): see wanclip.ledger
+    roles: Roles  # the graph's roles, found once here; every later use (labels, submit) takes these
     continues: str | None = None  # the shot whose last frame this one starts from
     keyframes: dict[str, Path] = field(default_factory=dict)  # "start_image"/"end_image" -> the picture
 
@@ -272,11 +274,11 @@ def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path]) -
         steps=film.steps, switch_step=film.switch_step, cfg=film.cfg, shift=film.shift,
         lora_strength=film.lora_strength, weight_dtype=film.weight_dtype, start_image=images.get("start_image"),
         end_image=images.get("end_image"))
-    graph = inject(base, params)
+    graph, roles = inject_shot(base, params)  # the shot's roles, found once: they travel with it
     before = film.continues_from(index)
     return PlannedShot(index=index, name=shot.name, seed=seed, frames=frames, fps=film.fps, width=film.width,
                        height=film.height, prompt=params.positive, transition=film.transition_into(index),
-                       graph=graph, graph_sha256=graph_sha256(graph),
+                       graph=graph, graph_sha256=graph_sha256(graph), roles=roles,
                        continues=film.shots[before - 1].name if before else None, keyframes=keyframes)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -297,14 +297,20 @@ def _get(graph: dict, node_id: str, name: str):
     return next((src_inputs[k] for k in PRIMITIVE_VALUE_INPUTS if k in src_inputs), None)
 
 
-def default_negative(graph: dict) -> str:
+def default_negative(graph: dict, roles: Roles | None = None) -> str:
     """The graph's own negative prompt (the standard Wan one in the shipped graphs)."""
-    roles = find_roles(graph)
+    roles = roles or find_roles(graph)
     return str(_get(graph, roles.negative, "text") or "")
 
 
 def inject(graph: dict, params: ShotParams) -> dict:
     """A new graph with one shot's values set by role; ``graph`` itself is not changed."""
+    return inject_shot(graph, params)[0]
+
+
+def inject_shot(graph: dict, params: ShotParams) -> tuple[dict, Roles]:
+    """``inject``, and the new graph's roles (its image loaders may be new nodes): the plan finds a
+    shot's roles here, once, and every later use takes them from the planned shot."""
     out = copy.deepcopy(graph)
     roles = find_roles(out)
     _set(out, roles.positive, "text", params.positive)
@@ -315,8 +321,7 @@ def inject(graph: dict, params: ShotParams) -> dict:
     _inject_samplers(out, roles, params)
     _inject_output(out, roles, params)
     _inject_models(out, roles, params)
-    _inject_images(out, roles, params)
-    return out
+    return out, _inject_images(out, roles, params)
 
 
 def _no_image_node(graph: dict, role: str) -> WorkflowError:
@@ -327,15 +332,17 @@ def _no_image_node(graph: dict, role: str) -> WorkflowError:
                          "image-to-video graph in API format", role=role)
 
 
-def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> None:
-    """Give the image-to-video node exactly the shot's images; a text-to-video graph takes none."""
+def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> Roles:
+    """Give the image-to-video node exactly the shot's images; a text-to-video graph takes none.
+    Returns the roles with the loaders as they now are."""
     wanted = {"start_image": params.start_image, "end_image": params.end_image}
     node_id = roles.image_to_video
     if node_id is None:
         role = next((r for r in IMAGE_ROLES if wanted[r] is not None), None)
         if role is not None:
             raise _no_image_node(graph, role)
-        return
+        return roles
+    loaders: dict[str, str | None] = {}
     node = graph[node_id]
     if params.end_image is not None and node["class_type"] != FIRST_LAST_FRAME:
         node["class_type"] = FIRST_LAST_FRAME
@@ -349,6 +356,7 @@ def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> None:
             if loader is not None:
                 del node["inputs"][role]
                 _drop_if_unread(graph, loader)
+            loaders[role] = None
             continue
         if loader is None or (role == "end_image" and loader == roles.start_image
                               and wanted["start_image"] != wanted["end_image"]):  # one loader fed both
@@ -358,6 +366,8 @@ def _inject_images(graph: dict, roles: Roles, params: ShotParams) -> None:
             node["inputs"][role] = [loader, 0]
         else:
             _set(graph, loader, "image", wanted[role])
+        loaders[role] = loader
+    return replace(roles, start_image=loaders["start_image"], end_image=loaders["end_image"])
 
 
 def _new_id(graph: dict, fallback: str) -> str:
@@ -382,12 +392,13 @@ def image_names(graph: dict) -> dict[str, str]:
             if getattr(roles, role) is not None}
 
 
-def set_image(graph: dict, role: str, name: str) -> dict:
-    """A new graph whose ``role`` LoadImage loads ``name`` (the name the server's upload answered)."""
+def set_image(graph: dict, role: str, name: str, roles: Roles | None = None) -> dict:
+    """A new graph whose ``role`` LoadImage loads ``name`` (the name the server's upload answered).
+    ``roles``: the graph's, found at plan (found again when not given)."""
     if role not in IMAGE_ROLES:
         raise ValueError(f"unknown image role {role!r}: one of {', '.join(IMAGE_ROLES)}")
     out = copy.deepcopy(graph)
-    roles = find_roles(out)
+    roles = roles or find_roles(out)
     if roles.image_to_video is None:
         raise _no_image_node(out, role)
     loader = getattr(roles, role)
@@ -430,7 +441,7 @@ ASYNC_FORMATS = {"video/h264-mp4": ("medium", 19), "video/wanclip-h264-ultrafast
 CORE_CRF = 23  # core SaveVideo encodes through PyAV with libx264's default quality
 
 
-def use_async_output(graph: dict) -> dict:
+def use_async_output(graph: dict, roles: Roles | None = None) -> dict:
     """A new graph whose output node (found by role) is ``WanclipSaveVideo``, keeping its node id,
     images link, frame rate (literal or link), filename prefix and quality (crf, pixel format).
 
@@ -439,9 +450,9 @@ def use_async_output(graph: dict) -> dict:
     core ``CreateVideo`` -> ``SaveVideo`` (mp4/h264) becomes one node at crf 23, and the CreateVideo
     goes when nothing else reads it. An output this node cannot reproduce (another VHS format,
     audio, ping-pong, a loop, latents through a VAE, SaveWEBM) is left as it is; so is a graph that
-    already has it. ``graph`` itself is not changed."""
+    already has it. ``graph`` itself is not changed. ``roles``: the graph's, found at plan."""
     out = copy.deepcopy(graph)
-    roles = find_roles(out)
+    roles = roles or find_roles(out)
     node = out[roles.output]
     inputs = node["inputs"]
     if roles.output_kind == "vhs":
@@ -512,3 +523,29 @@ def model_files(graph: dict) -> dict[str, list[str]]:
             if node["class_type"] == class_type and isinstance(node["inputs"].get(name), str):
                 found.setdefault(folder, []).append(node["inputs"][name])
     return found
+
+
+def fresh_output(graph: dict, roles: Roles, attempt: str) -> dict:
+    """The graph with its output file named after this attempt (``..._1a2b3c4d``).
+
+    Newer ComfyUI keeps earlier prompts' outputs cached (RAM-pressure cache), so an identical
+    resubmit (``--force``, a re-render of the same shot) would come back fully cached, replaying the
+    old file name with no new file, or one since deleted. A prefix of its own makes the output node
+    write a new file every time (only that node runs again)."""
+    node = graph[roles.output]
+    name = node["inputs"].get("filename_prefix")
+    if not isinstance(name, str):
+        return graph
+    return {**graph, roles.output: {**node, "inputs": {**node["inputs"], "filename_prefix": f"{name}_{attempt[:8]}"}}}
+
+
+def posted_graph(graph: dict, roles: Roles, attempt: str, *, async_output: bool = False,
+                 pictures: dict[str, str] | None = None) -> dict:
+    """The one submit-time edit: the planned ``graph`` (whose ``roles`` were found at plan) as it is
+    posted for ``attempt`` to a server with (``async_output``) or without wanclip's node pack, loading
+    the uploaded ``pictures`` (role -> the name the server's upload answered). Pure: the ledger
+    records the sha256 of exactly this graph. ``graph`` itself is not changed."""
+    out = use_async_output(graph, roles) if async_output else graph  # the output node keeps its id
+    for role, name in (pictures or {}).items():
+        out = set_image(out, role, name, roles)
+    return fresh_output(out, roles, attempt)

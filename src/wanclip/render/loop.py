@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from wanclip.checks.preflight import fit_key, preflight
+from wanclip.checks.preflight import fit_key
 from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.comfy.events import Event, ExecutionStart, Progress
 from wanclip.comfy.follow import Disconnected, Reconnected
@@ -32,6 +32,7 @@ from wanclip.ledger import Ledger, film_lock
 from wanclip.planning.plan import Plan
 from wanclip.render import shot as m
 from wanclip.render.chains import Chains
+from wanclip.render.comfyui import ComfyBackend
 from wanclip.render.events import RenderEvent
 from wanclip.render.pool import Looked, Note, PoolTimes, ServerPool, ShotSpec
 from wanclip.render.resume import open_ledger
@@ -59,6 +60,7 @@ class RenderOptions:
     session_factory: Callable | None = None  # I/O injection: a requests.Session factory
     ws_connect: Callable | None = None  # I/O injection: websocket.create_connection's stand-in
     client_factory: Callable | None = None  # I/O injection: url -> a ComfyClient (or a stand-in)
+    backend_factory: Callable | None = None  # (url, client_id) -> a render.backend.Backend (default: ComfyUI's)
     submit_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
 
 
@@ -93,7 +95,7 @@ class Render:
         self.selected = self.chains.with_chains([s.name for s in plan.shots
                                                  if not options.only or s.name in options.only])
         now = self.clock()
-        self.shots = {s.name: m.attached(self.ledger.shot(s.name), node_labels(s.graph), now)
+        self.shots = {s.name: m.attached(self.ledger.shot(s.name), node_labels(s.graph, s.roles), now)
                       for s in plan.shots if s.name in self.selected}
         self.accepted = False  # a submission of this run was accepted (a 400 after that fails one shot)
         self.sync = False  # effects run on this thread (while cancelling)
@@ -125,12 +127,12 @@ class Render:
         self.pool = self._pool()
         if check:
             graphs = [s.graph for s in self.plan.shots if s.name in self.shots]
-            infos = preflight([s.client for s in self.pool.servers.values()], graphs)
+            infos = self.pool.preflight(graphs)
             for shot in self.plan.shots:
                 key = fit_key(shot.graph)
                 self.able[shot.name] = {i.url for i in infos if key not in i.unfit}
             for info in infos:
-                self.pool.learned(info.url, info.capabilities)
+                self.pool.learned(info.url)
                 for lacks in info.unfit.values():
                     self.emit("warning", server=info.url, message=f"{info.url} gets no shot that needs what it "
                               f"lacks: {'; '.join(lacks)}")
@@ -162,15 +164,17 @@ class Render:
             return ComfyClient(url, headers=o.headers, ws_connect=o.ws_connect,
                                session=o.session_factory() if o.session_factory else None)
 
-        clients = [make(url) for url in dict.fromkeys(o.servers)]
+        client_id = self.ledger.film["client_id"]
+        backends = [o.backend_factory(url, client_id) if o.backend_factory else ComfyBackend(make(url), client_id)
+                    for url in dict.fromkeys(o.servers)]
         folder = self.ledger.folder
-        specs = {s.name: ShotSpec(s.graph, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps,
+        specs = {s.name: ShotSpec(s.graph, s.roles, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps,
                                   images=self.chains.keyframes(s), front=bool(s.continues),
                                   last_frame=self.chains.last_frame_path(s))
                  for s in self.plan.shots}
         times = PoolTimes(server_grace=o.server_grace, outage_limit=o.shot_timeout, poll_interval=o.poll_interval,
                           reconcile_interval=o.reconcile_interval)
-        return ServerPool(clients, specs, folder, self.ledger.film["client_id"], clock=self.clock, times=times,
+        return ServerPool(backends, specs, folder, clock=self.clock, times=times,
                           inline=self.inline)
 
     def _chain_ready(self, shot: m.Shot) -> bool:

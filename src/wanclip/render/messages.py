@@ -33,6 +33,8 @@ class Blocked:
 class Submitted:
     """POST /prompt answered 200 (or 409 "already exists": it is there)."""
 
+    posted_sha256: str | None = None  # of the graph exactly as posted (the ledger keeps it)
+
 
 @dataclass(frozen=True)
 class SubmitRejected:
@@ -51,6 +53,7 @@ class SubmitUnsure:
     """POST /prompt failed with a 5xx, a timeout or a dropped connection: it may be queued or not."""
 
     message: str
+    posted_sha256: str | None = None  # of the graph that may have been posted (None: nothing was)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""The ComfyUI servers of one render: clients, event sockets, health, the pick policy, and the I/O.
+"""The servers of one render: their backends, event feeds, health, the pick policy, and the I/O.
 
 The pool turns I/O into events for the shot machine (``wanclip.render.shot``) and carries out its
-effects. Everything it learns arrives in one queue, the *sink*, as ``(server_url, item)``:
-websocket events (from each server's ``EventStream`` thread), ``(shot, machine event)`` answers to
+effects. It talks to a server only through its ``Backend`` (``wanclip.render.backend``; ComfyUI's
+is ``wanclip.render.comfyui.ComfyBackend``). Everything it learns arrives in one queue, the *sink*, as ``(server_url, item)``:
+server events (from each backend's event feed), ``(shot, machine event)`` answers to
 effects, and ``Looked`` answers to ``/queue`` + ``/history`` look-ups. Effects run off the main
 loop: each server has one worker thread (so submissions keep their order), and collecting a
 finished shot (history read + download) runs on a shared pool, so a download never holds up
@@ -17,17 +18,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from wanclip.comfy import jobs
-from wanclip.comfy.capabilities import Capabilities, prefix
-from wanclip.comfy.client import ComfyClient
-from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
-from wanclip.config import served_warm, stagger_seconds
-from wanclip.errors import PreflightError, ServerError
+from wanclip.checks.preflight import ServerInfo, judge
+from wanclip.comfy.capabilities import together
+from wanclip.config import stagger_seconds
+from wanclip.errors import ServerError
 from wanclip.render import shot as m
-from wanclip.render.effects import ShotSpec, download, has_async_output, submit
+from wanclip.render.backend import Backend, EventSource, Traits
+from wanclip.render.effects import ShotSpec, download, read_history, submit
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS, Stagger
+from wanclip.serve.state import served_warm
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,10 @@ class Note:
 
 @dataclass
 class Server:
-    client: ComfyClient
-    caps: Capabilities | None = None  # what the server speaks (preflight detects it)
-    async_output: bool = False  # it has wanclip's node pack: clips are encoded off the GPU's path
-    async_probe: Future | None = None  # the answer to "has it the node pack?" while it is on the wire
-    stream: EventStream | None = None
+    backend: Backend
+    traits: Traits = Traits()  # what it has that changes the posted graph (asked once preflight passed)
+    traits_probe: Future | None = None  # that question while it is on the wire
+    stream: EventSource | None = None
     worker: ThreadPoolExecutor | None = None
     down_since: float | None = None
     next_lookup: float = 0.0
@@ -63,7 +64,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return self.client.url
+        return self.backend.url
 
 
 @dataclass
@@ -77,47 +78,42 @@ class PoolTimes:
 
 
 class ServerPool:
-    def __init__(self, clients: list[ComfyClient], specs: dict[str, ShotSpec], film_dir: Path, client_id: str,
+    def __init__(self, backends: list[Backend], specs: dict[str, ShotSpec], film_dir: Path,
                  clock: Callable[[], float] = time.monotonic, times: PoolTimes | None = None,
                  inline: bool = False, sink: queue.Queue | None = None):
-        self.servers = {c.url: Server(c) for c in clients}
+        self.servers = {b.url: Server(b) for b in backends}
         self.stagger = Stagger(clock, stagger_seconds(DEFAULT_STAGGER_SECONDS))
         warm = served_warm()
         for url in self.servers:
             self.stagger.add(url, warm=url in warm)
-        self.specs, self.film_dir, self.client_id = specs, Path(film_dir), client_id
+        self.specs, self.film_dir = specs, Path(film_dir)  # the client id is each backend's own
         self.clock, self.times, self.inline = clock, times or PoolTimes(), inline
         self.sink: queue.Queue = sink or queue.Queue()
         self.collector = None if inline else ThreadPoolExecutor(max_workers=3, thread_name_prefix="collect")
         self.unsent: dict[int, m.Submit] = {}  # submissions waiting for their server's worker
 
     # -- lifetime --------------------------------------------------------------------------------
-    def learned(self, url: str, caps: Capabilities | None) -> None:
-        """Use what ``url`` speaks: ``/api/`` routes where they work, the jobs API where it exists."""
+    def preflight(self, graphs: list[dict]) -> list[ServerInfo]:
+        """Probe every server at once (each learns what its server speaks); refuse a graph that none
+        can run (``PreflightError``, nothing submitted)."""
+        return judge(together([partial(server.backend.probe, graphs) for server in self.servers.values()]))
+
+    def learned(self, url: str) -> None:
+        """Ask ``url`` what it has that changes the posted graph (answered while its events open)."""
         server = self.servers.get(url)
-        if server is not None and caps is not None:
-            server.caps = caps
-            server.client.prefix = prefix(caps)
-        if server is not None and self.collector is None:
-            server.async_output = has_async_output(server.client)
-        elif server is not None:  # answered while its event socket opens (open_streams waits for it)
-            server.async_probe = self.collector.submit(has_async_output, server.client)
+        if server is None:
+            return
+        if self.collector is None:
+            server.traits = server.backend.traits()
+        else:  # open_streams waits for it
+            server.traits_probe = self.collector.submit(server.backend.traits)
 
     def open_streams(self) -> None:
-        """Open every event socket before any submission: ComfyUI replays no events. Where the server
-        has feature flags, the socket first says wanclip takes no previews (a remote render then does
-        not stream preview images it never shows)."""
+        """Open every server's event feed before any submission: ComfyUI replays no events."""
         for server in self.servers.values():
-            flags = {} if server.caps is not None and server.caps.features else None
-            server.stream = EventStream(server.client, self.client_id, self.sink, feature_flags=flags)
-            try:
-                server.stream.start()
-            except ServerError as exc:
-                raise PreflightError(f"{exc.message}; nothing was submitted",
-                                     "ComfyUI's HTTP answers but its /ws does not: a proxy in front of it must "
-                                     "pass websocket upgrades") from exc
-            if server.async_probe is not None:
-                server.async_output, server.async_probe = server.async_probe.result(), None
+            server.stream = server.backend.open_events(self.sink)
+            if server.traits_probe is not None:
+                server.traits, server.traits_probe = server.traits_probe.result(), None
             if not self.inline:
                 server.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"server {server.url}")
 
@@ -130,7 +126,7 @@ class ServerPool:
         if self.collector:
             self.collector.shutdown(wait=True, cancel_futures=True)
         for server in self.servers.values():
-            server.client.close()
+            server.backend.close()
 
     # -- the pick policy -----------------------------------------------------------------------------
     def alive(self) -> list[Server]:
@@ -232,12 +228,8 @@ class ServerPool:
         self._run(server.worker, url, job)
 
     def states(self, url: str, prompt_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
-        """Where each prompt is on ``url``: one ``GET /api/jobs/{id}`` each where the jobs API exists
-        (it tells pending, running, done and unknown apart in one read), else ``/queue`` + ``/history``."""
-        server = self.servers[url]
-        if server.caps is not None and server.caps.jobs_get:
-            return {pid: jobs.job_state(server.client, pid, server.caps) for pid in prompt_ids}
-        return prompt_states(server.client, prompt_ids)
+        """Where each prompt is on ``url`` (``ServerError`` when it cannot be asked)."""
+        return self.servers[url].backend.states(prompt_ids)
 
     def soon(self, url: str) -> None:
         self.servers[url].next_lookup = 0.0
@@ -285,26 +277,17 @@ class ServerPool:
 
     def execute(self, effect):
         """Carry out one effect now, on this thread: ``(shot, machine event)``, or a ``Note``."""
-        client = self.servers[effect.server].client
+        server = self.servers[effect.server]
+        backend = server.backend
         if isinstance(effect, m.Submit):
-            server = self.servers[effect.server]
-            return effect.shot, submit(client, self.specs[effect.shot], self.client_id, effect.prompt_id,
-                                       server.caps, server.async_output)
+            return effect.shot, submit(backend, self.specs[effect.shot], effect.prompt_id, server.traits)
         if isinstance(effect, m.FetchHistory):
-            try:
-                return effect.shot, m.HistoryRead(wait_for_history(client, effect.prompt_id, effect.wait))
-            except ServerError as exc:
-                return effect.shot, m.HistoryMissing(exc.message)
+            return effect.shot, read_history(backend, effect.prompt_id, effect.wait)
         if isinstance(effect, m.Download):
-            return effect.shot, download(client, self.specs[effect.shot], effect.outputs, self.film_dir)
-        caps = self.servers[effect.server].caps
+            return effect.shot, download(backend, self.specs[effect.shot], effect.outputs, self.film_dir)
         try:
-            if caps is not None and caps.jobs_cancel:  # atomic: it cannot hit a prompt that just started
-                jobs.cancel(client, [effect.prompt_id], caps)
-            elif isinstance(effect, m.Delete):
-                client.delete_pending([effect.prompt_id])
-            elif isinstance(effect, m.Interrupt):
-                client.interrupt(effect.prompt_id)
+            if isinstance(effect, m.Delete | m.Interrupt):
+                backend.cancel(effect.prompt_id, running=isinstance(effect, m.Interrupt))
         except ServerError as exc:
             return Note("warning", {"shot": effect.shot, "message": f"could not stop shot {effect.shot} on "
                                     f"{effect.server}: {exc.message}"})

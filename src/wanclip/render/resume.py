@@ -63,7 +63,7 @@ def _merge(plan: Plan, shot: PlannedShot, old: ShotRecord | None, ledger: Ledger
     fresh = ShotRecord(index=shot.index, name=shot.name, graph_sha256=shot.graph_sha256, seed=shot.seed,
                        frames=shot.frames, width=shot.width, height=shot.height, fps=shot.fps,
                        transition=shot.transition.model_dump() if shot.transition else None,
-                       prompt=shot.prompt, style=style.strip(), negative=default_negative(shot.graph),
+                       prompt=shot.prompt, style=style.strip(), negative=default_negative(shot.graph, shot.roles),
                        continues=shot.continues)
     if old is None or old.graph_sha256 != shot.graph_sha256:
         return fresh

@@ -140,6 +140,7 @@ class _Step(Following, Cancelling):
         rec.prompt_id, rec.server, rec.status = ev.prompt_id, ev.server, "queued"
         rec.error, rec.attempts, rec.cancelled = None, rec.attempts + 1, False
         rec.start_sha256 = ev.start_sha256 if rec.continues else None
+        rec.posted_sha256 = None  # known once this attempt's graph is posted
         rec.node_seconds, rec.execution_start_ms, rec.execution_success_ms = {}, None, None
         self.shot.phase, self.shot.tries, self.shot.outputs, self.shot.last_event = "submitting", 0, {}, self.now
         self.shot.interrupt_sent = False
@@ -159,7 +160,7 @@ class _Step(Following, Cancelling):
     def on_Submitted(self, ev: Submitted) -> None:
         if self.shot.phase in ("submitting", "unconfirmed"):
             self.shot.phase, self.shot.last_event = "queued", self.now
-            self.rec.error = None
+            self.rec.error, self.rec.posted_sha256 = None, ev.posted_sha256 or self.rec.posted_sha256
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts)
 
     def on_SubmitRejected(self, ev: SubmitRejected) -> None:
@@ -180,6 +181,7 @@ class _Step(Following, Cancelling):
             return
         self.shot.tries += 1
         self.shot.phase = "unconfirmed"  # never post again blindly: ask the server first
+        self.rec.posted_sha256 = ev.posted_sha256
         self.rec.error = {"node": None, "class": None, "message": ev.message}
         self.out.append(Lookup(self.rec.server))
 

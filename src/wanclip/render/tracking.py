@@ -19,7 +19,7 @@ from wanclip.comfy.events import (
     Progress,
     ProgressState,
 )
-from wanclip.planning.workflow import find_roles
+from wanclip.planning.workflow import Roles, find_roles
 
 # The websocket events a shot follows (the rest, Status, Disconnected ..., are the pool's business).
 SHOT_EVENTS = (ExecutionStart, Executing, Progress, ProgressState, ExecutionCached, Executed, ExecutionSuccess,
@@ -27,9 +27,10 @@ SHOT_EVENTS = (ExecutionStart, Executing, Progress, ProgressState, ExecutionCach
 LOADERS = ("UNETLoader", "CLIPLoader", "VAELoader", "LoraLoaderModelOnly", "LoraLoader", "ModelSamplingSD3")
 
 
-def node_labels(graph: dict) -> dict[str, str]:
-    """Node id -> what the person watching should read (and ``node_seconds`` is keyed by)."""
-    roles = find_roles(graph)
+def node_labels(graph: dict, roles: Roles | None = None) -> dict[str, str]:
+    """Node id -> what the person watching should read (and ``node_seconds`` is keyed by).
+    ``roles``: the graph's, found at plan (``PlannedShot.roles``)."""
+    roles = roles or find_roles(graph)
     labels = {}
     for node_id, node in graph.items():
         cls = node["class_type"]

@@ -3,7 +3,7 @@
 ``Supervisor(options).start()`` starts one server per GPU (its own ``CUDA_VISIBLE_DEVICES``, port
 ``port + i`` and output folder; the user's extra flags passed through, none added), waits until
 each answers ``GET /system_stats``, optionally warms each with a tiny prompt, and writes the state
-file (``config.serve_state_path()``: the supervisor's pid and every server's url, gpu, pid, log,
+file (``serve.state``: the supervisor's pid and every server's url, gpu, pid, log,
 status) that ``wanclip render`` reads when it has no ``--server``. ``run()`` then supervises: a
 server that exits is started again after a backoff (1, 2, 5, 10, 30, 60 s; back to 1 s once it
 stayed up a minute), with its exit code and the last lines of its log reported. ``stop()``
@@ -11,12 +11,12 @@ terminates every server's process group, waits, kills what is left, and removes 
 
 The command that starts a server is a template (``DEFAULT_COMMAND``; ``--command`` or
 ``$WANCLIP_SERVE_COMMAND``) with ``{python} {port} {output_dir} {gpu} {comfy_dir} {host}``
-filled in, run in the ComfyUI folder; the tests run the simulator through it.
+filled in, run in the ComfyUI folder; the tests run the simulator through it. Every request to a
+server goes through ``comfy.client.ComfyClient``, the render's client.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import signal
@@ -30,20 +30,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
 from wanclip import config
-from wanclip.errors import WanclipError
+from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.events import history_error
+from wanclip.errors import PromptRejected, ServeError, ServerError
+from wanclip.serve import state as serve_state
 
 DEFAULT_COMMAND = "{python} main.py --listen {host} --port {port} --output-directory {output_dir}"
 SIM_COMMAND = "{python} -m wanclip sim --port {port} --output-dir {output_dir}"
 PLACEHOLDERS = ("python", "port", "output_dir", "gpu", "comfy_dir", "host")
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 LOG_TAIL_LINES = 12
-
-
-class ServeError(WanclipError):
-    """`wanclip serve` cannot start (exit 2 when refused before starting anything, 1 when a server failed)."""
 
 
 @dataclass
@@ -215,36 +212,39 @@ def warm_graph(workflow: Path | None = None) -> dict:
                                     width=width, height=height, fps=16, filename_prefix="wanclip-warm/warm"))
 
 
-def warm_up(url: str, graph: dict, timeout: float, should_stop: Callable[[], bool] = lambda: False) -> float:
+def warm_up(url: str, graph: dict, timeout: float, should_stop: Callable[[], bool] = lambda: False,
+            interval: float = 0.5) -> float:
     """Post ``graph`` to ``url`` and wait until its history says it ran; the seconds it took."""
     start = time.monotonic()
-    prompt_id = str(uuid.uuid4())
-    with requests.Session() as session:
-        response = session.post(f"{url}/prompt", json={"prompt": graph, "client_id": "wanclip-serve",
-                                                       "prompt_id": prompt_id}, timeout=30)
-        if response.status_code != 200:
-            raise ServeError(f"{url} refused the warm-up prompt: HTTP {response.status_code} {response.text[:300]}",
-                             "run `wanclip doctor --server URL`: a node or model file may be missing")
-        prompt_id = response.json().get("prompt_id", prompt_id)
+    with ComfyClient(url) as client:
+        try:
+            prompt_id = client.submit(graph, "wanclip-serve", str(uuid.uuid4()))["prompt_id"]
+        except PromptRejected as exc:
+            raise ServeError(f"{url} refused the warm-up prompt: {exc.message}",
+                             "run `wanclip doctor --server URL`: a node or model file may be missing") from exc
+        except ServerError as exc:
+            raise ServeError(f"the warm-up of {url} could not be posted: {exc.message}", exc.hint) from exc
         while time.monotonic() - start < timeout:
             if should_stop():
                 raise ServeError(f"the warm-up of {url} was stopped")
-            entry = session.get(f"{url}/history/{prompt_id}", timeout=30).json().get(prompt_id)
+            try:
+                entry = client.history(prompt_id)
+            except ServerError as exc:
+                raise ServeError(f"the warm-up of {url} could not be followed: {exc.message}", exc.hint) from exc
             if entry:
-                status = entry.get("status") or {}
-                if status.get("status_str") == "error":
-                    raise ServeError(f"the warm-up prompt failed on {url}: {_history_error(status)}",
+                if (entry.get("status") or {}).get("status_str") == "error":
+                    raise ServeError(f"the warm-up prompt failed on {url}: {_failure(entry)}",
                                      "run `wanclip doctor --server URL`")
                 return time.monotonic() - start
-            time.sleep(0.5)
+            time.sleep(interval)
     raise ServeError(f"the warm-up of {url} did not finish within {timeout:.0f} s")
 
 
-def _history_error(status: dict) -> str:
-    for kind, data in status.get("messages") or []:
-        if kind == "execution_error" and isinstance(data, dict):
-            return f"{data.get('node_type')}: {data.get('exception_message', '').strip()}"
-    return "execution_error"
+def _failure(entry: dict) -> str:
+    failure = history_error(entry)
+    if failure is None or not hasattr(failure, "exception_message"):
+        return "execution_error"
+    return f"{failure.node_type}: {failure.exception_message.strip()}"
 
 
 # -- the supervisor -----------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ class Supervisor:
             port = options.port + i
             self.servers.append(Managed(name, gpu, port, f"http://{options.host}:{port}", log_dir / f"{name}.log",
                                         out_base / name))
-        self.state_path = config.serve_state_path()
+        self.state_path = serve_state.state_path()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._warmers: list[threading.Thread] = []
@@ -290,7 +290,7 @@ class Supervisor:
         if "main.py" in self.template and not (comfy_dir / "main.py").is_file():
             raise ServeError(f"{comfy_dir} has no main.py: not a ComfyUI folder",
                              "point --comfy-dir at the folder with ComfyUI's main.py, or give --command")
-        other = config.serve_state()
+        other = serve_state.read_state()
         if other and other.get("pid") != os.getpid():
             raise ServeError(f"wanclip serve is already running (pid {other.get('pid')}, "
                              f"{', '.join(s.get('url', '?') for s in other.get('servers', []))})",
@@ -438,12 +438,12 @@ class Supervisor:
                                   "restart": server.restarts})
 
     def _answers(self, server: Managed) -> bool:
-        try:
-            response = requests.get(f"{server.url}/system_stats", timeout=2)
-        except requests.RequestException:
-            return False
-        with response:
-            return response.status_code == 200
+        with ComfyClient(server.url, timeout=2) as client:
+            try:
+                client.system_stats()
+            except ServerError:
+                return False
+        return True
 
     def _became_ready(self, server: Managed) -> None:
         server.status = "ready"
@@ -461,10 +461,10 @@ class Supervisor:
         try:
             seconds = warm_up(server.url, self._warm_graph, self.options.warm_timeout,
                               should_stop=lambda: self._stopping.is_set() or server.proc is not proc)
-        except (ServeError, requests.RequestException, ValueError) as exc:
+        except ServeError as exc:
             if not self._stopping.is_set():
                 self.on_event("warm_failed", {"server": server.name, "url": server.url,
-                                              "error": getattr(exc, "message", None) or str(exc)})
+                                              "error": exc.message})
             return
         if server.proc is proc and not self._stopping.is_set():
             server.warm = True
@@ -479,20 +479,11 @@ class Supervisor:
         with self._lock:
             if self._stopping.is_set():
                 return
-            path = self.state_path
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part = path.with_name(f"{path.name}.{os.getpid()}.part")
-            part.write_text(json.dumps(self.state(), indent=2) + "\n", encoding="utf-8")
-            os.replace(part, path)
+            serve_state.write_state(self.state())
             self._wrote_state = True
 
     def _remove_state(self) -> None:
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        if state.get("pid") == os.getpid():  # never another supervisor's file
-            self.state_path.unlink(missing_ok=True)
+        serve_state.remove_state(os.getpid())  # never another supervisor's file
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
