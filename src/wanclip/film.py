@@ -125,11 +125,11 @@ def _emit(on_event, kind: str, **data) -> None:
 
 def _pieces(ledger: Ledger):
     """The film's pieces, encoded while the later shots render (None: stitch at the end instead)."""
-    from wanclip.stitch.core import _ledger_cut
+    from wanclip.stitch.join import ledger_cut
     from wanclip.stitch.pieces import FilmPieces
 
     try:
-        pieces = FilmPieces(ledger.folder, [_ledger_cut(s.transition, None, None) for s in ledger.shots[1:]],
+        pieces = FilmPieces(ledger.folder, [ledger_cut(s.transition, None, None) for s in ledger.shots[1:]],
                             names=[s.name for s in ledger.shots])
         pieces.feed_ledger(ledger)  # shots already done (and those --only leaves alone)
     except Exception as exc:  # noqa: BLE001 - the one graph at the end still makes the film
@@ -139,7 +139,9 @@ def _pieces(ledger: Ledger):
 
 
 def _stitch(result: FilmResult, on_event, pieces=None) -> None:
-    from wanclip.stitch.core import FILM_NAME, StitchResult, stitch_film
+    from wanclip.stitch.graph import FILM_NAME
+    from wanclip.stitch.join import stitch_film
+    from wanclip.stitch.run import StitchResult
 
     ledger = result.ledger
     failed = [s.name for s in ledger.shots if s.status == "failed"]
