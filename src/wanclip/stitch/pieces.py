@@ -306,11 +306,14 @@ class FilmPieces:
             self.seconds[job.name] = self.finished_at[job.name] - started
 
     def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str) -> None:
-        def started(proc) -> None:  # registered under the lock, so close() either sees it or stops it here
+        pids = []
+
+        def started(proc: media.Process) -> None:  # registered under the lock: close() sees it, or it stops here
             with self._lock:
                 if self._closed:
                     raise Interrupted("the film's pieces were closed")
                 self._procs[proc.pid] = (proc, part)
+                pids.append(proc.pid)
             if nice:
                 _lower(proc.pid)
 
@@ -322,7 +325,8 @@ class FilmPieces:
             raise
         finally:
             with self._lock:
-                self._procs = {pid: run for pid, run in self._procs.items() if run[1] != part}
+                for pid in pids:
+                    self._procs.pop(pid, None)
 
     def _write_thumbs(self, position: int) -> None:
         """Thumbnails of a clip no body encode decoded (its body was reused, or it has none)."""
