@@ -321,7 +321,9 @@ def concat_list_text(clips: list[ClipInfo]) -> str:
     return "ffconcat version 1.0\n" + "\n".join(lines) + "\n"
 
 
-def plan_concat_copy(clips, cuts, output, container, audio, exe) -> StitchPlan:
+def plan_concat_copy(clips: list[ClipInfo], cuts: list[Cut], output: Path, container: str, audio: Path | None,
+                     exe: str) -> StitchPlan:
+    """Hard cuts between clips that share every stream parameter: the concat demuxer, a stream copy."""
     frames = sum(c.frames for c in clips)
     plan = StitchPlan("concat-copy", clips, cuts, output, clips[0].fps, clips[0].width, clips[0].height,
                       frames, [None] * len(cuts), argv=[], concat_list=concat_list_text(clips))

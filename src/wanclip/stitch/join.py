@@ -50,7 +50,6 @@ def stitch(clips: list[Path], output: Path, mode: str = "xfade", cuts: list[Cut]
     return result
 
 
-
 def _contact_sheet(labels: list[str], infos: list[ClipInfo], output: Path) -> Path:
     from wanclip.stitch.contact_sheet import SHEET_NAME, write_contact_sheet  # PIL: only once a film is made
 
@@ -149,7 +148,8 @@ def ledger_cut(recorded: dict | None, transition: str | None, duration: float | 
 def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade", contact_sheet: bool = True,
                 audio: Path | None = None, crf: int = 19, preset: str = "fast", skip_missing: bool = False,
                 transition: str | None = None, duration: float | None = None,
-                on_progress: OnProgress | None = None, pieces: bool = True, made: FilmPieces | None = None) -> StitchResult:
+                on_progress: OnProgress | None = None, pieces: bool = True,
+                made: FilmPieces | None = None) -> StitchResult:
     """Stitch a rendered film folder into ``<film_dir>/film.mp4`` (what `wanclip render` calls last).
 
     Each clip must still hash to the ledger's ``clip_sha256``. The caller holds the folder's
