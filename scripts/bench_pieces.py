@@ -37,7 +37,7 @@ from wanclip.media import probe
 from wanclip.planning.plan import plan_film
 from wanclip.render.loop import RenderOptions, render_film
 from wanclip.sim import serve_in_thread
-from wanclip.stitch import core as stitch
+from wanclip.stitch import join as stitch
 from wanclip.stitch.contact_sheet import write_contact_sheet
 from wanclip.stitch.pieces import FilmPieces
 
@@ -68,7 +68,7 @@ def run(kind: str, shots: Path, folder: Path, load: float, step: float) -> dict:
                     film_pieces.on_render_event(event)
 
         if kind == "pieces":  # the cuts as the ledger will record them
-            cuts = [stitch._ledger_cut(s.transition.model_dump() if s.transition else None, None, None)
+            cuts = [stitch.ledger_cut(s.transition.model_dump() if s.transition else None, None, None)
                     for s in plan.shots[1:]]
             film_pieces = FilmPieces(out, cuts, names=[s.name for s in plan.shots])
         start = time.monotonic()

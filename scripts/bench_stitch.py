@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from wanclip import media
-from wanclip.stitch import core as stitch
+from wanclip.stitch import join as stitch
 
 FADE = 0.3
 

@@ -40,7 +40,7 @@ def test_import_wanclip_loads_none_of_the_library():
 
 def test_using_make_film_loads_no_stitcher_until_a_film_is_stitched():
     code = ("import sys, wanclip; wanclip.make_film; wanclip.plan_film; wanclip.ShotDone; "
-            "print(sorted(m for m in ('wanclip.stitch.core', 'wanclip.stitch.pieces', 'aiohttp', 'rich') "
+            "print(sorted(m for m in ('wanclip.stitch.join', 'wanclip.stitch.graph', 'wanclip.stitch.pieces', 'aiohttp', 'rich') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -101,3 +101,27 @@ def test_an_ffmpeg_that_cannot_be_executed_is_named(monkeypatch, tmp_path):
         media.probe(clip)
     with pytest.raises(StitchError, match=rf"cannot run ffmpeg at {broken}"):
         media.run_with_progress([str(broken), "-version"], "testing")
+
+
+def test_run_watched_hands_over_the_process_and_reports_a_failure_with_its_last_words():
+    seen = []
+    media.run_watched([media.ffmpeg_exe(), "-hide_banner", "-version"], "asking its version", seen.append)
+    assert len(seen) == 1 and seen[0].returncode == 0
+    with pytest.raises(StitchError, match=r"ffmpeg failed \(exit \d+\) while reading nothing") as failed:
+        media.run_watched([media.ffmpeg_exe(), "-hide_banner", "-i", "/no/such/clip.mp4"], "reading nothing",
+                          lambda proc: None)
+    assert "No such file or directory" in failed.value.message
+
+
+def test_run_watched_stops_ffmpeg_when_the_watcher_refuses_it():
+    """What the film's pieces do once closed: the process they were handed is stopped, never left."""
+    started = []
+
+    def refuse(proc):
+        started.append(proc)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        media.run_watched([media.ffmpeg_exe(), "-hide_banner", "-f", "lavfi", "-i", "testsrc2=rate=16",
+                           "-f", "null", "-"], "encoding forever", refuse)
+    assert started[0].poll() is not None

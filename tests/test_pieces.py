@@ -26,9 +26,9 @@ from test_media import make_clip
 from test_stitch import chosen_ffmpeg, write_ledger  # noqa: F401 (chosen_ffmpeg: an autouse fixture)
 from wanclip import media
 from wanclip.sim.video import Clip, write_mp4
-from wanclip.stitch import contact_sheet, pieces
-from wanclip.stitch import core as stitch
-from wanclip.stitch.core import Cut
+from wanclip.stitch import contact_sheet, layout, pieces
+from wanclip.stitch import join as stitch
+from wanclip.stitch.graph import Cut
 
 # transitions of every kind a film has: hard cut, fades of a fractional and a whole number of frames
 CUTS = [None, {"type": "fade", "duration": 0.3}, {"type": "cut", "duration": 0.3},
@@ -187,7 +187,7 @@ def test_the_contact_sheet_is_todays(film):
 
 def test_clips_fed_as_they_arrive_are_encoded_before_finish(film):
     clips = sorted((film / "clips").glob("*.mp4"))
-    cuts = [stitch._ledger_cut(c, None, None) for c in CUTS[1:]]
+    cuts = [stitch.ledger_cut(c, None, None) for c in CUTS[1:]]
     with pieces.FilmPieces(film, cuts, names=[f"shot {i + 1}" for i in range(len(clips))]) as film_pieces:
         for index, clip in enumerate(clips[:-1], start=1):  # as render's events bring them
             event = SimpleNamespace(kind="done", shot=f"shot {index}", index=index,  # a RenderEvent's fields
@@ -222,7 +222,7 @@ def children(pid: int) -> dict[int, tuple[str, int]]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_close_kills_the_background_encoder_which_runs_nice(tmp_path):
     clip = make_clip(tmp_path / "clips" / "01_slow.mp4", frames=160, size="640x360")
-    film_pieces = pieces.FilmPieces(tmp_path, [Cut("fade", 0.5)], pieces.Encoder(preset="veryslow"))
+    film_pieces = pieces.FilmPieces(tmp_path, [Cut("fade", 0.5)], layout.Encoder(preset="veryslow"))
     film_pieces.clip_ready(0, clip)
     deadline, encoder = time.monotonic() + 30, None
     while encoder is None and time.monotonic() < deadline:
@@ -242,10 +242,10 @@ def test_a_continued_clips_pieces_start_on_its_frame_1():
     from fractions import Fraction
 
     cuts = [Cut("cut", 0.0, continues=True), Cut("fade", 0.25)]
-    plan = pieces.layout([17, 17, 17], cuts, Fraction(16))
-    assert plan.pieces == [pieces.Body(0, 0, 17), pieces.Body(1, 1, 13),
-                           pieces.Transition(1, 13, 4, "fade", "0.25", 0), pieces.Body(2, 4, 17)]
+    plan = layout.layout([17, 17, 17], cuts, Fraction(16))
+    assert plan.pieces == [layout.Body(0, 0, 17), layout.Body(1, 1, 13),
+                           layout.Transition(1, 13, 4, "fade", "0.25", 0), layout.Body(2, 4, 17)]
     assert plan.frames == 17 + 16 + 17 - 4
-    assert pieces.layout([17, 17], cuts, Fraction(16)).pieces[1] == pieces.Body(1, 1, 13)  # as clips arrive
-    with pytest.raises(pieces.Unsupported, match="crossfade into a continued shot"):
-        pieces.layout([17, 17], [Cut("fade", 0.25, continues=True)], Fraction(16))
+    assert layout.layout([17, 17], cuts, Fraction(16)).pieces[1] == layout.Body(1, 1, 13)  # as clips arrive
+    with pytest.raises(layout.Unsupported, match="crossfade into a continued shot"):
+        layout.layout([17, 17], [Cut("fade", 0.25, continues=True)], Fraction(16))

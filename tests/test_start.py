@@ -20,8 +20,9 @@ from wanclip.planning.workflow import is_link
 
 # Loaded only where they are used: keyframes (PIL), setup (the hub client, the manifests), the
 # simulator (aiohttp), the stitcher, and the tables drawn at the end of a render.
-NOT_AT_START = ("PIL", "huggingface_hub", "aiohttp", "numpy", "wanclip.sim", "wanclip.models.manifest", "wanclip.models.install", "wanclip.checks.doctor",
-                "wanclip.stitch.core", "wanclip.stitch.pieces", "rich.table", "rich.live")
+NOT_AT_START = ("PIL", "huggingface_hub", "aiohttp", "numpy", "wanclip.sim", "wanclip.models.manifest",
+                "wanclip.models.install", "wanclip.checks.doctor", "wanclip.stitch.graph", "wanclip.stitch.join",
+                "wanclip.stitch.pieces", "rich.table", "rich.live")
 
 
 def test_the_render_command_imports_nothing_it_needs_only_later():

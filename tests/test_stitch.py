@@ -19,7 +19,7 @@ from wanclip import media
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, film_lock, ledger_path, load_ledger
 from wanclip.stitch import contact_sheet
-from wanclip.stitch import core as stitch
+from wanclip.stitch import join as stitch
 
 # conftest clears WANCLIP_FFMPEG for every test; the stitch tests run under the one it named, so
 # `WANCLIP_FFMPEG=/path/to/ffmpeg-7.0.2 pytest tests/test_stitch*.py tests/test_pieces.py` checks

@@ -24,7 +24,7 @@ from wanclip import media
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
 from wanclip.planning import timeline
-from wanclip.stitch import core as stitch
+from wanclip.stitch import join as stitch
 from wanclip.stitch import pieces
 
 SIZE = (64, 64)
@@ -213,7 +213,7 @@ def test_ffmpeg_7_joins_a_mixed_film_from_pieces_and_in_one_graph(mixed, ffmpeg_
 def test_the_render_path_joins_a_chain_from_the_pieces_it_fed(chain):
     """As `wanclip render` does it: FilmPieces made from the ledger's transitions, fed the ledger."""
     ledger = load_ledger(chain)
-    cuts = [stitch._ledger_cut(s.transition, None, None) for s in ledger.shots[1:]]
+    cuts = [stitch.ledger_cut(s.transition, None, None) for s in ledger.shots[1:]]
     with pieces.FilmPieces(chain, cuts, names=[s.name for s in ledger.shots]) as fed:
         fed.feed_ledger(ledger)
         assert [c.continues for c in fed.cuts] == [True, True]

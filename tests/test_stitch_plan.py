@@ -10,7 +10,7 @@ import pytest
 from wanclip.errors import StitchError
 from wanclip.media import ClipInfo
 from wanclip.planning import timeline
-from wanclip.stitch.core import Cut, concat_list_text, plan_stitch
+from wanclip.stitch.graph import Cut, concat_list_text, plan_stitch
 
 
 def clip(name: str, frames: int, fps: int = 16, size=(832, 480), pix_fmt="yuv420p") -> ClipInfo:
@@ -154,7 +154,7 @@ def test_every_restarted_stream_gets_its_frame_rate_and_time_base_back():
     settb=AVTB. (test_stitch_chain runs both graphs under an ffmpeg that behaves like 7.0.)"""
     import re
 
-    from wanclip.stitch import pieces
+    from wanclip.stitch import layout as pieces
 
     clips = [clip(f"{i}.mp4", 81) for i in range(3)]
     plan = plan_stitch(clips, Path("film.mp4"), cuts=[Cut("cut", 0, continues=True), Cut("fade", 0.3125)])

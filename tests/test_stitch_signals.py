@@ -19,7 +19,7 @@ from test_media import make_clip
 from test_stitch import chosen_ffmpeg, write_ledger  # noqa: F401 (chosen_ffmpeg: an autouse fixture)
 from wanclip.errors import WanclipError
 from wanclip.ledger import film_lock
-from wanclip.stitch import core as stitch
+from wanclip.stitch import join as stitch
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 

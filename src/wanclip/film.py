@@ -2,7 +2,7 @@
 
 ``make_film(plan, servers=[...])`` is the library's call; ``run_film(plan, options)`` the same
 with every setting in a ``RenderOptions`` (what ``wanclip render`` runs). ``render.loop.render_film``
-only renders and ``stitch.core.stitch_film`` only stitches. One lock covers both, so no stitch
+only renders and ``stitch.join.stitch_film`` only stitches. One lock covers both, so no stitch
 reads a clip a render is replacing. While shots render, each verified clip goes to the film's
 pieces (``FilmPieces.clip_ready``) from its typed ``ShotClip`` event: the stitcher is told of
 clips, it does not listen to the progress the person sees.
@@ -41,8 +41,8 @@ from wanclip.render.loop import Render, RenderOptions, RenderResult
 from wanclip.review.timings import film_split
 
 if TYPE_CHECKING:  # the stitcher is imported once a film is stitched, never at the start
-    from wanclip.stitch.core import StitchResult
     from wanclip.stitch.pieces import FilmPieces
+    from wanclip.stitch.run import StitchResult
 
 log = logging.getLogger("wanclip.film")
 OnEvent = Callable[[RenderEvent], None]
@@ -184,11 +184,11 @@ def _clip_to_pieces(pieces: FilmPieces, film_dir: Path, event: RenderEvent) -> N
 
 def _pieces(ledger: Ledger):
     """The film's pieces, encoded while the later shots render (None: stitch at the end instead)."""
-    from wanclip.stitch.core import _ledger_cut
+    from wanclip.stitch.join import ledger_cut
     from wanclip.stitch.pieces import FilmPieces
 
     try:
-        pieces = FilmPieces(ledger.folder, [_ledger_cut(s.transition, None, None) for s in ledger.shots[1:]],
+        pieces = FilmPieces(ledger.folder, [ledger_cut(s.transition, None, None) for s in ledger.shots[1:]],
                             names=[s.name for s in ledger.shots])
         pieces.feed_ledger(ledger)  # shots already done (and those --only leaves alone)
     except Exception as exc:  # noqa: BLE001 - the one graph at the end still makes the film
@@ -198,7 +198,9 @@ def _pieces(ledger: Ledger):
 
 
 def _stitch(result: FilmResult, on_event: OnEvent, pieces: FilmPieces | None = None) -> None:
-    from wanclip.stitch.core import FILM_NAME, StitchResult, stitch_film
+    from wanclip.stitch.graph import FILM_NAME
+    from wanclip.stitch.join import stitch_film
+    from wanclip.stitch.run import StitchResult
 
     ledger = result.ledger
     failed = [s.name for s in ledger.shots if s.status == "failed"]

@@ -36,16 +36,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; one render per film is then up to the user
-    fcntl = None
+from filelock import FileLock, Timeout
 
 from wanclip.errors import WanclipError
 from wanclip.files import atomic_write_text
 
 LEDGER_NAME = "ledger.json"
 LOCK_NAME = ".render.lock"
+OWNER_NAME = ".render.lock.owner"  # who holds the lock: beside it, as a lock file may be truncated by a waiter
 STATUSES = ("pending", "queued", "running", "done", "failed", "lost")
 
 
@@ -135,21 +133,29 @@ def load_ledger(film_dir_or_file: Path) -> Ledger:
 @contextmanager
 def film_lock(film_dir: Path, what: str = "render") -> Iterator[None]:
     """One render (or stitch) per film folder at a time: a second render would share the first one's
-    client id and steal its events, a stitch would read clips a render is replacing. The lock dies
-    with its process, so a killed render never blocks the next. ``what`` names this holder."""
+    client id and steal its events, a stitch would read clips a render is replacing. A second one is
+    refused at once, naming the holder. ``what`` names this holder.
+
+    The lock is ``filelock``'s: an OS lock (flock on Unix, LockFileEx on Windows, where this was a
+    no-op before) that dies with its process, so a killed render never blocks the next."""
     folder = Path(film_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_NAME, "a+", encoding="utf-8") as fh:
-        if fcntl is not None:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                fh.seek(0)
-                owner = fh.read().strip() or "another process"
-                raise WanclipError(f"another wanclip {owner} is working on {folder}",
-                                   "let it finish or stop it (Ctrl-C); then run again to resume") from exc
-            fh.seek(0)
-            fh.truncate()
-            fh.write(f"{what} (pid {os.getpid()})")
-            fh.flush()
+    lock = FileLock(folder / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as exc:
+        raise WanclipError(f"another wanclip {_lock_owner(folder)} is working on {folder}",
+                           "let it finish or stop it (Ctrl-C); then run again to resume") from exc
+    try:
+        atomic_write_text(folder / OWNER_NAME, f"{what} (pid {os.getpid()})")
         yield
+    finally:
+        (folder / OWNER_NAME).unlink(missing_ok=True)  # before the release: never name a holder gone
+        lock.release()
+
+
+def _lock_owner(folder: Path) -> str:
+    try:
+        return (folder / OWNER_NAME).read_text(encoding="utf-8").strip() or "another process"
+    except OSError:  # it has the lock but has not written its name yet
+        return "another process"

@@ -140,9 +140,37 @@ def run_with_progress(argv: list[str], what: str, on_frame: Callable[[int], None
                 stop(proc)
                 raise
         if rc != 0:
-            stderr.seek(0, 2)
-            stderr.seek(max(0, stderr.tell() - STDERR_TAIL_BYTES))
-            raise ffmpeg_failed(argv, stderr.read(), what, rc)
+            raise ffmpeg_failed(argv, _tail(stderr), what, rc)
+
+
+Process = subprocess.Popen
+
+
+def run_watched(argv: list[str], what: str, started: Callable[[Process], None]) -> None:
+    """Run ffmpeg with no output but its exit status; ``started(process)`` is called as soon as it
+    runs (to record it, to stop it from another thread, to lower its priority). Whatever is raised
+    while it runs, ``started`` included, stops it before going on; a failure raises the StitchError
+    with the tail of its stderr."""
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+        except OSError as exc:
+            raise _no_binary(argv, exc) from exc
+        with proc:
+            try:
+                started(proc)
+                rc = proc.wait()
+            except BaseException:
+                stop(proc)
+                raise
+        if rc != 0:
+            raise ffmpeg_failed(argv, _tail(stderr), what, rc)
+
+
+def _tail(stderr) -> bytes:
+    stderr.seek(0, 2)
+    stderr.seek(max(0, stderr.tell() - STDERR_TAIL_BYTES))
+    return stderr.read()
 
 
 def stop(proc: subprocess.Popen) -> None:

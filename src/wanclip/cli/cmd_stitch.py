@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
 from wanclip.errors import WanclipError
 from wanclip.ledger import film_lock
-from wanclip.stitch import core
+from wanclip.stitch import graph, join, run
 
 
 @app.command("stitch")
@@ -67,7 +67,7 @@ def stitch_command(
         print_json({k: v for k, v in result.to_json().items()
                     if k in ("output", "mode", "clips", "seconds", "frames", "width", "height", "fps")})
         return
-    console.print(f"wrote {result.output}: {core.counted(result.clips, 'clip')}, {result.frames} frames, "
+    console.print(f"wrote {result.output}: {graph.counted(result.clips, 'clip')}, {result.frames} frames, "
                   f"{result.seconds:.4g} s, {result.width}x{result.height} @ {result.fps:g} fps ({result.mode})")
     if result.contact_sheet:
         console.print(f"contact sheet: {result.contact_sheet}")
@@ -76,7 +76,7 @@ def stitch_command(
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[core.OnProgress | None]:
+def _progress(enabled: bool) -> Iterator[run.OnProgress | None]:
     """A progress line (frames written of the film's total) on a terminal; nothing otherwise."""
     if not enabled or not err_console.is_terminal:
         yield None
@@ -88,9 +88,9 @@ def _progress(enabled: bool) -> Iterator[core.OnProgress | None]:
 
 
 def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio, contact_sheet,
-         skip_missing, on_progress, pieces=True) -> core.StitchResult:
-    if mode not in core.MODES:
-        raise WanclipError(f"unknown --mode {mode!r}", f"use one of: {', '.join(core.MODES)}")
+         skip_missing, on_progress, pieces=True) -> run.StitchResult:
+    if mode not in graph.MODES:
+        raise WanclipError(f"unknown --mode {mode!r}", f"use one of: {', '.join(graph.MODES)}")
     if bool(clips) == bool(from_dir):
         raise WanclipError("give either clips or --from FILM_DIR (not both, not neither)",
                            "e.g. `wanclip stitch --from out/myfilm` or `wanclip stitch a.mp4 b.mp4`")
@@ -102,13 +102,13 @@ def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio
                                "--from takes the folder `wanclip render` wrote (out/<film>, with ledger.json)")
         try:  # the lock keeps a render from replacing clips while they are read (and vice versa)
             with film_lock(from_dir, "stitch"):
-                return core.stitch_film(from_dir, output, mode, contact_sheet, audio, crf, preset,
+                return join.stitch_film(from_dir, output, mode, contact_sheet, audio, crf, preset,
                                         skip_missing, transition, duration, on_progress, pieces)
         except OSError as exc:  # the lock file (stitch_film's own are StitchErrors already)
-            raise core.write_failure(exc, from_dir / core.FILM_NAME) from exc
-    kind = transition or core.DEFAULT_TRANSITION
-    seconds = 0.0 if kind == core.HARD_CUT else (duration or core.DEFAULT_DURATION)
-    cuts = [core.Cut(kind, seconds)] * (len(clips) - 1)
-    target = output or clips[0].parent / core.FILM_NAME
-    return core.stitch(clips, target, mode, cuts, crf, preset, audio, contact_sheet, on_progress=on_progress)
+            raise run.write_failure(exc, from_dir / graph.FILM_NAME) from exc
+    kind = transition or graph.DEFAULT_TRANSITION
+    seconds = 0.0 if kind == graph.HARD_CUT else (duration or graph.DEFAULT_DURATION)
+    cuts = [graph.Cut(kind, seconds)] * (len(clips) - 1)
+    target = output or clips[0].parent / graph.FILM_NAME
+    return join.stitch(clips, target, mode, cuts, crf, preset, audio, contact_sheet, on_progress=on_progress)
 

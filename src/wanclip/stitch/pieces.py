@@ -1,323 +1,54 @@
-"""Stitch while rendering: the film as pieces encoded as clips arrive, joined by a stream copy.
+"""Stitch while rendering: the film's pieces encoded as its clips arrive, joined by a stream copy.
 
-The one-graph xfade stitch (``stitch.plan_stitch``) can only start once every clip is here, and
+The one-graph xfade stitch (``graph.plan_stitch``) can only start once every clip is here, and
 then re-encodes the whole film while the user waits. Most of that film depends on one clip only:
-each shot's **body** (its frames outside any transition) and each **transition** (the frames
-where two clips blend). This module cuts the film into those pieces, encodes each one as soon
-as the clips it needs exist, in a background ffmpeg at low priority, and at the end joins them
-with the concat demuxer and ``-c copy`` (a fraction of a second).
-
-**The same film.** A piece holds exactly the frames the one graph would put at those places:
-
-* every input goes through the very same normalisation as the one graph (``stitch._normalised``:
-  fps, display aspect, scale and pad to the first clip's size, ``setsar=1``, ``yuv420p``,
-  ``settb=AVTB``) and is trimmed *after* it, by frame number (``stitch.trimmed``: restarted at 0,
-  then ``fps`` and ``settb=AVTB`` again, an identity on frames, because ffmpeg 7.0's ``setpts``
-  leaves a frame rate xfade refuses);
-* where each transition starts, how many frames it blends and which frames of the first clip it
-  drops follow ``vf_xfade.c`` to the microsecond (``layout()``): the offset is the one the graph
-  passes (``stitch._offsets``, written with ``%g``), the start is the first frame of the film so
-  far at or after it, the blend runs until the first clip runs out or ``pts - start > duration``;
-* a transition piece runs the same ``xfade`` on the two trimmed clips with the offset moved by
-  the trimmed-off time, so every blend weight (``1 - (pts - start) / duration``, a float) is
-  computed from the same integers;
-* every piece uses the same encoder settings (libx264, crf, preset, ``yuv420p``), so their SPS
-  and PPS are identical and a stream copy of them is a valid H.264 stream; each piece starts on
-  an IDR frame (it is its own encode) and has no B-frame that refers across its ends; every
-  piece's DTS start the same 2 frames before its PTS (``uniform_delay``: x264 gives pieces of 1 or
-  2 frames none, and a join into a piece with B-frames then went back in DTS); the concat list
-  gives each piece a ``duration`` of frames / fps so every join steps one frame.
-
-The frames are identical before encoding; after it they differ only by x264 coding the pieces'
-first frames as keyframes (PSNR against the one graph's film is measured in the tests).
-
-**Chains.** A clip that continues the one before it (``Cut.continues``) drops its first frame
-(its predecessor's last one again): its pieces simply start one frame later, trimmed by frame
-number like every other piece, exactly as the one graph trims it.
-
-**When pieces are not used** (``Unsupported``, then ``FilmPieces.unsupported`` says why): clips that differ in frame rate or size (the
-one graph's ``fps`` filter converts and rounds them; piece-wise the counts could differ by a
-frame), a frame step that is not a whole number of microseconds (timestamps would be rounded),
-a transition that starts before the previous one ends. ``stitch_film`` then runs the one graph.
-
-**Names.** A piece's file name says what it depends on: ``body-<clip sha>-<from>-<to>-<key>.mp4``
-and ``<transition>-<sha A>-<sha B>-<key>.mp4``, where ``key`` hashes everything else (frame
-ranges, offset, duration, the film's size and rate, the encoder). Re-rendering one shot changes
-its sha, so exactly its body and its two transitions are encoded again; every other piece on
-disk is reused, by ``wanclip stitch --from`` too. Pieces are written to ``.part`` and renamed
-once they measure right, so a name on disk is always a whole piece.
+each shot's body and each transition (``stitch.layout`` cuts the film into those pieces and says
+why they hold the one graph's frames). ``FilmPieces`` encodes each piece as soon as the clips it
+needs exist, in a background ffmpeg at low priority, and at the end joins them with the concat
+demuxer and ``-c copy`` (a fraction of a second). When the film cannot be joined from pieces,
+``finish()`` raises ``Unsupported`` and ``join.stitch_film`` (the one place that chooses) runs the
+one graph.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-import math
 import os
 import queue
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
+from wanclip import media
 from wanclip.errors import Interrupted, StitchError, WanclipError
 from wanclip.files import atomic_write_bytes, sha256_file
 from wanclip.media import ClipInfo
-from wanclip.stitch.core import Cut, OnProgress, StitchResult, counted
+from wanclip.stitch import graph
+from wanclip.stitch.graph import FILM_NAME, Cut, counted
+from wanclip.stitch.layout import (
+    Body,
+    Encoder,
+    Layout,
+    Piece,
+    Unsupported,
+    frame_step_us,
+    layout,
+    piece_argv,
+    piece_name,
+)
+from wanclip.stitch.run import (
+    OnProgress,
+    StitchResult,
+    check_not_an_input,
+    check_transitions,
+    run_stitch,
+    write_failure,
+)
 
 PIECES_DIR = "pieces"
-MICROSECONDS = 1_000_000
-
-
-@dataclass(frozen=True)
-class Encoder:
-    """The x264 settings every piece (and the one graph) is encoded with."""
-
-    crf: int = 19
-    preset: str = "fast"
-
-    @property
-    def key(self) -> dict:
-        return {"codec": "libx264", "crf": self.crf, "preset": self.preset, "pix_fmt": "yuv420p"}
-
-
-@dataclass(frozen=True)
-class Body:
-    """Frames ``start`` to ``end`` (exclusive) of clip ``clip``, outside any transition."""
-
-    clip: int
-    start: int
-    end: int
-
-    @property
-    def frames(self) -> int:
-        return self.end - self.start
-
-    @property
-    def clips(self) -> tuple[int, ...]:
-        return (self.clip,)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """The ``frames`` frames where clip ``clip`` (from its frame ``start``) blends into the next one.
-
-    ``offset_us`` is xfade's offset on the trimmed first clip (0 or a fraction of a frame before
-    its first frame); ``duration`` is the transition's length as the one graph writes it.
-    """
-
-    clip: int
-    start: int
-    frames: int
-    type: str
-    duration: str
-    offset_us: int
-
-    @property
-    def clips(self) -> tuple[int, ...]:
-        return (self.clip, self.clip + 1)
-
-
-Piece = Body | Transition
-
-
-@dataclass(frozen=True)
-class Layout:
-    pieces: list[Piece]
-    frames: int  # the film's frame count: what the one graph writes
-
-
-class Unsupported(Exception):
-    """These clips are joined by the one graph, not by pieces; the message says why."""
-
-
-def _us(seconds: str) -> int:
-    """An ffmpeg duration option (as the one graph writes it) in whole microseconds, as
-    ``av_parse_time`` reads it."""
-    return int(Fraction(seconds) * MICROSECONDS)
-
-
-def frame_step_us(fps: Fraction) -> int:
-    step = Fraction(MICROSECONDS) / fps
-    if step.denominator != 1:
-        raise Unsupported(f"a frame at {float(fps):g} fps is not a whole number of microseconds")
-    return int(step)
-
-
-def layout(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
-    """Cut the one graph's film into pieces, in film order. Pure.
-
-    ``frames[i]`` is clip i's frame count (at the film's rate), ``cuts[k]`` joins clip k and k+1.
-    ``frames`` may be a prefix of the film (clips still to come): then the layout holds what those
-    clips alone decide (each body up to where its transition out starts, the transitions between
-    them) and its ``frames`` counts the film so far.
-
-    Mirrors ``xfade_activate``: with film-so-far frame f at ``f * step`` (every input is on
-    AV_TIME_BASE and one frame apart), the start is ``offset``; frames with ``pts < start`` pass;
-    then each frame of the film so far is paired with the next frame of the next clip until the
-    film so far runs out or a paired frame has ``pts - start > duration`` (that one is still
-    blended); the film so far's remaining frames are dropped and the next clip's follow.
-
-    A clip that continues the one before it (``cuts[k].continues``) keeps its frames from 1 on.
-    """
-    known = len(frames)
-    if not 0 < known <= len(cuts) + 1:
-        raise ValueError("one cut between every two clips")
-    if any(c.continues and c.overlaps for c in cuts):
-        raise Unsupported("a crossfade into a continued shot (the one graph refuses it, naming it)")
-    # a continued clip's first frame is dropped: lay out the frames kept, then number them in the clip
-    skip = [0, *(1 if c.continues else 0 for c in cuts[:known - 1])]
-    placed = _layout_kept([n - s for n, s in zip(frames, skip, strict=True)], cuts, fps)
-    pieces: list[Piece] = []
-    for piece in placed.pieces:
-        if isinstance(piece, Body):
-            pieces.append(Body(piece.clip, piece.start + skip[piece.clip], piece.end + skip[piece.clip]))
-        else:  # the clip after a transition never continues (a hard cut goes into those)
-            pieces.append(Transition(piece.clip, piece.start + skip[piece.clip], piece.frames, piece.type,
-                                     piece.duration, piece.offset_us))
-    return Layout(pieces, placed.frames)
-
-
-def _layout_kept(frames: list[int], cuts: list[Cut], fps: Fraction) -> Layout:
-    """``layout()`` of clips that keep all their frames (``frames``: the frames each one keeps)."""
-    from wanclip.stitch.core import _offsets
-
-    known = len(frames)
-    step = frame_step_us(fps)
-    # offset k depends on clips 0..k only: pad the clips not here yet, never read their offsets
-    offsets, _ = _offsets(cuts, [*frames, *[1 << 30] * (len(cuts) + 1 - known)], fps)
-    film = frames[0]  # frames of the film so far
-    first = [0] * known  # film index of each clip's frame 0
-    lead = [0] * known  # frames of each clip blended by the transition into it
-    pieces: list[Piece] = []
-    for k in range(known):
-        if k == len(cuts):  # the last clip: its body runs to its end
-            pieces.append(Body(k, lead[k], frames[k]))
-            break
-        cut, offset = cuts[k], offsets[k]
-        if offset is None:  # a hard cut: the concat filter appends the next clip
-            pieces.append(Body(k, lead[k], frames[k]))
-            if k + 1 < known:
-                first[k + 1], film = film, film + frames[k + 1]
-            continue
-        start_us, duration_us = _us(f"{offset:g}"), _us(f"{cut.duration:g}")
-        at = math.ceil(Fraction(start_us, step))  # the first film frame with pts >= start
-        blended = 0
-        for f in range(at, film):
-            blended += 1
-            if f * step - start_us > duration_us:
-                break
-        local = at - first[k]
-        if local < lead[k] or blended == 0:
-            raise Unsupported(f"the transition out of clip {k + 1} starts before the one into it ends")
-        pieces.append(Body(k, lead[k], local))
-        if k + 1 == known:
-            break
-        if blended > frames[k + 1]:
-            raise Unsupported(f"clip {k + 2} is shorter than the transition into it")
-        pieces.append(Transition(k, local, blended, cut.type, f"{cut.duration:g}", start_us - at * step))
-        first[k + 1], lead[k + 1], film = at, blended, at + frames[k + 1]
-    return Layout([p for p in pieces if p.frames > 0], film)
-
-
-def piece_name(piece: Piece, shas: list[str], film: dict, encoder: Encoder) -> str:
-    """The file name: the clip(s) it is made from, and a hash of everything else it depends on."""
-    what = {"piece": type(piece).__name__, **piece.__dict__, "film": film, "encoder": encoder.key,
-            "version": 2}  # 2: every piece's DTS start REORDER_DELAY frames before its PTS
-    what.pop("clip")
-    key = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    if isinstance(piece, Body):
-        return f"body-{shas[piece.clip][:16]}-{piece.start}-{piece.end}-{key}.mp4"
-    return f"{piece.type}-{shas[piece.clip][:16]}-{shas[piece.clip + 1][:16]}-{key}.mp4"
-
-
-# --- ffmpeg commands (pure) ---------------------------------------------------------------------
-
-def piece_argv(piece: Piece, clips: list, fps: Fraction, width: int, height: int, encoder: Encoder,
-               part: str, exe: str, through_xfade: bool,
-               thumbs: tuple[str, list[int], tuple[int, int]] | None = None) -> list[str]:
-    """The command that encodes one piece into ``part`` (and, for a body, the clip's thumbnails:
-    ``(png path, frame indices, (w, h))``, frames picked and scaled as ``media.grab_frames`` does).
-
-    ``through_xfade``: the film has a transition. In the one graph every frame then passes an
-    ``xfade``, and ffmpeg negotiates that filter's pixel format (9.x's xfade has no yuv420p, so
-    each frame goes 4:2:0 -> 4:4:4 -> 4:2:0 once, which changes its chroma). A body then passes
-    an ``xfade`` too, one that never starts, so the same conversion happens whatever this
-    ffmpeg's xfade supports.
-    """
-    import ffmpeg
-
-    from wanclip.stitch.core import _normalised, trimmed
-
-    def source(i: int, split: bool = False):
-        return ffmpeg.input(str(clips[i].path.resolve())).video
-
-    extra = []
-    if isinstance(piece, Body):
-        stream = source(piece.clip)
-        if thumbs is not None:
-            node = stream.split()
-            stream, tap = node.stream(0), node.stream(1)
-            png, picks, (tw, th) = thumbs
-            unique = sorted(set(picks))
-            expr = "+".join(f"eq(n,{i})" for i in unique)  # ffmpeg-python escapes the commas
-            tiles = (tap.filter("select", expr).filter("scale", tw, th).filter("format", "rgb24")
-                     .filter("tile", f"{len(unique)}x1"))
-            extra.append(ffmpeg.output(tiles, png, vframes=1, vcodec="png", format="image2", update=1))
-        video = trimmed(_normalised(stream, clips[piece.clip], fps, width, height), fps, piece.start, piece.end)
-        if through_xfade:
-            video = _passthrough_xfade(video, piece.frames, fps)
-    else:
-        a = trimmed(_normalised(source(piece.clip), clips[piece.clip], fps, width, height), fps,
-                    piece.start, piece.start + piece.frames)
-        b = trimmed(_normalised(source(piece.clip + 1), clips[piece.clip + 1], fps, width, height), fps,
-                    0, piece.frames)
-        video = ffmpeg.filter([a, b], "xfade", transition=piece.type, duration=piece.duration,
-                              offset=f"{Fraction(piece.offset_us, MICROSECONDS).__float__():.6f}")
-    out = ffmpeg.output(video, part, vcodec="libx264", crf=encoder.crf, preset=encoder.preset,
-                        pix_fmt="yuv420p", format="mp4", an=None, **{"bsf:v": uniform_delay(fps)})
-    node = ffmpeg.merge_outputs(out, *extra) if extra else out
-    return node.overwrite_output().global_args("-hide_banner", "-nostdin").compile(cmd=exe)
-
-
-REORDER_DELAY = 2  # frames: x264's largest decode delay (B-frames with b-pyramid; 1 without, 0 with none)
-
-
-def uniform_delay(fps: Fraction) -> str:
-    """A ``setts`` bitstream filter giving every piece the same decode delay: its DTS start
-    ``REORDER_DELAY`` frames before its first PTS, whatever x264 chose.
-
-    x264's DTS trail its PTS by 2 frames once it codes a B-frame (presets from superfast on), but a
-    piece of 1 or 2 frames has none and its DTS equal its PTS (so do crf-0 pieces, usually). The
-    concat demuxer shifts each piece by its PTS, so a piece of delay 0 followed by one of delay 2
-    gives the join a DTS that goes back ("Non-monotonic DTS; previous: 11264, current: 10240"; a
-    0.125 s fade at 16 fps is such a 2-frame piece) and the stream copy fails. Moving a piece's DTS
-    earlier never touches a frame or its PTS, and with every piece at one delay the DTS run
-    on across every join. ``llrint`` rounds the (whole) number of ticks."""
-    ticks = f"{REORDER_DELAY * frame_step_us(fps)}/({MICROSECONDS}*TB)"
-    return f"setts=pts=PTS:dts=DTS-STARTDTS+STARTPTS-{ticks}"
-
-
-def _passthrough_xfade(stream, frames: int, fps: Fraction):
-    """The stream through an xfade whose offset lies past its end: every frame passes unblended,
-    in the pixel format ffmpeg negotiates for xfade; the one frame of the second input that the
-    filter forwards after the end is trimmed off again."""
-    import ffmpeg
-
-    node = stream.split()
-    main, tail = node.stream(0), node.stream(1).filter("trim", end_frame=1)
-    past = float(Fraction(frames + 1) / fps) + 1
-    return (ffmpeg.filter([main, tail], "xfade", transition="fade", duration="0.1", offset=f"{past:.6f}")
-            .filter("trim", end_frame=frames))
-
-
-# --- running ------------------------------------------------------------------------------------
-
 NICE = 10  # the background encoder's niceness: the render loop and ComfyUI come first
 THUMBS_PREFIX = "thumbs-"
 
@@ -356,9 +87,6 @@ class FilmPieces:
     def __init__(self, film_dir: Path, cuts: list[Cut], encoder: Encoder | None = None, *,
                  names: list[str] | None = None, output: Path | None = None, contact_sheet: bool = True,
                  jobs: int = 2, exe: str | None = None):
-        from wanclip import media
-        from wanclip.stitch.core import FILM_NAME
-
         self.film_dir = Path(film_dir)
         self.folder = self.film_dir / PIECES_DIR
         self.cuts = list(cuts)
@@ -378,7 +106,7 @@ class FilmPieces:
         self._clips: dict[int, _Clip] = {}
         self._arrivals: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
-        self._procs: dict[int, tuple[subprocess.Popen, Path]] = {}
+        self._procs: dict[int, tuple[media.Process, Path]] = {}
         self._stopping = threading.Event()  # the worker ends after its current ffmpeg
         self._closed = False
         self._failed: set[str] = set()  # pieces whose background encode failed: finish retries them
@@ -451,8 +179,6 @@ class FilmPieces:
                     self._failed.add(job.name)  # finish() tries again in the foreground and reports it
 
     def _arrive(self, position: int, path: Path, sha256: str | None) -> None:
-        from wanclip import media
-
         try:
             sha = sha256 or sha256_file(path)
             known = self._clips.get(position)
@@ -540,8 +266,6 @@ class FilmPieces:
 
     def _run_job(self, job: _Job, nice: bool = False) -> None:
         """Encode one job into ``.part`` files, check the piece's frame count, rename them."""
-        from wanclip import media
-
         self.folder.mkdir(parents=True, exist_ok=True)
         if job.piece is None:
             self._write_thumbs(job.thumbs)
@@ -582,40 +306,32 @@ class FilmPieces:
             self.seconds[job.name] = self.finished_at[job.name] - started
 
     def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str) -> None:
-        from wanclip import media
+        pids = []
 
-        with tempfile.TemporaryFile() as stderr:
+        def started(proc: media.Process) -> None:  # registered under the lock: close() sees it, or it stops here
             with self._lock:
                 if self._closed:
                     raise Interrupted("the film's pieces were closed")
-                try:
-                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                            stderr=stderr)
-                except OSError as exc:
-                    raise media._no_binary(argv, exc) from exc
                 self._procs[proc.pid] = (proc, part)
-            with proc:
-                try:
-                    if nice:
-                        _lower(proc.pid)
-                    rc = proc.wait()
-                except BaseException:
-                    media.stop(proc)
-                    raise
-                finally:
-                    with self._lock:
-                        self._procs.pop(proc.pid, None)
-            if rc != 0:
-                if self._closed:
-                    raise Interrupted("the film's pieces were closed")
-                stderr.seek(0)
-                raise media.ffmpeg_failed(argv, stderr.read()[-media.STDERR_TAIL_BYTES:], what, rc)
+                pids.append(proc.pid)
+            if nice:
+                _lower(proc.pid)
+
+        try:
+            media.run_watched(argv, what, started)
+        except StitchError:
+            if self._closed:  # close() stopped it: not a failure of the piece
+                raise Interrupted("the film's pieces were closed") from None
+            raise
+        finally:
+            with self._lock:
+                for pid in pids:
+                    self._procs.pop(pid, None)
 
     def _write_thumbs(self, position: int) -> None:
         """Thumbnails of a clip no body encode decoded (its body was reused, or it has none)."""
         from PIL import Image
 
-        from wanclip import media
         from wanclip.stitch.contact_sheet import thumb_picks, thumb_size
 
         info = self._clips[position].info
@@ -661,7 +377,7 @@ class FilmPieces:
         except Unsupported as exc:
             self.unsupported = str(exc)
         if self.unsupported is not None:
-            return self._one_graph(on_progress)
+            raise Unsupported(self.unsupported)
         names = self._names(plan.pieces)
         early = set(self.encoded)  # encoded in the background while the render went on
         jobs = self._jobs(complete=False)
@@ -681,11 +397,9 @@ class FilmPieces:
     def _validate(self) -> None:
         """Refuse what the one graph refuses, with its words: an unknown transition, one longer
         than its clip, a wrong number of cuts."""
-        from wanclip.stitch import core as stitch
-
         if any(c.overlaps for c in self.cuts):
-            stitch.check_transitions(self.cuts, self.exe)
-        stitch.plan_stitch([self._clips[i].info for i in range(self.count)], self.output, "xfade", self.cuts,
+            check_transitions(self.cuts, self.exe)
+        graph.plan_stitch([self._clips[i].info for i in range(self.count)], self.output, "xfade", self.cuts,
                            self.encoder.crf, self.encoder.preset, exe=self.exe, names=self.names)
 
     def _stop_worker(self) -> None:
@@ -735,14 +449,12 @@ class FilmPieces:
                 raise
 
     def _join(self, plan: Layout, names: list[str], on_progress: OnProgress | None) -> StitchResult:
-        from wanclip.stitch import core as stitch
-
         fps, width, height = self._film()
         parts = [ClipInfo(self.folder / name, piece.frames, fps, width, height, "h264", "", "yuv420p", "1:1",
                           "", False) for piece, name in zip(plan.pieces, names, strict=True)]
-        stitch.check_not_an_input(self.output, [c.path for c in self._clips.values()])
-        copy = stitch._plan_concat_copy(parts, [], self.output, stitch._container(self.output), None, self.exe)
-        result = stitch.run_stitch(copy, None)
+        check_not_an_input(self.output, [c.path for c in self._clips.values()])
+        copy = graph.plan_concat_copy(parts, [], self.output, graph.container_for(self.output), None, self.exe)
+        result = run_stitch(copy, None)
         self.film_written_at = time.monotonic()
         if result.frames != plan.frames:
             raise StitchError(f"the joined film has {result.frames} frames, expected {plan.frames}",
@@ -750,16 +462,6 @@ class FilmPieces:
         if on_progress:
             on_progress(plan.frames, plan.frames)
         result.mode, result.clips = "xfade", self.count
-        return result
-
-    def _one_graph(self, on_progress: OnProgress | None) -> StitchResult:
-        from wanclip.stitch import core as stitch
-
-        paths = [self._clips[i].path for i in range(self.count)]
-        result = stitch.stitch(paths, self.output, "xfade", self.cuts, self.encoder.crf, self.encoder.preset,
-                               None, self.contact_sheet, self.names, on_progress)
-        self.film_written_at = time.monotonic()
-        result.notes.append(f"joined in one graph, not from pieces: {self.unsupported}")
         return result
 
     def write_sheet(self) -> Path:
@@ -774,7 +476,6 @@ class FilmPieces:
 
     def _sheet(self) -> Path:
         from wanclip.stitch.contact_sheet import SHEET_NAME, write_contact_sheet
-        from wanclip.stitch.core import write_failure
 
         shots = [(self.names[i], self._clips[i].info) for i in range(self.count)]
         try:
@@ -792,8 +493,6 @@ class FilmPieces:
                 _remove(path)
 
     def _kill_all(self) -> None:
-        from wanclip import media
-
         with self._lock:
             running = list(self._procs.values())
         for proc, _part in running:
