@@ -123,12 +123,17 @@ class Film:
     positions: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.health = {url: Health(url) for url in dict.fromkeys(self.servers)}
+        self.use_servers(self.servers)
+        self.pictures, self.out = {}, []
+        self.positions = {r.name: i for i, r in enumerate(self.records)}
+
+    def use_servers(self, urls: list[str]) -> None:
+        """The servers as the pool names them (a URL's credentials are not part of its name)."""
+        self.servers = list(dict.fromkeys(urls))
+        self.health = {url: Health(url) for url in self.servers}
         self.stagger = Stagger(lambda: self.now, self.stagger_seconds)
         for url in self.health:
             self.stagger.add(url, warm=url in self.warm)
-        self.pictures, self.out = {}, []
-        self.positions = {r.name: i for i, r in enumerate(self.records)}
 
     # -- the one entry point ----------------------------------------------------------------------
     def step(self, event: object, now: float) -> list:

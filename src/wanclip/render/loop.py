@@ -169,6 +169,7 @@ class Render:
     def start(self, check: bool = True) -> None:
         """Check the servers (``check``), open their event sockets, re-attach to shots already there."""
         self.pool = self._pool()
+        self.film.use_servers(list(self.pool.servers))
         if check:
             graphs = [s.graph for s in self.plan.shots if s.name in self.shots]
             infos = preflight([s.client for s in self.pool.servers.values()], graphs)
@@ -280,15 +281,18 @@ class Render:
                 pool.carry_out(effect)
 
     def _tell(self, tell: Tell) -> None:
-        try:
-            self.on_event(RenderEvent(tell.kind, tell.shot, tell.index, tell.server, dict(tell.data)))
-        except KeyboardInterrupt as exc:  # a caller's way to say stop: taken after this step
-            self.stops.request(signal_of(exc))
+        self._send(RenderEvent(tell.kind, tell.shot, tell.index, tell.server, dict(tell.data)))
 
     def emit(self, kind: str, shot: m.Shot | None = None, server: str | None = None, **data) -> None:
         record = shot.record if shot else None
-        self.on_event(RenderEvent(kind, record.name if record else None, record.index if record else None,
-                                  server or (record.server if record else None), data))
+        self._send(RenderEvent(kind, record.name if record else None, record.index if record else None,
+                               server or (record.server if record else None), data))
+
+    def _send(self, event: RenderEvent) -> None:
+        try:
+            self.on_event(event)
+        except KeyboardInterrupt as exc:  # a caller's way to say stop: taken after this step
+            self.stops.request(signal_of(exc))
 
 
 def _refused(effect: Refuse) -> Exception:
