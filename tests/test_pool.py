@@ -1,10 +1,13 @@
 """The render loop on scripted servers with an injected clock: outages, timeouts, lost answers and
-cancels take milliseconds. Effects run inline; only the event sockets are read on their threads."""
+cancels take milliseconds. The pool runs effects on the loop's thread (``inline``) unless a test
+says otherwise; only the event sockets are read on their threads. Stops are requested as the
+signal handler does and taken between steps."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -24,14 +27,14 @@ def clip(tmp_path_factory):
 
 
 class Session:
-    def __init__(self, tmp_path, clip, urls=(A,), shots=3, **options):
+    def __init__(self, tmp_path, clip, urls=(A,), shots=3, inline=True, **options):
         self.clock = Clock()
         self.fakes = {u: FakeComfy(u, clip) for u in urls}
         self.events = []
         plan = plan_film(tiny_film(tmp_path, shots), out=tmp_path / "out")
         opts = RenderOptions(servers=list(urls), client_factory=self.fakes.__getitem__, clock=self.clock,
                              submit_backoff=(1.0, 2.0, 4.0), submit_tries=3, **options)
-        self.render = Render(plan, opts, self.events.append, inline=True)
+        self.render = Render(plan, opts, self.events.append, inline=inline)
         self.render.start(check=False)
 
     def kinds(self, kind: str) -> list[str]:
@@ -309,3 +312,29 @@ def test_a_real_sigterm_at_any_point_of_the_first_start_leaves_the_ledger_and_me
     assert "none of our prompts is left on the server" in error.message and error.exit_code == 143
     # a step is never cut: a save is followed by its POST (then deleted); a later step posts shot-2
     assert len(fake.posts) == {"before the save": 0, "answer handled": 2}.get(point, 1)
+
+
+@pytest.mark.parametrize("where", ["waiting for its worker", "on the wire"])
+def test_a_stop_while_the_first_post_is_with_the_worker_threads_leaves_the_ledger_true(session, where, monkeypatch):
+    """The threaded pool: the ledger already says "queued" with the prompt's id when the stop comes.
+    A POST still waiting for its server's worker is withdrawn (never sent, the shot pending again);
+    one on the wire is answered, then deleted. No sleeps: a gate opens when the stop shuts the worker."""
+    s = session(shots=2, inline=False)
+    render, fake = s.render, s.fakes[A]
+    worker, gate = render.pool.servers[A].worker, threading.Event()
+    if where == "waiting for its worker":
+        worker.submit(gate.wait)  # the worker is busy: the POST waits in line
+    else:
+        execute = render.pool.execute
+        monkeypatch.setattr(render.pool, "execute", lambda effect: (gate.wait(), execute(effect))[1])
+    shutdown = worker.shutdown
+    monkeypatch.setattr(worker, "shutdown", lambda *a, **kw: (gate.set(), shutdown(*a, **kw)))
+    render.advance()
+    assert (render.ledger.shots[0].status, bool(render.ledger.shots[0].prompt_id)) == ("queued", True)
+    assert fake.posts == []
+    render.request_stop(signal.SIGTERM)
+    error = s.stop_sequence()
+    assert len(fake.posts) == (0 if where == "waiting for its worker" else 1)
+    assert fake.pending == [] and fake.running is None
+    assert [(r.status, r.prompt_id) for r in render.ledger.shots] == [("pending", None)] * 2
+    assert "none of our prompts is left on the server" in error.message and error.exit_code == 143
