@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -233,7 +233,7 @@ class Film:
 
     def _answer(self, name: str, answer: object) -> None:
         if isinstance(answer, SubmitRejected):
-            answer = SubmitRejected(answer.message, answer.node_errors, answer.error, first=not self.accepted)
+            answer = replace(answer, first=not self.accepted)
         elif isinstance(answer, Submitted):
             self.accepted = True
         self.feed(name, answer)
