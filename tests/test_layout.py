@@ -5,7 +5,7 @@ row names):
 
     cli        -> everything
     __init__   -> the facade, lazily
-    film       -> render, stitch, review, planning, ledger, media, files, config, errors, signals
+    film       -> render, stitch, review, serve, planning, ledger, media, files, config, errors, signals
     render     -> planning, comfy, checks, ledger, media, files, config, errors, signals
     review     -> planning, ledger, media, files, config, errors
     stitch     -> planning, ledger, media, files, config, errors, signals
@@ -42,7 +42,8 @@ LOWER = {
     "stitch": {"planning", "ledger", "media", "files", "config", "errors", "signals"},
     "review": {"planning", "ledger", "media", "files", "config", "errors"},
     "render": {"planning", "comfy", "checks", "ledger", "media", "files", "config", "errors", "signals"},
-    "film": {"render", "stitch", "review", "planning", "ledger", "media", "files", "config", "errors", "signals"},
+    "film": {"render", "stitch", "review", "serve", "planning", "ledger", "media", "files", "config", "errors",
+             "signals"},
 }
 THIRD_PARTY = {  # library -> the units that may import it
     "aiohttp": {"sim"}, "typer": {"cli"}, "rich": {"cli"}, "huggingface_hub": {"models"},

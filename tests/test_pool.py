@@ -1,8 +1,13 @@
 """The render loop on scripted servers with an injected clock: outages, timeouts, lost answers and
-cancels take milliseconds. Effects run inline; only the event sockets are read on their threads."""
+cancels take milliseconds. The pool runs effects on the loop's thread (``inline``) unless a test
+says otherwise; only the event sockets are read on their threads. Stops are requested as the
+signal handler does and taken between steps."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
 
 import pytest
@@ -12,7 +17,6 @@ from test_render import tiny_film
 from wanclip.errors import Interrupted, ServerError
 from wanclip.planning.plan import plan_film
 from wanclip.render.loop import Render, RenderOptions
-from wanclip.render.stopping import stop_our_prompts
 
 A, B = "http://gpu-a:8188", "http://gpu-b:8188"
 
@@ -23,14 +27,14 @@ def clip(tmp_path_factory):
 
 
 class Session:
-    def __init__(self, tmp_path, clip, urls=(A,), shots=3, **options):
+    def __init__(self, tmp_path, clip, urls=(A,), shots=3, inline=True, **options):
         self.clock = Clock()
         self.fakes = {u: FakeComfy(u, clip) for u in urls}
         self.events = []
         plan = plan_film(tiny_film(tmp_path, shots), out=tmp_path / "out")
         opts = RenderOptions(servers=list(urls), client_factory=self.fakes.__getitem__, clock=self.clock,
                              submit_backoff=(1.0, 2.0, 4.0), submit_tries=3, **options)
-        self.render = Render(plan, opts, self.events.append, inline=True)
+        self.render = Render(plan, opts, self.events.append, inline=inline)
         self.render.start(check=False)
 
     def kinds(self, kind: str) -> list[str]:
@@ -55,6 +59,19 @@ class Session:
             fake.finish()
             done = len(self.kinds("done"))
             self.until(lambda done=done: len(self.kinds("done")) > done or self.render.settled)
+
+    def stop(self, signum: int = signal.SIGINT) -> Interrupted:
+        """Ctrl-C (or SIGTERM) as the loop takes it: between steps, the clock moving on."""
+        self.render.request_stop(signum)
+        return self.stop_sequence()
+
+    def stop_sequence(self) -> Interrupted:
+        for _ in range(100):
+            self.render.advance()
+            if self.render.film.finished:
+                return self.render.interrupted()
+            self.clock.t += 0.25
+        raise AssertionError(f"the stop never ended; events: {[e.kind for e in self.events][-15:]}")
 
     def close(self):
         self.render.close()
@@ -194,12 +211,11 @@ def test_cancel_removes_queued_then_interrupts_running_and_keeps_ids_until_confi
     s.until(lambda: len(fake.pending) == 3)
     running = fake.start_next()
     s.until(lambda: s.status("shot-1") == "running")
-    with pytest.raises(Interrupted) as err:
-        raise stop_our_prompts(s.render, KeyboardInterrupt())
+    error = s.stop()
     assert len(fake.deleted) == 2 and running not in fake.deleted
     assert fake.interrupts == [running]
     assert [(r.status, r.prompt_id) for r in s.render.ledger.shots] == [("pending", None)] * 3
-    assert "none of our prompts is left on the server" in err.value.message and err.value.exit_code == 130
+    assert "none of our prompts is left on the server" in error.message and error.exit_code == 130
 
 
 def test_a_failing_cancel_keeps_every_prompt_id_and_says_what_is_still_on_the_server(session):
@@ -209,7 +225,7 @@ def test_a_failing_cancel_keeps_every_prompt_id_and_says_what_is_still_on_the_se
     fake.start_next()
     s.until(lambda: s.status("shot-1") == "running")
     fake.failing = {"queue", "interrupt", "delete"}
-    error = stop_our_prompts(s.render, KeyboardInterrupt())
+    error = s.stop()
     ledger = s.render.ledger
     assert [r.status for r in ledger.shots] == ["running", "queued", "queued"] and all(r.prompt_id for r in ledger.shots)
     assert "still on the server: shot-1 (running)" in error.message and "re-attaches" in error.message
@@ -246,3 +262,79 @@ def test_a_warm_server_takes_the_first_shots_and_a_loading_one_holds_only_its_fi
     a.send({"type": "progress", "data": {"prompt_id": a.running, "node": "81", "value": 1, "max": 2}})
     s.until(lambda: len(a.pending) == 1)  # A is past its load: it takes one more, B still loads
     assert len(b.posts) == 1 and len(a.posts) == 2
+
+
+STOP_POINTS = ["before the save", "during the save", "POST on the wire", "after its answer", "answer handled"]
+
+
+@pytest.mark.parametrize("point", STOP_POINTS)
+def test_a_real_sigterm_at_any_point_of_the_first_start_leaves_the_ledger_and_message_true(session, point, monkeypatch):
+    """#18: SIGTERM used to be raised wherever the main thread was; between the ledger save and the
+    POST it left the shot "queued" with an id the server never saw, said to be "still on the server".
+    Now the handler only records it and the loop stops between steps: at every point of the first
+    shot's start, what the ledger and the message say is what the server has."""
+    s = session(shots=2)
+    fake, render = s.fakes[A], s.render
+    sent = []
+
+    def kill():  # a real signal, to the render's handler; once
+        if not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+    if point == "during the save":
+        save = render.ledger.save
+        monkeypatch.setattr(render.ledger, "save", lambda: (save(), render.ledger.shots[0].prompt_id and kill()))
+    elif point in ("POST on the wire", "after its answer"):
+        execute = render.pool.execute
+
+        def posting(effect):
+            if point == "POST on the wire":
+                kill()
+            answer = execute(effect)
+            if point == "after its answer":
+                kill()
+            return answer
+
+        monkeypatch.setattr(render.pool, "execute", posting)
+    with render.stops.installed():
+        if point == "before the save":
+            kill()
+        for _ in range(10):
+            render.advance()
+            if point == "answer handled" and "submitted" in [e.kind for e in s.events]:
+                kill()
+            if render.film.stop is not None:
+                break
+        error = s.stop_sequence()
+    on_server = set(fake.pending) | ({fake.running} if fake.running else set())
+    in_ledger = {r.prompt_id for r in render.ledger.shots if r.prompt_id}
+    assert in_ledger == on_server == set()
+    assert [r.status for r in render.ledger.shots] == ["pending", "pending"]
+    assert "none of our prompts is left on the server" in error.message and error.exit_code == 143
+    # a step is never cut: a save is followed by its POST (then deleted); a later step posts shot-2
+    assert len(fake.posts) == {"before the save": 0, "answer handled": 2}.get(point, 1)
+
+
+@pytest.mark.parametrize("where", ["waiting for its worker", "on the wire"])
+def test_a_stop_while_the_first_post_is_with_the_worker_threads_leaves_the_ledger_true(session, where, monkeypatch):
+    """The threaded pool: the ledger already says "queued" with the prompt's id when the stop comes.
+    A POST still waiting for its server's worker is withdrawn (never sent, the shot pending again);
+    one on the wire is answered, then deleted. No sleeps: a gate opens when the stop shuts the worker."""
+    s = session(shots=2, inline=False)
+    render, fake = s.render, s.fakes[A]
+    worker, gate = render.pool.servers[A].worker, threading.Event()
+    if where == "waiting for its worker":
+        worker.submit(gate.wait)  # the worker is busy: the POST waits in line
+    else:
+        execute = render.pool.execute
+        monkeypatch.setattr(render.pool, "execute", lambda effect: (gate.wait(), execute(effect))[1])
+    shutdown = worker.shutdown
+    monkeypatch.setattr(worker, "shutdown", lambda *a, **kw: (gate.set(), shutdown(*a, **kw)))
+    render.advance()
+    assert (render.ledger.shots[0].status, bool(render.ledger.shots[0].prompt_id)) == ("queued", True)
+    assert fake.posts == []
+    render.request_stop(signal.SIGTERM)
+    error = s.stop_sequence()
+    assert len(fake.posts) == (0 if where == "waiting for its worker" else 1)
+    assert fake.pending == [] and fake.running is None
+    assert [(r.status, r.prompt_id) for r in render.ledger.shots] == [("pending", None)] * 2
+    assert "none of our prompts is left on the server" in error.message and error.exit_code == 143

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -144,8 +144,13 @@ def make_film(plan: Plan, *, servers: Iterable[str], on_event: OnEvent | None = 
 def run_film(plan: Plan, options: RenderOptions, on_event: OnEvent | None = None) -> FilmResult:
     """``make_film`` with every setting in ``options``.
 
-    ``index.html`` in the film folder (the storyboard) is rewritten as shots finish and at the end."""
+    ``index.html`` in the film folder (the storyboard) is rewritten as shots finish and at the end.
+    Servers that ``wanclip serve --warm`` loaded already count as warm unless ``options.warm`` says."""
+    from wanclip.serve.state import served_warm
+
     tell: OnEvent = on_event or (lambda event: None)
+    if not options.warm:
+        options = replace(options, warm=frozenset(served_warm()))
     with film_lock(plan.out_dir):
         page = PageWriter(plan.out_dir, plan.shots_file if plan.shots_file.is_file() else None)
         pieces: FilmPieces | None = None

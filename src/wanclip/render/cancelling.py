@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from wanclip.comfy.events import history_error
 from wanclip.render.messages import Cancel, Delete, Download, Interrupt, ServerSays
+from wanclip.render.state import Phase, StepState
 
 
-class Cancelling:
-    """The cancel half of ``machine._Step`` (it supplies ``shot``, ``rec``, ``emit``, ``save`` and
-    ``_unassign``)."""
+class Cancelling(StepState):
+    """The cancel half of ``shot._Step`` (``StepState`` declares what it uses)."""
 
-    def on_Cancel(self, ev: Cancel) -> None:
+    def on_cancel(self, ev: Cancel) -> None:
         phase = self.shot.phase
-        if phase == "waiting":  # the server does not have it: nothing to stop
+        if phase == Phase.WAITING:  # the server does not have it: nothing to stop
             self._unassign("pending")
-            self.shot.phase = "idle"
+            self.shot.phase = Phase.IDLE
             self.save()
             return
-        if phase not in ("queued", "running", "cancelling"):
+        if phase not in (Phase.QUEUED, Phase.RUNNING, Phase.CANCELLING):
             return  # submitting / unconfirmed / collecting keep their id: the next run looks it up
-        self.shot.phase, self.rec.cancelled = "cancelling", True
+        self.shot.phase, self.rec.cancelled = Phase.CANCELLING, True
         self.save()
         self.emit("cancelling", where=ev.where)
         self._cancel_answer(ServerSays(ev.where, ev.entry))
@@ -40,18 +40,18 @@ class Cancelling:
             self.out.append(Interrupt(rec.name, rec.server, rec.prompt_id))
         elif ev.state == "missing":
             self._unassign("pending")
-            self.shot.phase = "idle"
+            self.shot.phase = Phase.IDLE
             self.save()
             self.emit("cancelled", how="removed from the queue")
         elif ev.state == "done" and ev.entry is not None:
             failure = history_error(ev.entry)
             status = (ev.entry.get("status") or {}).get("status_str")
             if failure is None and status != "error":  # it finished before the stop: keep the clip
-                self.shot.phase = "collecting"
+                self.shot.phase = Phase.COLLECTING
                 self.shot.outputs = dict(ev.entry.get("outputs") or self.shot.outputs)
                 self.out.append(Download(rec.name, rec.server, dict(self.shot.outputs)))
                 return
             self._unassign("pending")
-            self.shot.phase = "idle"
+            self.shot.phase = Phase.IDLE
             self.save()
             self.emit("cancelled", how="interrupted")

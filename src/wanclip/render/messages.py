@@ -9,6 +9,7 @@ look up, save the ledger, tell the person, refuse the render). None of them does
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # -- what the machine is told ----------------------------------------------------------------------
 
@@ -183,3 +184,106 @@ class Refuse:
     error: dict = field(default_factory=dict)
     validation: bool = True  # a 400 from validation; False: the server never took the prompt at all
     server: str | None = None  # the URL that refused it (printable)
+
+
+# -- what the film coordinator (``wanclip.render.coordinator``) is told -------------------------------
+
+
+@dataclass(frozen=True)
+class Looked:
+    """The answer to a look-up: ``states`` (prompt id -> (state, history entry)) or an ``error``."""
+
+    states: dict | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a person should know that changes no shot (a failed delete, say)."""
+
+    kind: str
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Start:
+    """The event sockets are open: re-attach to the shots the ledger has on a server."""
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the pool heard from ``server``: a websocket event, ``Disconnected``/``Reconnected``, a
+    ``Looked``, a ``Note``, or ``(shot, machine event)``, the answer to one of the shot's effects."""
+
+    server: str
+    item: object
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Time passed: what the clock says (timeouts, retries, outages, look-ups), then submit what can go."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """SIGINT or SIGTERM (``signum``), taken between steps. A second one stops waiting for the server."""
+
+    signum: int
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """The answer to ``Quiesce``: the shots whose submission was never posted."""
+
+    shots: tuple[str, ...] = ()
+
+
+# -- what the film coordinator asks for (besides the shot machine's effects) ---------------------------
+
+
+@dataclass(frozen=True)
+class Tell:
+    """Tell the person (a ``RenderEvent``)."""
+
+    kind: str
+    shot: str | None = None
+    index: int | None = None
+    server: str | None = None
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Look:
+    """Ask ``server`` where ``prompt_ids`` are (its answer comes back as ``Heard(server, Looked)``)."""
+
+    server: str
+    prompt_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DropServer:
+    """Give ``server`` up for this run: close its event socket."""
+
+    server: str
+
+
+@dataclass(frozen=True)
+class UseStartImage:
+    """A chain link starts from ``picture`` (its predecessor's last frame, fitted)."""
+
+    shot: str
+    picture: Path
+
+
+@dataclass(frozen=True)
+class Quiesce:
+    """Stop posting: withdraw submissions not yet sent, let the one on the wire answer, then run
+    effects on the loop's thread. Answered with ``Withdrawn``."""
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """Every server was out past the limit: end the render, the ``waiting`` shots stay in the ledger."""
+
+    waiting: tuple[str, ...]
+    limit: float

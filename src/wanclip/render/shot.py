@@ -21,11 +21,18 @@ a shot is never rendered twice and never forgotten on a server.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from wanclip.comfy.events import (
-    Event,
+    Executed,
+    Executing,
+    ExecutionCached,
+    ExecutionError,
     ExecutionInterrupted,
+    ExecutionStart,
+    ExecutionSuccess,
+    Progress,
+    ProgressState,
     history_error,
     history_timestamps,
 )
@@ -56,51 +63,14 @@ from wanclip.render.messages import (  # noqa: F401 - the machine's vocabulary, 
     SubmitUnsure,
     Tick,
 )
-from wanclip.render.tracking import SHOT_EVENTS, Following, _interrupted, _server_node_seconds
-
-
-@dataclass(frozen=True)
-class Rules:
-    shot_timeout: float = 1800.0  # seconds a running shot may go without any event
-    history_timeout: float = 30.0
-    submit_tries: int = 5  # POSTs of one prompt that may fail before the shot fails
-    backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
-
-
-# -- the shot ----------------------------------------------------------------------------------------
-
-ON_SERVER = ("submitting", "unconfirmed", "queued", "running", "collecting", "cancelling")
-
-
-@dataclass
-class Shot:
-    record: ShotRecord
-    labels: dict[str, str]  # node id -> what a person reads ("high-noise sampler", ...)
-    phase: str = "idle"
-    last_event: float = 0.0
-    node: str | None = None
-    node_started: float = 0.0
-    outputs: dict = field(default_factory=dict)
-    tries: int = 0  # failed POSTs of the current prompt
-    retry_at: float | None = None
-    interrupt_sent: bool = False
-    server_seconds: dict = field(default_factory=dict)  # node -> progress_state "seconds" (newer ComfyUI)
-    loading: bool = False  # a node reported activity "loading" (newer ComfyUI): a real model load
-
-    @property
-    def name(self) -> str:
-        return self.record.name
-
-    @property
-    def confirmed(self) -> bool:
-        """The server has (or had) the prompt: ``/queue`` + ``/history`` can speak for it."""
-        return self.phase in ("queued", "running", "collecting", "cancelling")
+from wanclip.render.state import ON_SERVER, SETTLED, Phase, Rules, Shot  # noqa: F401 - re-exported
+from wanclip.render.tracking import Following, _interrupted, _server_node_seconds
 
 
 def attached(record: ShotRecord, labels: dict[str, str], now: float) -> Shot:
     """A shot read from the ledger: on a server already (re-attach) or waiting to be submitted."""
     on_server = record.status in ("queued", "running") and record.prompt_id and record.server
-    phase = "queued" if on_server else record.status if record.status in ("done", "failed") else "idle"
+    phase = Phase.QUEUED if on_server else Phase(record.status) if record.status in ("done", "failed") else Phase.IDLE
     return Shot(record, labels, phase=phase, last_event=now)
 
 
@@ -125,16 +95,66 @@ class _Step(Following, Cancelling):
     def save(self) -> None:
         self.out.append(SaveLedger())
 
-    def apply(self, event) -> None:
-        handler = getattr(self, "on_" + type(event).__name__, None)
-        if isinstance(event, Event) and not isinstance(event, SHOT_EVENTS):
-            return  # socket bookkeeping (Disconnected, Status ...) is the pool's business
-        if handler is not None:
-            handler(event)
+    def apply(self, event: object) -> None:
+        """Hand ``event`` to its handler; anything else (socket bookkeeping such as ``Status`` or
+        ``Disconnected``) is the pool's business and changes nothing here."""
+        match event:
+            case Assign():
+                self.on_assign(event)
+            case Blocked():
+                self.on_blocked(event)
+            case NotSent():
+                self.on_not_sent(event)
+            case Submitted():
+                self.on_submitted(event)
+            case SubmitRejected():
+                self.on_submit_rejected(event)
+            case SubmitUnsure():
+                self.on_submit_unsure(event)
+            case ServerSays():
+                self.on_server_says(event)
+            case Moved():
+                self.on_moved(event)
+            case HistoryRead():
+                self.on_history_read(event)
+            case HistoryMissing():
+                self.on_history_missing(event)
+            case Downloaded():
+                self.on_downloaded(event)
+            case DownloadFailed():
+                self.on_download_failed(event)
+            case Tick():
+                self.on_tick(event)
+            case Cancel():
+                self.on_cancel(event)
+            case _:
+                self.follow(event)
+
+    def follow(self, event: object) -> None:
+        """A websocket event of this shot's prompt (``tracking``)."""
+        match event:
+            case ExecutionStart():
+                self.on_execution_start(event)
+            case ExecutionCached():
+                self.on_execution_cached(event)
+            case Executing():
+                self.on_executing(event)
+            case ProgressState():
+                self.on_progress_state(event)
+            case Progress():
+                self.on_progress(event)
+            case Executed():
+                self.on_executed(event)
+            case ExecutionSuccess():
+                self.on_execution_success(event)
+            case ExecutionError():
+                self.on_execution_error(event)
+            case ExecutionInterrupted():
+                self.on_execution_interrupted(event)
 
     # -- submitting ------------------------------------------------------------------------------
-    def on_Assign(self, ev: Assign) -> None:
-        if self.shot.phase != "idle":
+    def on_assign(self, ev: Assign) -> None:
+        if self.shot.phase != Phase.IDLE:
             return
         rec = self.rec
         rec.prompt_id, rec.server, rec.status = ev.prompt_id, ev.server, "queued"
@@ -142,45 +162,45 @@ class _Step(Following, Cancelling):
         rec.start_sha256 = ev.start_sha256 if rec.continues else None
         rec.posted_sha256 = None  # known once this attempt's graph is posted
         rec.node_seconds, rec.execution_start_ms, rec.execution_success_ms = {}, None, None
-        self.shot.phase, self.shot.tries, self.shot.outputs, self.shot.last_event = "submitting", 0, {}, self.now
+        self.shot.phase, self.shot.tries, self.shot.outputs, self.shot.last_event = Phase.SUBMITTING, 0, {}, self.now
         self.shot.interrupt_sent = False
         self.save()  # before posting: the id is ours, so a crash here can only mean "lost", never "twice"
         self.out.append(Submit(rec.name, ev.server, ev.prompt_id))
 
-    def on_Blocked(self, ev: Blocked) -> None:
-        if self.shot.phase == "idle":
+    def on_blocked(self, ev: Blocked) -> None:
+        if self.shot.phase == Phase.IDLE:
             self._fail({"node": None, "class": None, "message": ev.message})
 
-    def on_NotSent(self, ev: NotSent) -> None:
-        if self.shot.phase == "submitting":
+    def on_not_sent(self, ev: NotSent) -> None:
+        if self.shot.phase == Phase.SUBMITTING:
             self._unassign("pending")
-            self.shot.phase = "idle"
+            self.shot.phase = Phase.IDLE
             self.save()
 
-    def on_Submitted(self, ev: Submitted) -> None:
-        if self.shot.phase in ("submitting", "unconfirmed"):
-            self.shot.phase, self.shot.last_event = "queued", self.now
+    def on_submitted(self, ev: Submitted) -> None:
+        if self.shot.phase in (Phase.SUBMITTING, Phase.UNCONFIRMED):
+            self.shot.phase, self.shot.last_event = Phase.QUEUED, self.now
             self.rec.error, self.rec.posted_sha256 = None, ev.posted_sha256 or self.rec.posted_sha256
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts)
 
-    def on_SubmitRejected(self, ev: SubmitRejected) -> None:
-        if self.shot.phase not in ("submitting", "unconfirmed"):
+    def on_submit_rejected(self, ev: SubmitRejected) -> None:
+        if self.shot.phase not in (Phase.SUBMITTING, Phase.UNCONFIRMED):
             return
         rec = self.rec
         if ev.first:
             self._unassign("pending")
-            self.shot.phase = "idle"
+            self.shot.phase = Phase.IDLE
             self.save()
             self.out.append(Refuse(rec.name, ev.message, ev.node_errors, ev.error, server=ev.server))
             return
         self._fail({"node": None, "class": None, "message": ev.message, "node_errors": ev.node_errors})
         rec.prompt_id = None
 
-    def on_SubmitUnsure(self, ev: SubmitUnsure) -> None:
-        if self.shot.phase != "submitting":
+    def on_submit_unsure(self, ev: SubmitUnsure) -> None:
+        if self.shot.phase != Phase.SUBMITTING:
             return
         self.shot.tries += 1
-        self.shot.phase = "unconfirmed"  # never post again blindly: ask the server first
+        self.shot.phase = Phase.UNCONFIRMED  # never post again blindly: ask the server first
         self.rec.posted_sha256 = ev.posted_sha256
         self.rec.error = {"node": None, "class": None, "message": ev.message}
         self.out.append(Lookup(self.rec.server))
@@ -192,7 +212,7 @@ class _Step(Following, Cancelling):
             text = f"ComfyUI did not accept the prompt after {self.shot.tries} tries; its last answer: {message}"
             if first:  # nothing of this run got in: refuse the render before any GPU work
                 self._unassign("pending")
-                self.shot.phase = "idle"
+                self.shot.phase = Phase.IDLE
                 self.save()
                 self.out.append(Refuse(self.rec.name, text, validation=False))
                 return
@@ -200,23 +220,23 @@ class _Step(Following, Cancelling):
             self.rec.prompt_id = None
             return
         delay = self.rules.backoff[min(self.shot.tries - 1, len(self.rules.backoff) - 1)]
-        self.shot.phase, self.shot.retry_at = "waiting", self.now + delay
+        self.shot.phase, self.shot.retry_at = Phase.WAITING, self.now + delay
         self.emit("submit_retry", reason=message, retry_in=delay, tries=self.shot.tries)
 
     # -- what the server says ----------------------------------------------------------------------
-    def on_ServerSays(self, ev: ServerSays) -> None:
+    def on_server_says(self, ev: ServerSays) -> None:
         phase = self.shot.phase
-        if phase == "cancelling":
+        if phase == Phase.CANCELLING:
             self._cancel_answer(ev)
-        elif phase == "unconfirmed":
+        elif phase == Phase.UNCONFIRMED:
             if ev.state == "missing":
                 self._retry_or_fail(ev.first)
                 return
             self.rec.error = None
-            self.shot.phase = "queued"
+            self.shot.phase = Phase.QUEUED
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, found=True)
-            self.on_ServerSays(ev)
-        elif phase in ("queued", "running"):
+            self.on_server_says(ev)
+        elif phase in (Phase.QUEUED, Phase.RUNNING):
             if self.rec.cancelled and ev.state in ("done", "missing"):
                 self._cancel_answer(ev)  # a stop asked by an earlier run: gone or interrupted means submit again
                 return
@@ -229,18 +249,18 @@ class _Step(Following, Cancelling):
             elif ev.state == "missing":
                 self._lose("the server no longer knows the prompt (restarted?)")
 
-    def on_Moved(self, ev: Moved) -> None:
-        if self.shot.phase in (*ON_SERVER, "waiting") and self.shot.phase != "collecting":
+    def on_moved(self, ev: Moved) -> None:
+        if self.shot.phase in (*ON_SERVER, Phase.WAITING) and self.shot.phase != Phase.COLLECTING:
             self._lose(ev.reason)
 
     # -- collecting --------------------------------------------------------------------------------
-    def on_HistoryRead(self, ev: HistoryRead) -> None:
-        if self.shot.phase == "collecting":
-            self.shot.phase = "running"
+    def on_history_read(self, ev: HistoryRead) -> None:
+        if self.shot.phase == Phase.COLLECTING:
+            self.shot.phase = Phase.RUNNING
             self._finish(ev.entry)
 
-    def on_HistoryMissing(self, ev: HistoryMissing) -> None:
-        if self.shot.phase != "collecting":
+    def on_history_missing(self, ev: HistoryMissing) -> None:
+        if self.shot.phase != Phase.COLLECTING:
             return
         if self.rec.error:  # the socket said how it failed; no history is needed for that
             self._fail(self.rec.error)
@@ -248,25 +268,25 @@ class _Step(Following, Cancelling):
         if self.shot.outputs:  # a restart ate the history right after the prompt finished
             self.out.append(Download(self.rec.name, self.rec.server, dict(self.shot.outputs)))
             return
-        self.shot.phase = "running"  # the next look at /queue + /history decides
+        self.shot.phase = Phase.RUNNING  # the next look at /queue + /history decides
         self.out.append(Lookup(self.rec.server))
 
-    def on_Downloaded(self, ev: Downloaded) -> None:
-        if self.shot.phase not in ("collecting", "cancelling"):
+    def on_downloaded(self, ev: Downloaded) -> None:
+        if self.shot.phase not in (Phase.COLLECTING, Phase.CANCELLING):
             return
         rec = self.rec
         rec.status, rec.clip, rec.clip_sha256, rec.error, rec.cancelled = "done", ev.clip, ev.sha256, None, False
         rec.last_frame = ev.last_frame
-        self.shot.phase = "done"
+        self.shot.phase = Phase.DONE
         self.save()
         seconds = ((rec.execution_success_ms or 0) - (rec.execution_start_ms or 0)) / 1000
         self.emit("done", clip=rec.clip, seconds=round(max(seconds, 0.0), 3), node_seconds=dict(rec.node_seconds),
                   frames=ev.frames)
 
-    def on_DownloadFailed(self, ev: DownloadFailed) -> None:
-        if self.shot.phase not in ("collecting", "cancelling"):
+    def on_download_failed(self, ev: DownloadFailed) -> None:
+        if self.shot.phase not in (Phase.COLLECTING, Phase.CANCELLING):
             return
-        if ev.retry and self.shot.phase == "collecting":
+        if ev.retry and self.shot.phase == Phase.COLLECTING:
             self.shot.tries += 1
             delay = self.rules.backoff[min(self.shot.tries - 1, len(self.rules.backoff) - 1)]
             self.shot.retry_at = self.now + delay
@@ -275,15 +295,15 @@ class _Step(Following, Cancelling):
         self._fail({"node": None, "class": None, "message": ev.message})
 
     # -- time ----------------------------------------------------------------------------------------
-    def on_Tick(self, ev: Tick) -> None:
+    def on_tick(self, ev: Tick) -> None:
         shot = self.shot
-        if shot.phase == "waiting" and shot.retry_at is not None and self.now >= shot.retry_at:
-            shot.phase, shot.retry_at = "submitting", None
+        if shot.phase == Phase.WAITING and shot.retry_at is not None and self.now >= shot.retry_at:
+            shot.phase, shot.retry_at = Phase.SUBMITTING, None
             self.out.append(Submit(self.rec.name, self.rec.server, self.rec.prompt_id))
-        elif shot.phase == "collecting" and shot.retry_at is not None and self.now >= shot.retry_at:
+        elif shot.phase == Phase.COLLECTING and shot.retry_at is not None and self.now >= shot.retry_at:
             shot.retry_at = None
             self.out.append(Download(self.rec.name, self.rec.server, dict(shot.outputs)))
-        elif shot.phase == "running" and self.now - shot.last_event > self.rules.shot_timeout:
+        elif shot.phase == Phase.RUNNING and self.now - shot.last_event > self.rules.shot_timeout:
             self.out.append(Interrupt(self.rec.name, self.rec.server, self.rec.prompt_id))
             node = shot.node
             self._fail({"node": node, "class": None, "message": f"no progress for {self.rules.shot_timeout:.0f} s"})
@@ -297,7 +317,7 @@ class _Step(Following, Cancelling):
             # after the prompt finished costs a short wait, not a re-render.
             if wait is None:
                 wait = min(self.rules.history_timeout, 2.0) if self.shot.outputs else self.rules.history_timeout
-            self.shot.phase = "collecting"
+            self.shot.phase = Phase.COLLECTING
             self.out.append(FetchHistory(rec.name, rec.server, rec.prompt_id, wait, dict(self.shot.outputs)))
             return
         if self.shot.server_seconds:
@@ -309,20 +329,20 @@ class _Step(Following, Cancelling):
         if failure is not None or rec.error or (entry.get("status") or {}).get("status_str") == "error":
             self._fail(rec.error or _error_dict(failure))
             return
-        self.shot.phase, self.shot.tries = "collecting", 0
+        self.shot.phase, self.shot.tries = Phase.COLLECTING, 0
         self.shot.outputs = dict(entry.get("outputs") or self.shot.outputs)
         self.out.append(Download(rec.name, rec.server, dict(self.shot.outputs)))
 
     def _fail(self, error: dict) -> None:
         self.rec.status, self.rec.error = "failed", error
-        self.shot.phase = "failed"
+        self.shot.phase = Phase.FAILED
         self.save()
         self.emit("failed", error=error)
 
     def _lose(self, why: str) -> None:
         old = self.rec.server
         self._unassign("lost")
-        self.shot.phase = "idle"
+        self.shot.phase = Phase.IDLE
         self.save()
         self.emit("lost", reason=why, server=old)
 

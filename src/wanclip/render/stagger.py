@@ -16,13 +16,13 @@ loads together still progress 1.9× faster in total than one after another), war
 while loading.
 
 Only the first shot of a cold server is gated: once given, a server takes more shots by the
-pool's usual rule (``pool.pick``: least loaded, one shot ahead). A server whose load never reports
+coordinator's usual rule (``Film.pick``: least loaded, one shot ahead). A server whose load never reports
 (its socket lost, it died) holds the next one back for at most ``stagger_seconds``: the gate is
 time-bounded, never a deadlock. A server treated as cold that was in fact warm reports ``loaded``
 within a second of starting, which releases the next one at once, so misjudging warmth costs
 about a second, not a stagger.
 
-Wiring (for ``pool.pick``)::
+Wiring (for ``coordinator.Film.pick``)::
 
     stagger = Stagger(clock, stagger_seconds)          # one per render, the pool's clock
     stagger.add(url, warm=...)                         # every server; warm: see ``add``

@@ -1,76 +1,86 @@
-"""Ctrl-C and SIGTERM during a render: stop only our prompts, and say truthfully what is left.
+"""Ctrl-C and SIGTERM during a render: stop only our prompts, and say truthfully what is left. Pure.
 
-Submissions not yet posted are withdrawn (those shots simply become pending again); answers already
-in count; then, per server, our queued prompts are removed before our running one is interrupted
-(or the server would start the next of ours the moment the running one stops). ComfyUI honours an
-interrupt only at its next check, so the server is asked again until it confirms, for at most
-``RenderOptions.cancel_wait`` seconds; a second Ctrl-C stops waiting. Whatever the server did not
-confirm keeps its prompt id in the ledger, and the message names it: the next run re-attaches.
+The film coordinator runs the sequence, step by step and by ``now`` (never a sleep): submissions
+not yet posted are withdrawn (those shots simply become pending again) and answers already on the
+wire count; then, per server, our queued prompts are removed before our running one is
+interrupted (or the server would start the next of ours the moment the running one stops).
+ComfyUI honours an interrupt only at its next check, so the server is asked again until it
+confirms, for at most ``cancel_wait`` seconds; a second signal stops waiting. Whatever the server
+did not confirm keeps its prompt id in the ledger, and the message names it: the next run
+re-attaches.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from wanclip.errors import Interrupted, ServerError
-from wanclip.render import shot as m
-from wanclip.signals import exit_code_for
+from wanclip.render.messages import Cancel, ServerSays
+from wanclip.render.state import Phase, Shot
 
-if TYPE_CHECKING:
-    from wanclip.render.loop import Render
+STOP_POLL = 0.2  # seconds between asks while a stop waits for the server to confirm
 
-
-def stop_our_prompts(render: Render, exc: BaseException) -> Interrupted:
-    """Cancel what ``render`` has on its servers; the ``Interrupted`` error to raise (exit 130/143)."""
-    if render.pool is None:
-        return Interrupted("interrupted before anything was submitted", "run the same command again",
-                           exit_code=exit_code_for(exc))
-    render.sync = True  # from here on, effects run on this thread
-    try:
-        for effect in render.pool.quiesce():  # never posted: those shots are simply pending again
-            render.feed(effect.shot, m.NotSent())
-        render.step()  # answers already here (a submission that went through) count
-        _ask_to_stop(render)
-        deadline = render.clock() + render.options.cancel_wait
-        while _cancelling(render) and render.clock() < deadline:
-            time.sleep(0.2)
-            _ask_to_stop(render)
-    except KeyboardInterrupt:
-        pass  # a second Ctrl-C: stop waiting, keep what is not confirmed
-    finally:
-        render.ledger.save()
-    return Interrupted(_message(render), "run the same command again to resume", exit_code=exit_code_for(exc))
+# Phases whose prompt the stop asks the server about (waiting: to drop its retry).
+ASKED = (Phase.QUEUED, Phase.RUNNING, Phase.WAITING, Phase.CANCELLING, Phase.UNCONFIRMED)
+# Phases the stop waits on: asked about, a download of a clip finished before the stop, or a
+# POST whose answer has not arrived.
+UNRESOLVED = (*ASKED, Phase.COLLECTING, Phase.SUBMITTING)
+EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def _cancelling(render: Render) -> list[m.Shot]:
-    return [s for s in render.shots.values() if s.phase == "cancelling"]
+@dataclass
+class StopState:
+    signum: int
+    withdrawn: bool = False  # the pool answered Quiesce: nothing more will be posted
+    deadline: float | None = None  # when waiting for the server ends (set once withdrawn)
+    next_ask: float = 0.0
+    silent: set[str] = field(default_factory=set)  # servers that did not answer an ask
+    # Servers asked since the stop. Only their answers count: a look-up sent before the stop may
+    # not know a shot queued since, and acting on it would interrupt our running prompt before
+    # that queued one is deleted (the server would then start it).
+    asking: set[str] = field(default_factory=set)
+    over: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.signum, 130)
 
 
-def _ask_to_stop(render: Render) -> None:
-    for url, server in render.pool.servers.items():
-        ours = [s for s in render.shots.values() if s.record.server == url
-                and s.phase in ("queued", "running", "waiting", "cancelling")]
-        if not ours or server.dead:
-            continue
-        try:
-            states = render.pool.states(url, [s.record.prompt_id for s in ours])
-        except ServerError as error:
-            render.emit("warning", server=url, message=f"could not ask {url} to stop our prompts: {error.message}")
-            continue
-        # queued ones first, or the server would start the next of ours when the running one stops
-        for shot in sorted(ours, key=lambda s: states[s.record.prompt_id][0] != "pending"):
-            state, entry = states[shot.record.prompt_id]
-            event = m.ServerSays(state, entry) if shot.phase == "cancelling" else m.Cancel(state, entry)
-            render.feed(shot.name, event)
+def asked(shots: list[Shot], url: str) -> list[Shot]:
+    """Our shots the server at ``url`` should be asked about."""
+    return [s for s in shots if s.record.server == url and s.phase in ASKED]
 
 
-def _message(render: Render) -> str:
-    left = [s for s in render.shots.values() if s.phase in m.ON_SERVER]
-    text = f"interrupted; the ledger is saved in {render.ledger.path}"
+def answers(shots: list[Shot], states: dict) -> list[tuple[str, object]]:
+    """``(shot, machine event)`` for what a server said during the stop: queued prompts first, or
+    the server would start the next of ours when the running one stops."""
+    known = [s for s in shots if s.record.prompt_id in states]
+    known.sort(key=lambda s: states[s.record.prompt_id][0] != "pending")
+    out: list[tuple[str, object]] = []
+    for shot in known:
+        state, entry = states[shot.record.prompt_id]
+        if shot.phase in (Phase.CANCELLING, Phase.UNCONFIRMED):
+            out.append((shot.name, ServerSays(state, entry)))  # confirms a stop, or finds the prompt
+        else:
+            out.append((shot.name, Cancel(state, entry)))
+    return out
+
+
+def message(shots: list[Shot], ledger_path: Path) -> str:
+    """What the person reads: the ledger, and exactly which of our prompts may be on a server."""
+    left = [s for s in shots if s.phase in UNRESOLVED and s.phase != Phase.WAITING]
+    text = f"interrupted; the ledger is saved in {ledger_path}"
     if not left:
         return text + "; none of our prompts is left on the server"
-    where = ", ".join(f"{s.name} ({'asked to stop' if s.phase == 'cancelling' else s.record.status})"
-                      f" on {s.record.server}" for s in left)
+    where = ", ".join(f"{s.name} ({_how(s)}) on {s.record.server}" for s in left)
     return (f"{text}; still on the server: {where}: the next run re-attaches to "
             f"{'it' if len(left) == 1 else 'them'} (keeping a finished clip) instead of rendering again")
+
+
+def _how(shot: Shot) -> str:
+    if shot.phase == Phase.CANCELLING:
+        return "asked to stop"
+    if shot.phase in (Phase.UNCONFIRMED, Phase.SUBMITTING):
+        return "maybe: its submission was not confirmed"
+    return shot.record.status

@@ -20,10 +20,8 @@ from wanclip.comfy.events import (
     ProgressState,
 )
 from wanclip.planning.workflow import Roles, find_roles
+from wanclip.render.state import Phase, StepState
 
-# The websocket events a shot follows (the rest, Status, Disconnected ..., are the pool's business).
-SHOT_EVENTS = (ExecutionStart, Executing, Progress, ProgressState, ExecutionCached, Executed, ExecutionSuccess,
-               ExecutionError, ExecutionInterrupted)
 LOADERS = ("UNETLoader", "CLIPLoader", "VAELoader", "LoraLoaderModelOnly", "LoraLoader", "ModelSamplingSD3")
 
 
@@ -51,28 +49,27 @@ def node_labels(graph: dict, roles: Roles | None = None) -> dict[str, str]:
     return labels
 
 
-class Following:
-    """The websocket half of ``machine._Step`` (it supplies ``shot``, ``rec``, ``now``, ``emit``,
-    ``save`` and ``_finish``)."""
+class Following(StepState):
+    """The websocket half of ``shot._Step`` (``StepState`` declares what it uses)."""
 
     def _live(self) -> bool:
-        if self.shot.phase == "unconfirmed":  # an event for it: the server has it after all
-            self.rec.error, self.shot.phase = None, "queued"
+        if self.shot.phase == Phase.UNCONFIRMED:  # an event for it: the server has it after all
+            self.rec.error, self.shot.phase = None, Phase.QUEUED
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, found=True)
-        if self.shot.phase not in ("queued", "running"):
+        if self.shot.phase not in (Phase.QUEUED, Phase.RUNNING):
             return False
         self.shot.last_event = self.now
         return True
 
-    def on_ExecutionStart(self, ev: ExecutionStart) -> None:
+    def on_execution_start(self, ev: ExecutionStart) -> None:
         if self._live():
             self._started(ev.timestamp)
 
-    def on_ExecutionCached(self, ev: ExecutionCached) -> None:
+    def on_execution_cached(self, ev: ExecutionCached) -> None:
         if self._live():
             self.emit("cached", nodes=list(ev.nodes))
 
-    def on_Executing(self, ev: Executing) -> None:
+    def on_executing(self, ev: Executing) -> None:
         if not self._live():
             return
         if ev.node is None:
@@ -84,7 +81,7 @@ class Following:
         self.shot.node, self.shot.node_started, self.shot.loading = node, self.now, False
         self.emit("node", node=node, label=self.shot.labels.get(node, "other"))
 
-    def on_ProgressState(self, ev: ProgressState) -> None:
+    def on_progress_state(self, ev: ProgressState) -> None:
         """Newer servers say what a node spends its time on and, when it finishes, for how long."""
         if not self._live():
             return
@@ -95,37 +92,37 @@ class Following:
                 self.shot.loading = True
                 self.emit("node", node=node.node, label="model load")
 
-    def on_Progress(self, ev: Progress) -> None:
+    def on_progress(self, ev: Progress) -> None:
         if self._live():
             self.emit("progress", node=ev.node, label=self.shot.labels.get(ev.node or "", "other"),
                       value=ev.value, max=ev.max)
 
-    def on_Executed(self, ev: Executed) -> None:
+    def on_executed(self, ev: Executed) -> None:
         if self._live() and ev.node is not None:
             self.shot.outputs[ev.node] = ev.output
 
-    def on_ExecutionSuccess(self, ev: ExecutionSuccess) -> None:
+    def on_execution_success(self, ev: ExecutionSuccess) -> None:
         if self._live():
             self.rec.execution_success_ms = ev.timestamp
 
-    def on_ExecutionError(self, ev: ExecutionError) -> None:
+    def on_execution_error(self, ev: ExecutionError) -> None:
         if self._live():
             self.rec.error = {"node": ev.node_id, "class": ev.node_type, "type": ev.exception_type,
                               "message": ev.exception_message}
 
-    def on_ExecutionInterrupted(self, ev: ExecutionInterrupted) -> None:
+    def on_execution_interrupted(self, ev: ExecutionInterrupted) -> None:
         if self._live():
             self.rec.error = _interrupted(ev)
 
     def _started(self, timestamp: int | None) -> None:
         if self.rec.status != "running":
-            self.rec.status, self.shot.phase = "running", "running"
+            self.rec.status, self.shot.phase = "running", Phase.RUNNING
             self.rec.execution_start_ms = self.rec.execution_start_ms or timestamp
             self.save()
             self.emit("started")
         elif timestamp and not self.rec.execution_start_ms:
             self.rec.execution_start_ms = timestamp
-        self.shot.phase = "running"
+        self.shot.phase = Phase.RUNNING
 
     def _close_node(self) -> None:
         if self.shot.node is not None:
