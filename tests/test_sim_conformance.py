@@ -177,14 +177,10 @@ def test_interrupt_session_matches_the_recording(recording_sim, sim_client, samp
 
 
 def wait_for_node(sim_client, node):
-    import time
+    from helpers import wait_until
 
-    for _ in range(500):
-        current = sim_client.handle.engine.current()
-        if current is not None and current[1] == node:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"node {node} never started")
+    wait_until(lambda: (sim_client.handle.engine.current() or (None, None))[1] == node,
+               message=lambda: f"node {node} never started")
 
 
 def without_status(msgs):

@@ -122,10 +122,9 @@ def test_front_jumps_ahead_and_pending_is_the_raw_heap(sim, sim_client, tiny_wor
     assert [i["number"] for i in ids] == [0, 1, 2] and urgent["number"] == -3
     assert sorted(p[0] for p in pending) == [-3, 1, 2]
     sim_client.post("/interrupt")
-    for _ in range(300):
-        if len(sim.log()) == 4 and sim.log()[-1]["finished_ms"]:
-            break
-        __import__("time").sleep(0.01)
+    from helpers import wait_until
+
+    wait_until(lambda: len(sim.log()) == 4 and sim.log()[-1]["finished_ms"])
     assert [e["number"] for e in sim.log()] == [0, -3, 1, 2]
     assert [e["status"] for e in sim.log()] == ["interrupted", "success", "success", "success"]
 
