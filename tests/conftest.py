@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# xdist's workers start with COLUMNS=80 in their environment; rich's consoles (cli/base.py, made at
+# import) would keep that width for good, and the tests that pass COLUMNS=400 to one command would
+# get 80. Without it the width is read per command, as in a plain pytest run.
+os.environ.pop("COLUMNS", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The real ComfyUI recordings and templates the tests read, copied (minified) from ../shared/reference
