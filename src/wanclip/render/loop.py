@@ -263,6 +263,7 @@ class Render:
         elif isinstance(item, Event) and item.prompt_id:
             shot = self._by_prompt(url, item.prompt_id)
             if shot is not None:
+                self.accepted = self.accepted or shot.phase == "submitting"  # it runs: the POST got in
                 self._loading_news(url, shot, item)
                 self.feed(shot.name, item)
 

@@ -55,9 +55,12 @@ class Following:
     ``save`` and ``_finish``)."""
 
     def _live(self) -> bool:
-        if self.shot.phase == "unconfirmed":  # an event for it: the server has it after all
+        # An event for its id: the server has it, even when the POST's reply is not read yet (ComfyUI
+        # starts a prompt at once; a loaded client read those events first and dropped them).
+        if self.shot.phase in ("submitting", "unconfirmed"):
+            found = {"found": True} if self.shot.phase == "unconfirmed" else {}
             self.rec.error, self.shot.phase = None, "queued"
-            self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, found=True)
+            self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, **found)
         if self.shot.phase not in ("queued", "running"):
             return False
         self.shot.last_event = self.now
