@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 import requests
 
-from helpers import ROOT, kill_render_when, load, run_cli, write_shots
+from helpers import ROOT, kill_render_when, load, run_cli, wait_until, write_shots
 from wanclip import media
 from wanclip.errors import Interrupted
 from wanclip.ledger import load_ledger
@@ -209,9 +208,7 @@ def test_ctrl_c_touches_only_our_prompts(sim, tmp_path):
         render_film(plan, RenderOptions(servers=[sim.url]), on_event)
     ledger = load_ledger(tmp_path / "out")
     assert {s.status for s in ledger.shots} == {"pending"}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any(e["prompt_id"] == theirs["prompt_id"] for e in successes(sim)):
-        time.sleep(0.05)
+    wait_until(lambda: any(e["prompt_id"] == theirs["prompt_id"] for e in successes(sim)))
     log = sim.log()
     assert [e["status"] for e in log if e["client_id"] != "someone-else"] == ["interrupted"]
     assert [e["status"] for e in log if e["client_id"] == "someone-else"] == ["success"]
