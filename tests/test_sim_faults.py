@@ -65,12 +65,15 @@ def test_restart_during_a_prompt_loses_queue_history_and_the_running_prompt(sim,
 
 def test_restart_on_call_drops_pending_prompts(sim, sim_client, tiny_workflow):
     sim.faults.stall_prompt(1)
-    for seed in (1, 2):
-        sim_client.post("/prompt", {"prompt": tiny_workflow(seed=seed)})
+    first, _ = [sim_client.post("/prompt", {"prompt": tiny_workflow(seed=seed)}).json()["prompt_id"]
+                for seed in (1, 2)]
+    # the first is running (stalled) before the restart: under load the worker had not picked it up
+    # yet, nothing was running, and the log had no "lost" entry to read
+    wait_until(lambda: (sim.engine.current() or (None,))[0] == first)
     sim.restart()
 
     assert sim_client.get("/queue").json() == {"queue_running": [], "queue_pending": []}
-    wait_until(lambda: sim.log()[0]["status"] == "lost")
+    wait_until(lambda: [(e["prompt_id"], e["status"]) for e in sim.log()] == [(first, "lost")])
 
 
 def test_routes_can_answer_500_a_few_times_or_late(sim, sim_client):
