@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+# xdist's workers start with COLUMNS=80 in their environment; rich's consoles (cli/base.py, made at
+# import) would keep that width for good, and the tests that pass COLUMNS=400 to one command would
+# get 80. Without it the width is read per command, as in a plain pytest run.
+os.environ.pop("COLUMNS", None)
+
 ROOT = Path(__file__).resolve().parent.parent
-REFERENCE = ROOT.parent / "shared" / "reference"
-SAMPLES = REFERENCE / "comfyui-samples"
+# The real ComfyUI recordings and templates the tests read, copied (minified) from ../shared/reference
+# so that a user's fresh clone runs every test: nothing skips for lack of a folder outside the repo.
+DATA = ROOT / "tests" / "data"
+SAMPLES = DATA / "comfyui-samples"
 
 
 @pytest.fixture(autouse=True)
@@ -23,15 +31,14 @@ def wanclip_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def reference() -> Path:
-    """The shared reference folder; tests that need it skip when it is absent."""
-    if not REFERENCE.is_dir():
-        pytest.skip("../shared/reference is not present")
-    return REFERENCE
+    """The reference recordings the tests read (tests/data mirrors ../shared/reference's layout)."""
+    return DATA
 
 
 @pytest.fixture
-def samples(reference) -> Path:
-    return reference / "comfyui-samples"
+def samples() -> Path:
+    """The ComfyUI 0.3.64 recordings the tests read."""
+    return SAMPLES
 
 
 # ---- the simulated ComfyUI (wanclip.sim), shared per session, reset per test ----------------
@@ -135,8 +142,6 @@ def tiny_workflow():
 
 
 # ---- the simulator per ComfyUI version (wanclip.sim profiles) --------------------------------
-
-DATA = ROOT / "tests" / "data"
 
 
 @pytest.fixture

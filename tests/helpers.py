@@ -44,13 +44,16 @@ def write_shots(folder: Path, text: str, name: str = "film.yaml") -> Path:
     return path
 
 
-def wait_until(check, tries: int = 500, interval: float = 0.01, message=lambda: "condition never became true"):
-    """Poll ``check`` until it is true, at most ``tries`` times ``interval`` seconds apart."""
-    for _ in range(tries):
-        if check():
-            return
+def wait_until(check, tries: int | None = None, interval: float = 0.01,
+               message=lambda: "condition never became true", timeout: float = 60.0):
+    """Poll ``check`` every ``interval`` s until it is true. The wait ends at the event, never at a
+    time: ``timeout`` (or ``tries`` x ``interval``, whichever is longer) only bounds a stuck run, and
+    is long enough that two busy cores never reach it (500 x 10 ms was 5 s: a flake under load)."""
+    deadline = time.monotonic() + max(timeout, (tries or 0) * interval)
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(message())
         time.sleep(interval)
-    raise AssertionError(message())
 
 
 def kill_render_when(shots: Path, server: str, out: Path, ready, interval: float = 0.05) -> None:

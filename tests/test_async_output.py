@@ -13,6 +13,7 @@ import pytest
 import requests
 import websocket
 
+from helpers import wait_until
 from wanclip.comfy import outputs
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import ClipError
@@ -177,15 +178,15 @@ def test_the_object_info_lists_the_node_only_where_the_pack_is_installed(sim, si
 @pytest.mark.parametrize("name", [None, CORE_WORKFLOW], ids=["vhs", "core"])
 def test_the_file_appears_later_from_its_part_and_the_event_says_so(session, sim, name, tmp_path):
     graph = shipped_graph() if name is None else shipped_graph(name)
-    prompt_id, result, ended = session.run(use_async_output(tiny(graph)))
+    prompt_id, result, _ = session.run(use_async_output(tiny(graph)))
     assert outputs.is_async(result)
     [out] = outputs.video_outputs(result)
     folder = sim.output_dir / out.subfolder
     assert view(sim.url, out) == 404  # announced, not there yet
     assert (folder / (out.filename + ".part")).exists()
+    # "later" is the 404 and the .part above; the wait ends at the event (no clock: a loaded machine
+    # made "DELAY * 0.8 < waited < DELAY + 2" fail both ways)
     assert outputs.wait_for_file(session.client, out, 30, events=session.events) == "event"
-    waited = time.monotonic() - ended
-    assert DELAY * 0.8 < waited < DELAY + 2
     event = session.events.get(out)
     assert (event.status, event.prompt_id, event.frames) == ("done", prompt_id, 5)
     assert sorted(p.name for p in folder.iterdir()) == [out.filename]
@@ -194,10 +195,9 @@ def test_the_file_appears_later_from_its_part_and_the_event_says_so(session, sim
 
 
 def test_without_the_event_view_retries_find_the_file(session, sim, tmp_path):
-    _, result, ended = session.run(use_async_output(tiny(shipped_graph())))
+    _, result, _ = session.run(use_async_output(tiny(shipped_graph())))
     [out] = outputs.video_outputs(result)
     assert outputs.wait_for_file(session.client, out, 30) == "view"
-    assert DELAY * 0.8 < time.monotonic() - ended < DELAY + 2
     clip = outputs.fetch_clip(session.client, result, tmp_path / "clip", 5, 64, 48, 16.0)  # waits by itself
     assert clip.path.is_file()
 
@@ -220,10 +220,9 @@ def test_a_file_that_never_comes_times_out(session, sim):
     try:
         _, result, _ = session.run(use_async_output(tiny(shipped_graph())))
         [out] = outputs.video_outputs(result)
-        started = time.monotonic()
         with pytest.raises(ClipError, match="still not complete after 0.4 s"):
             outputs.wait_for_file(session.client, out, 0.4, events=session.events)
-        assert time.monotonic() - started < 2
+        assert view(sim.url, out) == 404  # it gave up before the file came (30 s), not when it came
     finally:
         sim.engine.config.video_delay = DELAY
 
@@ -232,8 +231,9 @@ def test_a_restart_drops_the_pending_clip_and_its_part(session, sim):
     _, result, _ = session.run(use_async_output(tiny(shipped_graph())))
     [out] = outputs.video_outputs(result)
     sim.restart()
-    time.sleep(DELAY + 0.3)
     folder = sim.output_dir / out.subfolder
+    # the encode either renames its .part or deletes it: once the .part is gone the outcome is known
+    wait_until(lambda: not (folder / (out.filename + ".part")).exists())
     assert list(folder.iterdir()) == [] and session.events.get(out) is None
 
 

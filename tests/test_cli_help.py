@@ -120,3 +120,39 @@ def test_demo_quiet_prints_only_the_summary(tmp_path, one_shot):
 def test_cli_messages_never_hedge_a_plural():
     for path in (ROOT / "src" / "wanclip" / "cli").glob("*.py"):
         assert not re.search(r"\w\(s\)", path.read_text(encoding="utf-8")), path.name
+
+
+@pytest.mark.parametrize("args", [["review", ".", "--port", "70000"], ["review", ".", "--port", "-1"],
+                                  ["setup", "--workers", "-1"]], ids=" ".join)
+def test_a_number_out_of_range_is_refused_with_its_range(args):
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert re.search(r"between 0 and 65535|0 or more", " ".join(result.output.translate(BOX).split()))
+
+
+def test_the_cli_overrides_no_private_typer_method():
+    """typer's underscore methods change without notice (typer is bounded in pyproject.toml to the
+    minor version tested); what the help needs goes through public hooks."""
+    from wanclip.cli import base
+
+    for cls in (base._Argument, base._Option):
+        private = [name for name, value in vars(cls).items()
+                   if name.startswith("_") and not name.startswith("__") and callable(value)]
+        assert private == [], (cls.__name__, private)
+
+
+def test_typer_is_bounded_to_the_minor_version_tested():
+    """The help still relies on typer's public-but-undocumented rich hooks (display_type_rich,
+    get_usage_pieces, display_name_raw): pyproject bounds typer to the minor version they were tested
+    on, and the installed typer is inside that bound."""
+    from importlib.metadata import version
+
+    spec = re.search(r'"typer>=([\d.]+),<([\d.]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert spec, "pyproject.toml: typer needs a floor and a ceiling"
+    floor, ceiling = spec.groups()
+    installed = tuple(int(p) for p in version("typer").split(".")[:3])
+    assert tuple(map(int, floor.split("."))) <= installed < tuple(map(int, ceiling.split(".")))
+    from typer.core import TyperArgument, TyperOption
+    for cls, hooks in ((TyperArgument, ("display_type_rich", "get_usage_pieces", "display_name_raw")),
+                       (TyperOption, ("display_type_rich",))):
+        assert all(hasattr(cls, hook) for hook in hooks), cls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import threading
 import time
 
 import websocket
@@ -12,7 +13,7 @@ from wanclip.comfy.events import Status
 from wanclip.comfy.follow import Disconnected, EventStream, Reconnected
 
 
-def drain(sink: queue.Queue, until, timeout: float = 5.0) -> list:
+def drain(sink: queue.Queue, until, timeout: float = 60.0) -> list:  # ends at `until`; timeout: a stuck run
     seen, deadline = [], time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -31,6 +32,7 @@ class SilentSocket:
 
     def __init__(self):
         self.pings = 0
+        self.pinged_twice = threading.Event()
 
     def settimeout(self, seconds):
         self.timeout = seconds
@@ -41,6 +43,8 @@ class SilentSocket:
 
     def ping(self):
         self.pings += 1
+        if self.pings >= 2:
+            self.pinged_twice.set()
 
     def close(self):
         self.connected = False
@@ -51,9 +55,9 @@ def test_a_silent_server_is_pinged_so_proxies_keep_the_socket(sim):
     client = ComfyClient(sim.url, ws_connect=lambda url, **kwargs: silent)
     stream = EventStream(client, "pinger", queue.Queue(), recv_timeout=0.02, ping_every=0.1)
     stream.start()
-    time.sleep(0.55)
+    pinged = silent.pinged_twice.wait(60)  # the event, not a sleep: a loaded machine pings later
     stream.stop()
-    assert silent.pings >= 2  # about 5; timing on a loaded machine varies
+    assert pinged and silent.pings >= 2
     assert silent.timeout == 0.02
 
 
@@ -62,7 +66,7 @@ def test_dropped_socket_is_reported_and_reopened_with_the_same_client_id(sim):
     stream = EventStream(ComfyClient(sim.url), "same-id", sink, recv_timeout=0.05, backoff=(0.05,))
     stream.start()
     try:
-        sink.get(timeout=5)
+        sink.get(timeout=60)
         sim.restart()  # closes every socket, like a real restart
         seen = drain(sink, lambda s: any(isinstance(e, Reconnected) for e in s))
         kinds = [type(e) for e in seen]

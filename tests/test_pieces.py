@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from PIL import Image, ImageChops
 
+from helpers import wait_until
 from test_media import make_clip
 from test_stitch import chosen_ffmpeg, write_ledger  # noqa: F401 (chosen_ffmpeg: an autouse fixture)
 from wanclip import media
@@ -193,9 +193,7 @@ def test_clips_fed_as_they_arrive_are_encoded_before_finish(film):
             event = SimpleNamespace(kind="done", shot=f"shot {index}", index=index,  # a RenderEvent's fields
                                     data={"clip": str(clip.relative_to(film))})
             film_pieces.on_render_event(event)
-        deadline = time.monotonic() + 30
-        while len(film_pieces.encoded) < 8 and time.monotonic() < deadline:  # all but the last body + join
-            time.sleep(0.05)
+        wait_until(lambda: len(film_pieces.encoded) >= 8, interval=0.05)  # all but the last body + join
         assert len(film_pieces.encoded) == 8
         film_pieces.clip_ready(len(clips) - 1, clips[-1])
         result = film_pieces.finish()
@@ -224,12 +222,14 @@ def test_close_kills_the_background_encoder_which_runs_nice(tmp_path):
     clip = make_clip(tmp_path / "clips" / "01_slow.mp4", frames=160, size="640x360")
     film_pieces = pieces.FilmPieces(tmp_path, [Cut("fade", 0.5)], layout.Encoder(preset="veryslow"))
     film_pieces.clip_ready(0, clip)
-    deadline, encoder = time.monotonic() + 30, None
-    while encoder is None and time.monotonic() < deadline:
-        encoder = next(((pid, nice) for pid, (cmd, nice) in children(os.getpid()).items() if ".part" in cmd),
-                       None)
-        time.sleep(0.02)
-    assert encoder is not None, "the background encoder never started"
+    found = []
+
+    def started() -> bool:
+        found[:] = [(pid, nice) for pid, (cmd, nice) in children(os.getpid()).items() if ".part" in cmd]
+        return bool(found)
+
+    wait_until(started, interval=0.02, message=lambda: "the background encoder never started")
+    encoder = found[0]
     assert encoder[1] == pieces.NICE
     film_pieces.close()
     assert encoder[0] not in children(os.getpid())

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 import requests
 
-from helpers import ROOT, kill_render_when, load, run_cli, write_shots
+from helpers import ROOT, kill_render_when, load, run_cli, wait_until, write_shots
 from wanclip import media
 from wanclip.errors import Interrupted
 from wanclip.ledger import load_ledger
@@ -72,7 +71,9 @@ def test_whole_film_renders_clips_ledger_and_film(sim, tmp_path):
     page = (out / "index.html").read_text(encoding="utf-8")  # the storyboard, written by render
     assert "test shot number 4" in page and "clips/01_shot-1.mp4" in page
     summary = events(result)[-1]
-    assert summary["page"] == str(out / "index.html") and summary["time"]["sampling"] > 0
+    # the samplers ran (node_seconds above), so the summary names the stage; its seconds can round to
+    # 0.0 at the simulator's 5 ms steps when the reader sees both samplers' messages at once
+    assert summary["page"] == str(out / "index.html") and summary["time"]["sampling"] >= 0
     kinds = [e["event"] for e in events(result)]
     assert kinds.count("submitted") == 4 and kinds.count("done") == 4 and kinds[-1] == "summary"
     assert kinds.index("submitted") < kinds.index("started")
@@ -207,9 +208,7 @@ def test_ctrl_c_touches_only_our_prompts(sim, tmp_path):
         render_film(plan, RenderOptions(servers=[sim.url]), on_event)
     ledger = load_ledger(tmp_path / "out")
     assert {s.status for s in ledger.shots} == {"pending"}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any(e["prompt_id"] == theirs["prompt_id"] for e in successes(sim)):
-        time.sleep(0.05)
+    wait_until(lambda: any(e["prompt_id"] == theirs["prompt_id"] for e in successes(sim)))
     log = sim.log()
     assert [e["status"] for e in log if e["client_id"] != "someone-else"] == ["interrupted"]
     assert [e["status"] for e in log if e["client_id"] == "someone-else"] == ["success"]

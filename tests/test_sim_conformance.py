@@ -11,6 +11,8 @@ import json
 
 import pytest
 
+from helpers import wait_until
+
 # Model files on the recording server: the six real ones plus the deliberately broken test files.
 RECORDING_MODELS = {
     "diffusion_models": ["wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors", "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors"],
@@ -151,6 +153,9 @@ def test_interrupt_session_matches_the_recording(recording_sim, sim_client, samp
     ws = sim_client.connect("client-int")
     msgs = [json.loads(ws.recv())]
     a = sim_client.post("/prompt", {"prompt": first, "client_id": "client-int"})
+    # A is running before B comes, as in the recording: under load the worker could still have A
+    # pending and /queue said [0 running, 2 pending]
+    wait_until(lambda: (recording_sim.engine.current() or (None,))[0] == a.json()["prompt_id"])
     second = json.loads(json.dumps(first))
     second["11"]["inputs"]["noise_seed"] = 100
     b = sim_client.post("/prompt", {"prompt": second, "client_id": "client-int"})
@@ -177,14 +182,8 @@ def test_interrupt_session_matches_the_recording(recording_sim, sim_client, samp
 
 
 def wait_for_node(sim_client, node):
-    import time
-
-    for _ in range(500):
-        current = sim_client.handle.engine.current()
-        if current is not None and current[1] == node:
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"node {node} never started")
+    wait_until(lambda: (sim_client.handle.engine.current() or (None, None))[1] == node,
+               message=lambda: f"node {node} never started")
 
 
 def without_status(msgs):

@@ -114,18 +114,20 @@ def test_without_client_id_only_progress_is_broadcast(sim, sim_client, tiny_work
 
 
 def test_front_jumps_ahead_and_pending_is_the_raw_heap(sim, sim_client, tiny_workflow):
+    from helpers import wait_until
+
     sim.faults.stall_prompt(1)
-    ids = [sim_client.post("/prompt", {"prompt": tiny_workflow(seed=s)}).json() for s in (1, 2, 3)]
+    first = sim_client.post("/prompt", {"prompt": tiny_workflow(seed=1)}).json()
+    # running (stalled) before the others come: under load the worker could still have it pending
+    wait_until(lambda: (sim.engine.current() or (None,))[0] == first["prompt_id"])
+    ids = [first] + [sim_client.post("/prompt", {"prompt": tiny_workflow(seed=s)}).json() for s in (2, 3)]
     urgent = sim_client.post("/prompt", {"prompt": tiny_workflow(seed=4), "front": True}).json()
     pending = sim_client.get("/api/queue").json()["queue_pending"]
 
     assert [i["number"] for i in ids] == [0, 1, 2] and urgent["number"] == -3
     assert sorted(p[0] for p in pending) == [-3, 1, 2]
     sim_client.post("/interrupt")
-    for _ in range(300):
-        if len(sim.log()) == 4 and sim.log()[-1]["finished_ms"]:
-            break
-        __import__("time").sleep(0.01)
+    wait_until(lambda: len(sim.log()) == 4 and sim.log()[-1]["finished_ms"])
     assert [e["number"] for e in sim.log()] == [0, -3, 1, 2]
     assert [e["status"] for e in sim.log()] == ["interrupted", "success", "success", "success"]
 

@@ -76,9 +76,19 @@ def test_together_runs_at_once_keeps_the_order_and_raises_the_first_error():
             return value
         return run
 
-    started = time.monotonic()
-    assert together([call(n) for n in range(6)]) == list(range(6))
-    assert max(most) > 1 and time.monotonic() - started < 6 * 0.05
+    meeting = threading.Barrier(6, timeout=60)  # passes only when all six run at once (no clock)
+
+    def meet(value):
+        def run():
+            running.append(value)
+            most.append(len(running))
+            meeting.wait()
+            running.remove(value)
+            return value
+        return run
+
+    assert together([meet(n) for n in range(6)]) == list(range(6))
+    assert max(most) == 6
     with pytest.raises(KeyError):
         together([call(1), call(KeyError("first")), call(ValueError("second"), wait=0.0)])
     assert together([call(7)]) == [7] and threading.current_thread() is threading.main_thread()

@@ -36,8 +36,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def chromium_exe() -> str:
     found = next((p for p in map(shutil.which, CHROMIUM_NAMES) if p), None)
     if not found:
-        pytest.skip("no chromium binary on PATH (Debian: `apt-get install chromium`; `make test` installs it "
-                    "as root, see scripts/ensure_chromium.sh)")
+        pytest.skip(f"no Chromium on PATH (looked for {', '.join(CHROMIUM_NAMES)}); install one to run this test "
+                    "(Debian: `sudo apt-get install chromium`). `make test` installs it only in CI (CI=true, as "
+                    "root): see scripts/ensure_chromium.sh")
     return found
 
 

@@ -31,3 +31,16 @@ def test_a_cold_first_shot_s_hidden_load_is_moved_to_model_load():
 def test_a_server_with_one_shot_keeps_its_times_as_reported():
     ledger = Ledger(path=Path("ledger.json"), shots=[shot(1, "b", text_encode=25.0, high=30.0)])
     assert film_split(ledger) == {"text encode": 25.0, "sampling": 30.0}
+
+
+def test_a_stage_whose_times_round_to_zero_is_kept():
+    """A fast server (the simulator at step_seconds=0.005) can report 0.0 s for the samplers: the
+    summary still names the stage (it ran) instead of dropping it, which made `time["sampling"]` a
+    KeyError one run in two."""
+    ledger = Ledger(path=Path("ledger.json"), shots=[
+        shot(1, "a", text_encode=0.0001, high=0.0, low=0.0, decode=0.01),
+        shot(2, "a", text_encode=0.0001, high=0.0, low=0.0001, decode=0.01)])
+    split = film_split(ledger)
+    assert split["sampling"] == 0.0 and split["text encode"] == 0.0 and split["decode"] == 0.02
+    assert "model load" not in split and "stitch" not in split  # never reported: still left out
+    assert describe(split).startswith("text encode 0.0 s (0 %); sampling 0.0 s (0 %)")

@@ -32,9 +32,6 @@ class _Argument(TyperArgument):
     def display_type_rich(self, ctx) -> str | None:
         return None
 
-    def _get_number_range_help_str(self) -> str | None:
-        return None
-
     def get_usage_pieces(self, ctx) -> list[str]:
         name = self.display_name_raw
         if self.nargs != 1 and not name.endswith("..."):
@@ -48,8 +45,20 @@ class _Option(TyperOption):
     def display_type_rich(self, ctx) -> str | None:
         return None if self.is_flag or self.count else super().display_type_rich(ctx)
 
-    def _get_number_range_help_str(self) -> str | None:  # not ``[0<=x<=65535]``: the help says it
-        return None
+
+def in_range(low: int, high: int | None = None):
+    """An option's ``callback=`` that refuses a number outside [low, high] (exit 2, the range named).
+
+    Used instead of ``min=``/``max=``, which print ``[0<=x<=65535]`` in --help, hidden only by
+    overriding a private typer method; the option's help says the range in words."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and (value < low or (high is not None and value > high)):
+            raise typer.BadParameter(f"{value} is not between {low} and {high}" if high is not None
+                                     else f"{value}: give {low} or more")
+        return value
+
+    return check
 
 
 def _prose(text: str | None) -> str | None:
@@ -127,10 +136,27 @@ def fail(error: WanclipError, as_json: bool = False) -> typer.Exit:
     """Print ``error`` for a person (or, with ``as_json``, as the one closing JSON event)."""
     if as_json:  # the event for scripts on stdout; the words for the person on stderr as always
         print_json({"event": "error", "exit_code": error.exit_code, "error": error.message, "hint": error.hint})
-    err_console.print(f"[bold red]error:[/] {error.message}", markup=True)
+    # the words are text, never markup: "pip install 'wanclip[sim]'" lost its [sim] to rich
+    err_console.print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
     if error.hint:
-        err_console.print(f"[yellow]hint:[/] {error.hint}", markup=True)
+        err_console.print(f"[yellow]hint:[/] {escape(error.hint)}", markup=True)
     return typer.Exit(error.exit_code)
+
+
+SIM_EXTRA = "pip install 'wanclip[sim]'"
+
+
+def import_sim():
+    """``wanclip.sim``, whose web server (aiohttp) is the ``sim`` extra: without it, an error that says
+    how to install it (exit 2) instead of a traceback."""
+    try:
+        import wanclip.sim as sim
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "aiohttp":
+            raise
+        raise WanclipError("the simulated ComfyUI needs aiohttp, which is not installed",
+                           f"install the simulator's extra: {SIM_EXTRA}") from exc
+    return sim
 
 
 @contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wanclip.cli.base import OUTPUT, TIMING, WHAT, app, console, counted, handle_errors
+from wanclip.cli.base import OUTPUT, TIMING, WHAT, app, console, counted, handle_errors, import_sim
 from wanclip.cli.rendering import run_render
 from wanclip.planning.plan import plan_film, shipped_path
 from wanclip.render.loop import RenderOptions
@@ -36,9 +36,8 @@ def demo_command(
 
     Exit codes: 0 the film was made, 1 some shots failed, 2 bad --shots, 130 Ctrl-C, 143 SIGTERM.
     """
-    from wanclip.sim import serve_in_thread
-
     with handle_errors():
+        serve_in_thread = import_sim().serve_in_thread
         plan = plan_film(shots_file or shipped_path("shots", "tomato_egg.yaml"), out=out)
     with tempfile.TemporaryDirectory(prefix="wanclip-sim-") as comfy:
         sim = serve_in_thread(Path(comfy) / "output", load_seconds=load_seconds, step_seconds=step_seconds)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from wanclip.cli.base import app, console, handle_errors, print_json
+from wanclip.cli.base import app, console, handle_errors, in_range, print_json
 from wanclip.review import storyboard
 
 
@@ -18,7 +18,7 @@ def review_command(
     open_page: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
     serve: bool = typer.Option(False, "--serve", help="Serve the folder on http://127.0.0.1:PORT/ (only "
                                "that folder, loopback only) until Ctrl-C."),
-    port: int = typer.Option(8765, "--port", metavar="PORT", min=0, max=65535,
+    port: int = typer.Option(8765, "--port", metavar="PORT", callback=in_range(0, 65535),
                              help="Port for --serve (0: any free one)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the page, and the URL when "
                                  "serving."),

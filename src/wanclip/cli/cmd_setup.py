@@ -18,7 +18,7 @@ from rich.progress import (
 from rich.table import Table
 
 from wanclip import config
-from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
+from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, in_range, print_json
 from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
 from wanclip.models import install as installer
 from wanclip.models.manifest import load_manifest
@@ -40,7 +40,7 @@ def setup(
     from_dir: Path | None = typer.Option(None, "--from-dir", metavar="FOLDER", rich_help_panel="Source", help="Install from a local folder of model files "
                                          "(a models/ tree, the hub's repo tree, or flat): hard-linked or "
                                          "copied, verified, no network."),
-    workers: int = typer.Option(0, "--workers", metavar="N", min=0, rich_help_panel="Source", help="Files fetched at once (0: all)."),
+    workers: int = typer.Option(0, "--workers", metavar="N", callback=in_range(0), rich_help_panel="Source", help="Files fetched at once (0: all)."),
     check: bool = typer.Option(False, "--check", rich_help_panel="What to install", help="Verify only; exit 1 if anything is missing or wrong."),
     nodes: bool = typer.Option(False, "--nodes", rich_help_panel="What to install", help="Install wanclip's ComfyUI node pack instead of the models: "
                                "WanclipSaveVideo (the clip is encoded in the background, so the GPU does not wait "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wanclip.cli.base import TIMING, app, console, handle_errors
+from wanclip.cli.base import TIMING, app, console, handle_errors, import_sim
 from wanclip.errors import WanclipError
 
 
@@ -32,9 +32,9 @@ def sim(
     Exit codes: 2 refused at start (bad --faults, --models, --drift, or the port is taken),
     130 Ctrl-C, 143 SIGTERM.
     """
-    from wanclip.sim import parse_faults, serve_in_thread
-
     with handle_errors():
+        sim_package = import_sim()
+        parse_faults, serve_in_thread = sim_package.parse_faults, sim_package.serve_in_thread
         try:
             spec = parse_faults(faults)
             handle = serve_in_thread(

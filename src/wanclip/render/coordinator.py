@@ -223,6 +223,7 @@ class Film:
             case Event(prompt_id=str() as pid):
                 shot = self._by_prompt(url, pid)
                 if shot is not None:
+                    self.accepted = self.accepted or shot.phase == Phase.SUBMITTING  # it runs: the POST got in
                     self._loading_news(url, shot, item)
                     self.feed(shot.name, item)
 

@@ -53,9 +53,12 @@ class Following(StepState):
     """The websocket half of ``shot._Step`` (``StepState`` declares what it uses)."""
 
     def _live(self) -> bool:
-        if self.shot.phase == Phase.UNCONFIRMED:  # an event for it: the server has it after all
+        # An event for its id: the server has it, even when the POST's reply is not read yet (ComfyUI
+        # starts a prompt at once; a loaded client read those events first and dropped them).
+        if self.shot.phase in (Phase.SUBMITTING, Phase.UNCONFIRMED):
+            found = {"found": True} if self.shot.phase == Phase.UNCONFIRMED else {}
             self.rec.error, self.shot.phase = None, Phase.QUEUED
-            self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, found=True)
+            self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts, **found)
         if self.shot.phase not in (Phase.QUEUED, Phase.RUNNING):
             return False
         self.shot.last_event = self.now

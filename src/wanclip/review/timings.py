@@ -41,12 +41,17 @@ def film_split(ledger: Ledger) -> dict[str, float]:
     """Seconds per part over every done shot (and the stitch), with lazy model loads attributed."""
     done = [s for s in ledger.shots if s.status == "done" and s.node_seconds]
     split = sum_parts([record.node_seconds for record in done])
+    # A part is in the summary when a shot reported it, even as 0.0: on a fast server a stage's
+    # time can round to 0, and dropping it made ``time["sampling"]`` a KeyError for the reader.
+    reported = {PART_OF.get(label, "other") for record in done for label in record.node_seconds}
     for label, extra in _lazy_loads(done).items():
         split[PART_OF[label]] -= extra
         split["model load"] += extra
+        reported.add("model load")
     if ledger.film.get("stitch_seconds"):
         split["stitch"] = float(ledger.film["stitch_seconds"])
-    return {part: round(seconds, 3) for part, seconds in split.items() if seconds > 0.0005}
+        reported.add("stitch")
+    return {part: round(max(seconds, 0.0), 3) for part, seconds in split.items() if part in reported}
 
 
 def _lazy_loads(done: list[ShotRecord]) -> dict[str, float]:
