@@ -64,8 +64,8 @@ def run(kind: str, shots: Path, folder: Path, load: float, step: float) -> dict:
         def on_event(event) -> None:
             if event.kind == "done":
                 last_done[0] = time.monotonic()
-                if film_pieces is not None:
-                    film_pieces.on_render_event(event)
+                if film_pieces is not None and event.index and event.data.get("clip"):
+                    film_pieces.clip_ready(event.index - 1, out / event.data["clip"])
 
         if kind == "pieces":  # the cuts as the ledger will record them
             cuts = [stitch.ledger_cut(s.transition.model_dump() if s.transition else None, None, None)

@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from PIL import Image, ImageChops
@@ -189,10 +188,8 @@ def test_clips_fed_as_they_arrive_are_encoded_before_finish(film):
     clips = sorted((film / "clips").glob("*.mp4"))
     cuts = [stitch.ledger_cut(c, None, None) for c in CUTS[1:]]
     with pieces.FilmPieces(film, cuts, names=[f"shot {i + 1}" for i in range(len(clips))]) as film_pieces:
-        for index, clip in enumerate(clips[:-1], start=1):  # as render's events bring them
-            event = SimpleNamespace(kind="done", shot=f"shot {index}", index=index,  # a RenderEvent's fields
-                                    data={"clip": str(clip.relative_to(film))})
-            film_pieces.on_render_event(event)
+        for position, clip in enumerate(clips[:-1]):  # as the render's ShotClip events bring them
+            film_pieces.clip_ready(position, clip)
         wait_until(lambda: len(film_pieces.encoded) >= 8, interval=0.05)  # all but the last body + join
         assert len(film_pieces.encoded) == 8
         film_pieces.clip_ready(len(clips) - 1, clips[-1])

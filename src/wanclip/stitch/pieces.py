@@ -80,7 +80,7 @@ class FilmPieces:
     contact sheet from the thumbnails the body encodes left. ``close()`` (also on leaving a
     ``with`` block) stops the background ffmpeg and removes its ``.part``: safe on Ctrl-C/SIGTERM.
 
-    Thread use: ``clip_ready`` / ``on_render_event`` from any thread; ``finish`` and ``close``
+    Thread use: ``clip_ready`` from any thread; ``finish`` and ``close``
     from the thread that owns the object (the one that made it).
     """
 
@@ -129,13 +129,6 @@ class FilmPieces:
     def clip_known(self, position: int, path: Path, info: ClipInfo, sha256: str | None = None) -> None:
         """A clip already probed, taken at once (no background work): for ``wanclip stitch --from``."""
         self._clips[position] = _Clip(Path(path), sha256 or sha256_file(path), info)
-
-    def on_render_event(self, event) -> None:
-        """Feed a ``RenderEvent``: ``done`` and ``skipped`` shots bring their clip (``data['clip']``,
-        relative to the film folder; ``index`` is the shot's 1-based place in the ledger)."""
-        clip = event.data.get("clip") if event.kind in ("done", "skipped") else None
-        if clip and event.index:
-            self.clip_ready(event.index - 1, self.film_dir / clip, event.data.get("sha256"))
 
     def feed_ledger(self, ledger) -> None:
         """Every shot the ledger has as done (e.g. those ``--only`` leaves alone). The ledger also
