@@ -242,3 +242,32 @@ def test_events_for_an_unconfirmed_post_prove_the_server_has_it():
     d.feed(parse('{"type":"execution_start","data":{"prompt_id":"p-1","timestamp":1}}'))
     assert d.shot.phase == "running" and d.shot.record.error is None
     assert "Submit" not in d.kinds()[2:]
+
+
+def test_the_output_node_ends_at_execution_success_not_after_comfyuis_pause():
+    """ComfyUI's pause after a prompt (its gc and cache flush) comes between ``execution_success``
+    and ``executing None``: it is not the output node's time (the summary showed it as video encode)."""
+    d = submitted({"90": "combine"}, "p-1")
+    d.feed(parse(json.dumps({"type": "executing", "data": {"node": "90", "prompt_id": "p-1"}})), at=10.0)
+    d.feed(parse(json.dumps({"type": "execution_success", "data": {"prompt_id": "p-1", "timestamp": 5}})), at=10.4)
+    d.feed(parse(json.dumps({"type": "executing", "data": {"node": None, "prompt_id": "p-1"}})), at=12.9)
+    assert d.shot.record.node_seconds == {"combine": 0.4}
+
+
+def test_the_node_packs_background_encode_time_is_recorded_apart_from_the_gpus_path():
+    """``wanclip.video`` says how long the background encode took (queued -> file renamed): kept as
+    ``background encode``, apart from the output node's own (short) time on the GPU's path."""
+    d = submitted({"90": "combine"}, "p-1")
+    d.feed(parse(json.dumps({"type": "executing", "data": {"node": "90", "prompt_id": "p-1"}})), at=10.0)
+    d.feed(parse(json.dumps({"type": "execution_success", "data": {"prompt_id": "p-1", "timestamp": 5}})), at=10.3)
+    d.feed(parse(json.dumps({"type": "executing", "data": {"node": None, "prompt_id": "p-1"}})), at=10.4)
+    video = {"prompt_id": "p-1", "node": "90", "filename": "a_00001_.mp4", "subfolder": "wanclip", "type": "output",
+             "status": "done", "message": "", "frames": 81, "bytes": 10, "seconds": 1.52}
+    effects = d.feed(parse(json.dumps({"type": "wanclip.video", "data": video})), at=11.9)
+    assert d.shot.record.node_seconds == {"combine": 0.3, "background encode": 1.52}
+    assert any(isinstance(e, m.SaveLedger) for e in effects)
+    d.feed(m.HistoryRead({"outputs": {}, "status": {}}), at=12.0)
+    d.feed(m.Downloaded("clips/01_one.mp4", "abc", 5), at=12.1)
+    late = dict(video, seconds=9.0)  # an event for a finished shot changes nothing it already knows
+    d.feed(parse(json.dumps({"type": "wanclip.video", "data": late})), at=13.0)
+    assert d.shot.record.node_seconds["background encode"] == 1.52

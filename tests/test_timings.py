@@ -44,3 +44,14 @@ def test_a_stage_whose_times_round_to_zero_is_kept():
     assert split["sampling"] == 0.0 and split["text encode"] == 0.0 and split["decode"] == 0.02
     assert "model load" not in split and "stitch" not in split  # never reported: still left out
     assert describe(split).startswith("text encode 0.0 s (0 %); sampling 0.0 s (0 %)")
+
+
+def test_the_background_encode_is_no_part_of_where_the_gpu_time_went_but_is_reported_apart():
+    from wanclip.review.timings import background_encode, sum_parts
+
+    shots = [{"high-noise sampler": 6.0, "combine": 0.3, "background encode": 1.5},
+             {"high-noise sampler": 6.0, "combine": 0.3, "background encode": 1.7}]
+    split = sum_parts(shots)
+    assert split["video encode"] == 0.6 and split["other"] == 0.0 and "background encode" not in split
+    assert background_encode(shots) == (2, 1.6)
+    assert background_encode([{"combine": 2.0}]) is None

@@ -38,7 +38,7 @@ from wanclip.render.events import (
     ShotReattached,
 )
 from wanclip.render.loop import Render, RenderOptions, RenderResult
-from wanclip.review.timings import film_split
+from wanclip.review.timings import background_encode, film_split
 
 if TYPE_CHECKING:  # the stitcher is imported once a film is stitched, never at the start
     from wanclip.stitch.pieces import FilmPieces
@@ -79,6 +79,7 @@ class FilmResult:
         return {"event": "summary", "ledger": str(self.ledger.path), "exit_code": self.exit_code,
                 "film": str(self.film) if self.film else None, "note": self.note,
                 "page": str(self.page) if self.page else None, "time": film_split(self.ledger),
+                **_background(shots),
                 "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
                            "error": s.error} for s in shots]}
 
@@ -86,6 +87,12 @@ class FilmResult:
     def exit_code(self) -> int:
         """0 when every selected shot is done and the film (when asked for) was written, else 1."""
         return 1 if self.stitch_failed else self.render.exit_code
+
+
+def _background(shots: list) -> dict[str, Any]:
+    """``background_encode`` of the summary, where the node pack encoded clips off the GPU's path."""
+    found = background_encode([s.node_seconds for s in shots if s.status == "done"])
+    return {"background_encode": {"clips": found[0], "median_seconds": found[1]}} if found else {}
 
 
 class PageWriter:

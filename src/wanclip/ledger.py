@@ -45,6 +45,8 @@ LEDGER_NAME = "ledger.json"
 LOCK_NAME = ".render.lock"
 OWNER_NAME = ".render.lock.owner"  # who holds the lock: beside it, as a lock file may be truncated by a waiter
 STATUSES = ("pending", "queued", "running", "done", "failed", "lost")
+# node_seconds' key for the node pack's background encode: seconds off the GPU's path, not a node's
+BACKGROUND_ENCODE = "background encode"
 
 
 @dataclass

@@ -93,6 +93,29 @@ class Status(Event):
     credential_key: str | None = None  # newer ComfyUI over loopback/TLS: present it on a reconnect
 
 
+@dataclass(frozen=True)
+class VideoSaved(Event):
+    """``wanclip.video`` (wanclip's node pack): the background encode of ``filename`` is over,
+    ``status`` "done" or "failed"; ``seconds`` from the frames queued to the file renamed."""
+
+    node: str | None = None
+    filename: str = ""
+    subfolder: str = ""
+    kind: str = "output"
+    status: str = "done"
+    message: str = ""
+    frames: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return self.kind, self.subfolder, self.filename
+
+
+VIDEO_EVENT = "wanclip.video"
+
+
 def _str(value) -> str | None:
     return None if value is None else str(value)
 
@@ -151,11 +174,30 @@ def _parse(frame: str | bytes) -> Event | None:
                               timestamp=data.get("timestamp"))
     if kind == "execution_interrupted":
         return ExecutionInterrupted(pid, node_id=_str(data.get("node_id")), node_type=_str(data.get("node_type")))
+    if kind == VIDEO_EVENT:
+        return _video(pid, data)
     if kind == "status":
         info = (data.get("status") or {}).get("exec_info") or {}
         return Status(None, queue_remaining=_int(info.get("queue_remaining")), sid=_str(data.get("sid")),
                       credential_key=_str(data.get("credential_key")))
     return None
+
+
+def _video(pid: str | None, data: dict) -> VideoSaved | None:
+    """A well-formed ``wanclip.video`` message; None for one without a file name or a final status."""
+    if not isinstance(data.get("filename"), str) or data.get("status") not in ("done", "failed"):
+        return None
+    try:
+        frames, size = int(data.get("frames") or 0), int(data.get("bytes") or 0)
+    except (TypeError, ValueError):
+        frames, size = 0, 0
+    try:
+        seconds = max(0.0, float(data.get("seconds") or 0.0))
+    except (TypeError, ValueError):
+        seconds = 0.0
+    return VideoSaved(pid, _str(data.get("node")), data["filename"], str(data.get("subfolder") or ""),
+                      str(data.get("type") or "output"), data["status"], str(data.get("message") or ""),
+                      frames, size, seconds)
 
 
 def _node_state(key: str, value: dict) -> NodeState:

@@ -17,12 +17,12 @@ from pathlib import Path, PurePosixPath
 
 from wanclip import media
 from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.events import VideoSaved, parse
 from wanclip.errors import ClipError, ServerError, StitchError
 from wanclip.files import sha256_file
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".mov")
 MAX_CLIP_BYTES = 16 << 30  # no clip of any length is bigger than this
-VIDEO_EVENT = "wanclip.video"  # WanclipSaveVideo's websocket event: the background encode is over
 FAILED_SUFFIX = ".failed"  # NAME.failed: the background encode of NAME failed (JSON with "message")
 WAIT_TIMEOUT = 300.0  # seconds an announced clip may take to appear (a 481-frame encode is ~10 s)
 MAX_MARKER_BYTES = 1 << 16
@@ -81,46 +81,19 @@ def is_async(outputs: dict) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class VideoEvent:
-    """One ``wanclip.video`` message: the background encode of ``filename`` is done or failed."""
-
-    prompt_id: str | None
-    node: str | None
-    filename: str
-    subfolder: str
-    kind: str
-    status: str  # "done" or "failed"
-    message: str = ""
-    frames: int = 0
-    bytes: int = 0
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return self.kind, self.subfolder, self.filename
+VideoEvent = VideoSaved  # one parser for the node pack's event: ``wanclip.comfy.events``
 
 
 def parse_video_event(message) -> VideoEvent | None:
     """A websocket message (its JSON text or the decoded ``{"type", "data"}``) as a ``VideoEvent``;
     None for every other message and for a malformed one."""
-    if isinstance(message, str | bytes):
+    if not isinstance(message, str | bytes):
         try:
-            message = json.loads(message)
-        except ValueError:
+            message = json.dumps(message)
+        except (TypeError, ValueError):
             return None
-    if not isinstance(message, dict) or message.get("type") != VIDEO_EVENT or not isinstance(message.get("data"), dict):
-        return None
-    data = message["data"]
-    if not isinstance(data.get("filename"), str) or data.get("status") not in ("done", "failed"):
-        return None
-    try:
-        frames, size = int(data.get("frames") or 0), int(data.get("bytes") or 0)
-    except (TypeError, ValueError):
-        frames, size = 0, 0
-    return VideoEvent(None if data.get("prompt_id") is None else str(data["prompt_id"]),
-                      None if data.get("node") is None else str(data["node"]), data["filename"],
-                      str(data.get("subfolder") or ""), str(data.get("type") or "output"), data["status"],
-                      str(data.get("message") or ""), frames, size)
+    event = parse(message)
+    return event if isinstance(event, VideoSaved) else None
 
 
 class VideoEvents:

@@ -33,6 +33,7 @@ from wanclip.comfy.events import (
     ExecutionSuccess,
     Progress,
     ProgressState,
+    VideoSaved,
     history_error,
     history_timestamps,
 )
@@ -151,6 +152,8 @@ class _Step(Following, Cancelling):
                 self.on_execution_error(event)
             case ExecutionInterrupted():
                 self.on_execution_interrupted(event)
+            case VideoSaved():
+                self.on_video_saved(event)
 
     # -- submitting ------------------------------------------------------------------------------
     def on_assign(self, ev: Assign) -> None:

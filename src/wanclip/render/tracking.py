@@ -18,7 +18,9 @@ from wanclip.comfy.events import (
     ExecutionSuccess,
     Progress,
     ProgressState,
+    VideoSaved,
 )
+from wanclip.ledger import BACKGROUND_ENCODE
 from wanclip.planning.workflow import Roles, find_roles
 from wanclip.render.state import Phase, StepState
 
@@ -107,6 +109,14 @@ class Following(StepState):
     def on_execution_success(self, ev: ExecutionSuccess) -> None:
         if self._live():
             self.rec.execution_success_ms = ev.timestamp
+            self._close_node()  # what follows (ComfyUI's gc and cache flush) is no node's time
+
+    def on_video_saved(self, ev: VideoSaved) -> None:
+        """wanclip's node pack encoded the clip in the background, off the GPU's path: how long."""
+        if ev.status == "done" and BACKGROUND_ENCODE not in self.rec.node_seconds and self.shot.phase in (
+                Phase.RUNNING, Phase.COLLECTING, Phase.DONE):
+            self.rec.node_seconds[BACKGROUND_ENCODE] = round(ev.seconds, 3)
+            self.save()
 
     def on_execution_error(self, ev: ExecutionError) -> None:
         if self._live():

@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from urllib.parse import quote
 
 from wanclip.review.board import Card, Prompt, Storyboard
-from wanclip.review.timings import time_split
+from wanclip.review.timings import background_encode, time_split
 
 REFRESH_SECONDS = 5
 
@@ -131,6 +131,12 @@ def _split_html(split: dict[str, float], total: float) -> str:
     return f'<div class="split"><div class="bar">{bars}</div><ul class="legend">{legend}</ul></div>'
 
 
+def _background_html(node_seconds: dict[str, float]) -> str:
+    """The node pack's background encode: while the GPU went on to the next shot, so not in the bar."""
+    found = background_encode([node_seconds])
+    return f'<p class="background">encoded in the background in <b>{seconds_text(found[1])}</b></p>' if found else ""
+
+
 def _slug(part: str) -> str:
     return part.replace(" ", "-")
 
@@ -175,7 +181,7 @@ def _card_html(card: Card, before: Card | None = None) -> str:
 <div><dt>server</dt><dd>{esc(card.server) if card.server else '—'}</dd></div>
 <div><dt>render</dt><dd>{seconds_text(card.render_seconds) if card.node_seconds else '—'}</dd></div>
 </dl>
-{_split_html(time_split([card.node_seconds]), card.render_seconds)}
+{_split_html(time_split([card.node_seconds]), card.render_seconds)}{_background_html(card.node_seconds)}
 <div class="cmd"><code>{esc(card.command)}</code><button type="button" class="copy" \
 data-shot="{card.index - 1}" title="copy the command that re-renders this shot">Copy</button></div>
 </div>

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import statistics
 
-from wanclip.ledger import Ledger, ShotRecord
+from wanclip.ledger import BACKGROUND_ENCODE, Ledger, ShotRecord
 
 PARTS = {"model load": ("model load",), "text encode": ("text encode",),
          "sampling": ("high-noise sampler", "low-noise sampler"), "decode": ("decode",),
@@ -28,8 +28,16 @@ def sum_parts(node_seconds: list[dict[str, float]]) -> dict[str, float]:
     split = {part: 0.0 for part in (*PARTS, "other")}
     for seconds in node_seconds:
         for label, value in (seconds or {}).items():
-            split[PART_OF.get(label, "other")] += float(value or 0)
+            if label != BACKGROUND_ENCODE:  # in parallel with the next shot: not where the time went
+                split[PART_OF.get(label, "other")] += float(value or 0)
     return split
+
+
+def background_encode(node_seconds: list[dict[str, float]]) -> tuple[int, float] | None:
+    """(clips, median seconds) the node pack's background encode took, off the GPU's path; None when
+    no clip was encoded that way."""
+    seconds = [float(s[BACKGROUND_ENCODE]) for s in node_seconds if s and BACKGROUND_ENCODE in s]
+    return (len(seconds), round(statistics.median(seconds), 3)) if seconds else None
 
 
 def time_split(node_seconds: list[dict[str, float]]) -> dict[str, float]:
@@ -43,7 +51,8 @@ def film_split(ledger: Ledger) -> dict[str, float]:
     split = sum_parts([record.node_seconds for record in done])
     # A part is in the summary when a shot reported it, even as 0.0: on a fast server a stage's
     # time can round to 0, and dropping it made ``time["sampling"]`` a KeyError for the reader.
-    reported = {PART_OF.get(label, "other") for record in done for label in record.node_seconds}
+    reported = {PART_OF.get(label, "other") for record in done for label in record.node_seconds
+                if label != BACKGROUND_ENCODE}
     for label, extra in _lazy_loads(done).items():
         split[PART_OF[label]] -= extra
         split["model load"] += extra
