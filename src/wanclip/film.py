@@ -25,7 +25,6 @@ from wanclip.planning.plan import Plan
 from wanclip.planning.workflow import canonical_json
 from wanclip.render.events import (
     FilmKept,
-    FilmPlanned,
     FilmStitched,
     FilmStitching,
     RenderEvent,
@@ -46,8 +45,10 @@ if TYPE_CHECKING:  # the stitcher is imported once a film is stitched, never at 
 
 log = logging.getLogger("wanclip.film")
 OnEvent = Callable[[RenderEvent], None]
-PAGE_EVENTS = (FilmPlanned, ShotDone, ShotFailed, ShotLost, ShotCancelled)  # the storyboard is rewritten on these
-PIECES_FROM = (ShotQueued, ShotReattached, ShotDone)  # the pieces are set up after the first of these
+PAGE_EVENTS = (ShotDone, ShotFailed, ShotLost, ShotCancelled)  # the storyboard is rewritten on these
+# The pieces are set up, and the storyboard first written, after the first of these: once the first
+# prompt is posted, so their imports and work stay off the way to it (the GPU is busy by then).
+PIECES_FROM = (ShotQueued, ShotReattached, ShotDone)
 
 
 @dataclass
@@ -161,12 +162,13 @@ def run_film(plan: Plan, options: RenderOptions, on_event: OnEvent | None = None
     with film_lock(plan.out_dir):
         page = PageWriter(plan.out_dir, plan.shots_file if plan.shots_file.is_file() else None)
         pieces: FilmPieces | None = None
-        pending = options.stitch
+        pending, first_page = options.stitch, True
 
         def watched(event: RenderEvent) -> None:
-            nonlocal pieces, pending
+            nonlocal pieces, pending, first_page
             tell(event)
-            if isinstance(event, PAGE_EVENTS):
+            if isinstance(event, PAGE_EVENTS) or (first_page and isinstance(event, PIECES_FROM)):
+                first_page = False
                 page.request()
             if pieces is not None:
                 _clip_to_pieces(pieces, plan.out_dir, event)  # a queue.put: the encode runs in the background
