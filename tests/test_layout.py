@@ -45,10 +45,13 @@ LOWER = {
     "film": {"render", "stitch", "review", "serve", "planning", "ledger", "media", "files", "config", "errors",
              "signals"},
 }
-THIRD_PARTY = {  # library -> the units that may import it
-    "aiohttp": {"sim"}, "typer": {"cli"}, "rich": {"cli"}, "huggingface_hub": {"models"},
-    "websocket": {"comfy"}, "requests": {"comfy", "models"}, "ffmpeg": set(),
+THIRD_PARTY = {  # library -> the packages or modules that may import it (ffmpeg-python: none)
+    "aiohttp": {"wanclip.sim"}, "typer": {"wanclip.cli"}, "rich": {"wanclip.cli"},
+    "huggingface_hub": {"wanclip.models.install"}, "httpx2": {"wanclip.models.install"},
+    "websocket": {"wanclip.comfy"}, "requests": {"wanclip.comfy", "wanclip.models"}, "ffmpeg": set(),
 }
+# Inside stitch/, top to bottom: each module may import only the ones before it.
+STITCH_ORDER = ["filtergraph", "graph", "layout", "run", "contact_sheet", "pieces", "join"]
 MAX_FLAT = 12
 MAX_LINES = 600
 
@@ -145,8 +148,17 @@ def test_each_package_imports_only_the_layers_below_it():
 def test_each_third_party_library_lives_in_one_place(library):
     users = sorted(m for m, targets in GRAPH.items()
                    if any(t == library or t.startswith(library + ".") for t in targets)
-                   and unit(m) not in THIRD_PARTY[library])
+                   and not any(m == home or m.startswith(home + ".") for home in THIRD_PARTY[library]))
     assert users == []
+
+
+def test_every_stitch_module_imports_only_those_above_it():
+    stitch = sorted(m.removeprefix("wanclip.stitch.") for m in GRAPH if m.startswith("wanclip.stitch."))
+    assert stitch == sorted(STITCH_ORDER)
+    for position, name in enumerate(STITCH_ORDER):
+        inside = {t.removeprefix("wanclip.stitch.") for t in GRAPH[f"wanclip.stitch.{name}"]
+                  if t.startswith("wanclip.stitch.")}
+        assert inside <= set(STITCH_ORDER[:position]), name
 
 
 def test_few_flat_modules_and_none_past_600_lines():
