@@ -59,3 +59,46 @@ def test_a_409_for_a_known_prompt_id_means_it_is_already_there():
     """#10.3: newer ComfyUI refuses a re-posted id with 409: re-attach, never fail."""
     with ComfyClient("http://127.0.0.1:8188", session=Recording(b'{"error": "prompt_id already exists"}', 409)) as c:
         assert c.submit({}, "c1", "p1") == {"prompt_id": "p1", "existing": True}
+
+
+def test_a_redirect_is_refused_and_no_header_reaches_the_other_host():
+    """ComfyUI never redirects its API; following one would carry a custom header (X-Api-Key) to
+    whatever host the Location names, which requests strips only for Authorization."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict] = []
+
+    class Other(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Other)
+
+    class Redirecting(Other):
+        def do_GET(self):  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", f"http://u:pw@127.0.0.1:{other.server_port}/system_stats")
+            self.end_headers()
+
+    first = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (other, first)]
+    for t in threads:
+        t.start()
+    client = ComfyClient(f"http://127.0.0.1:{first.server_port}", headers={"X-Api-Key": "KEY-123"})
+    try:
+        with pytest.raises(ServerError) as caught:
+            client.system_stats()
+    finally:
+        client.close()
+        for s in (other, first):
+            s.shutdown()
+            s.server_close()
+    assert seen == []
+    assert "redirect to http://***@127.0.0.1" in caught.value.message and "pw" not in caught.value.message

@@ -16,7 +16,7 @@ row names):
     planning   -> files, config, errors
     ledger     -> files, errors
     media      -> files, config, errors
-    files, config, signals -> errors
+    files, config, signals -> errors;  urls -> nothing
     errors     -> nothing
     sim        -> nothing of wanclip outside wanclip.sim (a client bug cannot be copied into the fake)
 """
@@ -31,12 +31,12 @@ import pytest
 SRC = Path(__file__).resolve().parent.parent / "src" / "wanclip"
 LOWER = {
     "errors": set(),
-    "files": {"errors"}, "config": {"errors"}, "signals": {"errors"},
+    "files": {"errors"}, "config": {"errors"}, "signals": {"errors"}, "urls": set(),
     "media": {"files", "config", "errors"},
     "ledger": {"files", "errors"},
     "planning": {"files", "config", "errors"},
-    "comfy": {"media", "files", "config", "errors"},
-    "models": {"files", "config", "errors"},
+    "comfy": {"media", "files", "config", "errors", "urls"},
+    "models": {"files", "config", "errors", "urls"},
     "serve": {"comfy", "planning", "files", "config", "errors", "signals"},
     "checks": {"comfy", "planning", "models", "files", "config", "errors"},
     "stitch": {"planning", "ledger", "media", "files", "config", "errors", "signals"},

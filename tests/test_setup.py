@@ -191,6 +191,24 @@ def test_unreachable_mirror_says_so(tmp_path, manifest):
     assert f"cannot reach http://127.0.0.1:{port}" in final["files"][0]["detail"]
 
 
+@pytest.mark.parametrize("how", ["--endpoint", "HF_ENDPOINT"])
+def test_a_mirrors_password_is_never_printed(tmp_path, manifest, monkeypatch, how):
+    import socket
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://someone:S3CRET-pass@127.0.0.1:{port}"
+    args = ["--models-dir", tmp_path / "m", "--manifest", manifest]
+    if how == "HF_ENDPOINT":
+        monkeypatch.setenv("HF_ENDPOINT", url)
+    else:
+        args = ["--endpoint", url, *args]
+    for extra in ([], ["--json"]):
+        result = setup(*args, *extra)
+        assert result.exit_code == 1
+        assert "S3CRET" not in result.output and f"cannot reach http://***@127.0.0.1:{port}" in result.output
+
+
 def test_not_enough_disk_is_refused_before_any_download(tmp_path, inline_hub, manifest):
     items = load_manifest(manifest)
     source = Source(endpoint=inline_hub.url)

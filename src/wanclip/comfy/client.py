@@ -21,6 +21,7 @@ import requests
 import websocket
 
 from wanclip.errors import LocalIOError, PromptRejected, ServerError, UsageError
+from wanclip.urls import redact
 
 WsConnect = Callable[..., "websocket.WebSocket"]
 
@@ -41,19 +42,6 @@ def parse_header(line: str) -> tuple[str, str]:
         raise UsageError("a --header name may only hold letters, digits and -_.!#$%&'*+^`|~ (the header's "
                          "text is not shown, it may be a secret)", "pass --header 'X-Api-Key: KEY'", "--header")
     return name, value.strip()
-
-
-def redact(url: str) -> str:
-    """``url`` safe to print: any ``user:pass@`` replaced by ``***@``, query and fragment dropped."""
-    text = url.strip()
-    scheme, sep, rest = text.partition("://")
-    if not sep:
-        scheme, rest = "", text
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    path = path.split("?", 1)[0].split("#", 1)[0]
-    return f"{scheme}{sep}{netloc}{slash}{path}"
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -123,12 +111,21 @@ class ComfyClient:
         kwargs.setdefault("timeout", self.timeout)
         if self.prefix and not path.startswith(self.prefix + "/"):
             path = self.prefix + path
+        kwargs.setdefault("allow_redirects", False)  # ComfyUI's API never redirects: a header must not travel
         try:
-            return self.session.request(method, self.url + path, **kwargs)
+            response = self.session.request(method, self.url + path, **kwargs)
         except requests.RequestException as exc:
             raise ServerError(f"ComfyUI at {self.url} did not answer {method} {path}: {type(exc).__name__}",
                               "is ComfyUI running there? check the address and port (wanclip doctor)",
                               server=self.url, transient=True) from exc
+        if response.is_redirect:
+            target = redact(response.headers.get("Location", ""))
+            response.close()
+            raise ServerError(f"ComfyUI at {self.url} answered {method} {path} with a redirect to {target}: "
+                              "ComfyUI never redirects its API, so wanclip does not follow it (your headers and "
+                              "credentials would go along)", "give the address it redirects to as --server",
+                              server=self.url)
+        return response
 
     def _json(self, method: str, path: str, **kwargs):
         response = self._request(method, path, **kwargs)

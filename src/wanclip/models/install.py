@@ -29,6 +29,7 @@ from wanclip.files import CHUNK, hash_into, sha256_file
 from wanclip.models.manifest import ModelFile
 from wanclip.models.results import Event, FileResult, OnEvent, SetupResult
 from wanclip.models.verify import VerifiedState, stat_or_none, vae_warnings, verify_file
+from wanclip.urls import redact
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 WRITE_CHUNK = CHUNK  # file reads for hashing and copying
@@ -52,6 +53,11 @@ class Source:
     """Where bytes come from: the hub (endpoint, token) or a local folder (from_dir)."""
 
     endpoint: str = DEFAULT_ENDPOINT
+
+    @property
+    def shown(self) -> str:
+        """The endpoint as messages name it: without a ``user:password@`` (a mirror's credentials)."""
+        return redact(self.endpoint)
     token: str | None = None
     from_dir: Path | None = None
     retries: int = RETRIES
@@ -321,7 +327,7 @@ def _download(item: ModelFile, target: Path, run: _Run) -> None:
         except (httpx2.TransportError, _ShortBody) as exc:
             attempts += 1
             if attempts > run.source.retries:
-                raise _Failed(f"the download of models/{item.dest} from {run.source.endpoint} kept breaking off "
+                raise _Failed(f"the download of models/{item.dest} from {run.source.shown} kept breaking off "
                               f"({type(exc).__name__}); {partial.have:,} of {item.bytes:,} bytes are kept",
                               "run wanclip setup again: it continues where it stopped") from exc
     _finish(item, partial.path, target, partial.digest.hexdigest(), "the download")
@@ -375,17 +381,17 @@ def _hub_failure(item: ModelFile, source: Source, exc: Exception) -> _Failed:
         return _Failed(f"{item.repo} is gated: the hub wants you to accept its terms",
                        f"accept them on the repo page, then set HF_TOKEN to a token of that account ({where})")
     if isinstance(exc, RemoteEntryNotFoundError):
-        return _Failed(f"{where} is not on {source.endpoint}: it was moved or renamed upstream",
+        return _Failed(f"{where} is not on {source.shown}: it was moved or renamed upstream",
                        "find its new path on the repo page and pass a --manifest with it")
     if isinstance(exc, RevisionNotFoundError):
         return _Failed(f"{where}: revision {item.revision} does not exist", "fix the revision in the manifest")
     if isinstance(exc, RepositoryNotFoundError):
-        return _Failed(f"{source.endpoint} refused {where} (HTTP {_status(exc)}): the repo is private, "
+        return _Failed(f"{source.shown} refused {where} (HTTP {_status(exc)}): the repo is private, "
                        "missing, or the token is not valid", "set HF_TOKEN to a valid token with access")
     if isinstance(exc, HfHubHTTPError):
-        return _Failed(f"{source.endpoint} answered HTTP {_status(exc)} for {where}",
+        return _Failed(f"{source.shown} answered HTTP {_status(exc)} for {where}",
                        "try again later, or another mirror with --endpoint")
-    return _Failed(f"cannot reach {source.endpoint} for {where} ({type(exc).__name__})",
+    return _Failed(f"cannot reach {source.shown} for {where} ({type(exc).__name__})",
                    "check the network, or pass a reachable mirror with --endpoint / HF_ENDPOINT")
 
 
