@@ -226,7 +226,7 @@ def test_a_full_disk_while_downloading_a_clip_fails_that_shot_with_a_message(sim
     assert not (clips / "01_shot-1.mp4.part").exists()
 
 
-@pytest.mark.parametrize("url,why", [("alice:SECRETPW@127.0.0.1:8188", "not a server URL"),
+@pytest.mark.parametrize("url,why", [("ftp://alice:SECRETPW@127.0.0.1:8188", "not a server URL"),
                                      ("http://alice:SECRETPW@127.0.0.1:99999", "port is not a number"),
                                      ("http://alice:SECRETPW@[::1", "not a valid name or IPv6")])
 def test_a_bad_server_url_is_refused_without_echoing_its_password(tmp_path, url, why):
@@ -234,6 +234,17 @@ def test_a_bad_server_url_is_refused_without_echoing_its_password(tmp_path, url,
     result = run_cli("render", tiny_film(tmp_path, 1), "-s", url, "--out", tmp_path / "out")
     assert result.exit_code == 2 and why in result.stderr
     assert "SECRETPW" not in result.output and "alice" not in result.output
+
+
+def test_an_address_without_a_scheme_is_http_and_an_empty_one_is_refused(sim, tmp_path):
+    """As ComfyUI prints its address (127.0.0.1:8188): -s with it was refused; -s '' silently used
+    the default server."""
+    address = sim.url.removeprefix("http://")
+    result = run_cli("render", tiny_film(tmp_path, 1), "-s", address, "--out", tmp_path / "out", "--no-stitch")
+    assert result.exit_code == 0, result.output
+    assert load_ledger(tmp_path / "out").shots[0].server == sim.url
+    empty = run_cli("render", tiny_film(tmp_path, 1), "-s", "", "--out", tmp_path / "out2", "--json")
+    assert empty.exit_code == 2 and json.loads(empty.stdout.splitlines()[-1])["error"] == "--server is empty"
 
 
 def test_a_malformed_header_is_refused_without_echoing_it(tmp_path):

@@ -16,9 +16,16 @@ from wanclip.serve.state import default_servers
 
 
 def server_list(servers: list[str] | None) -> list[str]:
-    """--server repeated or comma separated; else WANCLIP_SERVER; else the local default."""
+    """--server repeated or comma separated; else WANCLIP_SERVER; else the local default. An address
+    without a scheme (``127.0.0.1:8188``, as ComfyUI prints it) is http; an empty one is refused
+    rather than silently replaced by the default."""
+    from wanclip.errors import UsageError
+
+    if servers and not any(u.strip() for s in servers for u in s.split(",")):
+        raise UsageError("--server is empty", "give a server address, e.g. -s 127.0.0.1:8188, or leave -s out to "
+                         "use $WANCLIP_SERVER, `wanclip serve`'s servers or http://127.0.0.1:8188", "--server")
     urls = [u.strip() for s in servers or [] for u in s.split(",") if u.strip()]
-    return urls or default_servers()
+    return [u if "://" in u else f"http://{u}" for u in urls] or default_servers()
 
 
 def header_map(lines: list[str] | None) -> dict[str, str]:
