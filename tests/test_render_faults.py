@@ -350,3 +350,11 @@ def test_a_server_with_wanclips_node_pack_encodes_the_clips_off_the_gpus_path(tm
     assert summary["background_encode"]["clips"] == 2 and summary["background_encode"]["median_seconds"] >= 0.3
     assert "background encode" not in summary["time"]  # not GPU time: the next shot ran meanwhile
     assert (tmp_path / "out" / "index.html").read_text(encoding="utf-8").count("encoded in the background") == 2
+
+
+def test_demo_with_a_missing_shots_file_still_ends_its_json_with_the_exit_code(tmp_path):
+    """#19.11: `demo --shots nope --json` exited 2 with an empty stdout."""
+    result = run_cli("demo", "--shots", tmp_path / "nope.yaml", "--json")
+    assert result.exit_code == 2
+    last = json.loads(result.stdout.splitlines()[-1])
+    assert last["event"] == "error" and last["exit_code"] == 2 and "no such shots file" in last["error"]

@@ -36,7 +36,7 @@ def demo_command(
 
     Exit codes: 0 the film was made, 1 some shots failed, 2 bad --shots, 130 Ctrl-C, 143 SIGTERM.
     """
-    with handle_errors():
+    with handle_errors(as_json):
         serve_in_thread = import_sim().serve_in_thread
         plan = plan_film(shots_file or shipped_path("shots", "tomato_egg.yaml"), out=out)
     with tempfile.TemporaryDirectory(prefix="wanclip-sim-") as comfy:
