@@ -358,3 +358,20 @@ def test_demo_with_a_missing_shots_file_still_ends_its_json_with_the_exit_code(t
     assert result.exit_code == 2
     last = json.loads(result.stdout.splitlines()[-1])
     assert last["event"] == "error" and last["exit_code"] == 2 and "no such shots file" in last["error"]
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '{"film": {}, "shots": 5}', '{"film": [], "shots": []}',
+                                  '{"film": {}, "shots": [{"name": "shot-1"}]}', '{"film": {}, "shots": ["x"]}'])
+def test_a_ledger_of_the_wrong_shape_is_a_message_and_is_left_alone(sim, tmp_path, text):
+    """#19.12: a ledger.json that is valid JSON of another shape was a traceback (render, stitch, review)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "ledger.json").write_text(text)
+    before = len(sim.log())
+    for args in (("render", tiny_film(tmp_path, 1), "-s", sim.url, "--out", out), ("stitch", "--from", out),
+                 ("review", out)):
+        result = run_cli(*args)
+        assert result.exit_code == 2, (args[0], result.output)
+        assert "is not a wanclip ledger" in result.stderr and "Traceback" not in result.output
+    assert (out / "ledger.json").read_text() == text
+    assert len(sim.log()) == before  # nothing was rendered

@@ -128,8 +128,26 @@ def load_ledger(film_dir_or_file: Path) -> Ledger:
     except (OSError, ValueError) as exc:
         raise WanclipError(f"the render ledger {path} cannot be read: {exc}",
                            "delete it to start the film over, or restore it from a backup") from exc
-    return Ledger(path=path, film=data.get("film", {}),
-                  shots=[ShotRecord.from_dict(s) for s in data.get("shots", [])])
+    return _ledger_of(path, data)
+
+
+def _ledger_of(path: Path, data: object) -> Ledger:
+    """The ledger ``data`` describes; a file of another shape (a list, ``null``, shots that are not
+    records) is refused with the reason, never a traceback, and left as it is."""
+    hint = ("it is not a file wanclip wrote: move it away (the film folder's clips stay) to start the "
+            "film's ledger over, or restore it from a backup")
+    if not isinstance(data, dict) or not isinstance(data.get("film", {}), dict) \
+            or not isinstance(data.get("shots", []), list):
+        raise WanclipError(f"{path} is not a wanclip ledger (its JSON is a {type(data).__name__} of another "
+                           "shape)", hint)
+    shots = []
+    for i, item in enumerate(data.get("shots", []), start=1):
+        try:
+            shots.append(ShotRecord.from_dict(item))
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise WanclipError(f"{path} is not a wanclip ledger: shot record {i} cannot be read ({exc})",
+                               hint) from exc
+    return Ledger(path=path, film=data.get("film", {}), shots=shots)
 
 
 @contextmanager
