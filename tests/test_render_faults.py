@@ -375,3 +375,10 @@ def test_a_ledger_of_the_wrong_shape_is_a_message_and_is_left_alone(sim, tmp_pat
         assert "is not a wanclip ledger" in result.stderr and "Traceback" not in result.output
     assert (out / "ledger.json").read_text() == text
     assert len(sim.log()) == before  # nothing was rendered
+
+
+@pytest.mark.parametrize("command", ["sim", "serve"])
+def test_a_port_out_of_range_is_refused_with_exit_2_not_a_traceback(command):
+    """#19.12: `wanclip sim --port 70000` ended in an OverflowError traceback."""
+    result = run_cli(command, "--port", "70000")
+    assert result.exit_code == 2 and "70000 is not between" in result.output and "Traceback" not in result.output

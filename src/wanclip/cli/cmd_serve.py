@@ -15,6 +15,7 @@ from wanclip.cli.base import (
     counted,
     err_console,
     handle_errors,
+    in_range,
     print_json,
 )
 from wanclip.serve.state import state_path
@@ -63,7 +64,7 @@ def serve(
     comfy_dir: Path = typer.Option(..., "--comfy-dir", metavar="FOLDER", rich_help_panel=SERVERS, help="The ComfyUI folder (with main.py); servers run in it."),
     gpus: str = typer.Option("all", "--gpus", metavar="all|0,1,3", rich_help_panel=SERVERS, help="GPUs to serve, one ComfyUI each: `all` "
                              "(nvidia-smi -L, or $CUDA_VISIBLE_DEVICES when set) or indices/UUIDs, comma-separated."),
-    port: int = typer.Option(8188, "--port", metavar="PORT", rich_help_panel=SERVERS, help="Port of the first server; the next take PORT+1, PORT+2, ..."),
+    port: int = typer.Option(8188, "--port", metavar="PORT", callback=in_range(1, 65535), rich_help_panel=SERVERS, help="Port of the first server; the next take PORT+1, PORT+2, ..."),
     warm: bool = typer.Option(False, "--warm", rich_help_panel="Warm-up", help="Load the models on every server before the first film, "
                               "with a 5-frame prompt of the shipped graph (about a minute each, all at once)."),
     warm_workflow: Path = typer.Option(None, "--warm-workflow", metavar="FILE", rich_help_panel="Warm-up", help="Warm with this API graph instead (your film's)."),

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from wanclip.cli.base import TIMING, app, console, handle_errors, import_sim
+from wanclip.cli.base import TIMING, app, console, handle_errors, import_sim, in_range
 from wanclip.errors import WanclipError
 
 
 @app.command("sim")
 def sim(
     host: str = typer.Option(None, "--host", metavar="ADDRESS", rich_help_panel="Server", help="Address to bind (default 127.0.0.1). A non-loopback address is only used when given here."),
-    port: int = typer.Option(8188, "--port", metavar="PORT", rich_help_panel="Server", help="Port for HTTP and /ws (0 picks a free one)."),
+    port: int = typer.Option(8188, "--port", metavar="PORT", callback=in_range(0, 65535), rich_help_panel="Server", help="Port for HTTP and /ws (0 picks a free one)."),
     output_dir: Path = typer.Option(Path("sim-comfyui/output"), "--output-dir", metavar="FOLDER", rich_help_panel="Server", help="ComfyUI's output folder; temp/ and input/ sit beside it."),
     models: Path = typer.Option(None, "--models", metavar="FILE|FOLDER", rich_help_panel="Server", help="Models the server has: a YAML/JSON file (folder -> file names) or a ComfyUI models/ folder. Default: the files of the shipped workflows (text-to-video and image-to-video)."),
     load_seconds: float = typer.Option(2.0, "--load-seconds", metavar="SECONDS", rich_help_panel=TIMING, help="Time to load the full model set the first time it is used."),
