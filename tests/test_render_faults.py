@@ -382,3 +382,34 @@ def test_a_port_out_of_range_is_refused_with_exit_2_not_a_traceback(command):
     """#19.12: `wanclip sim --port 70000` ended in an OverflowError traceback."""
     result = run_cli(command, "--port", "70000")
     assert result.exit_code == 2 and "70000 is not between" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("body", ["[]", "null", '{"system": 5, "devices": "x"}', '{"system": {}, "devices": [1]}'])
+def test_a_server_whose_system_stats_is_not_comfyuis_is_named_not_a_traceback(tmp_path, body):
+    """#19.12: /system_stats answering JSON of another shape was an AttributeError in render and doctor."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Odd(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Odd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        rendered = run_cli("render", tiny_film(tmp_path, 1), "-s", url, "--out", tmp_path / "out")
+        doctor = run_cli("doctor", "-s", url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert rendered.exit_code == 2 and "JSON of another shape than ComfyUI's" in rendered.stderr
+    assert doctor.exit_code == 1 and "JSON of another shape than ComfyUI's" in doctor.output
+    assert "Traceback" not in rendered.output + doctor.output

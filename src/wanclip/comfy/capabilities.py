@@ -208,9 +208,21 @@ def _jobs_routes(client: ComfyClient) -> tuple[bool, bool]:
 
 def _system_stats(client: ComfyClient) -> tuple[dict, bool]:
     status, body = probe(client, "GET", API_PREFIX + "/system_stats")
-    if status == 200 and isinstance(body, dict) and "system" in body:
+    if status == 200 and _is_system_stats(body):
         return body, True
-    return client._json("GET", "/system_stats"), False  # its errors say what is wrong and what to do
+    stats = client._json("GET", "/system_stats")  # its errors say what is wrong and what to do
+    if not _is_system_stats(stats):
+        raise ServerError(f"{client.url} answered /system_stats with JSON of another shape than ComfyUI's "
+                          "(a mapping with 'system' and 'devices')",
+                          "is that address a ComfyUI server (and not another service or a proxy's page)?",
+                          server=client.url)
+    return stats, False
+
+
+def _is_system_stats(body: object) -> bool:
+    """ComfyUI's shape: ``{"system": {...}, "devices": [{...}, ...]}`` (every version since 2023)."""
+    return (isinstance(body, dict) and isinstance(body.get("system"), dict)
+            and isinstance(body.get("devices", []), list) and all(isinstance(d, dict) for d in body.get("devices", [])))
 
 
 def _first_json(client: ComfyClient, paths: list[str]) -> object:
