@@ -413,3 +413,14 @@ def test_a_server_whose_system_stats_is_not_comfyuis_is_named_not_a_traceback(tm
     assert rendered.exit_code == 2 and "JSON of another shape than ComfyUI's" in rendered.stderr
     assert doctor.exit_code == 1 and "JSON of another shape than ComfyUI's" in doctor.output
     assert "Traceback" not in rendered.output + doctor.output
+
+
+@pytest.mark.parametrize("command", ["render", "stitch"])
+def test_a_film_folder_that_cannot_be_made_is_refused_with_exit_2_not_a_traceback(sim, tmp_path, command):
+    """#19.12: an out folder under /proc (or on a read-only disk) was a FileNotFoundError traceback."""
+    if command == "render":
+        result = run_cli("render", tiny_film(tmp_path, 1), "-s", sim.url, "--out", "/proc/wanclip-cannot", "--json")
+    else:
+        result = run_cli("stitch", "--from", "/proc/wanclip-cannot", "--json")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == 2

@@ -72,8 +72,9 @@ class LocalIOError(WanclipError, OSError):
 
     exit_code = EXIT_SHOTS_FAILED
 
-    def __init__(self, message: str, hint: str = "", path: str | None = None, errno: int | None = None):
-        super().__init__(message, hint)
+    def __init__(self, message: str, hint: str = "", path: str | None = None, errno: int | None = None,
+                 exit_code: int | None = None):
+        super().__init__(message, hint, exit_code)
         self.path = path
         self.errno = errno
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from wanclip.errors import WanclipError
+from wanclip.errors import EXIT_BAD_INPUT, LocalIOError, WanclipError
 from wanclip.files import atomic_write_text
 
 LEDGER_NAME = "ledger.json"
@@ -159,7 +159,12 @@ def film_lock(film_dir: Path, what: str = "render") -> Iterator[None]:
     The lock is ``filelock``'s: an OS lock (flock on Unix, LockFileEx on Windows, where this was a
     no-op before) that dies with its process, so a killed render never blocks the next."""
     folder = Path(film_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under /proc, a read-only disk, a file in the way: before any GPU work
+        raise LocalIOError(f"cannot make the film folder {folder}: {exc.strerror or exc}",
+                           "choose another --out (or `out:` in the shots file), in a folder you can write",
+                           path=str(folder), errno=exc.errno, exit_code=EXIT_BAD_INPUT) from exc
     lock = FileLock(folder / LOCK_NAME)
     try:
         lock.acquire(timeout=0)
