@@ -98,6 +98,21 @@ def test_plan_refuses_a_soft_cut_into_a_continued_shot(tmp_path):
     assert "hard cut" in result.output and "shots[2] (walk-2).transition" in result.output
 
 
+def test_plan_refuses_a_keyframe_past_pillows_decompression_bomb_limit_with_a_message(tmp_path):
+    """#19.12: a picture whose header claims 40000x40000 pixels was a DecompressionBombError traceback."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)  # 8-bit RGB; only the header is read
+    (tmp_path / "key.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                                       + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+    result = run_cli("plan", chain_film(tmp_path, 2, head=", image: key.png"), "--out", tmp_path / "planned")
+    assert result.exit_code == 2 and "40000x40000" in result.output and "Traceback" not in result.output
+
+
 def test_plan_refuses_a_missing_keyframe_and_a_far_aspect_and_notes_a_crop(tmp_path):
     shots = chain_film(tmp_path, 2, head=", image: key.png")
     result = run_cli("plan", shots, "--out", tmp_path / "planned")

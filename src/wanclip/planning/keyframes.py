@@ -41,6 +41,9 @@ def read_keyframe(path: Path) -> tuple[int, int]:
             img.verify()
         with Image.open(path) as img:
             return img.size
+    except Image.DecompressionBombError:  # its header alone claims more pixels than Pillow will decode
+        raise ValueError(f"is {_claimed_size(path)} pixels, past Pillow's safety limit of "
+                         f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels: scale it down (the film is far smaller)") from None
     except FileNotFoundError:
         raise ValueError("no such file") from None
     except IsADirectoryError:
@@ -54,3 +57,17 @@ def read_keyframe(path: Path) -> tuple[int, int]:
 def keyframe_key(path: Path, width: int, height: int) -> str:
     """What names the fitted picture: the source's bytes and the film's size."""
     return hashlib.sha256(f"{sha256_file(path)}:{width}x{height}".encode()).hexdigest()
+
+
+def _claimed_size(path: Path) -> str:
+    """The size a picture's header claims, without decoding it (Pillow refuses to open it at all)."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as img:
+            return f"{img.size[0]}x{img.size[1]}"
+    except Exception:  # noqa: BLE001 - only for the message
+        return "more"
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
