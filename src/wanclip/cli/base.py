@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -117,6 +118,17 @@ app = typer.Typer(
     rich_markup_mode="rich",  # for the option panels; help text is never markup (see _prose)
 )
 
+# C0 and C1 controls but newline and tab, DEL, and the bidirectional overrides and isolates
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: object) -> str:
+    """Text from a shots file or a server as the terminal may show it: each control character made
+    visible (``\\x1b``), so a prompt cannot set the terminal's title, clear the screen or write the
+    clipboard. Print it as text, never as markup (``Text(shown(x))`` or ``escape(shown(x))``)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -137,9 +149,9 @@ def fail(error: WanclipError, as_json: bool = False) -> typer.Exit:
     if as_json:  # the event for scripts on stdout; the words for the person on stderr as always
         print_json({"event": "error", "exit_code": error.exit_code, "error": error.message, "hint": error.hint})
     # the words are text, never markup: "pip install 'wanclip[sim]'" lost its [sim] to rich
-    err_console.print(f"[bold red]error:[/] {escape(error.message)}", markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(shown(error.message))}", markup=True)
     if error.hint:
-        err_console.print(f"[yellow]hint:[/] {escape(error.hint)}", markup=True)
+        err_console.print(f"[yellow]hint:[/] {escape(shown(error.hint))}", markup=True)
     return typer.Exit(error.exit_code)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from wanclip.cli.base import app, console, counted, err_console, handle_errors, print_json
+from wanclip.cli.base import app, console, counted, err_console, handle_errors, print_json, shown
 from wanclip.planning.plan import Plan, plan_film
 
 
@@ -33,21 +35,23 @@ def plan_command(
     else:
         render_plan(plan, graphs)
     for warning in plan.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
+        err_console.print(f"[yellow]warning:[/] {escape(shown(warning))}", markup=True)
 
 
 def render_plan(plan: Plan, graphs: Path) -> None:
     film = plan.film
-    table = Table(title=f"{film.title} — {counted(len(plan.shots), 'shot')}, {plan.seconds:.2f} s after transitions")
+    table = Table(title=Text(f"{shown(film.title)} — {counted(len(plan.shots), 'shot')}, "
+                             f"{plan.seconds:.2f} s after transitions"))
     for column in ("#", "name", "seed", "frames", "seconds", "size"):
         table.add_column(column, justify="left" if column in ("name", "size") else "right", no_wrap=True)
     table.add_column("prompt", no_wrap=True)
     fixed = sum(len(s.name) + len(str(s.seed)) for s in plan.shots[:1]) + 52
     room = max(16, min(60, console.width - fixed - max(len(s.name) for s in plan.shots)))
     for shot in plan.shots:
-        excerpt = shot.prompt if len(shot.prompt) <= room else shot.prompt[:room - 1] + "…"
+        prompt = shown(shot.prompt)
+        excerpt = prompt if len(prompt) <= room else prompt[:room - 1] + "…"
         table.add_row(str(shot.index), shot.name, str(shot.seed), str(shot.frames), f"{shot.seconds:.2f}",
-                      f"{shot.width}x{shot.height}", excerpt)
+                      f"{shot.width}x{shot.height}", Text(excerpt))
     console.print(table)
     total = sum(s.seconds for s in plan.shots)
     repeated = sum(s.frames - s.kept_frames for s in plan.shots) / film.fps
@@ -55,10 +59,10 @@ def render_plan(plan: Plan, graphs: Path) -> None:
                   + (f" − {repeated:.2f} s of repeated first frames" if repeated else "")
                   + f" = {plan.seconds:.2f} s at {film.fps:g} fps")
     render_chains(plan)
-    console.print(f"workflow: {plan.workflow}")
+    console.print(Text(f"workflow: {shown(plan.workflow)}"))
     if plan.i2v_workflow:
-        console.print(f"image-to-video workflow: {plan.i2v_workflow}")
-    console.print(f"graphs written to {graphs}/")
+        console.print(Text(f"image-to-video workflow: {shown(plan.i2v_workflow)}"))
+    console.print(Text(f"graphs written to {shown(graphs)}/"))
 
 
 def render_chains(plan: Plan) -> None:
@@ -75,4 +79,4 @@ def render_chains(plan: Plan) -> None:
         ends = [f"{'starts from' if role == 'start_image' else 'ends on'} {path.name}"
                 for role, path in shot.keyframes.items()]
         if ends:
-            console.print(f"keyframes: {shot.index} {shot.name} {' and '.join(ends)}", highlight=False)
+            console.print(Text(f"keyframes: {shot.index} {shot.name} {shown(' and '.join(ends))}"))

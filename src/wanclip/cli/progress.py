@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from wanclip.cli.base import console, print_json
+from wanclip.cli.base import console, print_json, shown
 from wanclip.render import events as ev
 from wanclip.render.events import RenderEvent
 
@@ -83,7 +83,9 @@ class RenderView:
             self._plain(event)
             return
         if isinstance(event, ev.ServerFound) and self.mode == "rich":
-            console.print(f"{event.server}: ComfyUI {event.version} on {event.device}")
+            from rich.text import Text
+
+            console.print(Text(shown(f"{event.server}: ComfyUI {event.version} on {event.device}")))
         if self.live and event.shot is not None:
             if not self.live.is_started:
                 self.live.start()
@@ -95,14 +97,14 @@ class RenderView:
             self.film.servers = len(event.servers or [1])
         note = self._film_note(event)
         if note:
-            self.note = note
+            self.note = shown(note)  # a server's or a file's words: their control characters made visible
         if name is None:
             return
         if event.server:
             self.server[name] = event.server.split("//")[-1]
         text = self._text(event)
         if text:
-            self.status[name] = text
+            self.status[name] = shown(text)
         if isinstance(event, ev.ShotClip):
             self.film.done.add(name)
         if isinstance(event, ev.ShotDone):
@@ -141,7 +143,7 @@ class RenderView:
         else:
             line = self._film_note(event)
         if line:
-            print(line, file=sys.stdout, flush=True)
+            print(shown(line), file=sys.stdout, flush=True)
 
     @staticmethod
     def _text(event: RenderEvent) -> str | None:
@@ -199,5 +201,5 @@ class RenderView:
         eta_text = "ETA after the first shot" if eta is None else f"ETA {eta:.0f} s"
         spent = f"{eta_text}, {time.monotonic() - self.film.started:.0f} s so far"
         table.add_row("", f"film [{bar:<20}] {done}/{total}", *([""] if several else []),
-                      f"{spent}{'; ' + self.note if self.note else ''}")
+                      Text(f"{spent}{'; ' + self.note if self.note else ''}"))
         return table

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from wanclip.checks.graph import explain_rejection
-from wanclip.cli.base import console, err_console, handle_errors, print_json
+from wanclip.cli.base import console, err_console, handle_errors, print_json, shown
 from wanclip.cli.progress import RenderView
 from wanclip.errors import EXIT_BAD_INPUT, PromptRejected, WanclipError
 from wanclip.film import FilmResult, run_film
@@ -20,7 +22,7 @@ def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet:
     """Render with progress drawn (or JSON lines), print the summary; exits with the render's code."""
     mode = "json" if as_json else "quiet" if quiet else "rich" if console.is_terminal else "plain"
     for warning in plan.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", markup=True)
+        err_console.print(f"[yellow]warning:[/] {escape(shown(warning))}", markup=True)
     view = RenderView(mode, [(s.index, s.name, s.frames) for s in plan.shots
                              if not options.only or s.name in options.only])
     with handle_errors(as_json), view:
@@ -64,14 +66,14 @@ def summary(result: FilmResult, as_json: bool) -> None:
         seconds = ((s.execution_success_ms or 0) - (s.execution_start_ms or 0)) / 1000
         detail = s.clip or (f"{s.error.get('class') or ''} {s.error.get('message', '')}".strip() if s.error else "")
         table.add_row(str(s.index), s.name, s.status, f"{seconds:.1f}" if seconds > 0 else "",
-                      (s.server or "").split("//")[-1], detail)
+                      (s.server or "").split("//")[-1], Text(shown(detail)))
     console.print(table)
     done = sum(s.status == "done" for s in shots)
     console.print(f"{done}/{len(shots)} shot{'s' if len(shots) != 1 else ''} done; ledger: {result.ledger.path}")
     if result.stitched:
         console.print(f"film: {result.stitched.output} ({result.stitched.seconds:.2f} s)")
     if result.note:
-        console.print(result.note)
+        console.print(Text(shown(result.note)))
     if result.page and result.page.is_file():
         console.print(f"storyboard: {result.page}")
     split = describe(film_split(result.ledger))
@@ -109,12 +111,13 @@ def rejected(error: PromptRejected, object_info_for=None, servers: Sequence[str]
         if len(allowed) > 300:
             allowed = f"{allowed[:300]}… ({len(row.allowed)} in all)"
         problem = row.problem + (f"; did you mean {row.did_you_mean!r}?" if row.did_you_mean else "")
-        table.add_row(row.node, row.class_type, row.input, repr(row.received) if row.has_received else "",
-                      allowed, problem)
+        table.add_row(*(Text(shown(cell)) for cell in (row.node, row.class_type, row.input,
+                                                       repr(row.received) if row.has_received else "", allowed,
+                                                       problem)))
     if table.row_count:
         err_console.print(table)
     top = error.error or {}
-    err_console.print(f"[bold red]error:[/] {error.message}" + (f" ({top.get('details')})" if top.get("details") else ""),
-                      markup=True)
+    details = f" ({top.get('details')})" if top.get("details") else ""
+    err_console.print(f"[bold red]error:[/] {escape(shown(error.message + details))}", markup=True)
     err_console.print("[yellow]hint:[/] nothing was rendered; fix the graph or the model files named above "
                       "(`wanclip doctor` checks the server)", markup=True)
