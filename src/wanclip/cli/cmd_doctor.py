@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from wanclip.checks.doctor import DoctorReport, run_doctor
-from wanclip.cli.base import app, console, counted, handle_errors, print_json
+from wanclip.cli.base import app, console, counted, handle_errors, print_json, shown
 from wanclip.cli.cmd_render import header_map, server_list
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED, WanclipError
@@ -65,13 +66,13 @@ def _graphs(shots: Path | None, workflow: Path | None) -> list[dict] | None:
 
 
 def _render(report: DoctorReport) -> None:
-    table = Table(title=f"wanclip doctor — {report.server}")
+    table = Table(title=Text(shown(f"wanclip doctor — {report.server}")))
     for column in ("check", "", "detail"):
         table.add_column(column, overflow="fold")
     for check in report.checks:
-        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", Text(shown(check.detail)))
     console.print(table)
     for check in report.failed:  # the fixes as sentences, where a narrow terminal cannot cut them
-        console.print(f"{check.name}: {check.detail}", markup=False)
-        console.print(f"  fix: {check.fix}", markup=False)
+        console.print(shown(f"{check.name}: {check.detail}"), markup=False)
+        console.print(shown(f"  fix: {check.fix}"), markup=False)
     console.print("all checks passed" if report.ok else f"{counted(len(report.failed), 'check')} failed")
