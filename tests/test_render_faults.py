@@ -424,3 +424,12 @@ def test_a_film_folder_that_cannot_be_made_is_refused_with_exit_2_not_a_tracebac
         result = run_cli("stitch", "--from", "/proc/wanclip-cannot", "--json")
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert json.loads(result.stdout.splitlines()[-1])["exit_code"] == 2
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_timeout_of_zero_or_less_is_refused_before_anything_is_submitted(sim, tmp_path, value):
+    """#19.10: `render --timeout 0` (or -5) submitted every shot, then failed each one."""
+    before = len(sim.log())
+    result = run_cli("render", tiny_film(tmp_path, 2), "-s", sim.url, "--out", tmp_path / "out", "--timeout", value)
+    assert result.exit_code == 2 and "--timeout" in result.output
+    assert len(sim.log()) == before

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from wanclip import config
-from wanclip.cli.base import OUTPUT, SERVERS, TIMING, WHAT, app, handle_errors
+from wanclip.cli.base import OUTPUT, SERVERS, TIMING, WHAT, app, handle_errors, in_range
 from wanclip.cli.rendering import run_render
 from wanclip.errors import WanclipError
 from wanclip.planning.plan import plan_film
@@ -60,7 +60,7 @@ def render_command(
     only: list[str] = typer.Option(None, "--only", metavar="NAME", rich_help_panel=WHAT,
                                    help="Render only this shot (repeatable); re-renders it."),
     force: bool = typer.Option(False, "--force", rich_help_panel=WHAT, help="Re-render shots that are already done."),
-    timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", rich_help_panel=TIMING,
+    timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", callback=in_range(1), rich_help_panel=TIMING,
                                   help="Fail a running shot after this long without any progress (model loads "
                                   "are silent for minutes)."),
     out: Path = typer.Option(None, "--out", metavar="FOLDER", rich_help_panel=OUTPUT,
