@@ -235,6 +235,23 @@ def test_a_server_out_past_the_grace_hands_its_shots_to_the_other():
     assert {r.server for r in d.film.records} == {B if gone == A else A}
 
 
+def test_the_unreachable_note_says_the_real_wait_the_grace_when_others_are_up_else_the_limit():
+    """#19.13: it said "waiting up to 1800 s" while the shots moved to the other server after 30 s."""
+    d = Driver(film(2, servers=(A, B)), Server(A), Server(B))
+    d.run_until(lambda: all(r.status == "queued" for r in d.film.records))
+    gone = d.film.records[0].server
+    d.step(msg.Heard(gone, msg.Looked(error="refused")), at=10.0)
+    d.step(msg.Turn(), at=20.0)
+    [note] = d.told("server_unreachable")
+    assert (note.server, note.data["limit"], note.data.get("moves")) == (gone, 30, True)
+    alone = Driver(film(1), Server(A))
+    alone.run_until(lambda: all(r.status == "queued" for r in alone.film.records))
+    alone.step(msg.Heard(A, msg.Looked(error="refused")), at=10.0)
+    alone.step(msg.Turn(), at=20.0)
+    [note] = alone.told("server_unreachable")
+    assert (note.data["limit"], note.data.get("moves")) == (120, False)
+
+
 def test_every_server_out_past_the_limit_gives_up_with_the_shots_kept():
     d = Driver(film(2), Server(A))
     d.run_until(lambda: all(r.status == "queued" for r in d.film.records))

@@ -43,7 +43,7 @@ EMITTED = [
     ("cancelled", "a", 1, SERVER, {"how": "removed from the queue"}),
     ("socket_lost", None, None, SERVER, {"reason": "closed"}),
     ("socket_back", None, None, SERVER, {}),
-    ("server_unreachable", None, None, SERVER, {"seconds": 12, "limit": 1800}),
+    ("server_unreachable", None, None, SERVER, {"seconds": 12, "limit": 1800, "moves": False}),
     ("server_down", None, None, SERVER, {"seconds": 31.2}),
     ("server_back", None, None, SERVER, {"seconds": 4.0}),
     ("stitching", None, None, None, {"shots": 3}),

@@ -113,6 +113,8 @@ class RenderView:
     @staticmethod
     def _film_note(event: RenderEvent) -> str | None:
         match event:
+            case ev.ServerUnreachable(server=server, seconds=seconds, limit=limit, moves=True):
+                return f"{server} unreachable for {seconds} s: its shots move to the other servers after {limit} s"
             case ev.ServerUnreachable(server=server, seconds=seconds, limit=limit):
                 return f"{server} unreachable for {seconds} s: waiting for it (up to {limit} s, --timeout)"
             case ev.FilmStitching():

@@ -291,9 +291,9 @@ class Film:
                     if shot.record.server == health.url:
                         self.feed(shot.name, Moved(f"{health.url} stopped answering"))
             elif self.now - health.noticed >= t.notice_every:
-                health.noticed = self.now
+                health.noticed = self.now  # the real wait: the grace when its shots can move, else the limit
                 self.tell("server_unreachable", server=health.url, seconds=round(out_for),
-                          limit=round(t.outage_limit))
+                          limit=round(t.server_grace if others_up else t.outage_limit), moves=others_up)
         alive = self.alive()
         return bool(alive) and all(h.down_since is not None and self.now - h.down_since > t.outage_limit
                                    for h in alive)

@@ -152,11 +152,13 @@ class ServerFound(RenderEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ServerUnreachable(RenderEvent):
-    """No other server is up: the render waits for this one (up to ``limit`` seconds)."""
+    """A server has not answered for ``seconds``: with ``moves``, its shots go to the other servers
+    after ``limit`` seconds (the grace); else the render waits for it up to ``limit`` (``--timeout``)."""
 
     kind: str = field(default="server_unreachable", init=False)
     seconds: float = 0.0
     limit: float = 0.0
+    moves: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
