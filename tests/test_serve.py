@@ -25,6 +25,7 @@ from wanclip.ledger import load_ledger
 from wanclip.planning.workflow import find_roles
 from wanclip.serve import state as serve_state
 from wanclip.serve.supervisor import (
+    DEFAULT_COMMAND,
     SIM_COMMAND,
     ServeOptions,
     Supervisor,
@@ -329,3 +330,36 @@ def test_the_warm_up_speaks_through_the_render_client_and_fails_with_a_serve_err
     with pytest.raises(ServeError, match="could not be posted") as info:
         warm_up("http://127.0.0.1:9", graph, timeout=5, interval=0.01)  # nothing listens on the discard port
     assert isinstance(info.value.__cause__, ServerError)
+
+
+def test_python_is_comfyuis_own_venv_when_the_comfy_folder_has_one(tmp_path):
+    """#19.15: installed with pipx, `serve` started ComfyUI with wanclip's own Python: "No module named
+    'torch'". {python} is now the ComfyUI folder's venv (or portable build) when it has one."""
+    from wanclip.serve.supervisor import comfy_python
+
+    assert comfy_python(tmp_path) == sys.executable  # none there: the Python running wanclip
+    venv = tmp_path / "venv" / "bin" / "python"
+    venv.parent.mkdir(parents=True)
+    venv.write_text("#!/bin/sh\n")
+    venv.chmod(0o755)
+    assert comfy_python(tmp_path) == str(venv)
+    # and the server really starts with it: the fake venv Python runs the simulator in ComfyUI's place
+    venv.write_text(f"#!/bin/sh\n# main.py --listen H --port P --output-directory O\nexec {sys.executable} -m "
+                    "wanclip sim --port \"$5\" --output-dir \"$7\" --load-seconds 0 --step-seconds 0.001\n")
+    (tmp_path / "main.py").write_text("# ComfyUI\n")
+    options = ServeOptions(tmp_path, ["0"], port=free_ports(1), command=DEFAULT_COMMAND)
+    supervisor = Supervisor(options)
+    try:
+        [url] = supervisor.start()
+        assert requests.get(url + "/system_stats", timeout=5).status_code == 200
+    finally:
+        supervisor.stop()
+
+
+def test_a_server_that_dies_for_a_missing_module_names_the_python_and_command(tmp_path):
+    bad = ServeOptions(tmp_path, ["0"], port=free_ports(1),
+                       command=[sys.executable, "-c", "raise ModuleNotFoundError(\"No module named 'torch'\")"])
+    with pytest.raises(ServeError) as info:
+        Supervisor(bad).start()
+    assert "No module named 'torch'" in info.value.message and "--command" in info.value.hint
+    assert "venv" in info.value.hint

@@ -145,9 +145,26 @@ def command_template(options: ServeOptions) -> list[str]:
     return parts
 
 
+# Where ComfyUI's own Python usually lives: its portable build, and the venvs its install guides make
+COMFY_PYTHONS = ("python_embeded/python.exe", "venv/bin/python", ".venv/bin/python", "venv/Scripts/python.exe",
+                 ".venv/Scripts/python.exe", "../python_embeded/python.exe")
+
+
+def comfy_python(comfy_dir: Path) -> str:
+    """The Python that ``{python}`` means: ComfyUI's own (a venv or the portable build inside
+    ``comfy_dir``), else the one running wanclip. wanclip is usually installed in a venv of its own
+    (pipx), where torch is not."""
+    for candidate in COMFY_PYTHONS:
+        path = Path(comfy_dir) / candidate
+        if path.is_file() and os.access(path, os.X_OK):
+            return str(path)
+    return sys.executable
+
+
 def server_command(template: list[str], server: Managed, options: ServeOptions) -> list[str]:
-    values = {"python": sys.executable, "port": str(server.port), "output_dir": str(server.output_dir),
-              "gpu": server.gpu, "comfy_dir": str(options.comfy_dir), "host": options.host}
+    values = {"python": comfy_python(options.comfy_dir), "port": str(server.port),
+              "output_dir": str(server.output_dir), "gpu": server.gpu, "comfy_dir": str(options.comfy_dir),
+              "host": options.host}
     return [part.format(**values) for part in template] + list(options.extra)
 
 
@@ -158,6 +175,15 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _start_hint(tail: list[str]) -> str:
+    """What to do about a server that died at its start: a missing module means the wrong Python."""
+    if any("No module named" in line for line in tail):
+        return ("ComfyUI started with a Python that lacks its packages: wanclip used ComfyUI's own venv if it "
+                "found one in --comfy-dir, else its own Python; give the right one with --command "
+                "'/path/to/ComfyUI/venv/bin/python main.py --listen {host} --port {port} --output-directory {output_dir}'")
+    return "fix what its log says, then run wanclip serve again"
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -319,10 +345,10 @@ class Supervisor:
                     if server.proc.poll() is not None:
                         code = server.proc.returncode
                         server.last_exit = code
+                        tail = log_tail(server.log)
                         raise ServeError(f"{server.name} ({server.url}) exited while starting ({describe_exit(code)}); "
-                                         f"last lines of {server.log}:\n  " + "\n  ".join(log_tail(server.log)),
-                                         "fix what its log says, then run wanclip serve again",
-                                         exit_code=1)
+                                         f"last lines of {server.log}:\n  " + "\n  ".join(tail),
+                                         _start_hint(tail), exit_code=1)
                     if self._answers(server):
                         waiting.remove(server)
                         self._became_ready(server)
