@@ -86,10 +86,11 @@ def serve(
     printed). Ctrl-C or SIGTERM stops every server (SIGTERM, then SIGKILL after 15 s) and removes
     serve.json. One `wanclip serve` at a time.
 
-    The server command is a template run in --comfy-dir, with {python} {port} {output_dir} {gpu}
-    {comfy_dir} {host} filled in and the flags after `--` appended. The default is
+    The server command is a template run in --comfy-dir, with {python} (ComfyUI's own: the venv,
+    .venv or portable build in --comfy-dir, else wanclip's), {wanclip_python}, {port}, {output_dir},
+    {gpu}, {comfy_dir} and {host} filled in and the flags after `--` appended. The default is
     `{python} main.py --listen {host} --port {port} --output-directory {output_dir}`; the
-    simulator instead (no GPU): --command '{python} -m wanclip sim --port {port} --output-dir {output_dir}'.
+    simulator instead (no GPU): --command '{wanclip_python} -m wanclip sim --port {port} --output-dir {output_dir}'.
 
     No ComfyUI flag is added for you, and none is a sure speed-up: on an H200 (ComfyUI 0.3.64,
     Wan 2.2 14B) --use-sage-attention made sampling 12 % slower and --fast gained nothing. Measure

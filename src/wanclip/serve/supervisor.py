@@ -10,7 +10,7 @@ stayed up a minute), with its exit code and the last lines of its log reported. 
 terminates every server's process group, waits, kills what is left, and removes the state file.
 
 The command that starts a server is a template (``DEFAULT_COMMAND``; ``--command`` or
-``$WANCLIP_SERVE_COMMAND``) with ``{python} {port} {output_dir} {gpu} {comfy_dir} {host}``
+``$WANCLIP_SERVE_COMMAND``) with ``{python} {wanclip_python} {port} {output_dir} {gpu} {comfy_dir} {host}``
 filled in, run in the ComfyUI folder; the tests run the simulator through it. Every request to a
 server goes through ``comfy.client.ComfyClient``, the render's client.
 """
@@ -37,8 +37,8 @@ from wanclip.errors import PromptRejected, ServeError, ServerError
 from wanclip.serve import state as serve_state
 
 DEFAULT_COMMAND = "{python} main.py --listen {host} --port {port} --output-directory {output_dir}"
-SIM_COMMAND = "{python} -m wanclip sim --port {port} --output-dir {output_dir}"
-PLACEHOLDERS = ("python", "port", "output_dir", "gpu", "comfy_dir", "host")
+SIM_COMMAND = "{wanclip_python} -m wanclip sim --port {port} --output-dir {output_dir}"
+PLACEHOLDERS = ("python", "wanclip_python", "port", "output_dir", "gpu", "comfy_dir", "host")
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 LOG_TAIL_LINES = 12
 
@@ -162,7 +162,7 @@ def comfy_python(comfy_dir: Path) -> str:
 
 
 def server_command(template: list[str], server: Managed, options: ServeOptions) -> list[str]:
-    values = {"python": comfy_python(options.comfy_dir), "port": str(server.port),
+    values = {"python": comfy_python(options.comfy_dir), "wanclip_python": sys.executable, "port": str(server.port),
               "output_dir": str(server.output_dir), "gpu": server.gpu, "comfy_dir": str(options.comfy_dir),
               "host": options.host}
     return [part.format(**values) for part in template] + list(options.extra)
