@@ -363,3 +363,22 @@ def test_a_server_that_dies_for_a_missing_module_names_the_python_and_command(tm
         Supervisor(bad).start()
     assert "No module named 'torch'" in info.value.message and "--command" in info.value.hint
     assert "venv" in info.value.hint
+
+
+def test_a_stop_signal_is_taken_between_steps_and_every_server_is_reaped(tmp_path):
+    """Ctrl-C / SIGTERM are recorded by the handler and raised by the supervisor between two steps:
+    raised by the handler itself, one landed inside the state write holding its lock, and the stop
+    then waited for that lock forever (a `serve` that did not exit after Ctrl-C)."""
+    import signal as signals
+
+    from wanclip.signals import StopRequests, Terminated
+
+    stops = StopRequests()
+    options = ServeOptions(tmp_path, ["0", "1"], port=free_ports(2), command=FAST_SIM)
+    supervisor = Supervisor(options, stops=stops)
+    supervisor.start()
+    pids = [s.proc.pid for s in supervisor.servers]
+    stops.request(signals.SIGTERM)
+    with pytest.raises(Terminated):
+        supervisor.run()
+    assert all(gone(pid) for pid in pids) and not serve_state.state_path().exists()

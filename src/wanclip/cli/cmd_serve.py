@@ -20,6 +20,7 @@ from wanclip.cli.base import (
 )
 from wanclip.serve.state import state_path
 from wanclip.serve.supervisor import DEFAULT_COMMAND, SIM_COMMAND, ServeOptions, Supervisor, parse_gpus
+from wanclip.signals import StopRequests
 
 
 def _started(d: dict) -> str:
@@ -106,7 +107,8 @@ def serve(
         options = ServeOptions(comfy_dir=comfy_dir, gpus=parse_gpus(gpus), port=port, extra=list(comfy_flags or []),
                                command=command, warm=warm or warm_workflow is not None, warm_workflow=warm_workflow,
                                output_dir=output_dir, ready_timeout=ready_timeout)
-        with Supervisor(options, on_event=show) as supervisor:
+        stops = StopRequests()  # Ctrl-C / SIGTERM recorded, taken by the supervisor between its steps
+        with stops.installed(), Supervisor(options, on_event=show, stops=stops) as supervisor:
             urls = supervisor.start()
             if as_json:
                 print_json({"event": "serving", "urls": urls, "state": str(state_path())})

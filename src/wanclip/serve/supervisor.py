@@ -35,6 +35,7 @@ from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.events import history_error
 from wanclip.errors import PromptRejected, ServeError, ServerError
 from wanclip.serve import state as serve_state
+from wanclip.signals import StopRequests, Terminated
 
 DEFAULT_COMMAND = "{python} main.py --listen {host} --port {port} --output-directory {output_dir}"
 SIM_COMMAND = "{wanclip_python} -m wanclip sim --port {port} --output-dir {output_dir}"
@@ -279,8 +280,9 @@ class Supervisor:
     worth telling a person: started, ready, warming, warm, warm_failed, exited, restarting, stopped."""
 
     def __init__(self, options: ServeOptions, on_event: Callable[[str, dict], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, stops: StopRequests | None = None):
         self.options, self.clock = options, clock
+        self.stops = stops  # Ctrl-C / SIGTERM recorded by the caller's handler, taken between steps
         self.on_event = on_event or (lambda kind, data: None)
         self.template = command_template(options)
         comfy_dir = Path(options.comfy_dir).resolve()
@@ -358,10 +360,12 @@ class Supervisor:
                                          "a first start can install requirements for minutes: raise --ready-timeout",
                                          exit_code=1)
                 if waiting:
+                    self._raise_if_stopped()
                     time.sleep(self.options.poll_interval)
             if self.options.warm:
                 for thread in list(self._warmers):
                     while thread.is_alive():
+                        self._raise_if_stopped()
                         thread.join(0.2)
         except BaseException:
             self.stop()
@@ -374,8 +378,16 @@ class Supervisor:
             while not self._stopping.is_set():
                 self.poll()
                 self._stopping.wait(self.options.poll_interval)
+                self._raise_if_stopped()
         finally:
             self.stop()
+
+    def _raise_if_stopped(self) -> None:
+        """A recorded Ctrl-C or SIGTERM, raised here, between two steps: raised by the handler itself it
+        could land inside ``_write_state`` holding the lock, and ``stop`` then waited for it forever."""
+        signum = self.stops.take() if self.stops is not None else None
+        if signum is not None:
+            raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     def request_stop(self) -> None:
         self._stopping.set()
