@@ -271,3 +271,15 @@ def test_the_node_packs_background_encode_time_is_recorded_apart_from_the_gpus_p
     late = dict(video, seconds=9.0)  # an event for a finished shot changes nothing it already knows
     d.feed(parse(json.dumps({"type": "wanclip.video", "data": late})), at=13.0)
     assert d.shot.record.node_seconds["background encode"] == 1.52
+
+
+def test_the_posted_hash_is_kept_when_the_prompts_events_came_before_the_posts_answer():
+    """Under load the server's first events for a prompt are read before the POST's reply: the shot is
+    queued by then, and the reply's hash of what was posted must still reach the ledger."""
+    d = Driver(m.Shot(record(), {}))
+    d.feed(m.Assign(SERVER, "p-1"), at=0.0)
+    d.feed(parse(json.dumps({"type": "execution_start", "data": {"prompt_id": "p-1", "timestamp": 1}})), at=0.1)
+    assert d.shot.phase == "running" and d.shot.record.posted_sha256 is None
+    effects = d.feed(m.Submitted("abc123"), at=0.2)
+    assert d.shot.record.posted_sha256 == "abc123" and any(isinstance(e, m.SaveLedger) for e in effects)
+    assert d.kinds().count("submitted") == 1  # said once, by the early event

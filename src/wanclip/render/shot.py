@@ -185,6 +185,11 @@ class _Step(Following, Cancelling):
             self.shot.phase, self.shot.last_event = Phase.QUEUED, self.now
             self.rec.error, self.rec.posted_sha256 = None, ev.posted_sha256 or self.rec.posted_sha256
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts)
+        elif ev.posted_sha256 and self.rec.posted_sha256 is None and self.rec.prompt_id:
+            # its events came first (a loaded client reads the socket before the POST's reply): the
+            # shot is queued or running already, and the hash of what was posted still belongs here
+            self.rec.posted_sha256 = ev.posted_sha256
+            self.save()
 
     def on_submit_rejected(self, ev: SubmitRejected) -> None:
         if self.shot.phase not in (Phase.SUBMITTING, Phase.UNCONFIRMED):
