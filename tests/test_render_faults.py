@@ -155,10 +155,22 @@ def test_sigterm_stops_our_prompts_on_the_server_and_exits_143(sim, tmp_path, co
     assert proc.returncode == 143
     last = json.loads(stdout.strip().splitlines()[-1])
     assert last["event"] == "error" and last["exit_code"] == 143
-    queue = requests.get(sim.url + "/queue", timeout=5).json()
-    assert queue["queue_running"] == [] and queue["queue_pending"] == []
+    ledger = load_ledger(out)
+    if "still on the server" in last["error"]:
+        # the server had not confirmed within --cancel's wait (a starved machine): what wanclip says,
+        # the ledger and the server must still agree, and the interrupt it sent must land
+        [left] = [s for s in ledger.shots if s.prompt_id]
+        assert f"{left.name} (asked to stop)" in last["error"] and left.status in ("queued", "running")
+        _wait_for(lambda: [e["status"] for e in sim.log()] == ["interrupted"])
+    else:
+        assert {s.status for s in ledger.shots} == {"pending"}
+
+    def idle() -> bool:  # execution_interrupted goes out a moment before the server clears its running entry
+        queue = requests.get(sim.url + "/queue", timeout=5).json()
+        return queue["queue_running"] == [] and queue["queue_pending"] == []
+
+    _wait_for(idle, lambda: f"our prompt is still on the server: {requests.get(sim.url + '/queue', timeout=5).json()}")
     assert [e["status"] for e in sim.log()] == ["interrupted"]
-    assert {s.status for s in load_ledger(out).shots} == {"pending"}
 
 
 def test_interrupted_is_said_only_once_the_server_stopped_the_prompt(sim, tmp_path):
