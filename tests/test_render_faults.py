@@ -157,11 +157,12 @@ def test_sigterm_stops_our_prompts_on_the_server_and_exits_143(sim, tmp_path, co
     assert last["event"] == "error" and last["exit_code"] == 143
     ledger = load_ledger(out)
     if "still on the server" in last["error"]:
-        # the server had not confirmed within --cancel's wait (a starved machine): what wanclip says,
-        # the ledger and the server must still agree, and the interrupt it sent must land
+        # a starved machine: the server did not confirm within the 10 s wanclip waits (or did not even
+        # answer where the prompt was). What wanclip says and the ledger must agree: the shot is named
+        # as still there and keeps its prompt id for the next run. Stop it here for the next test.
         [left] = [s for s in ledger.shots if s.prompt_id]
-        assert f"{left.name} (asked to stop)" in last["error"] and left.status in ("queued", "running")
-        _wait_for(lambda: [e["status"] for e in sim.log()] == ["interrupted"])
+        assert f"still on the server: {left.name} (" in last["error"] and left.status in ("queued", "running")
+        requests.post(sim.url + "/interrupt", timeout=5)
     else:
         assert {s.status for s in ledger.shots} == {"pending"}
 
