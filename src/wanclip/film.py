@@ -77,23 +77,24 @@ class FilmResult:
     def to_json(self) -> dict[str, Any]:
         """The closing line of ``wanclip render --json``: how it ended, shot by shot."""
         shots = [s for s in self.ledger.shots if s.name in self.selected]
+        found = self.background
+        background = {"background_encode": {"clips": found[0], "median_seconds": found[1]}} if found else {}
         return {"event": "summary", "ledger": str(self.ledger.path), "exit_code": self.exit_code,
                 "film": str(self.film) if self.film else None, "note": self.note,
-                "page": str(self.page) if self.page else None, "time": film_split(self.ledger),
-                **_background(shots),
+                "page": str(self.page) if self.page else None, "time": film_split(self.ledger), **background,
                 "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
                            "error": s.error} for s in shots]}
+
+    @property
+    def background(self) -> tuple[int, float] | None:
+        """(clips, median seconds) the node pack encoded off the GPU's path, of the selected done shots."""
+        return background_encode([s.node_seconds for s in self.ledger.shots
+                                  if s.name in self.selected and s.status == "done"])
 
     @property
     def exit_code(self) -> int:
         """0 when every selected shot is done and the film (when asked for) was written, else 1."""
         return 1 if self.stitch_failed else self.render.exit_code
-
-
-def _background(shots: list) -> dict[str, Any]:
-    """``background_encode`` of the summary, where the node pack encoded clips off the GPU's path."""
-    found = background_encode([s.node_seconds for s in shots if s.status == "done"])
-    return {"background_encode": {"clips": found[0], "median_seconds": found[1]}} if found else {}
 
 
 class PageWriter:

@@ -15,7 +15,7 @@ from wanclip.errors import EXIT_BAD_INPUT, PromptRejected, WanclipError
 from wanclip.film import FilmResult, run_film
 from wanclip.planning.plan import Plan
 from wanclip.render.loop import RenderOptions
-from wanclip.review.timings import background_encode, describe, film_split
+from wanclip.review.timings import describe, film_split
 
 
 def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False) -> FilmResult:
@@ -79,7 +79,7 @@ def summary(result: FilmResult, as_json: bool) -> None:
     split = describe(film_split(result.ledger))
     if split:
         console.print(f"where the time went: {split}")
-    background = background_encode([s.node_seconds for s in shots if s.status == "done"])
+    background = result.background
     if background:
         clips, median = background
         console.print(f"encoded in the background by wanclip's node pack, off the GPU's path: {clips} "

@@ -126,24 +126,29 @@ def parse(frame: str | bytes) -> Event | None:
     Total: a malformed frame (``{"type": "progress", "data": {"value": "12%"}}``, a list where a
     dict belongs ...) is logged and dropped, never raised, so no frame can stop the reader.
     """
-    try:
-        return _parse(frame)
-    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
-        log.warning("dropped a malformed ComfyUI message (%s: %s): %.200r", type(exc).__name__, exc, frame)
+    if isinstance(frame, bytes | bytearray):
         return None
+    try:
+        message = json.loads(frame)
+    except (TypeError, ValueError):  # not JSON text: dropped, as before
+        return None
+    return from_message(message)
 
 
 def _int(value) -> int:
     return int(float(value or 0))
 
 
-def _parse(frame: str | bytes) -> Event | None:
-    if isinstance(frame, bytes | bytearray):
-        return None
+def from_message(message: object) -> Event | None:
+    """A decoded ``{"type", "data"}`` message as an event: ``parse`` after ``json.loads``, as total."""
     try:
-        message = json.loads(frame)
-    except ValueError:
+        return _from_message(message)
+    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
+        log.warning("dropped a malformed ComfyUI message (%s: %s): %.200r", type(exc).__name__, exc, message)
         return None
+
+
+def _from_message(message: object) -> Event | None:
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         return None
     kind, data = message.get("type"), message["data"]

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from wanclip import media
 from wanclip.comfy.client import ComfyClient
-from wanclip.comfy.events import VideoSaved, parse
+from wanclip.comfy.events import VideoSaved, from_message, parse
 from wanclip.errors import ClipError, ServerError, StitchError
 from wanclip.files import sha256_file
 
@@ -87,12 +87,7 @@ VideoEvent = VideoSaved  # one parser for the node pack's event: ``wanclip.comfy
 def parse_video_event(message) -> VideoEvent | None:
     """A websocket message (its JSON text or the decoded ``{"type", "data"}``) as a ``VideoEvent``;
     None for every other message and for a malformed one."""
-    if not isinstance(message, str | bytes):
-        try:
-            message = json.dumps(message)
-        except (TypeError, ValueError):
-            return None
-    event = parse(message)
+    event = parse(message) if isinstance(message, str | bytes) else from_message(message)
     return event if isinstance(event, VideoSaved) else None
 
 
