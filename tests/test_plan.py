@@ -17,7 +17,8 @@ def test_plan_json_reports_the_tomato_film(tmp_path):
     result = run_cli("plan", TOMATO, "--out", tmp_path / "film", "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert plan["film"] == {"title": "Tomato and Egg Stir-Fry", "fps": 16.0, "shots": 12, "seconds": 57.45}
+    # 12 x 81 frames - 11 x 4.8 frames of fades = 919.2 frames; the film has whole frames: 920
+    assert plan["film"] == {"title": "Tomato and Egg Stir-Fry", "fps": 16.0, "shots": 12, "seconds": 57.5}
     assert [s["seed"] for s in plan["shots"]] == list(range(101, 113))
     assert {s["frames"] for s in plan["shots"]} == {81}
     assert {(s["width"], s["height"]) for s in plan["shots"]} == {(832, 480)}
@@ -35,9 +36,44 @@ def test_plan_json_reports_the_tomato_film(tmp_path):
 def test_plan_table_shows_shots_and_film_length(tmp_path):
     result = run_cli("plan", TOMATO, "--out", tmp_path)
     assert result.exit_code == 0
-    assert "12 shots, 57.45 s after transitions" in result.stdout
-    assert "60.75 s of clips − 3.30 s of transitions = 57.45 s at 16 fps" in result.stdout
+    assert "12 shots, 57.50 s after transitions" in result.stdout
+    assert ("60.75 s of clips − 3.30 s of transitions = 57.45 s; each transition starts on a whole frame, so "
+            "the film is 920 frames = 57.50 s at 16 fps") in " ".join(result.stdout.split())
     assert "slicing-tomatoes" in result.stdout
+
+
+LENGTHS = {  # shots file -> the film's frames as the stitch writes them
+    "fades of 4.8 frames": ("transition: {type: fade, duration: 0.3}\n", [81, 81, 81], [False] * 3),
+    "a cut and a fade": ("transition: {type: fade, duration: 0.2}\n", [81, 41, 81], [False] * 3),
+    "a chain after a fade": ("transition: {type: dissolve, duration: 0.45}\n", [81, 81, 81, 81],
+                             [False, False, True, True]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LENGTHS))
+def test_the_plans_film_length_is_the_stitched_films(tmp_path, case):
+    """The plan says how long the film will be before any GPU work: exactly what the stitch will write
+    (xfade starts each transition on a whole frame, so 0.3 s fades at 16 fps do not sum to whole frames)."""
+    from fractions import Fraction
+
+    from wanclip.media import ClipInfo
+    from wanclip.planning.plan import plan_film
+    from wanclip.stitch.graph import Cut, plan_stitch
+
+    transition, frames, chained = LENGTHS[case]
+    shots = "".join(f"  - name: s{i}\n    prompt: 镜头 {i}\n    frames: {n}\n" + ("    continue: true\n" if c else "")
+                    + ("    transition: cut\n" if case == "a cut and a fade" and i == 1 else "")
+                    for i, (n, c) in enumerate(zip(frames, chained, strict=True)))
+    path = write_shots(tmp_path, f"title: 长度\nfps: 16\n{transition}shots:\n{shots}")
+    plan = plan_film(path, out=tmp_path / "out")
+    film = plan.film
+    cuts = [Cut(t.type, t.duration, bool(plan.shots[i - 1].continues))
+            for i, t in ((i, film.transition_into(i)) for i in range(2, len(frames) + 1))]
+    clips = [ClipInfo(path=Path(f"/c/{i}.mp4"), frames=n, fps=Fraction(16), width=832, height=480, codec="h264",
+                      profile="High", pix_fmt="yuv420p", sar="1:1", time_base="1/16384", has_audio=False)
+             for i, n in enumerate(frames)]
+    stitched = plan_stitch(clips, tmp_path / "film.mp4", cuts=cuts)
+    assert plan.seconds == stitched.seconds == stitched.frames / 16
 
 
 def test_every_example_film_plans(tmp_path):
@@ -86,7 +122,7 @@ def test_warnings_go_to_stderr_and_do_not_fail(tmp_path):
     result = run_cli("plan", shots, "--out", tmp_path / "out", "--json")
     assert result.exit_code == 0
     assert "shots a, b share seed 3" in result.stderr
-    assert json.loads(result.stdout)["film"]["seconds"] == round(2 * 81 / 16 - 0.3, 4)
+    assert json.loads(result.stdout)["film"]["seconds"] == (2 * 81 - 4) / 16  # the 4.8-frame fade blends 4 whole frames
 
 
 # -- refusals at plan time of what used to fail later, or as a traceback ---------------------------

@@ -55,9 +55,13 @@ def render_plan(plan: Plan, graphs: Path) -> None:
     console.print(table)
     total = sum(s.seconds for s in plan.shots)
     repeated = sum(s.frames - s.kept_frames for s in plan.shots) / film.fps
-    console.print(f"film: {total:.2f} s of clips − {total - plan.seconds - repeated:.2f} s of transitions"
+    formula = film.seconds_after_transitions(whole_frames=False)
+    frames = round(plan.seconds * film.fps)
+    rounded = (f"; each transition starts on a whole frame, so the film is {frames} frames = {plan.seconds:.2f} s"
+               if abs(formula - plan.seconds) > 1e-9 else "")
+    console.print(f"film: {total:.2f} s of clips − {total - formula - repeated:.2f} s of transitions"
                   + (f" − {repeated:.2f} s of repeated first frames" if repeated else "")
-                  + f" = {plan.seconds:.2f} s at {film.fps:g} fps")
+                  + f" = {formula:.2f} s{rounded} at {film.fps:g} fps")
     render_chains(plan)
     console.print(Text(f"workflow: {shown(plan.workflow)}"))
     if plan.i2v_workflow:

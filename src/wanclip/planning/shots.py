@@ -24,7 +24,13 @@ from pydantic import (
 )
 
 from wanclip.errors import ShotsFileError
-from wanclip.planning.timeline import CUT, film_seconds, kept_frames, transition_name_problem
+from wanclip.planning.timeline import (
+    CUT,
+    film_frame_count,
+    film_seconds,
+    kept_frames,
+    transition_name_problem,
+)
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TRAINED_FRAMES = 81
@@ -338,12 +344,17 @@ class Film(BaseModel):
         line = line_of(self._lines, loc) if self._lines else None
         return f"line {line}: " if line else ""
 
-    def seconds_after_transitions(self) -> float:
-        """The film's length: Σ kept frames / fps − Σ transition overlaps (a continued shot keeps
-        all its frames but the first, which is the previous shot's last frame)."""
+    def seconds_after_transitions(self, whole_frames: bool = True) -> float:
+        """The film's length as the stitch writes it: Σ kept frames / fps − Σ transition overlaps (a
+        continued shot keeps all its frames but the first, which is the previous shot's last frame),
+        rounded up to a whole frame (``timeline.film_frame_count``); ``whole_frames=False``: the
+        formula alone."""
         count = len(self.shots)
         overlaps = [self.transition_into(i).overlap_or_cut for i in range(2, count + 1)]
-        return film_seconds([self.kept_frames(i) for i in range(1, count + 1)], overlaps, self.fps)
+        kept = [self.kept_frames(i) for i in range(1, count + 1)]
+        if whole_frames:
+            return film_frame_count(kept, overlaps, self.fps) / self.fps
+        return film_seconds(kept, overlaps, self.fps)
 
     def warnings(self) -> list[str]:
         notes = []

@@ -10,7 +10,11 @@ keeps ``frames - 1`` frames (``kept_frames``). The film's length is then
 
     Σ kept frames / fps − Σ crossfade overlaps
 
-(a hard cut overlaps 0 s), which ``film_seconds`` computes for the plan and the stitch alike.
+(a hard cut overlaps 0 s), which ``film_seconds`` computes. A film holds whole frames: ffmpeg's
+xfade starts each crossfade on the first frame at or after its offset, so a 0.3 s fade at 16 fps
+(4.8 frames) blends whole frames, and the written film is ``film_frame_count`` frames, at most one
+frame longer than the formula (the stitch takes each offset from the formula, so this rounding
+never adds up). That count is the length `wanclip plan` prints and the stitch writes.
 The lists below are per clip, in film order: ``frames[i]`` and ``continues[i]`` (clip i continues
 clip i − 1; ``continues[0]`` is ignored, the first clip has nothing to continue) and, between
 them, ``overlaps[k]`` joining clip k and k + 1 (seconds, or None for a hard cut).
@@ -19,7 +23,9 @@ them, ``overlaps[k]`` joining clip k and k + 1 (seconds, or None for a hard cut)
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 CUT = "cut"
 # ffmpeg's xfade transitions (``ffmpeg -h filter=xfade``; 6.x, 7.x and 9.0 have these 58; `custom`
@@ -108,3 +114,24 @@ def film_seconds(frames: list[int], overlaps: list[float | None], fps: float,
     """The film's length after transitions: Σ kept frames / fps − Σ overlaps (a hard cut overlaps
     0 s; a continued clip keeps ``frames - 1``)."""
     return sum(film_frames(frames, continues)) / fps - sum(o or 0.0 for o in overlaps)
+
+
+def film_frame_count(frames: list[int], overlaps: list[float | None], fps: float,
+                     continues: list[bool] | None = None) -> int:
+    """The frames of the film the stitch writes: ``film_seconds`` x ``fps`` rounded up to a whole frame.
+
+    Each crossfade starts on the first whole frame at or after its offset, and the offset is taken
+    from the formula's length of the film so far, never from the rounded one (as
+    ``stitch.graph.xfade_offsets`` passes it to ffmpeg)."""
+    kept = film_frames(frames, continues)
+    if not kept:
+        return 0
+    rate = Fraction(str(fps))
+    nominal, actual = Fraction(kept[0]), kept[0]
+    for overlap, count in zip(overlaps, kept[1:], strict=True):
+        if overlap is None:
+            nominal, actual = nominal + count, actual + count
+        else:
+            start = nominal - Fraction(str(overlap)) * rate
+            nominal, actual = start + count, math.ceil(start) + count
+    return actual
