@@ -39,7 +39,7 @@ def prompt_of(body: dict) -> dict:
 
 
 def prompt_id_of(profile: Profile, body: dict) -> str:
-    if not profile.unique_ids:
+    if not profile.canonical_ids:
         return str(body.get("prompt_id", uuid.uuid4()))  # 0.3.64/0.9: any string, even "None"
     # drift §1.1: absent or null -> minted; anything else must be a canonical UUID.
     client_id = body.get("prompt_id")
