@@ -14,7 +14,7 @@ import uuid
 import websocket
 
 from wanclip.comfy.client import ComfyClient
-from wanclip.comfy.events import Event, ExecutionSuccess, Executing, ProgressState, Status, parse
+from wanclip.comfy.events import Event, Executing, ExecutionSuccess, ProgressState, Status, parse
 from wanclip.comfy.follow import close_quietly, receive
 from wanclip.errors import ServerError
 

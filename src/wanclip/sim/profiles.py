@@ -5,12 +5,14 @@
           `progress`, read-only `/api/jobs`, `extra_data.create_time`, a re-posted id runs again.
 - 0.33:   the ComfyUI 0.33.0 recordings in comfyui-samples-0.33.0/ (see their DIFF.md): the jobs
           API with its cancel routes, canonical-UUID prompt ids, node replacements, DynamicCombo
-          SaveVideo, the RAM-pressure cache; a re-posted id runs again (no 409), no websocket
-          credentials, no activity/seconds in progress_state, jobs read history first.
+          SaveVideo; a re-posted id runs again (no 409), no websocket credentials, no
+          activity/seconds in progress_state, jobs read history first. The cache is the classic
+          one: the recordings show a node of two prompts back run again (DIFF.md's "RAM-pressure
+          confirmed" rests on cases the classic cache explains too).
 - 0.38:   ComfyUI 0.38.1 as comfyui-drift.md read it in the code: built from source, UNVERIFIED.
           No recording exists; every behaviour here that 0.33 lacks (409, credentials, activity,
-          has_errors & co.) is implemented from those notes, and three of them were refuted for
-          0.33.0: they may have come later or never.
+          has_errors & co., the RAM-pressure cache) is implemented from those notes, and each of
+          them was refuted for 0.33.0: they may have come later or never.
 
 Verified profiles (checked message for message against their recordings) are listed in VERIFIED.
 """
@@ -37,6 +39,7 @@ class Profile:
     jobs_cancel: bool = False  # POST /api/jobs/{id}/cancel, POST /api/jobs/cancel
     jobs_counts: bool = False  # has_errors, execution_error_count, completion_status, execution_errors
     jobs_previewable: bool = False  # previewable_outputs_count
+    wording_033: bool = False  # 400s for bad job/prompt ids as 0.33.0 words them (recorded; else as read for 0.38)
     jobs_live_first: bool = False  # GET /api/jobs/{id} reads running, pending, then history (else history first)
     static_root: bool = False  # the frontend's static route: unknown GET 404, other methods 405
     unique_ids: bool = False  # 409 for a known prompt_id
@@ -66,7 +69,7 @@ P09 = Profile(
 P033 = Profile(
     key="0.33", version="0.33.0", object_info="object_info_0.33.json", frontend_version="1.49.6",
     templates_version="0.11.44", os_name="linux", throttle_progress=True, create_time=True, jobs_api=True,
-    jobs_cancel=True, jobs_previewable=True, static_root=True, canonical_ids=True, cache=CACHE_RAM_PRESSURE,
+    jobs_cancel=True, jobs_previewable=True, wording_033=True, static_root=True, canonical_ids=True,
     node_replacements=True, bad_json_is_500=True, int_upload_size=True,
     features={"supports_preview_metadata": True, "supports_model_type_tags": True,
               "extension": {"manager": {"supports_v4": True}}, "node_replacements": True, "assets": False},
