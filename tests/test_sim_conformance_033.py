@@ -205,6 +205,12 @@ def test_the_jobs_cancel_routes_as_recorded(rec, client, samples_033):
     assert (got["b"].status_code, got["b"].json()) == (real_b["status"], real_b["body"]) == (404, {"error": "Job not found"})
     real = received(samples_033, "ws-cancel.jsonl")
     assert without_status(got["msgs"]) == without_status(real)
+    # the jobs list: each status's items carry the keys the real list's do
+    real_list = json.loads((samples_033 / "api_jobs_final.json").read_text(encoding="utf-8"))
+    mine = client.get("/api/jobs").json()
+    assert sorted(mine) == sorted(real_list) and sorted(mine["pagination"]) == sorted(real_list["pagination"])
+    keys = {(j["status"], tuple(sorted(j))) for j in mine["jobs"]}
+    assert keys == {(j["status"], tuple(sorted(j))) for j in real_list["jobs"]}
 
 
 def test_an_identical_graph_under_a_new_id_replays_the_old_file(rec, client, samples_033):

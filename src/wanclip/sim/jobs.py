@@ -166,7 +166,7 @@ def parse_query(profile, query) -> dict:
             out["offset"] = -1
         if out["offset"] < 0:
             raise ValueError("offset must be a non-negative integer")  # inferred wording
-    if profile.jobs_cancel and "ids" in query:  # 0.38's batch poll (inferred parameter name)
+    if profile.jobs_counts and "ids" in query:  # 0.38's batch poll (inferred parameter name; 0.33 profile: unrecorded, left out)
         out["ids"] = [i for i in query["ids"].split(",") if i]
     return out
 
