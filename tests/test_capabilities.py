@@ -41,7 +41,7 @@ def test_detected_capabilities_match_what_the_profile_speaks(sim_profile):
 @pytest.mark.parametrize("sim_profile", PROFILES, indirect=True)
 def test_detection_queues_cancels_and_deletes_nothing(sim_profile, profile_client, tiny_workflow):
     """The probes run while a prompt of someone else's is running and one is pending: both live on."""
-    sim_profile.faults.stall_prompt(2)
+    sim_profile.faults.stall_prompt(1)  # the first prompt of this test runs until interrupted
     running, pending = str(uuid.uuid4()), str(uuid.uuid4())
     for pid in (running, pending):
         assert profile_client.post("/prompt", {"prompt": tiny_workflow(seed=3), "prompt_id": pid}).status_code == 200
@@ -390,7 +390,7 @@ def test_preflight_reads_only_the_graphs_classes(sim_profile, monkeypatch):
 
 @pytest.mark.parametrize("sim_profile", ["0.3.64", "0.9"], indirect=True)
 def test_cancel_without_capabilities_falls_back_on_a_404_or_405(sim_profile, profile_client, tiny_workflow):
-    sim_profile.faults.stall_prompt(2)
+    sim_profile.faults.stall_prompt(1)  # the first prompt of this test runs until interrupted
     running, pending = str(uuid.uuid4()), str(uuid.uuid4())
     for pid in (running, pending):
         profile_client.post("/prompt", {"prompt": tiny_workflow(seed=6), "prompt_id": pid})
