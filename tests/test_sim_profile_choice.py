@@ -42,6 +42,11 @@ def test_wanclip_sim_without_a_version_speaks_the_verified_default(tmp_path):
                 break
         assert line.startswith(f"simulated ComfyUI {get_profile(DEFAULT_PROFILE).version} on "), line
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-        proc.stdout.close()
+        proc.send_signal(signal.SIGTERM)  # (a SIGINT may be ignored by a test run in the background)
+        try:
+            assert proc.wait(timeout=60) == 143
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
