@@ -151,6 +151,12 @@ def samples_092() -> Path:
 
 
 @pytest.fixture(scope="session")
+def samples_033() -> Path:
+    """The ComfyUI 0.33.0 recordings the tests read, copied (minified) into tests/data."""
+    return DATA / "comfyui-samples-0.33.0"
+
+
+@pytest.fixture(scope="session")
 def sim_servers(tmp_path_factory):
     """`sim_servers(version)`: one fast simulator per ComfyUI version for the session, started on first use."""
     from wanclip.sim import serve_in_thread

@@ -74,12 +74,19 @@ def kill_render_when(shots: Path, server: str, out: Path, ready, interval: float
     proc.wait(timeout=10)
 
 
-# What `Capabilities.describe()` says of each simulator profile (doctor's "ComfyUI features" row).
-FEATURES = {
-    "0.3.64": "ComfyUI 0.3.64: jobs API no, cancel routes no, duplicate ids re-run, credential handshake no, "
-              "progress_state yes, /api prefix yes, node replacements no",
-    "0.9": "ComfyUI 0.9.2: jobs API read-only, cancel routes no, duplicate ids re-run, credential handshake no, "
-           "progress_state yes, /api prefix yes, node replacements no",
-    "0.38": "ComfyUI 0.38.1: jobs API yes, cancel routes yes, duplicate ids refused (409), credential handshake "
-            "yes, progress_state yes (activity, seconds), /api prefix yes, node replacements yes (0)",
+# What `Capabilities.describe()` says of each simulator profile (the render's "server" event): the
+# routes as probed, and the behaviours no route shows as not known yet.
+BEHAVIOURS = ("409 for a re-posted id {dup}, credential handshake {cred}, progress_state {state}, "
+              "its activity/seconds {activity}")
+UNSEEN = dict.fromkeys(("dup", "cred", "state", "activity"), "not known yet")
+ROUTES = {
+    "0.3.64": "ComfyUI 0.3.64: jobs API no, cancel routes no, /api prefix yes, node replacements no, ",
+    "0.9": "ComfyUI 0.9.2: jobs API read-only, cancel routes no, /api prefix yes, node replacements no, ",
+    "0.33": "ComfyUI 0.33.0: jobs API yes, cancel routes yes, /api prefix yes, node replacements yes (0), ",
+    "0.38": "ComfyUI 0.38.1: jobs API yes, cancel routes yes, /api prefix yes, node replacements yes (0), ",
 }
+FEATURES = {key: routes + BEHAVIOURS.format(**UNSEEN) for key, routes in ROUTES.items()}
+# doctor's "ComfyUI features" row: it opens one event socket (the credential handshake is seen there)
+DOCTOR_NOTE = " (doctor opened one event socket and posted nothing: the rest shows only while a prompt runs)"
+DOCTOR_FEATURES = {key: routes + BEHAVIOURS.format(**{**UNSEEN, "cred": "yes (seen)" if key == "0.38" else "no (seen)"})
+                   + DOCTOR_NOTE for key, routes in ROUTES.items()}

@@ -1,6 +1,6 @@
-"""What each ComfyUI speaks (comfy.capabilities), the jobs API helpers (comfy.jobs), the 400 table
-with trimmed lists, and node replacements in preflight: on every simulator profile, and on the
-real 0.9.2 (and 0.3.64) answers where a recording has them."""
+"""What each ComfyUI speaks (comfy.capabilities), what it was seen doing (comfy.observed), the jobs
+API helpers (comfy.jobs), the 400 table with trimmed lists, and node replacements in preflight: on
+every simulator profile, and on the real 0.33.0, 0.9.2 (and 0.3.64) answers where a recording has them."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from wanclip.checks.preflight import preflight
 from wanclip.comfy import jobs
 from wanclip.comfy.capabilities import Capabilities, detect, object_info, prefix, rejection_server, route
 from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.observed import Observed, handshake
 from wanclip.errors import PreflightError, PromptRejected
 
-PROFILES = ["0.3.64", "0.9", "0.38"]
+PROFILES = ["0.3.64", "0.9", "0.33", "0.38"]
 
 
 # -- detect, per simulator profile ----------------------------------------------------------------
@@ -30,8 +31,9 @@ def test_detected_capabilities_match_what_the_profile_speaks(sim_profile):
     p = sim_profile.engine.profile
     assert caps.describe() == FEATURES[p.key]
     assert (caps.jobs_get, caps.jobs_list, caps.jobs_cancel) == (p.jobs_api, p.jobs_api, p.jobs_cancel)
-    assert (caps.duplicate_ids == "refused") == p.unique_ids
-    assert caps.credential_handshake == p.credentials and caps.progress_activity == p.node_activity
+    # no probe shows these: not known yet, whatever the version and the other routes say
+    assert (caps.refuses_known_ids, caps.credential_handshake, caps.progress_state, caps.progress_activity) == \
+        (None, None, None, None)
     assert (caps.node_replacements is not None) == p.node_replacements
     assert caps.version == p.version and caps.system_stats["system"]["comfyui_version"] == p.version
 
@@ -39,7 +41,7 @@ def test_detected_capabilities_match_what_the_profile_speaks(sim_profile):
 @pytest.mark.parametrize("sim_profile", PROFILES, indirect=True)
 def test_detection_queues_cancels_and_deletes_nothing(sim_profile, profile_client, tiny_workflow):
     """The probes run while a prompt of someone else's is running and one is pending: both live on."""
-    sim_profile.faults.stall_prompt(2)
+    sim_profile.faults.stall_prompt(1)  # the first prompt of this test runs until interrupted
     running, pending = str(uuid.uuid4()), str(uuid.uuid4())
     for pid in (running, pending):
         assert profile_client.post("/prompt", {"prompt": tiny_workflow(seed=3), "prompt_id": pid}).status_code == 200
@@ -128,6 +130,92 @@ def test_detect_on_the_recorded_comfyui_092(samples_092):
     assert "POST /api/jobs/cancel" in replay.asked  # answered 405 in 0.9.2: no route, not "refused"
     assert not any(a.startswith("POST /prompt") or a.startswith("POST /queue") or a.startswith("POST /interrupt")
                    for a in replay.asked)
+
+
+def recorded_033(samples_033):
+    """The answers of the real 0.33.0 to the probes, from its http.jsonl (an unknown job id, the
+    cancel route's 400 for a body without job_ids)."""
+    answers = {}
+    for line in (samples_033 / "http.jsonl").read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        path = entry["path"].split("?")[0]
+        if entry["method"] == "GET" and path.startswith("/api/jobs/") and entry["status"] == 404:
+            path = "/api/jobs/<unknown>"
+        answers.setdefault((entry["method"], path, json.dumps(entry["sent"])), (entry["status"], entry["body"]))
+
+    def answer(method, path, kwargs):
+        path = "/api/jobs/<unknown>" if method == "GET" and path.startswith("/api/jobs/") else path.split("?")[0]
+        return answers.get((method, path, json.dumps(kwargs.get("json"))), (404, None))
+
+    return answer
+
+
+def test_detect_on_the_recorded_comfyui_033_claims_nothing_it_did_not_see(samples_033):
+    """A real 0.33.0 has the cancel routes and node_replacements, yet re-runs a re-posted id and sends
+    no activity/seconds: neither is claimed from the routes or the flags."""
+    replay = Replay(recorded_033(samples_033))
+    with ComfyClient("http://127.0.0.1:18633", session=replay) as client:
+        caps = detect(client)
+    text = caps.describe()
+    assert text == FEATURES["0.33"].replace("node replacements yes (0)", "node replacements yes (8)")
+    assert "409 for a re-posted id not known yet" in text and "its activity/seconds not known yet" in text
+    assert "refused" not in text and "activity, seconds" not in text
+    assert (caps.jobs_api, caps.api_prefix, caps.replacement_for("ResizeImagesByLongerEdge")) == \
+        ("yes", True, "ImageScaleToMaxDimension")
+    assert caps.to_dict()["refuses_known_ids"] is None and caps.to_dict()["progress_activity"] is None
+
+
+def transcript(samples_033, name: str) -> list[dict]:
+    lines = (samples_033 / name).read_text(encoding="utf-8").splitlines()
+    return [e["data"] for e in map(json.loads, lines) if e["kind"] == "recv"]
+
+
+def test_what_the_recorded_033_sent_is_seen_as_it_was(samples_033):
+    """Its messages, fed as they came: no credential_key in the first status, progress_state without
+    activity/seconds through a whole prompt; a re-post answered 200."""
+    observed = Observed()
+    for message in transcript(samples_033, "ws-dup.jsonl"):
+        observed.message(json.dumps(message))
+    observed.reposted(200)
+    assert observed.seen() == {"refuses_known_ids": False, "credential_handshake": False,
+                               "progress_state": True, "progress_activity": False}
+    caps = Capabilities("http://h", version="0.33.0").learned(observed)
+    assert "409 for a re-posted id no (seen), credential handshake no (seen), progress_state yes (seen), " \
+           "its activity/seconds no (seen)" in caps.describe()
+
+
+def test_nothing_is_seen_before_the_messages_that_show_it(samples_033):
+    observed = Observed()
+    first = transcript(samples_033, "ws-dup.jsonl")
+    for message in first[:3]:  # status, feature_flags, status: no prompt has run yet
+        observed.message(json.dumps(message))
+    assert observed.seen() == {"refuses_known_ids": None, "credential_handshake": False,
+                               "progress_state": None, "progress_activity": None}
+    observed.reposted(409)
+    assert observed.refuses_known_ids is True
+
+
+@pytest.mark.parametrize("sim_profile", ["0.9", "0.33", "0.38"], indirect=True)
+def test_a_prompt_run_shows_each_profile_s_progress_state(sim_profile, profile_client, tiny_workflow):
+    resp, msgs = profile_client.run(tiny_workflow())
+    assert resp.status_code == 200
+    observed = Observed()
+    for message in msgs:
+        observed.message(json.dumps(message))
+    assert observed.progress_state is True
+    assert observed.progress_activity is sim_profile.engine.profile.node_activity
+
+
+@pytest.mark.parametrize("sim_profile", ["0.3.64", "0.33", "0.38"], indirect=True)
+def test_the_handshake_is_seen_on_one_socket(sim_profile, profile_client):
+    with ComfyClient(sim_profile.url) as client:
+        assert handshake(client) is sim_profile.engine.profile.credentials
+    assert profile_client.get("/queue").json() == {"queue_running": [], "queue_pending": []}
+
+
+def test_no_handshake_is_claimed_where_no_socket_opens():
+    with ComfyClient("http://127.0.0.1:9") as client:
+        assert handshake(client, timeout=2) is None
 
 
 def test_detect_on_the_recorded_comfyui_0364(samples):
@@ -302,7 +390,7 @@ def test_preflight_reads_only_the_graphs_classes(sim_profile, monkeypatch):
 
 @pytest.mark.parametrize("sim_profile", ["0.3.64", "0.9"], indirect=True)
 def test_cancel_without_capabilities_falls_back_on_a_404_or_405(sim_profile, profile_client, tiny_workflow):
-    sim_profile.faults.stall_prompt(2)
+    sim_profile.faults.stall_prompt(1)  # the first prompt of this test runs until interrupted
     running, pending = str(uuid.uuid4()), str(uuid.uuid4())
     for pid in (running, pending):
         profile_client.post("/prompt", {"prompt": tiny_workflow(seed=6), "prompt_id": pid})

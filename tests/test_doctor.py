@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from helpers import FEATURES, help_words
+from helpers import DOCTOR_FEATURES, help_words
 from wanclip.checks import doctor
 from wanclip.checks.graph import Check, combo_options, graph_checks, similar_model
 from wanclip.checks.preflight import preflight
@@ -287,20 +287,37 @@ def test_doctor_help_gives_the_exit_codes():
 # -- what each ComfyUI speaks: the "ComfyUI features" row ------------------------------------------
 
 
-@pytest.mark.parametrize("sim_profile", ["0.3.64", "0.9", "0.38"], indirect=True)
+@pytest.mark.parametrize("sim_profile", ["0.3.64", "0.9", "0.33", "0.38"], indirect=True)
 def test_doctor_shows_what_each_comfyui_speaks(sim_profile):
     result = run_doctor_cli("--server", sim_profile.url, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["ComfyUI features"] == {"name": "ComfyUI features", "ok": True, "fix": "",
-                                          "detail": FEATURES[sim_profile.engine.profile.key]}
-    assert report["capabilities"]["jobs_api"] == {"0.3.64": "no", "0.9": "read-only", "0.38": "yes"}[
+                                          "detail": DOCTOR_FEATURES[sim_profile.engine.profile.key]}
+    assert report["capabilities"]["jobs_api"] == {"0.3.64": "no", "0.9": "read-only", "0.33": "yes", "0.38": "yes"}[
         sim_profile.engine.profile.key]
     assert [n for n in checks][:3] == ["server", "ComfyUI features", "gpu"]
     table = run_doctor_cli("--server", sim_profile.url, env={"COLUMNS": "400"})
     assert table.exit_code == 0
-    assert FEATURES[sim_profile.engine.profile.key] in " ".join(table.output.split())
+    assert DOCTOR_FEATURES[sim_profile.engine.profile.key] in " ".join(table.output.split())
+
+
+@pytest.mark.parametrize("sim_profile", ["0.33"], indirect=True)
+def test_doctor_claims_nothing_a_033_does_not_do(sim_profile):
+    """ComfyUI 0.33.0 re-runs a re-posted id and sends no activity/seconds (its recordings): doctor,
+    which posts nothing, says so of neither; the handshake it saw on its one socket it names."""
+    result = run_doctor_cli("--server", sim_profile.url, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    detail = {c["name"]: c for c in report["checks"]}["ComfyUI features"]["detail"]
+    assert "refused" not in detail and "(409)" not in detail and "activity, seconds" not in detail
+    assert "409 for a re-posted id not known yet" in detail and "credential handshake no (seen)" in detail
+    assert "progress_state not known yet" in detail and "posted nothing" in detail
+    assert {k: report["capabilities"][k] for k in ("refuses_known_ids", "credential_handshake", "progress_state",
+                                                   "progress_activity")} == {
+        "refuses_known_ids": None, "credential_handshake": False, "progress_state": None, "progress_activity": None}
+    assert sim_profile.engine.history(None, -1) == {}  # nothing was posted
 
 
 @pytest.mark.parametrize("sim_profile", ["0.38"], indirect=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from wanclip.checks import nodepack
@@ -22,6 +22,7 @@ from wanclip.checks.graph import Check, command_for, graph_checks, model_check
 from wanclip.checks.preflight import fit_key, graph_object_info
 from wanclip.comfy.capabilities import Capabilities, detect
 from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.observed import handshake
 from wanclip.errors import ServerError
 from wanclip.models.manifest import ModelFile, extra_set_of, load_manifest
 from wanclip.models.verify import check_files
@@ -85,11 +86,12 @@ def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFil
     graphs = distinct_graphs(graphs)
     try:
         caps = detect(client)
+        caps = replace(caps, credential_handshake=handshake(client))  # one event socket, nothing posted
         object_info = graph_object_info(client, {n["class_type"] for g in graphs for n in g.values()}, caps)
         listed = {folder: client.models(folder) for folder in sorted({i.folder for i in items})}
     except ServerError as exc:
         return [Check("server", False, exc.message, exc.hint)], None
-    checks = [_version_check(client.url, caps.system_stats), Check("ComfyUI features", True, caps.describe()),
+    checks = [_version_check(client.url, caps.system_stats), Check("ComfyUI features", True, features_detail(caps)),
               gpu_check(caps.system_stats)]
     checks += [listed_check(item, listed[item.folder]) for item in items]
     for graph in graphs:
@@ -97,6 +99,13 @@ def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFil
         checks += [c for c in graph_checks(graph, object_info, caps.node_replacements) if c.name not in names]
     checks.append(nodepack.server_check(client, object_info))  # informational: the optional node pack
     return checks, caps
+
+
+def features_detail(caps: Capabilities) -> str:
+    """What the server speaks, and how doctor learned the behaviours: it posts nothing, so those seen
+    only while a prompt runs stay "not known yet"."""
+    return (f"{caps.describe()} (doctor opened one event socket and posted nothing: "
+            "the rest shows only while a prompt runs)")
 
 
 def _version_check(url: str, stats: dict) -> Check:

@@ -9,6 +9,8 @@ import typer
 from wanclip.cli.base import TIMING, app, console, handle_errors, import_sim, in_range
 from wanclip.errors import WanclipError
 
+DEFAULT_PROFILE = "0.33"  # the newest verified profile (wanclip.sim.profiles.NEWEST_VERIFIED; aiohttp-free here)
+
 
 @app.command("sim")
 def sim(
@@ -22,12 +24,13 @@ def sim(
     with_wanclip_nodes: bool = typer.Option(False, "--with-wanclip-nodes", rich_help_panel="Server", help="Have wanclip's node pack installed: WanclipSaveVideo returns at once and its file appears --video-delay seconds later (renamed from .part), with a 'wanclip.video' event; the encode_fail:N fault fails prompt N's encode."),
     video_delay: float = typer.Option(1.5, "--video-delay", metavar="SECONDS", rich_help_panel=TIMING, help="With --with-wanclip-nodes: seconds from the node's return to the finished file."),
     drift: float = typer.Option(0.0, "--drift", metavar="FRACTION", rich_help_panel="Faults", help="Colour drift of each image-to-video link, as a chain of real I2V passes shows it (VAE encode, sampling and decode shift colours a little each time): a clip started from an image ends on that image with red x (1 + DRIFT) and blue x (1 - DRIFT), outside the test-card band. 0 (default) = none; e.g. 0.03. Between -1 and 1."),
-    comfy_version: str = typer.Option("0.38", "--comfy-version", metavar="VERSION", rich_help_panel="Server", help="ComfyUI version to speak (default the newest): 0.3.64 (recorded), 0.9 (recorded 0.9.2: throttled progress, read-only /api/jobs) or 0.38 (from the 0.38.1 code: 409 on a known prompt_id, credential handshake, RAM-pressure cache, jobs cancel, DynamicCombo SaveVideo)."),
+    comfy_version: str = typer.Option(DEFAULT_PROFILE, "--comfy-version", "--profile", metavar="VERSION", rich_help_panel="Server", help="ComfyUI version to speak (default the newest verified one, 0.33). Verified against a real server's recordings, message for message: 0.3.64, 0.9 (0.9.2: throttled progress, read-only /api/jobs) and 0.33 (0.33.0: jobs API with cancel routes, UUID prompt ids, node replacements, DynamicCombo SaveVideo; a re-posted id runs again). 0.38 is built from source, unverified: it adds what the 0.38.1 code was read to do (409 on a known prompt_id, credential handshake, activity/seconds in progress_state, RAM-pressure cache), none of which a real 0.33.0 does."),
 ) -> None:
     """Run a simulated ComfyUI that renders test-card videos (no GPU).
 
-    It speaks the real protocol of ComfyUI 0.3.64, 0.9 or 0.38 (--comfy-version), for CI, the demo
-    and trying wanclip without a GPU; it runs until Ctrl-C.
+    It speaks the real protocol of ComfyUI 0.3.64, 0.9 or 0.33 (each checked against a real
+    server's recordings) or 0.38 (built from source, unverified) (--comfy-version), for CI, the
+    demo and trying wanclip without a GPU; it runs until Ctrl-C.
 
     Exit codes: 2 refused at start (bad --faults, --models, --drift, or the port is taken),
     130 Ctrl-C, 143 SIGTERM.

@@ -20,21 +20,21 @@ How each capability is learned:
 - **node replacements**: ``GET /api/node_replacements`` (else without prefix) answers a JSON map
   ``{old_class: [{new_node_id, old_node_id, input_mapping, output_mapping}, ...]}``.
 
-Inferred (no probe can show them without posting a prompt or holding a socket open):
+Seen, never inferred: four behaviours no route shows. A server's version or its other routes and
+flags prove nothing about them (a real 0.33.0 has the jobs cancel routes and ``node_replacements``,
+yet re-runs a re-posted id and sends no ``activity``; see ``comfyui-samples-0.33.0/DIFF.md``). Each
+is ``None`` ("not known yet") until the server has been seen doing it or not, and every caller
+treats ``None`` as the cautious choice:
 
-- **duplicate ids**: ``"refused"`` (a re-posted ``prompt_id`` answers 409) when the cancel routes
-  exist, else ``"re-run"`` (0.3.64 and the recorded 0.9.2 queue it again and render it twice). The
-  409 and the cancel routes both come with ``validate_job_id`` in the newer server code; no
-  release between them was read. A caller should still look a lost id up before posting it again
-  (one ``GET /api/jobs/{id}`` where the jobs API exists) and treat a 409 as "already there".
-- **credential handshake**: ``features.comfy_api_credentials`` is present (its
-  ``websocket_auth_message`` names the frame; ``"credential_auth"`` when absent). The server asks
-  for it only over TLS or from a loopback peer; the first ``status`` frame's ``credential_key``
-  is the evidence at run time.
-- **progress_state**: sent by every server with ``/features`` (both arrived mid-2025, before
-  0.3.64); ``activity`` and ``seconds`` in its nodes are inferred from the newer feature flags
-  (``node_replacements`` / ``comfy_api_credentials`` / ``assets``, none in 0.9.2, which lacks them).
-  A client should read them per message whenever present and fall back when absent.
+- **refuses_known_ids**: a re-posted ``prompt_id`` answered 409 (``True``). Seen only when an id is
+  posted twice, which wanclip never does on purpose: it looks a lost POST up first (one
+  ``GET /api/jobs/{id}`` or ``/queue`` + ``/history``) and treats a 409 as "already there".
+- **credential_handshake**: the first ``status`` frame of a socket carries ``credential_key``
+  (``observed.handshake`` opens one to see; the server asks for it only over TLS or from a loopback peer,
+  so "no" is what this client was shown). ``credential_message`` names the frame to answer with.
+- **progress_state** and **progress_activity**: a ``progress_state`` message arrived; its nodes
+  carry ``activity`` / ``seconds`` (``Observed`` learns them from a prompt's messages). Seen only
+  while a prompt runs: a client reads them per message whenever present and falls back when absent.
 """
 
 from __future__ import annotations
@@ -43,15 +43,20 @@ import re
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from wanclip.comfy.client import ComfyClient
+from wanclip.comfy.observed import Observed
 from wanclip.errors import ServerError
 
 API_PREFIX = "/api"
-# /features keys that only servers newer than 0.9.2 send (comfy_api/feature_flags.py, drift §1.4)
-NEWER_FLAGS = ("node_replacements", "comfy_api_credentials", "assets", "supports_model_type_tags")
+NOT_KNOWN = "not known yet"
+
+
+def seen(value: bool | None) -> str:
+    """How a behaviour is shown: ``"yes (seen)"``, ``"no (seen)"`` or ``"not known yet"``."""
+    return NOT_KNOWN if value is None else ("yes (seen)" if value else "no (seen)")
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,12 @@ class Capabilities:
     jobs_get: bool = False  # GET /api/jobs/{id}
     jobs_cancel: bool = False  # POST /api/jobs/cancel and POST /api/jobs/{id}/cancel
     node_replacements: dict | None = None  # GET /node_replacements; None: no such route
-    duplicate_ids: str = "re-run"  # "refused" (409) or "re-run" [inferred]
-    credential_handshake: bool = False  # credential_auth on reconnect [inferred]
+    # seen, never inferred: None = not known yet (see the module's docstring)
+    refuses_known_ids: bool | None = None  # a re-posted prompt_id answers 409
+    credential_handshake: bool | None = None  # credential_key in a socket's first status
     credential_message: str = "credential_auth"
-    progress_state: bool = False  # progress_state frames [inferred]
-    progress_activity: bool = False  # progress_state nodes carry activity / seconds [inferred]
+    progress_state: bool | None = None  # progress_state messages
+    progress_activity: bool | None = None  # progress_state nodes carry activity / seconds
     system_stats: dict = field(default_factory=dict, repr=False, compare=False)  # as read
 
     @property
@@ -81,23 +87,30 @@ class Capabilities:
         return "yes" if self.jobs_cancel else "read-only"
 
     def describe(self) -> str:
-        """``"ComfyUI 0.9.2: jobs API read-only, cancel routes no, duplicate ids re-run, ..."``"""
+        """``"ComfyUI 0.9.2: jobs API read-only, cancel routes no, /api prefix yes, node replacements no,
+        409 for a re-posted id not known yet, credential handshake no (seen), ..."``: the routes as
+        probed, then each behaviour as seen so far."""
         yes = {True: "yes", False: "no"}
-        progress = "yes (activity, seconds)" if self.progress_state and self.progress_activity else \
-            yes[self.progress_state]
         replacements = "no" if self.node_replacements is None else f"yes ({len(self.node_replacements)})"
-        duplicate = "refused (409)" if self.duplicate_ids == "refused" else "re-run"
         return (f"ComfyUI {self.version or '(unknown version)'}: jobs API {self.jobs_api}, "
-                f"cancel routes {yes[self.jobs_cancel]}, duplicate ids {duplicate}, "
-                f"credential handshake {yes[self.credential_handshake]}, progress_state {progress}, "
-                f"/api prefix {yes[self.api_prefix]}, node replacements {replacements}")
+                f"cancel routes {yes[self.jobs_cancel]}, /api prefix {yes[self.api_prefix]}, "
+                f"node replacements {replacements}, 409 for a re-posted id {seen(self.refuses_known_ids)}, "
+                f"credential handshake {seen(self.credential_handshake)}, "
+                f"progress_state {seen(self.progress_state)}, "
+                f"its activity/seconds {seen(self.progress_activity)}")
 
     def to_dict(self) -> dict:
+        """The behaviours are true, false or null (not known yet)."""
         return {"version": self.version, "api_prefix": self.api_prefix, "features": self.features,
                 "jobs_api": self.jobs_api, "jobs_list": self.jobs_list, "jobs_cancel": self.jobs_cancel,
-                "node_replacements": self.node_replacements, "duplicate_ids": self.duplicate_ids,
+                "node_replacements": self.node_replacements, "refuses_known_ids": self.refuses_known_ids,
                 "credential_handshake": self.credential_handshake, "progress_state": self.progress_state,
                 "progress_activity": self.progress_activity}
+
+    def learned(self, observed: Observed) -> Capabilities:
+        """These capabilities with what ``observed`` saw (a behaviour not seen there keeps its value)."""
+        changes = {k: v for k, v in observed.seen().items() if v is not None}
+        return replace(self, **changes) if changes else self
 
     def replacement_for(self, class_type: str) -> str | None:
         """The class the server would put in place of ``class_type`` (its first registered rule)."""
@@ -139,17 +152,13 @@ def detect(client: ComfyClient) -> Capabilities:
     ])
     features = features if isinstance(features, dict) else None
     flags = features or {}
-    credentials = flags.get("comfy_api_credentials")
+    credentials = flags.get("comfy_api_credentials")  # names the frame, where the server says so
     return Capabilities(
         url=client.url, version=str(version) if version else None, api_prefix=api_prefix, features=flags,
         jobs_list=jobs_list, jobs_get=jobs_get, jobs_cancel=jobs_cancel,
         node_replacements=replacements if isinstance(replacements, dict) else None,
-        duplicate_ids="refused" if jobs_cancel else "re-run",
-        credential_handshake=isinstance(credentials, dict),
         credential_message=str((credentials or {}).get("websocket_auth_message") or "credential_auth")
         if isinstance(credentials, dict) else "credential_auth",
-        progress_state=features is not None,
-        progress_activity=features is not None and any(k in flags for k in NEWER_FLAGS),
         system_stats=stats if isinstance(stats, dict) else {},
     )
 

@@ -1,4 +1,5 @@
-"""A simulated ComfyUI (0.3.64, 0.9 or 0.38) that speaks the real protocol (see `wanclip sim`).
+"""A simulated ComfyUI (0.3.64, 0.9, 0.33: verified against recordings; 0.38: from source, unverified)
+that speaks the real protocol (see `wanclip sim`).
 
 Imports nothing from the rest of wanclip, so a client bug cannot be copied into the fake.
 """

@@ -175,7 +175,7 @@ class Engine:
         if self.profile.node_replacements:
             submission.apply_replacements(prompt, self.node_replacements, self.catalog.has_class)
         ok, error, outputs, node_errors = validate_prompt(
-            self.catalog, prompt, body.get("partial_execution_targets"), missing_node_type=self.profile.unique_ids)
+            self.catalog, prompt, body.get("partial_execution_targets"), missing_node_type=self.profile.canonical_ids)
         if not ok:
             return 400, {"error": error, "node_errors": node_errors}
         extra = submission.extra_data_of(self.profile, body)

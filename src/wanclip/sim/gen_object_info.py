@@ -1,11 +1,13 @@
 """Regenerates the simulator's node schemas from a recorded `/object_info`: only the sim's classes.
 
     python -m wanclip.sim.gen_object_info ../shared/reference/comfyui-samples-0.9.2/object_info_all.json \
-        [../shared/reference/comfyui-samples/object_info_all.json]
+        [../shared/reference/comfyui-samples/object_info_all.json [../shared/reference/comfyui-samples-0.33.0]]
 
 writes `data/sim/object_info_0.9.json` (the 0.9.2 recording, trimmed) and `object_info_0.38.json`
 (the same plus the schema changes comfyui-drift.md §2 read in the 0.3x code, which no recording shows);
-with the second (0.3.64) recording also `object_info.json`.
+with the second (0.3.64) recording also `object_info.json`; with the 0.33.0 folder also
+`object_info_0.33.json` (0.38's, with the classes that ComfyUI 0.33.0 recorded taken from it:
+SaveVideo, CreateVideo, UNETLoader, VHS_VideoCombine; no full 0.33 `/object_info` was recorded).
 Model lists and LoadImage's file list are emptied: the catalog fills them from the server's folders.
 """
 
@@ -77,12 +79,35 @@ def schema_038(info_09: dict) -> dict:
     return info
 
 
+def recorded_033(folder: Path) -> dict:
+    """The classes the 0.33.0 recording holds: ``object_info_<class>.json`` files and ``misc.jsonl``."""
+    found = {}
+    for path in sorted(folder.glob("object_info_*.json")):
+        body = json.loads(path.read_text(encoding="utf-8"))
+        found.update(body.get("body", body))
+    for line in (folder / "misc.jsonl").read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("tag", "").startswith("GET /object_info/") and isinstance(entry.get("body"), dict):
+            found.update(entry["body"])
+    return found
+
+
+def schema_033(info_038: dict, recorded: dict) -> dict:
+    info = copy.deepcopy(info_038)
+    info.update({cls: copy.deepcopy(spec) for cls, spec in recorded.items() if cls in RUNNERS})
+    for (cls, name) in [*MODEL_INPUTS, IMAGE_INPUT]:
+        info[cls]["input"]["required"][name][0] = []
+    return info
+
+
 def main(argv: list[str]) -> None:
     recorded = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     info_09 = trimmed(recorded)
     outputs = [("object_info_0.9.json", info_09), ("object_info_0.38.json", schema_038(info_09))]
     if len(argv) > 2:
         outputs.append(("object_info.json", trimmed(json.loads(Path(argv[2]).read_text(encoding="utf-8")))))
+    if len(argv) > 3:
+        outputs.append(("object_info_0.33.json", schema_033(outputs[1][1], recorded_033(Path(argv[3])))))
     for name, info in outputs:
         (DATA / name).write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"wrote {DATA / name}")

@@ -67,7 +67,7 @@ def queue_job(profile, item: tuple, status: str) -> dict:
     _, prompt_id, _, extra, _ = item[:5]
     job = {"id": prompt_id, "status": status, "priority": item[0], "create_time": extra.get("create_time"),
            "outputs_count": 0}
-    if profile.jobs_counts:
+    if profile.jobs_previewable:
         job["previewable_outputs_count"] = 0
     job["workflow_id"] = (extra.get("extra_pnginfo") or {}).get("workflow", {}).get("id")
     return _prune(job)
@@ -95,9 +95,11 @@ def history_job(profile, prompt_id: str, entry: dict, full: bool = False) -> dic
     job = {"id": prompt_id, "status": state, "priority": priority, "create_time": extra.get("create_time"),
            "execution_start_time": start, "execution_end_time": end, "execution_error": error,
            "outputs_count": count}
+    if profile.jobs_previewable:
+        job["previewable_outputs_count"] = previewable
     if profile.jobs_counts:
         # [inferred] drift §1.3 names these fields, not their values: "success"/"error"/"cancelled".
-        job.update(previewable_outputs_count=previewable, has_errors=bool(errors), execution_error_count=len(errors),
+        job.update(has_errors=bool(errors), execution_error_count=len(errors),
                    completion_status=status.get("completion_status") or
                    {COMPLETED: "success", FAILED: "error", CANCELLED: "cancelled"}[state])
     job.update(preview_output=preview, workflow_id=(extra.get("extra_pnginfo") or {}).get("workflow", {}).get("id"))
@@ -112,8 +114,8 @@ def history_job(profile, prompt_id: str, entry: dict, full: bool = False) -> dic
 
 
 def get_job(profile, prompt_id: str, running: list, queued: list, history: dict) -> dict | None:
-    """0.9 reads history first, so a re-run of a finished id shows the old entry (DIFF.md row 9);
-    0.38 reads running, then pending, then history (drift §1.3; a re-run cannot happen there)."""
+    """0.9 and 0.33 read history first, so a re-run of a finished id shows the old entry (DIFF.md
+    row 9); 0.38 reads running, then pending, then history (drift §1.3; a re-run cannot happen there)."""
     def live() -> dict | None:
         for item in running:
             if item[1] == prompt_id:
@@ -123,7 +125,7 @@ def get_job(profile, prompt_id: str, running: list, queued: list, history: dict)
                 return queue_job(profile, item, PENDING)
         return None
 
-    if profile.jobs_cancel:
+    if profile.jobs_live_first:
         found = live()
         if found is not None:
             return found
@@ -164,7 +166,7 @@ def parse_query(profile, query) -> dict:
             out["offset"] = -1
         if out["offset"] < 0:
             raise ValueError("offset must be a non-negative integer")  # inferred wording
-    if profile.jobs_cancel and "ids" in query:  # 0.38's batch poll (inferred parameter name)
+    if profile.jobs_counts and "ids" in query:  # 0.38's batch poll (inferred parameter name; 0.33 profile: unrecorded, left out)
         out["ids"] = [i for i in query["ids"].split(",") if i]
     return out
 

@@ -249,7 +249,8 @@ def serve_in_thread(
 ) -> SimHandle:
     """Starts a simulator on its own loop thread; port 0 picks a free port. Returns a handle.
 
-    comfy_version: which ComfyUI it speaks, one of PROFILES ("0.3.64", "0.9", "0.38").
+    comfy_version: which ComfyUI it speaks, one of PROFILES ("0.3.64", "0.9", "0.33", "0.38"; VERIFIED
+    lists those checked against recordings).
     nodes: custom node packs it has installed: ("wanclip",) adds WanclipSaveVideo, whose file
     appears (renamed from .part) video_delay seconds after its prompt finished, with a
     ``wanclip.video`` event.

@@ -39,7 +39,7 @@ def prompt_of(body: dict) -> dict:
 
 
 def prompt_id_of(profile: Profile, body: dict) -> str:
-    if not profile.unique_ids:
+    if not profile.canonical_ids:
         return str(body.get("prompt_id", uuid.uuid4()))  # 0.3.64/0.9: any string, even "None"
     # drift §1.1: absent or null -> minted; anything else must be a canonical UUID.
     client_id = body.get("prompt_id")
@@ -48,7 +48,9 @@ def prompt_id_of(profile: Profile, body: dict) -> str:
     try:
         return jobs.validate_job_id(client_id)
     except ValueError as exc:
-        raise _bad("invalid_prompt_id", "prompt_id must be a valid UUID", str(exc)) from exc
+        details = ("prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the "
+                   "server generate one") if profile.wording_033 else str(exc)  # 0.33.0's, recorded
+        raise _bad("invalid_prompt_id", "prompt_id must be a valid UUID", details) from exc
 
 
 def apply_replacements(prompt: dict, rules: dict[str, dict], has_class) -> None:

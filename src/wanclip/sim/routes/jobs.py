@@ -51,6 +51,12 @@ class JobRoutes:
         except BadJson:
             return web.json_response({"error": "Request body must be JSON"}, status=400)
         ids = body.get("job_ids") if isinstance(body, dict) else None
+        if self.profile.wording_033:  # 0.33.0's answers (its http.jsonl)
+            if not isinstance(ids, list):
+                return web.json_response({"error": "job_ids must be a list"}, status=400)
+            invalid = [i for i in ids if not _valid(i)]
+            if invalid:
+                return web.json_response({"error": "job_ids contains invalid id(s)", "invalid_ids": invalid}, status=400)
         try:
             if not isinstance(ids, list) or not ids:
                 raise ValueError("job_ids must be a non-empty list")
@@ -60,3 +66,11 @@ class JobRoutes:
             return web.json_response({"error": f"Invalid job_ids: {exc}"}, status=400)
         done = [i for i in dict.fromkeys(ids) if self.engine.cancel(i) in (jobs.CANCEL_RUNNING, jobs.CANCEL_PENDING)]
         return web.json_response({"cancelled": done})
+
+
+def _valid(job_id) -> bool:
+    try:
+        jobs.validate_job_id(job_id)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
