@@ -87,7 +87,7 @@ def test_audio_with_sound_is_laid_under_the_film(two_clips, tmp_path):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("where", ["dotdot", "absolute", "symlink"])
+@pytest.mark.parametrize("where", ["dotdot", "absolute", "symlink", "not a path"])
 def test_a_ledger_clip_outside_the_film_folder_is_refused_naming_the_shot(film, tmp_path, where):
     outside = make_clip(tmp_path / "elsewhere" / "secret.mp4", frames=17)
     ledger = load_ledger(film)
@@ -96,6 +96,8 @@ def test_a_ledger_clip_outside_the_film_folder_is_refused_naming_the_shot(film, 
         record.clip = os.path.relpath(outside, film)  # ../elsewhere/secret.mp4
     elif where == "absolute":
         record.clip = str(outside)
+    elif where == "not a path":
+        record.clip = 42
     else:
         (film / "clips" / "02_shot.mp4").unlink()
         (film / "clips" / "02_shot.mp4").symlink_to(outside)

@@ -148,10 +148,10 @@ def _check_clip_inside(ledger, record) -> None:
     """The ledger's clip path stays in the film folder: a ledger edited to say ``../../etc/passwd``,
     an absolute path or a symlink out of the folder is refused, naming the shot (exit 2)."""
     folder = ledger.folder.resolve()
-    clip = Path(record.clip)
     try:
+        clip = Path(record.clip)
         inside = not clip.is_absolute() and (folder / clip).resolve().is_relative_to(folder)
-    except (OSError, RuntimeError):  # a symlink loop
+    except (OSError, RuntimeError, TypeError):  # a symlink loop; a clip that is not a path at all
         inside = False
     if not inside:
         shots = ledger.film.get("shots_file") or "SHOTS.yaml"
