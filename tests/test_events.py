@@ -91,7 +91,7 @@ JSON_KEYS = {
     "stitching": ["event", "time", "shots"],
     "stitched": ["event", "time", "output", "seconds"],
     "stitch_kept": ["event", "time", "output", "seconds"],
-    "summary": ["event", "ledger", "exit_code", "film", "note", "page", "time", "shots"],
+    "summary": ["event", "time", "ledger", "exit_code", "film", "note", "page", "seconds", "shots"],
 }
 
 

@@ -73,7 +73,7 @@ def test_whole_film_renders_clips_ledger_and_film(sim, tmp_path):
     summary = events(result)[-1]
     # the samplers ran (node_seconds above), so the summary names the stage; its seconds can round to
     # 0.0 at the simulator's 5 ms steps when the reader sees both samplers' messages at once
-    assert summary["page"] == str(out / "index.html") and summary["time"]["sampling"] >= 0
+    assert summary["page"] == str(out / "index.html") and summary["seconds"]["sampling"] >= 0
     kinds = [e["event"] for e in events(result)]
     assert kinds.count("submitted") == 4 and kinds.count("done") == 4 and kinds[-1] == "summary"
     assert kinds.index("submitted") < kinds.index("started")

@@ -88,7 +88,8 @@ def test_a_whitespace_only_prompt_is_refused(tmp_path):
 def test_a_shot_level_error_points_at_the_shots_line_not_line_1(tmp_path):
     message = bad(tmp_path, GOOD.replace("    prompt: an egg in a bowl", "    prompt: an egg in a bowl\n    seconds: 5\n"
                                          "    frames: 81"))
-    assert message.split(": ", 2)[1].startswith("line 5"), message
+    assert message.split(": ", 2)[1].startswith("line 8"), message  # the shot's frames: (its seconds: is line 7)
+    assert "shots[2] (two).frames: give seconds or frames, not both (seconds is at line 7)" in message
 
 
 def test_the_plan_command_refuses_a_bomb_with_exit_2(tmp_path):

@@ -165,11 +165,15 @@ def test_a_corrupt_clip_is_named_before_ffmpeg_starts(tmp_path):
 def test_a_fade_longer_than_a_clip_is_refused(tmp_path):
     clips = [make_clip(tmp_path / f"{i}.mp4", frames=9) for i in range(2)]
     result = run_cli("stitch", *clips, "--duration", "1", "-o", tmp_path / "film.mp4")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, refused before ffmpeg runs
     assert "transitions of 1 s are longer than clip 0.mp4 (0.5625 s, 9 frames)" in result.output
 
 
-def test_ffmpeg_failure_shows_the_command_and_its_stderr_and_leaves_no_film(tmp_path):
+def test_ffmpeg_failure_shows_the_command_and_its_stderr_and_leaves_no_film(tmp_path, monkeypatch):
+    from wanclip.cli import cmd_stitch
+
+    # a preset x264 does not have, let through to ffmpeg (the command refuses it first, exit 2)
+    monkeypatch.setattr(cmd_stitch, "X264_PRESETS", (*cmd_stitch.X264_PRESETS, "nosuch"))
     clips = [make_clip(tmp_path / f"{i}.mp4", frames=9) for i in range(2)]
     result = run_cli("stitch", *clips, "--preset", "nosuch", "-o", tmp_path / "film.mp4")
     assert result.exit_code == 1

@@ -35,6 +35,7 @@ from wanclip.render.events import (
     ShotLost,
     ShotQueued,
     ShotReattached,
+    timestamp,
 )
 from wanclip.render.loop import Render, RenderOptions, RenderResult
 from wanclip.review.timings import background_encode, film_split
@@ -79,9 +80,9 @@ class FilmResult:
         shots = [s for s in self.ledger.shots if s.name in self.selected]
         found = self.background
         background = {"background_encode": {"clips": found[0], "median_seconds": found[1]}} if found else {}
-        return {"event": "summary", "ledger": str(self.ledger.path), "exit_code": self.exit_code,
+        return {"event": "summary", "time": timestamp(), "ledger": str(self.ledger.path), "exit_code": self.exit_code,
                 "film": str(self.film) if self.film else None, "note": self.note,
-                "page": str(self.page) if self.page else None, "time": film_split(self.ledger), **background,
+                "page": str(self.page) if self.page else None, "seconds": film_split(self.ledger), **background,
                 "shots": [{"name": s.name, "status": s.status, "clip": s.clip, "server": s.server,
                            "error": s.error} for s in shots]}
 

@@ -157,7 +157,11 @@ def film_lock(film_dir: Path, what: str = "render") -> Iterator[None]:
     refused at once, naming the holder. ``what`` names this holder.
 
     The lock is ``filelock``'s: an OS lock (flock on Unix, LockFileEx on Windows, where this was a
-    no-op before) that dies with its process, so a killed render never blocks the next."""
+    no-op before) that dies with its process, so a killed render never blocks the next. Its file
+    is removed on release, so no ``.render.lock`` is left in the film folder: on Unix while the lock
+    is still held, and a holder checks that the file it locked is still the one at the path (a
+    waiter may have opened it just before its holder removed it) and locks again if not; on
+    Windows filelock removes it itself. A killed holder leaves it, harmlessly (the next takes it)."""
     folder = Path(film_dir)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -165,18 +169,57 @@ def film_lock(film_dir: Path, what: str = "render") -> Iterator[None]:
         raise LocalIOError(f"cannot make the film folder {folder}: {exc.strerror or exc}",
                            "choose another --out (or `out:` in the shots file), in a folder you can write",
                            path=str(folder), errno=exc.errno, exit_code=EXIT_BAD_INPUT) from exc
-    lock = FileLock(folder / LOCK_NAME)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout as exc:
-        raise WanclipError(f"another wanclip {_lock_owner(folder)} is working on {folder}",
-                           "let it finish or stop it (Ctrl-C); then run again to resume") from exc
+    lock, fd = _take_lock(folder)
     try:
         atomic_write_text(folder / OWNER_NAME, f"{what} (pid {os.getpid()})")
         yield
     finally:
         (folder / OWNER_NAME).unlink(missing_ok=True)  # before the release: never name a holder gone
-        lock.release()
+        try:
+            if fd is not None and _is_at(fd, folder / LOCK_NAME):
+                (folder / LOCK_NAME).unlink()  # while held: a waiter that opened it locks it, sees it gone, retries
+        except OSError:  # a read-only folder or a file gone: the lock is released all the same
+            pass
+        finally:
+            lock.release()
+
+
+def _take_lock(folder: Path) -> tuple[FileLock, int | None]:
+    """The folder's lock, held, and the descriptor of its flock (None where filelock removes the
+    file itself). Locked again while the file locked is no longer the one at the path."""
+    for _ in range(100):
+        lock = FileLock(folder / LOCK_NAME)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as exc:
+            raise WanclipError(f"another wanclip {_lock_owner(folder)} is working on {folder}",
+                               "let it finish or stop it (Ctrl-C); then run again to resume") from exc
+        fd = _flock_fd(lock)
+        if fd is None or _is_at(fd, folder / LOCK_NAME):
+            return lock, fd
+        lock.release()  # its holder removed it on release: the lock is now the file at the path
+    raise WanclipError(f"cannot take the lock of {folder}: its {LOCK_NAME} keeps being replaced",
+                       "is another program removing files in the film folder? run again once it stops")
+
+
+def _flock_fd(lock: FileLock) -> int | None:
+    """The descriptor ``lock`` holds its flock on; None on Windows (filelock removes the file on
+    release itself) and for filelock's soft fallback (its marker file is the lock: never ours to remove)."""
+    if os.name == "nt":
+        return None
+    context = getattr(lock, "_context", None)
+    if context is None or getattr(context, "soft_fallback", False):
+        return None
+    fd = getattr(context, "lock_file_fd", None)
+    return fd if isinstance(fd, int) else None
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is the file at ``path`` (same device and inode)."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
 
 
 def _lock_owner(folder: Path) -> str:

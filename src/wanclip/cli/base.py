@@ -20,6 +20,7 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from wanclip.errors import WanclipError
+from wanclip.render.events import stamped
 from wanclip.signals import exit_code_for, terminate_as_interrupt
 
 # The panels that group options in --help (`rich_help_panel=`), named alike in every command.
@@ -99,12 +100,35 @@ def _help_option(make, command):
     return get_help_option
 
 
+# click's UsageError, whether typer uses click or its own copy of it (typer 0.29 vendors it)
+_USAGE_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
 class Group(TyperGroup):
     """The ``wanclip`` group: every command's help made for people once, when the CLI is built."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         _for_people(self)
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        ctx.meta["wanclip.args"] = list(args)  # as typed: a usage error comes before --json is parsed
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        """A usage error (an unknown option, a value out of range) of a command run with ``--json``
+        also ends with the closing error event, as every other refusal does."""
+        try:
+            return super().invoke(ctx)
+        except _USAGE_ERROR as exc:
+            args = ctx.meta.get("wanclip.args") or []
+            args = args[:args.index("--")] if "--" in args else args
+            command = exc.ctx.command if exc.ctx is not None and exc.ctx is not ctx else None
+            if "--json" in args and command is not None and any(
+                    "--json" in getattr(p, "opts", ()) for p in command.params):
+                print_json({"event": "error", "exit_code": exc.exit_code, "error": exc.format_message(),
+                            "hint": f"see `wanclip {command.name} --help`"})
+            raise
 
 
 app = typer.Typer(
@@ -139,7 +163,10 @@ def counted(n: int, noun: str) -> str:
 
 
 def print_json(obj: object) -> None:
-    """One JSON document on stdout, nothing else (for scripts)."""
+    """One JSON document on stdout, nothing else (for scripts). An event (a dict with ``event``)
+    always carries ``time``, a timestamp (``events.timestamp``), second after ``event``."""
+    if isinstance(obj, dict) and "event" in obj:
+        obj = stamped(obj)
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 

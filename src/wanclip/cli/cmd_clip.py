@@ -43,10 +43,11 @@ def clip_command(
 ) -> None:
     """Render one clip of PROMPT, no shots file needed.
 
-    A single 5, 10 or 30 s clip (--seconds) into OUT/clips/, resumable like `wanclip render`.
+    A single 5, 10 or 30 s clip (--seconds) into OUT/clips/, resumable like `wanclip render`; the
+    last line gives the clip's absolute path (`clip` in --json's summary).
 
-    Exit codes: 0 the clip was rendered, 1 it failed (or no server answered), 2 refused before any
-    GPU work (bad --seconds/--frames/--width/--height), 130 Ctrl-C, 143 SIGTERM.
+    Exit codes: 0 the clip was rendered, 1 it failed, 2 refused before any GPU work (bad
+    --seconds/--frames/--width/--height, no server answered), 130 Ctrl-C, 143 SIGTERM.
     """
     with handle_errors(as_json):
         name = slugify(prompt)[:40].strip("-") or "clip"
@@ -63,5 +64,5 @@ def clip_command(
                                "frames are 4n+1 (81, 161, 481); width and height are multiples of 16") from exc
         plan = plan_film(Path("wanclip-clip"), out=out or Path("out") / f"clip-{name}", film=film)
         options = render_options(server, header, stitch=False)
-    result = run_render(plan, options, as_json, quiet)
+    result = run_render(plan, options, as_json, quiet, clip=True)
     raise typer.Exit(result.exit_code)

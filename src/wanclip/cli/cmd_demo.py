@@ -34,7 +34,8 @@ def demo_command(
     test-card clips (each shows its prompt and seed), so this runs the same code path as
     `wanclip render` on any laptop.
 
-    Exit codes: 0 the film was made, 1 some shots failed, 2 bad --shots, 130 Ctrl-C, 143 SIGTERM.
+    Exit codes: 0 the film was made, 1 some shots failed, 2 refused before rendering (a bad --shots
+    or --out, the simulator's extra not installed), 130 Ctrl-C, 143 SIGTERM.
     """
     with handle_errors(as_json):
         serve_in_thread = import_sim().serve_in_thread

@@ -37,7 +37,8 @@ def doctor(
     One report per server: a check that fails says how to fix it.
 
     Exit codes: 0 every check passed on every server, 1 a check failed
-    (or a server did not answer), 2 bad input (e.g. an unreadable --workflow or shots file), 130 Ctrl-C.
+    (or a server did not answer), 2 bad input (e.g. an unreadable --workflow or shots file), 130 Ctrl-C,
+    143 SIGTERM.
     """
     reports: list[DoctorReport] = []
     with handle_errors(as_json=as_json):

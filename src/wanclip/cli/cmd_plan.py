@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wanclip.cli.base import app, console, counted, err_console, handle_errors, print_json, shown
+from wanclip.errors import EXIT_BAD_INPUT, LocalIOError
 from wanclip.planning.plan import Plan, plan_film
 
 
@@ -25,11 +26,16 @@ def plan_command(
     Prints the plan and writes each shot's injected API graph to OUT/graphs/NN_name.json. Needs
     no server.
 
-    Exit codes: 0 planned, 2 refused (the message names the file, line and field).
+    Exit codes: 0 planned, 2 refused (the message names the file, line and field; or the film
+    folder cannot be written), 130 Ctrl-C, 143 SIGTERM.
     """
     with handle_errors(as_json=as_json):
         plan = plan_film(shots_file, out=out)
-        graphs = plan.write_graphs()
+        try:
+            graphs = plan.write_graphs()
+        except LocalIOError as exc:  # a bad --out (or `out:`) is bad input here: nothing else is written
+            raise LocalIOError(exc.message, "choose another --out (or `out:` in the shots file), in a folder "
+                               "you can write", path=exc.path, errno=exc.errno, exit_code=EXIT_BAD_INPUT) from exc
     if as_json:
         print_json(plan.to_json())
     else:

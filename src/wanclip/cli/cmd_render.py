@@ -28,6 +28,21 @@ def server_list(servers: list[str] | None) -> list[str]:
     return [u if "://" in u else f"http://{u}" for u in urls] or default_servers()
 
 
+def unknown_only(only: list[str] | None, names: list[str]) -> None:
+    """Refuse an ``--only`` that names no shot, with the nearest names and every valid one (exit 2)."""
+    import difflib
+
+    unknown = [n for n in dict.fromkeys(only or []) if n not in names]
+    if not unknown:
+        return
+    guesses = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        guesses.append(f"{name!r} (did you mean {' or '.join(repr(c) for c in close)}?)" if close else repr(name))
+    raise WanclipError(f"--only names no shot of this film: {', '.join(guesses)}",
+                       f"shots are: {', '.join(names)}")
+
+
 def header_map(lines: list[str] | None) -> dict[str, str]:
     """``-H 'Name: value'`` lines, then $WANCLIP_HEADERS, parsed once into the mapping every request
     (and any follow-up, such as the allowed values after a 400) sends: a later one of the same name
@@ -84,16 +99,13 @@ def render_command(
     sampler step on H100/H200 GPUs, at the cost of more numeric drift (a slightly different
     picture from the same seed); off by default.
 
-    Exit codes: 0 every shot done, 1 some shots failed (or no server answered), 2 refused before
-    any GPU work (the shots file, the graph, an unknown --only), 130 Ctrl-C, 143 SIGTERM (rerun
-    to resume).
+    Exit codes: 0 every shot done, 1 some shots failed, 2 refused before any GPU work (the shots
+    file, the graph, an unknown --only, no server answered), 130 Ctrl-C, 143 SIGTERM (rerun to
+    resume).
     """
     with handle_errors(as_json):  # a --json caller gets its closing error event for a bad -H too
         plan = plan_film(shots_file, out=out)
-        unknown = sorted(set(only or []) - {s.name for s in plan.shots})
-        if unknown:
-            raise WanclipError(f"--only names no shot of this film: {', '.join(unknown)}",
-                               f"shots are: {', '.join(s.name for s in plan.shots)}")
+        unknown_only(only, [s.name for s in plan.shots])
         options = render_options(server, header, only=list(only or []), force=force, stitch=not no_stitch,
                                  shot_timeout=timeout)
     result = run_render(plan, options, as_json, quiet)

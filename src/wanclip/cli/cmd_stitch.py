@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,10 +10,14 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, print_json
+from wanclip import media
+from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, in_range, print_json
 from wanclip.errors import WanclipError
 from wanclip.ledger import film_lock
 from wanclip.stitch import graph, join, run
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
 
 
 @app.command("stitch")
@@ -30,8 +35,10 @@ def stitch_command(
                                    show_default=False),
     duration: float = typer.Option(None, "--duration", metavar="SECONDS", rich_help_panel="Cuts", help="Transition length in seconds for every cut. "
                                    "Default: the ledger's, else 0.3.", show_default=False),
-    crf: int = typer.Option(19, "--crf", metavar="N", rich_help_panel="Encoding", help="x264 quality (lower is better and bigger)."),
-    preset: str = typer.Option("fast", "--preset", metavar="NAME", rich_help_panel="Encoding", help="x264 preset."),
+    crf: int = typer.Option(19, "--crf", metavar="N", callback=in_range(0, 51), rich_help_panel="Encoding",
+                            help="x264 quality, 0 to 51 (lower is better and bigger)."),
+    preset: str = typer.Option("fast", "--preset", metavar="NAME", rich_help_panel="Encoding",
+                               help=f"x264 preset: {', '.join(X264_PRESETS)}."),
     audio: Path = typer.Option(None, "--audio", metavar="FILE", rich_help_panel="Encoding", help="A music file (mp3, m4a, wav, ...) under the film: "
                                "trimmed to the film's length (padded with silence if the music is shorter), "
                                "faded out over the last 1.5 s. The clips' own audio is not used.",
@@ -57,8 +64,9 @@ def stitch_command(
     each clip must match the sha256 the render recorded, and no render of that folder may run.
 
     Exit codes: 0 the film was written, 1 stitching failed (a clip missing, changed or corrupt, or
-    ffmpeg failed), 2 bad input (the options, no film folder, the output is an input), 130
-    Ctrl-C, 143 SIGTERM.
+    ffmpeg failed), 2 bad input, refused before ffmpeg starts (the options: an unknown
+    --transition or --preset, a transition longer than a clip, --audio without sound; no film
+    folder, a ledger clip outside it, the output is an input), 130 Ctrl-C, 143 SIGTERM.
     """
     with handle_errors(as_json=as_json), _progress(enabled=not as_json and not quiet) as on_progress:
         result = _run(clips or [], from_dir, output, mode, transition, duration, crf, preset, audio,
@@ -96,6 +104,12 @@ def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio
                            "e.g. `wanclip stitch --from out/myfilm` or `wanclip stitch a.mp4 b.mp4`")
     if duration is not None and duration <= 0:
         raise WanclipError(f"--duration must be positive, got {duration:g}", "use `--transition cut` for hard cuts")
+    if preset not in X264_PRESETS:
+        close = difflib.get_close_matches(preset, X264_PRESETS, n=2, cutoff=0.6)
+        guess = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        raise WanclipError(f"unknown --preset {preset!r}{guess}", f"x264's presets: {', '.join(X264_PRESETS)}")
+    if transition is not None and transition != graph.HARD_CUT:  # named now, not after the clips are read
+        run.check_transitions([graph.Cut(transition, 1.0)], media.ffmpeg_exe(), "--transition")
     if from_dir:
         if not from_dir.is_dir():
             raise WanclipError(f"no film folder at {from_dir}",

@@ -52,9 +52,13 @@ class RenderView:
     """Callable sink for the typed ``RenderEvent``s (matched by class). ``mode``: ``rich`` (live table), ``plain`` (a flushed line
     per shot state change, for logs), ``json`` or ``quiet``."""
 
-    def __init__(self, mode: str, shots: list[tuple[int, str, int]]):
+    def __init__(self, mode: str, shots: list[tuple[int, str, int]], film_shots: int | None = None):
+        """``shots``: (index in the film, name, frames) of the shots rendered (``--only``'s, or all);
+        ``film_shots``: how many the film has (default: these)."""
         self.mode = mode
         self.order = [name for _, name, _ in shots]
+        self.index = {name: index for index, name, _ in shots}
+        self.film_shots = film_shots or len(shots)
         self.status = {name: "pending" for name in self.order}
         self.server = {name: "" for name in self.order}
         self.film = FilmProgress({name: frames for _, name, frames in shots})
@@ -141,11 +145,19 @@ class RenderView:
             line = f"{event.server}: ComfyUI {event.version} on {event.device}"
         elif isinstance(event, PLAIN) and event.shot is not None:
             where = f" on {event.server}" if event.server and isinstance(event, ev.ShotQueued | ev.ShotStarted) else ""
-            line = f"[{event.index}/{len(self.order)}] {event.shot}: {self.status.get(event.shot, '')}{where}"
+            line = f"{self._counter(event.shot)}: {self.status.get(event.shot, '')}{where}"
         else:
             line = self._film_note(event)
         if line:
             print(shown(line), file=sys.stdout, flush=True)
+
+    def _counter(self, name: str) -> str:
+        """``[7/12] eggs-out``; with a selection (``--only``) it counts within it and says which
+        shot of the film it is: ``[1/2] eggs-out (shot 7 of 12)``."""
+        position = self.order.index(name) + 1 if name in self.order else self.index.get(name, 0)
+        if len(self.order) == self.film_shots:
+            return f"[{position}/{len(self.order)}] {name}"
+        return f"[{position}/{len(self.order)}] {name} (shot {self.index.get(name, '?')} of {self.film_shots})"
 
     @staticmethod
     def _text(event: RenderEvent) -> str | None:
@@ -192,7 +204,8 @@ class RenderView:
         if several:
             table.add_column(no_wrap=True, style="dim")
         table.add_column()
-        for index, name in enumerate(self.order, 1):
+        for name in self.order:  # numbered as in the film (`--only` shows shot 7 as 7)
+            index = self.index[name]
             state = self.status[name]
             style = "green" if state.startswith("done") else "red" if state.startswith("failed") else ""
             where = [self.server[name]] if several else []

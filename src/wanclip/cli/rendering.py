@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -18,13 +19,15 @@ from wanclip.render.loop import RenderOptions
 from wanclip.review.timings import describe, film_split
 
 
-def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False) -> FilmResult:
-    """Render with progress drawn (or JSON lines), print the summary; exits with the render's code."""
+def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False,
+               clip: bool = False) -> FilmResult:
+    """Render with progress drawn (or JSON lines), print the summary; exits with the render's code.
+    ``clip`` (`wanclip clip`): the summary ends with the clip's absolute path (``clip`` in --json)."""
     mode = "json" if as_json else "quiet" if quiet else "rich" if console.is_terminal else "plain"
     for warning in plan.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(shown(warning))}", markup=True)
     view = RenderView(mode, [(s.index, s.name, s.frames) for s in plan.shots
-                             if not options.only or s.name in options.only])
+                             if not options.only or s.name in options.only], film_shots=len(plan.shots))
     with handle_errors(as_json), view:
         try:
             result = run_film(plan, options, view)
@@ -34,8 +37,16 @@ def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet:
                             "node_errors": exc.node_errors, "hint": "nothing was rendered"})
             rejected(exc, servers=options.servers, headers=options.headers)
             raise typer.Exit(EXIT_BAD_INPUT) from exc
-    summary(result, as_json)
+    summary(result, as_json, clip)
     return result
+
+
+def clip_written(result: FilmResult) -> Path | None:
+    """The absolute path of the first selected shot's clip, when it is done (`wanclip clip`'s one)."""
+    for s in result.ledger.shots:
+        if s.name in result.selected and s.status == "done" and s.clip:
+            return (result.ledger.folder / s.clip).absolute()
+    return None
 
 
 def _object_info_of(server: str, servers: Sequence[str], headers: Mapping[str, str] | None):
@@ -52,10 +63,11 @@ def _object_info_of(server: str, servers: Sequence[str], headers: Mapping[str, s
         return None, None
 
 
-def summary(result: FilmResult, as_json: bool) -> None:
+def summary(result: FilmResult, as_json: bool, clip: bool = False) -> None:
     shots = [s for s in result.ledger.shots if s.name in result.selected]
+    written = clip_written(result) if clip else None
     if as_json:
-        print_json(result.to_json())
+        print_json({**result.to_json(), **({"clip": str(written)} if written else {})})
         return
     from rich.table import Table  # the summary's table is drawn at the end, not on the way to shot 1
 
@@ -84,6 +96,8 @@ def summary(result: FilmResult, as_json: bool) -> None:
         clips, median = background
         console.print(f"encoded in the background by wanclip's node pack, off the GPU's path: {clips} "
                       f"clip{'s' if clips != 1 else ''}, {median:.1f} s each (median)")
+    if written:
+        console.print(Text(f"clip: {shown(written)}"))
 
 
 def rejected(error: PromptRejected, object_info_for=None, servers: Sequence[str] = (),

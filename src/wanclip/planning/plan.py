@@ -304,6 +304,14 @@ def check_transitions(plan: Plan) -> None:
         why = (f"the transitions into and out of it ({problem.seconds:g} s together) are as long as the shot "
                f"({shot.seconds:g} s)")
         hint = "shorten the transitions or lengthen the shot"
-    own = plan.film.shots[shot.index - 1].transition is not None
-    where = plan.film.where(*(("shots", shot.index - 1, "transition") if own else ("transition",)))
+    # the line: the shot's own transition, else the film's `transition:`, else (the default one,
+    # which is in no line of the file) the shot's own line, never line 1
+    film, k = plan.film, shot.index - 1
+    if film.shots[k].transition is not None:
+        where = film.where("shots", k, "transition")
+    elif film.line("transition") is not None:
+        where = film.where("transition")
+    else:
+        where = film.where("shots", k)
+        why = why.replace(f" {shot.transition.type} ", f" {shot.transition.type} (the default transition) ", 1)
     raise ShotsFileError(str(plan.shots_file), f"{where}shots[{shot.index}] ({shot.name}): {why}", hint)

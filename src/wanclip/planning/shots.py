@@ -45,18 +45,22 @@ NUMBERS = ("fps", "seconds", "frames", "width", "height", "seed_base", "steps", 
 
 
 class At(ValueError):
-    """A model-level problem that belongs to one field: ``loc`` is its key path in the file.
+    """A model-level problem that belongs to one field: ``loc`` is its key path in the file (from
+    the model that raised it: a shot's validator says ``("frames",)``, the film's ``("shots", 1, ...)``).
 
-    ``{also}`` in the message becomes `` (line N)`` of the key path ``also`` when the file is known.
+    ``{also}`` in the message becomes `` (line N)`` of the key path ``also`` when the file is known
+    (``also_says`` words it: ``"seconds is at line {line}"``); ``also`` is looked up beside ``loc``
+    first (within the same shot), then from the top of the file.
     """
 
-    def __init__(self, loc: tuple, message: str, hint: str = "", also: tuple | None = None):
+    def __init__(self, loc: tuple, message: str, hint: str = "", also: tuple | None = None,
+                 also_says: str = "line {line}"):
         super().__init__(message.format(also=""))
-        self.loc, self.template, self.hint, self.also = loc, message, hint, also
+        self.loc, self.template, self.hint, self.also, self.also_says = loc, message, hint, also, also_says
 
-    def located(self, lines: dict[tuple, int]) -> str:
-        line = lines.get(self.also) if self.also else None
-        return self.template.format(also=f" (line {line})" if line else "")
+    def located(self, lines: dict[tuple, int], base: tuple = ()) -> str:
+        line = (lines.get((*base, *self.also)) or lines.get(self.also)) if self.also else None
+        return self.template.format(also=f" ({self.also_says.format(line=line)})" if line else "")
 
 
 def slugify(text: str) -> str:
@@ -189,7 +193,8 @@ class Shot(BaseModel):
     @model_validator(mode="after")
     def _one_length(self) -> Shot:
         if self.seconds is not None and self.frames is not None:
-            raise ValueError("give seconds or frames, not both")
+            raise At(("frames",), "give seconds or frames, not both{also}", "keep one of them",
+                     also=("seconds",), also_says="seconds is at line {line}")
         if self.continues and self.image is not None:
             raise At(("image",), "a shot that continues starts from the previous shot's last frame; it cannot "
                      "also start from `image:`", "keep `continue: true` or `image:`, not both (an `end_image:` "
@@ -240,7 +245,8 @@ class Film(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Film:
         if self.seconds is not None and self.frames is not None:
-            raise ValueError("give seconds or frames, not both")
+            raise At(("frames",), "give seconds or frames, not both{also}", "keep one of them",
+                     also=("seconds",), also_says="seconds is at line {line}")
         first: dict[str, int] = {}
         for i, shot in enumerate(self.shots):
             if shot.name in first:
@@ -252,7 +258,8 @@ class Film(BaseModel):
         self._check_seeds()
         self._check_chains()
         if self.steps is not None and self.switch_step is not None and self.switch_step > self.steps:
-            raise ValueError(f"switch_step {self.switch_step} is past steps {self.steps}")
+            raise At(("switch_step",), f"switch_step {self.switch_step} is past steps {self.steps}{{also}}",
+                     f"the sampler switches experts at a step from 0 to {self.steps}", also=("steps",))
         return self
 
     def _check_lengths(self) -> None:
@@ -343,6 +350,11 @@ class Film(BaseModel):
         """``"line N: "`` of a key path (``"shots", 0, "transition"``) in the file, or ``""``."""
         line = line_of(self._lines, loc) if self._lines else None
         return f"line {line}: " if line else ""
+
+    def line(self, *loc: str | int) -> int | None:
+        """The line of exactly this key path (``"transition"``), or None when the file does not
+        have it (it is a default) or the film was not read from a file."""
+        return self._lines.get(tuple(loc))
 
     def seconds_after_transitions(self, whole_frames: bool = True) -> float:
         """The film's length as the stitch writes it: Σ kept frames / fps − Σ transition overlaps (a
@@ -490,7 +502,8 @@ def _explain(path: Path, exc: ValidationError, data: dict, lines: dict[tuple, in
     field = _field_name(loc, data)
     line = line_of(lines, loc)
     where = f"line {line}: " if line else ""
-    message, hint = (at.located(lines), at.hint) if isinstance(at, At) else _message(error, loc)
+    message, hint = ((at.located(lines, loc[:len(loc) - len(at.loc)]), at.hint) if isinstance(at, At)
+                     else _message(error, loc))
     extra = len(exc.errors()) - 1
     more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
     return ShotsFileError(str(path), f"{where}{field}: {message}{more}", hint)

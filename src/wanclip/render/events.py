@@ -20,6 +20,18 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 WHERE = ("shot", "index", "server")  # the JSON line's keys after event and time
+
+
+def timestamp(at: float | None = None) -> float:
+    """The one format of every JSON event's ``time``: Unix time (seconds since 1970-01-01 UTC) as a
+    number, to the millisecond (``1765130400.123``)."""
+    return round(time.time() if at is None else at, 3)
+
+
+def stamped(line: dict[str, Any]) -> dict[str, Any]:
+    """``line`` (a JSON event: it has ``event``) with ``time`` second, the stamp of now unless it has one."""
+    rest = {k: v for k, v in line.items() if k not in ("event", "time")}
+    return {"event": line["event"], "time": line.get("time", timestamp()), **rest}
 OMIT_NONE = {"omit_none": True}  # a field absent from today's JSON line when not set
 
 
@@ -78,7 +90,7 @@ class RenderEvent(metaclass=_ByKind):
         return out
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"event": self.kind, "time": round(self.at, 3)}
+        out: dict[str, Any] = {"event": self.kind, "time": timestamp(self.at)}
         out.update({k: v for k, v in ((k, getattr(self, k)) for k in WHERE) if v is not None})
         out.update(self.data)
         return out

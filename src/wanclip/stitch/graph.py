@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from wanclip.errors import StitchError
+from wanclip.errors import EXIT_BAD_INPUT, StitchError
 from wanclip.media import ClipInfo
 from wanclip.planning.timeline import cut_problem, kept_frames
 from wanclip.stitch.filtergraph import FilterGraph, Output, Stream
@@ -163,7 +163,7 @@ def _frames_at(clip: ClipInfo, fps: Fraction) -> int:
 
 def _check_cuts(cuts: list[Cut], frames: list[int], fps: Fraction, names: list[str]) -> None:
     """Refuse a transition no film can hold: under a frame, eating more than a whole clip, or a
-    crossfade into a clip that continues the one before it."""
+    crossfade into a clip that continues the one before it. Bad input (exit 2): nothing ran."""
     problem = cut_problem(frames, [c.duration if c.overlaps else None for c in cuts], fps,
                           [False, *(c.continues for c in cuts)])
     if problem is None:
@@ -173,23 +173,24 @@ def _check_cuts(cuts: list[Cut], frames: list[int], fps: Fraction, names: list[s
         raise StitchError(f"the {cut.type} into {names[problem.clip]} cannot be: it continues "
                           f"{names[problem.clip - 1]} (it starts on that clip's last frame), so the cut into "
                           "it must be a hard cut that drops its first frame",
-                          "use `cut` into a continued shot (`transition: cut`, or leave its transition out)")
+                          "use `cut` into a continued shot (`transition: cut`, or leave its transition out)",
+                          exit_code=EXIT_BAD_INPUT)
     if problem.short:
         cut = cuts[problem.clip - 1]
         raise StitchError(f"the {cut.type} into {names[problem.clip]} lasts {cut.duration:g} s, under one "
-                          f"frame at {float(fps):g} fps", "use a longer --duration, or `cut`")
+                          f"frame at {float(fps):g} fps", "use a longer --duration, or `cut`", exit_code=EXIT_BAD_INPUT)
     n = frames[problem.clip]
     continued = problem.clip > 0 and cuts[problem.clip - 1].continues
     if continued and n <= 1:
         raise StitchError(f"{names[problem.clip]} has {counted(n, 'frame')}: it continues "
                           f"{names[problem.clip - 1]}, whose last frame is its first, so the film would show "
-                          "nothing of it", "give a continued shot more frames")
+                          "nothing of it", "give a continued shot more frames", exit_code=EXIT_BAD_INPUT)
     kept = kept_frames(n, continued)
     raise StitchError(
         f"transitions of {problem.seconds:g} s are longer than clip {names[problem.clip]} "
         f"({float(kept / fps):g} s, {n} frames" + (f", {kept} after its first, which repeats "
                                                     f"{names[problem.clip - 1]}'s last" if continued else "") + ")",
-        "use a shorter --duration, or a `cut` next to that shot")
+        "use a shorter --duration, or a `cut` next to that shot", exit_code=EXIT_BAD_INPUT)
 
 
 def xfade_offsets(cuts: list[Cut], frames: list[int], fps: Fraction) -> tuple[list[float | None], int]:

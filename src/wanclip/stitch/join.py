@@ -7,6 +7,7 @@ graph (``stitch.graph`` run by ``stitch.run``); see ``stitch_film``.
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from wanclip.ledger import load_ledger
 from wanclip.media import ClipInfo
 from wanclip.stitch.graph import DEFAULT_DURATION, DEFAULT_TRANSITION, FILM_NAME, HARD_CUT, Cut, plan_stitch
 from wanclip.stitch.layout import Encoder, Unsupported
-from wanclip.stitch.pieces import FilmPieces
+from wanclip.stitch.pieces import PIECES_DIR, FilmPieces
+from wanclip.stitch.pieces import prune as prune_pieces
 from wanclip.stitch.run import (
     OnProgress,
     StitchResult,
@@ -34,10 +36,8 @@ def stitch(clips: list[Path], output: Path, mode: str = "xfade", cuts: list[Cut]
            crf: int = 19, preset: str = "fast", audio: Path | None = None, contact_sheet: bool = True,
            names: list[str] | None = None, on_progress: OnProgress | None = None) -> StitchResult:
     """Probe the clips (naming any missing or corrupt one before ffmpeg starts), plan, run."""
-    if audio is not None and not Path(audio).is_file():
-        raise StitchError(f"music file not found: {audio}",
-                          "--audio takes a music file (mp3, m4a, wav, ...) to lay under the film; check its path",
-                          exit_code=EXIT_BAD_INPUT)
+    if audio is not None:
+        check_audio(Path(audio))
     check_not_an_input(Path(output), [*clips, *([audio] if audio is not None else [])])
     infos = [media.probe(path) for path in clips]
     exe = media.ffmpeg_exe()
@@ -48,6 +48,23 @@ def stitch(clips: list[Path], output: Path, mode: str = "xfade", cuts: list[Cut]
     if contact_sheet:
         result.contact_sheet = _contact_sheet(names or [p.stem for p in clips], infos, Path(output))
     return result
+
+
+_AUDIO_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: Audio: ", re.M)
+
+
+def check_audio(path: Path) -> None:
+    """``--audio`` is a file with sound in it, asked of ffmpeg before the film is encoded: a text
+    file or a silent video otherwise failed minutes later with a page of ffmpeg's output."""
+    hint = "--audio takes a music file (mp3, m4a, wav, ...) or a video with sound, to lay under the film"
+    if not path.is_file():
+        raise StitchError(f"music file not found: {path}", f"{hint}; check its path", exit_code=EXIT_BAD_INPUT)
+    said = media.spawn([media.ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], f"reading {path}",
+                       timeout=120).stderr.decode("utf-8", "replace")
+    if "Input #0" not in said:
+        raise StitchError(f"{path} is not an audio or video file", hint, exit_code=EXIT_BAD_INPUT)
+    if not _AUDIO_STREAM.search(said.split("Stream mapping:")[0]):
+        raise StitchError(f"{path} has no audio stream", hint, exit_code=EXIT_BAD_INPUT)
 
 
 def _contact_sheet(labels: list[str], infos: list[ClipInfo], output: Path) -> Path:
@@ -68,6 +85,12 @@ class FilmClips:
     cuts: list[Cut]
     skipped: list[str]
     notes: list[str] = field(default_factory=list)
+    shas: list[str | None] = field(default_factory=list)  # the ledger's clip_sha256 of each (checked)
+
+    def clip_shas(self) -> list[str]:
+        """Each clip's sha256: the ledger's (checked against the file), else hashed now."""
+        return [sha or sha256_file(path) for sha, path in zip(self.shas or [None] * len(self.paths), self.paths,
+                                                              strict=True)]
 
 
 def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | None = None,
@@ -87,6 +110,7 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     if not done:
         raise StitchError(f"no rendered shots in {ledger.folder}", "render the film first with `wanclip render`")
     for record in done:
+        _check_clip_inside(ledger, record)
         _check_clip_unchanged(ledger, record)
     cuts, kept, notes = [], [], []
     for before, record in zip(done, done[1:], strict=False):
@@ -103,7 +127,8 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     if kept:
         notes.append(f"kept the hard cuts into continued shots ({', '.join(kept)}): --transition {transition} "
                      "joins the other shots")
-    return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped, notes)
+    return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped, notes,
+                     [s.clip_sha256 for s in done])
 
 
 def _chain_cut(ledger, record) -> Cut:
@@ -117,6 +142,23 @@ def _chain_cut(ledger, record) -> Cut:
                           f"set `transition: cut` on shot {record.name} (or leave its transition out) and "
                           f"run `wanclip render {shlex.quote(shots)}` again")
     return Cut(HARD_CUT, 0.0, continues=True)
+
+
+def _check_clip_inside(ledger, record) -> None:
+    """The ledger's clip path stays in the film folder: a ledger edited to say ``../../etc/passwd``,
+    an absolute path or a symlink out of the folder is refused, naming the shot (exit 2)."""
+    folder = ledger.folder.resolve()
+    try:
+        clip = Path(record.clip)
+        inside = not clip.is_absolute() and (folder / clip).resolve().is_relative_to(folder)
+    except (OSError, RuntimeError, TypeError):  # a symlink loop; a clip that is not a path at all
+        inside = False
+    if not inside:
+        shots = ledger.film.get("shots_file") or "SHOTS.yaml"
+        raise StitchError(f"the clip of shot {record.name} in {ledger.path} is {record.clip!r}, outside the film "
+                          f"folder {ledger.folder}: wanclip only stitches clips it rendered into clips/",
+                          f"restore the ledger, or re-render the shot with `wanclip render {shlex.quote(shots)} "
+                          f"--only {shlex.quote(record.name)}`", exit_code=EXIT_BAD_INPUT)
 
 
 def _check_clip_unchanged(ledger, record) -> None:
@@ -170,8 +212,9 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
     """
     film = film_clips(Path(film_dir), skip_missing, transition, duration)
     output = Path(output) if output else Path(film_dir) / FILM_NAME
+    unused = None
     if made is not None and (made.cuts != film.cuts or made.names != film.names):
-        made = None  # fed other cuts than the ledger now says: its pieces on disk are reused by name
+        unused, made = made, None  # fed other cuts than the ledger now says: its pieces on disk are reused by name
     result, fallback = None, None
     if pieces and mode == "xfade" and audio is None:
         try:
@@ -180,6 +223,8 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
         except Unsupported as exc:  # clips the pieces cannot hold the one graph's frames for
             fallback = f"joined in one graph, not from pieces: {exc}"
         except StitchError as exc:  # the film must come out: the one graph needs no stream copy
+            if exc.exit_code == EXIT_BAD_INPUT:  # the one graph would refuse it too, in the same words
+                raise
             fallback = f"joining from pieces failed ({exc.message.splitlines()[0]}); stitched in one graph"
     if result is None:
         sheet = made.contact_sheet if made is not None else contact_sheet  # a render draws it after the film
@@ -191,6 +236,11 @@ def stitch_film(film_dir: Path, output: Path | None = None, mode: str = "xfade",
     result.notes.extend(film.notes)
     if film.skipped:
         result.notes.append(f"left out shots not rendered: {', '.join(film.skipped)}")
+    if (Path(film_dir) / PIECES_DIR).is_dir():
+        try:  # a render's own pieces object, unused, may still be encoding: its .part files stay
+            prune_pieces(Path(film_dir), film.clip_shas(), parts=unused is None)
+        except OSError:  # tidying only: the film is made
+            pass
     return result
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -509,6 +510,38 @@ class FilmPieces:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_SHA_PREFIX = re.compile(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])")
+
+
+def prune(film_dir: Path, shas: list[str], parts: bool = True) -> None:
+    """Once a film is made from ``film_dir``'s clips (``shas``, whichever way it was joined), remove
+    from its ``pieces/`` what no later stitch can reuse: pieces and thumbnails made from a clip the
+    film no longer has (a re-rendered or left-out shot), and, with ``parts``, the ``.part`` files of
+    an encode that was killed; then the folder itself when nothing is left. The pieces of the
+    film's clips stay: a re-stitch after one shot is re-rendered encodes only that shot's pieces.
+    The caller holds the folder's ``film_lock`` (and, with ``parts``, runs no encoder there)."""
+    folder = Path(film_dir) / PIECES_DIR
+    if not folder.is_dir():
+        return
+    current = {sha[:16] for sha in shas if sha}
+    for path in folder.iterdir():
+        if not path.is_file() or path.is_symlink():
+            continue
+        name = path.name.removesuffix(".part")
+        made_from = _SHA_PREFIX.findall(name) if name.endswith((".mp4", ".png")) else []
+        if not made_from:
+            continue  # not a name wanclip gives: not ours to remove
+        if path.name.endswith(".part"):
+            if parts:
+                _remove(path)
+        elif not set(made_from) <= current:
+            _remove(path)
+    try:
+        folder.rmdir()  # only when empty
+    except OSError:
+        pass
 
 
 def _lower_this_thread() -> bool:

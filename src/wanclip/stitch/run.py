@@ -13,7 +13,7 @@ from pathlib import Path
 from wanclip import media
 from wanclip.errors import EXIT_BAD_INPUT, StitchError
 from wanclip.media import ClipInfo
-from wanclip.stitch.graph import Cut, StitchPlan
+from wanclip.stitch.graph import HARD_CUT, Cut, StitchPlan
 
 OnProgress = Callable[[int, int], None]  # (frames written, frames the film will have)
 
@@ -116,13 +116,19 @@ def write_failure(exc: OSError, output: Path) -> StitchError:
 
 
 
-def check_transitions(cuts: list[Cut], exe: str) -> None:
-    """Ask this ffmpeg which transitions it has: versions differ, and its own error is cryptic."""
+def check_transitions(cuts: list[Cut], exe: str, option: str = "transition") -> None:
+    """Ask this ffmpeg which transitions it has: versions differ, and its own error is cryptic. An
+    unknown one is bad input (exit 2), named with the nearest names (``option`` names where it came
+    from: ``--transition`` on the command line)."""
+    import difflib
+
     known = media.xfade_transitions(exe)
     for cut in cuts:
         if cut.overlaps and cut.type not in known:
-            raise StitchError(f"unknown transition {cut.type!r} (this ffmpeg's xfade does not have it)",
-                              f"use `cut` or one of: {', '.join(sorted(known))}")
+            close = difflib.get_close_matches(cut.type, [*sorted(known), HARD_CUT], n=3, cutoff=0.6)
+            guess = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise StitchError(f"unknown {option} {cut.type!r}: this ffmpeg's xfade does not have it{guess}",
+                              f"use `cut` or one of: {', '.join(sorted(known))}", exit_code=EXIT_BAD_INPUT)
 
 
 def check_not_an_input(output: Path, inputs: list[Path]) -> None:
