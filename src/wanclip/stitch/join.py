@@ -11,7 +11,7 @@ import re
 import shlex
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from wanclip import media
 from wanclip.errors import EXIT_BAD_INPUT, StitchError
@@ -145,13 +145,15 @@ def _chain_cut(ledger, record) -> Cut:
 
 
 def _check_clip_inside(ledger, record) -> None:
-    """The ledger's clip path stays in the film folder: a ledger edited to say ``../../etc/passwd``,
-    an absolute path or a symlink out of the folder is refused, naming the shot (exit 2)."""
-    folder = ledger.folder.resolve()
+    """The ledger's clip path stays in the film folder: a ledger edited to say ``../../etc/passwd``
+    or an absolute path is refused, naming the shot (exit 2). The check is on the path as the
+    ledger writes it: a shared ledger cannot make a symlink, and a ``clips/`` the user linked to
+    another disk is theirs to keep."""
     try:
-        clip = Path(record.clip)
-        inside = not clip.is_absolute() and (folder / clip).resolve().is_relative_to(folder)
-    except (OSError, RuntimeError, TypeError):  # a symlink loop; a clip that is not a path at all
+        clip = PurePosixPath(str(record.clip).replace("\\", "/")) if isinstance(record.clip, str) else None
+        inside = clip is not None and not clip.is_absolute() and ".." not in clip.parts \
+            and not PureWindowsPath(record.clip).drive and bool(clip.parts)
+    except (TypeError, ValueError):  # a clip that is not a path at all
         inside = False
     if not inside:
         shots = ledger.film.get("shots_file") or "SHOTS.yaml"
