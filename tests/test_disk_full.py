@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -200,3 +201,45 @@ def test_a_ledger_that_finds_the_disk_full_posts_nothing_more_and_stays_whole(si
     assert requests.get(sim.url + "/queue", timeout=5).json()["queue_pending"] == []
     assert [e["prompt_id"] for e in sim.log()] == [first["prompt_id"]]  # shot-1 only; the queued never ran
     requests.post(sim.url + "/interrupt", json={}, timeout=5)
+
+
+# -- `wanclip stitch` on a full disk ---------------------------------------------------------------------
+
+
+def test_ffmpeg_saying_no_space_is_a_full_disk_not_a_command_dump():
+    from wanclip import media
+
+    said = b"[out#0/mp4 @ 0x1] Error writing trailer: No space left on device\nConversion failed!\n"
+    error = media.ffmpeg_failed(["ffmpeg", "-i", "a.mp4", "film.mp4.part"], said, "writing film.mp4", 1)
+    assert error.errno == errno.ENOSPC and "command:" not in error.message and "check the clips" not in error.hint
+    assert media.ffmpeg_failed(["ffmpeg"], b"Conversion failed!", "writing film.mp4", 256 - errno.ENOSPC).errno \
+        == errno.ENOSPC  # ffmpeg exits with AVERROR(ENOSPC)
+    assert media.ffmpeg_failed(["ffmpeg"], b"Invalid data found", "writing film.mp4", 1).errno is None
+
+
+def test_stitch_on_a_full_disk_names_the_cause_and_the_room_and_leaves_no_part(tmp_path):
+    """It printed a 40-line ffmpeg command with the hint "check the clips play"."""
+    from test_media import make_clip
+
+    problem = namespace_problem()
+    if problem:
+        pytest.skip(problem)
+    clips = [make_clip(tmp_path / f"{i}.mp4", frames=48, size="320x192") for i in range(3)]
+    need = sum(c.stat().st_size for c in clips)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "400"}
+    script = (f'mount -t tmpfs -o size=2m tmpfs "{disk}" && head -c {2097152 - 8192} /dev/zero > "{disk}/filler" '
+              f'&& "{sys.executable}" -m wanclip stitch {" ".join(map(str, clips))} -o "{disk}/film.mp4" '
+              f'--no-contact-sheet; rc=$?; ls -A "{disk}" > "{tmp_path}/left.txt"; exit $rc')
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env,
+                          timeout=100)
+    assert done.returncode == 1, done.stdout + done.stderr
+    text = " ".join(done.stderr.split())
+    assert text.startswith(f"error: cannot write the film {disk / 'film.mp4'}: the disk is full (no space left "
+                           f"on the disk of {disk}): the film needs about ")
+    about = re.search(r"the film needs about (\d+) KB, \d+ KB free", text)
+    assert about and int(about.group(1)) == round(need / 1e3)  # the clips it joins
+    assert "command:" not in text and "ffmpeg said" not in text and "check the clips" not in text
+    assert "then stitch again" in text
+    assert (tmp_path / "left.txt").read_text().split() == ["filler"]  # no film.mp4.part, no list file

@@ -144,9 +144,11 @@ class ClipError(WanclipError):
 
 
 class StitchError(WanclipError):
-    """Joining clips into a film failed."""
+    """Joining clips into a film failed. ``errno``: the OS's error number where that was the cause
+    (ffmpeg found the disk full: ENOSPC), else None."""
 
     exit_code = EXIT_SHOTS_FAILED
+    errno: int | None = None
 
 
 class AssetError(WanclipError):
