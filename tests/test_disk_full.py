@@ -243,3 +243,35 @@ def test_stitch_on_a_full_disk_names_the_cause_and_the_room_and_leaves_no_part(t
     assert "command:" not in text and "ffmpeg said" not in text and "check the clips" not in text
     assert "then stitch again" in text
     assert (tmp_path / "left.txt").read_text().split() == ["filler"]  # no film.mp4.part, no list file
+
+
+def test_a_ledger_the_full_disk_cannot_take_stays_the_last_one_written_whole(tmp_path):
+    """The ledger is written .part then renamed: when even that finds no room, the file on disk is
+    the last whole one, and no .part is left behind."""
+    problem = namespace_problem()
+    if problem:
+        pytest.skip(problem)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    code = ("import json, sys\n"
+            "from wanclip.errors import LocalIOError\n"
+            "from wanclip.files import atomic_write_text\n"
+            f"path = {str(disk / 'ledger.json')!r}\n"
+            "atomic_write_text(path, json.dumps({'shots': ['whole']}))\n"
+            "try:\n"
+            f"    with open({str(disk / 'filler')!r}, 'wb') as fh:\n"
+            "        fh.write(b'0' * 2_200_000)\n"
+            "except OSError:\n"
+            "    pass\n"
+            "try:\n"
+            "    atomic_write_text(path, json.dumps({'shots': ['x' * 100_000]}))\n"
+            "except LocalIOError as exc:\n"
+            "    print('no_space' if exc.no_space else exc.message)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    script = (f'mount -t tmpfs -o size=2m tmpfs "{disk}" && "{sys.executable}" -c "$CODE"; rc=$?; '
+              f'cp "{disk}/ledger.json" "{tmp_path}/kept.json"; ls -A "{disk}" > "{tmp_path}/left.txt"; exit $rc')
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True,
+                          env={**env, "CODE": code}, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "no_space", done.stdout + done.stderr
+    assert json.loads((tmp_path / "kept.json").read_text()) == {"shots": ["whole"]}
+    assert sorted((tmp_path / "left.txt").read_text().split()) == ["filler", "ledger.json"]
