@@ -54,8 +54,10 @@ def test_a_clip_that_finds_the_disk_full_stops_submitting_removes_the_queued_and
     assert server.running == "p-2"
     out = d.step(msg.Heard(A, ("shot-1", m.DownloadFailed("cannot write clips/01_shot-1.mp4: the disk is full",
                                                             no_space="/films/x/clips/01_shot-1.mp4"))))
-    assert "Quiesce" in kinds(out) and d.told("warning")
-    assert "no more prompts are sent" in d.told("warning")[0].data["message"]
+    assert "Quiesce" in kinds(out)
+    said = [t.data["message"] for t in d.told("warning")]
+    assert "shot-1 finished on the server, but there is no room here for its clip" in said[0]
+    assert "no more prompts are sent" in said[1]
     d.answer(out)
     posts = list(server.posts)
     d.run_until(lambda: d.film.finished, step=0.2)

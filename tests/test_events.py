@@ -35,7 +35,6 @@ EMITTED = [
     ("node", "a", 1, SERVER, {"node": "81", "label": "high-noise sampler"}),
     ("progress", "a", 1, SERVER, {"node": "81", "label": "high-noise sampler", "value": 2, "max": 4}),
     ("download_retry", "a", 1, SERVER, {"reason": "no answer", "retry_in": 1.0}),
-    ("not_saved", "a", 1, SERVER, {"reason": "cannot write clips/01_a.mp4: the disk is full"}),
     ("done", "a", 1, SERVER, {"clip": "clips/01_a.mp4", "seconds": 1.5, "node_seconds": {"decode": 0.1},
                               "frames": 81}),
     ("failed", "a", 1, SERVER, {"error": {"node": "87", "class": "VAEDecode", "message": "CUDA error"}}),

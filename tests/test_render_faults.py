@@ -236,8 +236,8 @@ def test_a_full_disk_while_downloading_a_clip_stops_the_render_with_a_message(si
     with pytest.raises(LocalIOError) as caught:
         render_film(plan, RenderOptions(servers=[sim.url], stitch=False), seen.append)
     assert caught.value.exit_code == 1 and caught.value.message.startswith(f"no space left on the disk of {clips}")
-    not_saved = [e for e in seen if e.kind == "not_saved"]
-    assert [e.shot for e in not_saved] == ["shot-1"] and "the disk is full" in not_saved[0].reason
+    not_saved = [e for e in seen if e.kind == "warning" and e.shot == "shot-1"]
+    assert "no room here for its clip" in not_saved[0].message and "the disk is full" in not_saved[0].message
     record = load_ledger(tmp_path / "out").shot("shot-1")
     assert record.status in ("queued", "running") and record.prompt_id and record.error is None
     assert not (clips / "01_shot-1.mp4.part").exists()

@@ -45,7 +45,7 @@ class FilmProgress:
 # What a log (no terminal: CI, nohup, a pipe) gets: one line per change of a shot's state, and the
 # film's notes (stitching, a server or socket lost and back, warnings).
 PLAIN = (ev.ShotQueued, ev.ShotReattached, ev.ShotStarted, ev.ShotDone, ev.ShotFailed, ev.ShotLost, ev.ShotSkipped,
-         ev.ShotSubmitRetry, ev.ShotNotSaved, ev.ShotCancelling, ev.ShotCancelled)
+         ev.ShotSubmitRetry, ev.ShotCancelling, ev.ShotCancelled)
 
 
 class RenderView:
@@ -175,8 +175,6 @@ class RenderView:
                 return f"not accepted yet ({reason}): trying again in {retry_in or 0:g} s"
             case ev.ShotDownloadRetry(retry_in=retry_in):
                 return f"finished; its clip could not be fetched yet: trying again in {retry_in or 0:g} s"
-            case ev.ShotNotSaved():
-                return "finished on the server; no room here for its clip: the next run fetches it"
             case ev.ShotCancelling():
                 return "asked the server to stop it …"
             case ev.ShotCancelled(how=how):

@@ -280,15 +280,6 @@ class ShotDownloadRetry(RenderEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ShotNotSaved(RenderEvent):
-    """It finished on the server, but its clip could not be saved (the disk is full): the ledger
-    keeps its prompt id and the next run fetches the clip without rendering it again."""
-
-    kind: str = field(default="not_saved", init=False)
-    reason: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
 class ShotFailed(RenderEvent):
     """``error``: ``node``, ``class`` and ``message`` (as the ledger keeps it)."""
 

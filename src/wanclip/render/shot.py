@@ -296,7 +296,8 @@ class _Step(Following, Cancelling):
             return
         if ev.no_space:  # the clip is safe on the server: the ledger keeps its prompt id, a rerun fetches it
             self.shot.phase, self.shot.retry_at = Phase.KEPT, None
-            self.emit("not_saved", reason=ev.message)
+            self.emit("warning", message=f"{self.rec.name} finished on the server, but there is no room here for "
+                      f"its clip ({ev.message}): the next run fetches it")
             return
         if ev.retry and self.shot.phase == Phase.COLLECTING:
             self.shot.tries += 1
