@@ -17,7 +17,9 @@ What it decides:
 - an outage: a server out past the grace with another up has its shots moved; every server out
   past the limit ends the render with the shots kept in the ledger;
 - when a chain link may go (``wanclip.render.chains`` keeps the bookkeeping);
-- the stop sequence (``wanclip.render.stopping``).
+- the stop sequence (``wanclip.render.stopping``), and the same for a full disk (``NoSpace``, or a
+  clip's ``DownloadFailed`` with ``no_space``): nothing more is posted, our queued prompts are
+  removed, a running one is left to finish (its clip waits on the server for the next run).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ returns, one way: through the pool. ``film.make_film`` renders, then stitches.
 - Ctrl-C / SIGTERM: recorded by a signal handler, handed to the coordinator between two steps
   (never raised into one): our queued prompts are removed and our running one interrupted; a
   prompt keeps its id in the ledger until the server confirms it is gone.
+- A full disk (a clip, a last frame or the ledger that cannot be written): the first one stops
+  the render the same way, except that a running prompt is left to finish; it ends with a
+  ``LocalIOError`` (exit 1) saying how much room the shots not rendered need (``room``).
 """
 
 from __future__ import annotations
