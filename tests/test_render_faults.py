@@ -17,7 +17,7 @@ import requests
 
 from helpers import ROOT, run_cli, wait_until
 from test_render import render, successes, tiny_film
-from wanclip.errors import Interrupted, PreflightError
+from wanclip.errors import Interrupted, LocalIOError, PreflightError
 from wanclip.ledger import load_ledger
 from wanclip.planning.plan import plan_film
 from wanclip.render.loop import RenderOptions, render_film
@@ -225,17 +225,21 @@ def test_a_server_streaming_forever_fails_the_shot_without_filling_the_disk(sim,
     assert not list((tmp_path / "out").rglob("*.part")) and not list((tmp_path / "out").rglob("*.mp4"))
 
 
-def test_a_full_disk_while_downloading_a_clip_fails_that_shot_with_a_message(sim, tmp_path):
-    """#8: ENOSPC while downloading a clip was a traceback."""
+def test_a_full_disk_while_downloading_a_clip_stops_the_render_with_a_message(sim, tmp_path):
+    """#8: ENOSPC while downloading a clip was a traceback; issue 19 item 6: it then rendered every
+    queued shot for nothing. The shot keeps its prompt id (its clip waits on the server)."""
     clips = tmp_path / "out" / "clips"
     clips.mkdir(parents=True)
     (clips / "01_shot-1.mp4.part").symlink_to("/dev/full")  # every write there fails with ENOSPC
     plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
-    result = render_film(plan, RenderOptions(servers=[sim.url], stitch=False))
-    ledger = result.ledger
-    assert [s.status for s in ledger.shots] == ["failed", "done"]
-    assert "the disk is full" in ledger.shot("shot-1").error["message"]
-    assert "free some space" in ledger.shot("shot-1").error["message"]
+    seen = []
+    with pytest.raises(LocalIOError) as caught:
+        render_film(plan, RenderOptions(servers=[sim.url], stitch=False), seen.append)
+    assert caught.value.exit_code == 1 and caught.value.message.startswith(f"no space left on the disk of {clips}")
+    not_saved = [e for e in seen if e.kind == "warning" and e.shot == "shot-1"]
+    assert "no room here for its clip" in not_saved[0].message and "the disk is full" in not_saved[0].message
+    record = load_ledger(tmp_path / "out").shot("shot-1")
+    assert record.status in ("queued", "running") and record.prompt_id and record.error is None
     assert not (clips / "01_shot-1.mp4.part").exists()
 
 

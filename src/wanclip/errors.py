@@ -19,6 +19,7 @@ EXIT_OK = 0
 EXIT_SHOTS_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+NO_SPACE = (errno_codes.ENOSPC, errno_codes.EDQUOT)  # a full disk, a used-up quota: the same remedy
 
 
 class WanclipError(Exception):
@@ -78,12 +79,18 @@ class LocalIOError(WanclipError, OSError):
         self.path = path
         self.errno = errno
 
+    @property
+    def no_space(self) -> bool:
+        """The disk (or the quota) is full: every later write there fails too."""
+        return self.errno in NO_SPACE
+
     @classmethod
     def from_os(cls, exc: OSError, path: object, doing: str = "write") -> LocalIOError:
         """The one translation of an ``OSError`` met while ``doing`` (read, write) ``path``."""
         folder = os.path.dirname(str(path)) or "."
-        if exc.errno == errno_codes.ENOSPC:
-            reason = f"the disk is full ({exc.strerror})" if exc.strerror else "the disk is full"
+        if exc.errno in NO_SPACE:
+            full = "the disk is full" if exc.errno == errno_codes.ENOSPC else "the disk quota is used up"
+            reason = f"{full} ({exc.strerror})" if exc.strerror else full
             hint = f"free some space on the disk of {folder} and rerun: finished shots are kept"
         elif exc.errno in (errno_codes.EACCES, errno_codes.EPERM, errno_codes.EROFS):
             reason, hint = exc.strerror or str(exc), f"make {folder} writable (or choose another --out) and rerun"
@@ -137,9 +144,11 @@ class ClipError(WanclipError):
 
 
 class StitchError(WanclipError):
-    """Joining clips into a film failed."""
+    """Joining clips into a film failed. ``errno``: the OS's error number where that was the cause
+    (ffmpeg found the disk full: ENOSPC), else None."""
 
     exit_code = EXIT_SHOTS_FAILED
+    errno: int | None = None
 
 
 class AssetError(WanclipError):

@@ -75,6 +75,15 @@ def sha256_file(path: Path) -> str:
     return digest
 
 
+def size_text(size: float) -> str:
+    """A byte count as a person reads it: ``12 KB``, ``3.4 MB``, ``1.20 GB`` (never "0 MB" for a few KB)."""
+    if size < 1e6:
+        return f"{max(size, 0) / 1e3:.0f} KB" if size >= 1e3 or size <= 0 else "1 KB"
+    if size < 1e9:
+        return f"{size / 1e6:.1f} MB"
+    return f"{size / 1e9:.2f} GB"
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

@@ -16,6 +16,7 @@ join. The duration wanclip uses is therefore ``frames / fps``, exact by construc
 
 from __future__ import annotations
 
+import errno
 import functools
 import re
 import shlex
@@ -191,9 +192,21 @@ def _no_binary(argv: list[str], exc: OSError) -> StitchError:
                        "install ffmpeg or imageio-ffmpeg, or set WANCLIP_FFMPEG to a working ffmpeg")
 
 
+# What ffmpeg says (and the exit status it gives, AVERROR(errno) & 0xff) when a write finds no room.
+_NO_SPACE = {errno.ENOSPC: ("no space left on device", 256 - errno.ENOSPC),
+             errno.EDQUOT: ("disk quota exceeded", 256 - errno.EDQUOT)}
+
+
 def ffmpeg_failed(argv: list[str], stderr: bytes | str | None, what: str, rc: int) -> StitchError:
-    """The error for a failed ffmpeg run: what we were doing, the command, its last words."""
+    """The error for a failed ffmpeg run: what we were doing, the command, its last words. A full
+    disk is said in one line instead (``errno`` ENOSPC or EDQUOT): the command is not the problem."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else (stderr or "")
+    for code, (said, status) in _NO_SPACE.items():
+        if said in text.lower() or rc == status:
+            error = StitchError(f"ffmpeg found no space left on the device while {what}",
+                                "free some space on that disk, then try again")
+            error.errno = code
+            return error
     tail = "\n".join(text.strip().splitlines()[-STDERR_TAIL_LINES:])
     return StitchError(f"ffmpeg failed (exit {rc}) while {what}\n  command: {shlex.join(argv)}\n"
                        f"  ffmpeg said:\n{_indent(tail)}",

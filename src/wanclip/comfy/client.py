@@ -21,6 +21,7 @@ import requests
 import websocket
 
 from wanclip.errors import LocalIOError, PromptRejected, ServerError, UsageError
+from wanclip.files import size_text
 from wanclip.urls import redact
 
 WsConnect = Callable[..., "websocket.WebSocket"]
@@ -277,7 +278,8 @@ class ComfyClient:
             announced = int(response.headers.get("Content-Length") or 0)
             if announced > limit:
                 raise ServerError(_too_big(name, self.url, announced, limit), _TOO_BIG_HINT, server=self.url)
-            _check_room(dest.parent, announced or limit)
+            if announced:
+                _check_room(dest.parent, announced)  # unannounced: a full disk fails the write itself
             written = 0
             with open(part, "wb") as fh:
                 for block in response.iter_content(chunk):
@@ -329,9 +331,10 @@ def _too_big(name: str, url: str, size: int, limit: int) -> str:
 
 
 def _check_room(folder: Path, need: int) -> None:
+    """Refuse before the first byte a clip the disk has no room for (its announced length)."""
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise OSError(errno.ENOSPC, f"{free / 1e6:.0f} MB free, {need / 1e6:.0f} MB needed")
+        raise OSError(errno.ENOSPC, f"the clip is {size_text(need)}, {size_text(free)} free")
 
 
 def _hint_for_status(status: int) -> str:

@@ -17,7 +17,9 @@ What it decides:
 - an outage: a server out past the grace with another up has its shots moved; every server out
   past the limit ends the render with the shots kept in the ledger;
 - when a chain link may go (``wanclip.render.chains`` keeps the bookkeeping);
-- the stop sequence (``wanclip.render.stopping``).
+- the stop sequence (``wanclip.render.stopping``), and the same for a full disk (``NoSpace``, or a
+  clip's ``DownloadFailed`` with ``no_space``): nothing more is posted, our queued prompts are
+  removed, a running one is left to finish (its clip waits on the server for the next run).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from wanclip.render import stopping
 from wanclip.render.messages import (
     Assign,
     Blocked,
+    DownloadFailed,
     DropServer,
     Emit,
     GiveUp,
@@ -44,6 +47,7 @@ from wanclip.render.messages import (
     Looked,
     Lookup,
     Moved,
+    NoSpace,
     Note,
     NotSent,
     Quiesce,
@@ -115,6 +119,7 @@ class Film:
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
     accepted: bool = False  # a submission of this run was accepted (a 400 after that fails one shot)
     stop: stopping.StopState | None = None
+    no_space: NoSpace | None = None  # the first write that found the disk full: the render stops submitting
     now: float = 0.0
     health: dict[str, Health] = field(init=False)
     stagger: Stagger = field(init=False)
@@ -152,6 +157,8 @@ class Film:
                 self._stop(signum)
             case Withdrawn(shots=names):
                 self._withdrawn(names)
+            case NoSpace():
+                self._no_space(event)
         return self.out
 
     @property
@@ -238,6 +245,8 @@ class Film:
         elif isinstance(answer, Submitted):
             self.accepted = True
         self.feed(name, answer)
+        if isinstance(answer, DownloadFailed) and answer.no_space:
+            self._no_space(NoSpace(answer.message, answer.no_space))
 
     def _loading_news(self, url: str, shot: Shot, event: Event) -> None:
         """Tell the stagger policy when a server's first shot starts (its load began) and when a
@@ -388,6 +397,18 @@ class Film:
         elif not self.stop.over:
             self._stop_over()  # a second signal: stop waiting, keep what is not confirmed
 
+    def _no_space(self, event: NoSpace) -> None:
+        """The first full-disk write: post nothing more, remove our queued prompts, leave a running
+        one to finish (``stopping``); a stop already under way (Ctrl-C) goes on as it is."""
+        if self.no_space is not None:
+            return
+        self.no_space = event
+        self.tell("warning", message=f"{event.message}: no more prompts are sent, ours still queued are removed "
+                  "from the servers")
+        if self.stop is None:
+            self.stop = stopping.StopState(0, keep_running=True)
+            self.out.append(Quiesce())
+
     def _withdrawn(self, names: tuple[str, ...]) -> None:
         for name in names:  # never posted: those shots are simply pending again
             self.feed(name, NotSent())
@@ -398,7 +419,8 @@ class Film:
         st = self.stop
         if st is None or st.over or not st.withdrawn:
             return
-        waiting = [s for s in self.shots.values() if s.phase in stopping.UNRESOLVED and self._reachable(s)]
+        waiting = [s for s in self.shots.values()
+                   if s.phase in stopping.UNRESOLVED and s.name not in st.left and self._reachable(s)]
         if not waiting or (st.deadline is not None and self.now >= st.deadline):
             self._stop_over()
             return
@@ -406,11 +428,16 @@ class Film:
             return
         st.next_ask = self.now + self.times.stop_poll
         for health in self.alive():
-            ours = stopping.asked(list(self.shots.values()), health.url)
+            ours = self._to_stop(health.url)
             if ours and not health.looking and self._reachable(ours[0]):
                 health.looking = True
                 st.asking.add(health.url)
                 self.out.append(Look(health.url, tuple(s.record.prompt_id for s in ours if s.record.prompt_id)))
+
+    def _to_stop(self, url: str) -> list[Shot]:
+        """Our shots on ``url`` the stop asks about (not those a full-disk stop leaves running)."""
+        left = self.stop.left if self.stop is not None else set()
+        return [s for s in stopping.asked(list(self.shots.values()), url) if s.name not in left]
 
     def _reachable(self, shot: Shot) -> bool:
         """Worth waiting for: its server is in the run, and answered (or has a stop to confirm)."""
@@ -429,8 +456,9 @@ class Film:
             self.stop.silent.add(url)
             self.tell("warning", server=url, message=f"could not ask {url} to stop our prompts: {looked.error}")
             return
-        ours = stopping.asked(list(self.shots.values()), url)
-        for name, event in stopping.answers(ours, looked.states):
+        if self.stop.keep_running:
+            self.stop.left.update(stopping.running_left(self._to_stop(url), looked.states))
+        for name, event in stopping.answers(self._to_stop(url), looked.states):
             self.feed(name, event)
 
     def _stop_over(self) -> None:

@@ -73,12 +73,19 @@ def download(backend: Backend, spec: ShotSpec, outputs: dict, film_dir: Path) ->
     try:
         clip = backend.download(outputs, spec.wanted)
     except (ClipError, ServerError, LocalIOError) as exc:
+        if isinstance(exc, LocalIOError) and exc.no_space:
+            return m.DownloadFailed(exc.message, no_space=exc.path or str(spec.stem.parent))
         return m.DownloadFailed(exc.message + (f" ({exc.hint})" if exc.hint else ""),
                                 retry=isinstance(exc, ServerError) and exc.transient)
     last = None
     if spec.last_frame is not None:  # off the loop's thread, before the shot counts as done
         try:
             picture = continuity.last_frame(clip.path, clip.frames, spec.width, spec.height, spec.last_frame)
+        except LocalIOError as exc:
+            if exc.no_space:
+                return m.DownloadFailed(exc.message, no_space=exc.path or str(spec.last_frame))
+            return m.DownloadFailed(f"the clip's last frame (for the shot that continues from it) could not be "
+                                    f"written: {exc}")
         except (ValueError, WanclipError) as exc:
             return m.DownloadFailed(f"the clip's last frame (for the shot that continues from it) could not be "
                                     f"read: {exc}")

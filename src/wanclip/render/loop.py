@@ -15,6 +15,9 @@ returns, one way: through the pool. ``film.make_film`` renders, then stitches.
 - Ctrl-C / SIGTERM: recorded by a signal handler, handed to the coordinator between two steps
   (never raised into one): our queued prompts are removed and our running one interrupted; a
   prompt keeps its id in the ledger until the server confirms it is gone.
+- A full disk (a clip, a last frame or the ledger that cannot be written): the first one stops
+  the render the same way, except that a running prompt is left to finish; it ends with a
+  ``LocalIOError`` (exit 1) saying how much room the shots not rendered need (``room``).
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from dataclasses import dataclass, field, replace
 from wanclip.checks.preflight import fit_key
 from wanclip.comfy.client import ComfyClient, split_credentials
 from wanclip.config import stagger_seconds
-from wanclip.errors import Interrupted, PreflightError, PromptRejected, ServerError
+from wanclip.errors import Interrupted, LocalIOError, PreflightError, PromptRejected, ServerError
 from wanclip.ledger import Ledger, film_lock
 from wanclip.planning.plan import Plan
 from wanclip.render import shot as m
+from wanclip.render import stopping
 from wanclip.render.chains import Chains
 from wanclip.render.comfyui import ComfyBackend
 from wanclip.render.coordinator import Film, Times
@@ -40,11 +44,13 @@ from wanclip.render.messages import (
     GiveUp,
     Heard,
     Look,
+    NoSpace,
     Quiesce,
     Refuse,
     SaveLedger,
     Start,
     Stop,
+    Submit,
     Tell,
     Turn,
     UseStartImage,
@@ -52,7 +58,9 @@ from wanclip.render.messages import (
 )
 from wanclip.render.pool import ServerPool, ShotSpec
 from wanclip.render.resume import open_ledger
+from wanclip.render.room import no_space_error
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
+from wanclip.render.state import Phase
 from wanclip.render.tracking import node_labels
 from wanclip.signals import StopRequests, exit_code_for_signal, signal_of
 
@@ -150,6 +158,8 @@ class Render:
                     self.advance(timeout=0.2)
             finally:
                 self.close()
+        if self.film.no_space is not None and (self.film.stop is None or self.film.stop.keep_running):
+            raise self.no_space()
         if self.film.stop is not None:
             raise self.interrupted()
         return RenderResult(self.ledger, self.selected)
@@ -192,9 +202,24 @@ class Render:
             self.stops.request(signal_of(exc))
 
     def close(self) -> None:
-        self.ledger.save()
-        if self.pool is not None:
-            self.pool.close()
+        try:
+            self.ledger.save()
+        except LocalIOError as exc:
+            if not (exc.no_space and self.film.no_space is not None):
+                raise  # on a full disk the ledger on disk is the last one written whole: a rerun resumes from it
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+
+    def no_space(self) -> LocalIOError:
+        """The closing error of a render a full disk stopped: what the rest needs, what is free."""
+        assert self.film.no_space is not None
+        left = self.film.stop.left if self.film.stop is not None else set()
+        shots = list(self.shots.values())
+        on_server = [(s.name, "left to finish" if s.name in left else stopping.how(s), s.record.server)
+                     for s in shots if s.phase in stopping.UNRESOLVED and s.phase != Phase.WAITING]
+        return no_space_error(self.film.no_space.path, [s.record for s in shots], self.ledger.folder,
+                              self.ledger.shots, [s.name for s in shots if s.phase == Phase.KEPT], on_server)
 
     def interrupted(self) -> Interrupted:
         stop = self.film.stop
@@ -249,7 +274,9 @@ class Render:
         assert pool is not None, "start() first"
         match effect:
             case SaveLedger():
-                self.ledger.save()
+                self._save()
+            case Submit() if self.film.stop is not None:  # a full disk stopped the render in this very step
+                self.feed(Withdrawn((effect.shot,)))
             case Tell():
                 self._tell(effect)
             case Look(server=url, prompt_ids=ids):
@@ -269,6 +296,15 @@ class Render:
                 raise _given_up(effect)
             case _:
                 pool.carry_out(effect)
+
+    def _save(self) -> None:
+        """Save the ledger; a full disk stops the render (the file on disk stays the last whole one)."""
+        try:
+            self.ledger.save()
+        except LocalIOError as exc:
+            if not exc.no_space:
+                raise
+            self.feed(NoSpace(exc.message, exc.path or str(self.ledger.path)))
 
     def _tell(self, tell: Tell) -> None:
         self._send(RenderEvent(tell.kind, tell.shot, tell.index, tell.server, dict(tell.data)))

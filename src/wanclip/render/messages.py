@@ -89,6 +89,7 @@ class Downloaded:
 class DownloadFailed:
     message: str
     retry: bool = False  # the server did not answer (restarting?): the file is still there, try later
+    no_space: str | None = None  # the file it could not write for want of room: the render stops submitting
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,15 @@ class Stop:
     """SIGINT or SIGTERM (``signum``), taken between steps. A second one stops waiting for the server."""
 
     signum: int
+
+
+@dataclass(frozen=True)
+class NoSpace:
+    """A write of ours found the disk full (the ledger, a clip, a last frame): ``path`` is that file.
+    Nothing more is submitted, our prompts still queued are removed, a running one is left to finish."""
+
+    message: str
+    path: str
 
 
 @dataclass(frozen=True)

@@ -294,6 +294,11 @@ class _Step(Following, Cancelling):
     def on_download_failed(self, ev: DownloadFailed) -> None:
         if self.shot.phase not in (Phase.COLLECTING, Phase.CANCELLING):
             return
+        if ev.no_space:  # the clip is safe on the server: the ledger keeps its prompt id, a rerun fetches it
+            self.shot.phase, self.shot.retry_at = Phase.KEPT, None
+            self.emit("warning", message=f"{self.rec.name} finished on the server, but there is no room here for "
+                      f"its clip ({ev.message}): the next run fetches it")
+            return
         if ev.retry and self.shot.phase == Phase.COLLECTING:
             self.shot.tries += 1
             delay = self.rules.backoff[min(self.shot.tries - 1, len(self.rules.backoff) - 1)]

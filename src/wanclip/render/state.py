@@ -25,6 +25,7 @@ class Phase(str, Enum):
     RUNNING = "running"
     COLLECTING = "collecting"  # finished on the server: history read and download
     CANCELLING = "cancelling"  # asked to stop, not yet confirmed
+    KEPT = "kept"  # finished on the server, its clip not saved here (no room): the next run fetches it
     DONE = "done"
     FAILED = "failed"
 

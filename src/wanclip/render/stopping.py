@@ -8,6 +8,11 @@ ComfyUI honours an interrupt only at its next check, so the server is asked agai
 confirms, for at most ``cancel_wait`` seconds; a second signal stops waiting. Whatever the server
 did not confirm keeps its prompt id in the ledger, and the message names it: the next run
 re-attaches.
+
+A full disk (``NoSpace``) runs the same sequence with ``keep_running``: nothing more is posted and
+our queued prompts are removed, but a prompt the server is already running is left to finish
+(interrupting it would throw its GPU time away): its clip waits on the server, and the next run,
+after room was made, re-attaches and fetches it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ class StopState:
     # that queued one is deleted (the server would then start it).
     asking: set[str] = field(default_factory=set)
     over: bool = False
+    keep_running: bool = False  # a full disk: leave a running prompt to finish (``left``), remove the rest
+    left: set[str] = field(default_factory=set)  # shots whose prompt was found running and left to finish
 
     @property
     def exit_code(self) -> int:
@@ -50,6 +57,13 @@ class StopState:
 def asked(shots: list[Shot], url: str) -> list[Shot]:
     """Our shots the server at ``url`` should be asked about."""
     return [s for s in shots if s.record.server == url and s.phase in ASKED]
+
+
+def running_left(shots: list[Shot], states: dict) -> list[str]:
+    """The shots a full-disk stop leaves to finish: the server says their prompt is running (and
+    no stop of it was asked already)."""
+    return [s.name for s in shots if s.phase not in (Phase.CANCELLING, Phase.UNCONFIRMED)
+            and (states.get(s.record.prompt_id) or ("",))[0] == "running"]
 
 
 def answers(shots: list[Shot], states: dict) -> list[tuple[str, object]]:
@@ -73,12 +87,12 @@ def message(shots: list[Shot], ledger_path: Path) -> str:
     text = f"interrupted; the ledger is saved in {ledger_path}"
     if not left:
         return text + "; none of our prompts is left on the server"
-    where = ", ".join(f"{s.name} ({_how(s)}) on {s.record.server}" for s in left)
+    where = ", ".join(f"{s.name} ({how(s)}) on {s.record.server}" for s in left)
     return (f"{text}; still on the server: {where}: the next run re-attaches to "
             f"{'it' if len(left) == 1 else 'them'} (keeping a finished clip) instead of rendering again")
 
 
-def _how(shot: Shot) -> str:
+def how(shot: Shot) -> str:
     if shot.phase == Phase.CANCELLING:
         return "asked to stop"
     if shot.phase in (Phase.UNCONFIRMED, Phase.SUBMITTING):

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wanclip import media
-from wanclip.errors import EXIT_BAD_INPUT, StitchError
+from wanclip.errors import EXIT_BAD_INPUT, NO_SPACE, StitchError
+from wanclip.files import size_text
 from wanclip.media import ClipInfo
 from wanclip.stitch.graph import HARD_CUT, Cut, StitchPlan
 
@@ -68,7 +70,13 @@ def run_stitch(plan: StitchPlan, on_progress: OnProgress | None = None) -> Stitc
                               "--json` output")
         os.replace(plan.part, plan.output)
     except OSError as exc:
-        raise write_failure(exc, plan.output) from exc
+        _remove(plan.part)  # before the free space is measured
+        raise write_failure(exc, plan.output, _film_bytes(plan)) from exc
+    except StitchError as exc:
+        if exc.errno in NO_SPACE:  # ffmpeg's own write found the disk full: the cause, not the command
+            _remove(plan.part)
+            raise write_failure(OSError(exc.errno, os.strerror(exc.errno)), plan.output, _film_bytes(plan)) from exc
+        raise
     finally:
         _remove(plan.part)
     return StitchResult.measured(film, plan.mode, len(plan.clips), plan.output, notes=list(plan.notes))
@@ -107,12 +115,42 @@ _WRITE_HINTS = {
 }
 
 
-def write_failure(exc: OSError, output: Path) -> StitchError:
-    """A disk, permission or path problem while writing a film, as a message with a fix."""
+def write_failure(exc: OSError, output: Path, need: int | None = None) -> StitchError:
+    """A disk, permission or path problem while writing a film, as a message with a fix. A full
+    disk says the room the film needs (``need``: about the bytes of the clips it joins) and what
+    is free there."""
     what, hint = _WRITE_HINTS.get(exc.errno, (exc.strerror or str(exc),
                                               "check the -o path and that its folder is writable"))
     where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(output) else ""
-    return StitchError(f"cannot write the film {output}: {what}{where}", hint)
+    if exc.errno in NO_SPACE:
+        folder = Path(output).parent
+        free = _free(folder)
+        room = f": the film needs about {size_text(need)}" if need else ""
+        room += f", {size_text(free)} free" if room and free is not None else ""
+        where = f" (no space left on the disk of {folder}){room}"
+        if need and free is not None and need > free:
+            hint = hint.replace("free some space", f"free about {size_text(need - free)}", 1)
+    error = StitchError(f"cannot write the film {output}: {what}{where}", hint)
+    error.errno = exc.errno
+    return error
+
+
+def _film_bytes(plan: StitchPlan) -> int:
+    """About what the film takes: the bytes of the clips it joins."""
+    total = 0
+    for clip in plan.clips:
+        try:
+            total += Path(clip.path).stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def _free(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 
