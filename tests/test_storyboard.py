@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shlex
+import signal
+import subprocess
+import sys
 import threading
 from html.parser import HTMLParser
 from types import SimpleNamespace
 
 import requests
 
-from helpers import run_cli, write_shots
+from helpers import ROOT, run_cli, wait_until, write_shots
+from wanclip.ledger import OWNER_NAME, film_lock
 from wanclip.review.board import Prompt, shot_prompt, split_style
-from wanclip.review.page import script_json
-from wanclip.review.storyboard import PAGE_NAME, serve_folder, write_page
+from wanclip.review.page import LIVE_MARK, script_json
+from wanclip.review.storyboard import PAGE_NAME, render_running, serve_folder, write_page
 from wanclip.review.timings import time_split
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -96,7 +101,7 @@ def test_failed_card_shows_node_class_and_message_and_stands_out(tmp_path):
     error = {"node": "8", "class": "VAEDecode", "type": "RuntimeError", "message": "CUDA error: out of memory"}
     folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two", "failed", error=error), shot(3, "three")])
     page = page_of(folder)
-    card = re.search(r'<article class="card failed" id="shot-two">.*?</article>', page, re.S).group(0)
+    card = re.search(r'<article class="card failed" id="shot-two"[^>]*>.*?</article>', page, re.S).group(0)
     assert '<div class="where">8 · VAEDecode</div>' in card
     assert '<div class="message">CUDA error: out of memory</div>' in card
     assert "<video" not in card and '<span class="badge failed">failed</span>' in card
@@ -104,15 +109,63 @@ def test_failed_card_shows_node_class_and_message_and_stands_out(tmp_path):
     assert not embedded_data(page)["live"] and 'http-equiv="refresh"' not in page
 
 
-def test_pending_queued_running_cards_wait_and_the_page_reloads(tmp_path):
+def test_pending_queued_running_cards_wait_and_the_page_refreshes_while_the_render_runs(tmp_path):
     shots = [shot(1, "one"), shot(2, "two", "running"), shot(3, "three", "pending")]
     folder, _ = film_folder(tmp_path, shots)
-    page = page_of(folder)
+    with film_lock(folder):  # what a running `wanclip render` holds
+        page = page_of(folder)
     assert page.count('class="card waiting"') == 2
     assert '<div class="placeholder">running</div>' in page and '<div class="placeholder">pending</div>' in page
-    assert embedded_data(page)["live"] is True
+    assert embedded_data(page)["live"] is True and LIVE_MARK in page
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
-    assert "no film.mp4 yet" in page
+    assert "no film.mp4 yet" in page and "refreshes every 5 s while the render runs" in page
+
+
+def refreshes(page: str) -> bool:
+    return embedded_data(page)["live"] or LIVE_MARK in page or 'http-equiv="refresh"' in page
+
+
+def test_an_interrupted_film_does_not_refresh_its_page(tmp_path):
+    """#19.16: the page of an interrupted film (shots left queued, running or pending, no render running)
+    reloaded itself every 5 s forever, restarting the video being watched."""
+    shots = [shot(1, "one"), shot(2, "two", "queued", prompt_id="p-2"), shot(3, "three", "pending")]
+    folder, _ = film_folder(tmp_path, shots)
+    page = page_of(folder)
+    assert not refreshes(page) and "no render is running" in page
+    assert '<div class="placeholder">queued</div>' in page  # the cards still say where each shot stands
+    # a render that was killed (no cleanup) leaves its lock's owner file behind, naming a dead process
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (folder / OWNER_NAME).write_text(f"render (pid {int(dead.stdout)})", encoding="utf-8")
+    assert not render_running(folder) and not refreshes(page_of(folder))
+    (folder / OWNER_NAME).write_text(f"stitch (pid {os.getpid()})", encoding="utf-8")  # a stitch is no render
+    assert not refreshes(page_of(folder))
+
+
+def test_a_finished_film_does_not_refresh_its_page(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two")])
+    assert not refreshes(page_of(folder))
+    with film_lock(folder):  # the render's own last page, written before it lets go of the lock
+        write_page(folder, rendering=False)
+    assert not refreshes((folder / PAGE_NAME).read_text(encoding="utf-8"))
+
+
+def test_a_render_stopped_by_sigterm_leaves_a_page_that_does_not_refresh(sim, tmp_path):
+    """The real session: the render is stopped with shots pending; its last page must not refresh."""
+    sim.faults.stall_prompt(1)
+    shots = write_shots(tmp_path, "title: Stopped\nwidth: 64\nheight: 64\nframes: 5\nshots:\n"
+                        "  - {name: one, prompt: 'a fox'}\n  - {name: two, prompt: 'a hen'}\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--no-stitch", "--server", sim.url,
+                           "--out", str(out), "--json"], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as proc:
+        wait_until(lambda: (out / PAGE_NAME).is_file() and refreshes((out / PAGE_NAME).read_text(encoding="utf-8")),
+                   message=lambda: "the running render never wrote a refreshing page")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    page = (out / PAGE_NAME).read_text(encoding="utf-8")
+    assert not refreshes(page), "the page of a stopped render still refreshes itself"
+    requests.post(sim.url + "/interrupt", timeout=5)  # whatever the server still runs, for the next test
 
 
 def test_copy_command_rerenders_one_shot_with_the_shots_file_quoted(tmp_path):
@@ -124,10 +177,12 @@ def test_copy_command_rerenders_one_shot_with_the_shots_file_quoted(tmp_path):
     (folder / "ledger.json").write_text(json.dumps(ledger))
     page = page_of(folder)
     commands = [s["command"] for s in embedded_data(page)["shots"]]
-    assert [shlex.split(c) for c in commands] == [
-        ["wanclip", "render", str(odd), "--out", str(folder), "--only", name] for name in ("one", "two")]
+    assert [shlex.split(c) for c in commands] == [  # the servers of its shots (the ledger names no others)
+        ["wanclip", "render", str(odd), "-s", "http://gpu-1:8188", "--out", str(folder), "--only", name]
+        for name in ("one", "two")]
     assert f"<code>{html.escape(commands[1])}</code>" in page
-    assert page.count('<button type="button" class="copy"') == 2
+    assert page.count('<button type="button" class="copy"') == 3  # the film's own, and one per shot
+    assert shlex.split(embedded_data(page)["command"]) == shlex.split(commands[0])[:-2]
 
 
 def test_links_are_relative_inside_the_folder_and_nothing_points_at_the_web(tmp_path):
@@ -244,7 +299,7 @@ def chain_folder(tmp_path):
 
 
 def card_of(page: str, name: str) -> str:
-    return re.search(rf'<article class="card [^"]*" id="shot-{name}">.*?</article>', page, re.S).group(0)
+    return re.search(rf'<article class="card [^"]*" id="shot-{name}"[^>]*>.*?</article>', page, re.S).group(0)
 
 
 def test_a_chain_is_one_row_of_joined_cards_each_saying_what_it_continues(tmp_path):

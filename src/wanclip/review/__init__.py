@@ -4,5 +4,5 @@ storyboard.py reads a film folder and writes its page (and serves it); board.py 
 model (cards, chain rows, prompts); page.py renders it (page.css/page.js are package data in
 data/review/); posters.py makes each clip's poster; timings.py splits render time into parts.
 
-May import: planning, ledger, media, files, config, errors.
+May import: planning, ledger, media, files, config, errors, urls.
 """
