@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
 
 import requests
@@ -335,3 +336,171 @@ def test_a_link_whose_shot_before_is_elsewhere_stands_alone_but_still_says_what_
     page = page_of(folder)
     assert '<section class="chain"' not in page
     assert "continues from zero" in card_of(page, "two")
+
+
+def test_copy_command_reruns_the_film_as_it_was_run_servers_masked_and_quoted(sim, tmp_path):
+    """#19.16: the Copy command left out -s and --out. It names the film's servers (user:pass@ masked as
+    ***@, never the password), its out folder, all shell-quoted, Chinese paths and names included; and
+    run as it stands (the password put back), it renders nothing again."""
+    folder = tmp_path / "我的 片子"
+    folder.mkdir()
+    shots = write_shots(folder, "title: 番茄炒蛋\nwidth: 64\nheight: 64\nframes: 5\nshots:\n"
+                        "  - {name: cut, prompt: '番茄切块'}\n  - {name: stir, prompt: '炒蛋'}\n", name="番茄 炒蛋.yaml")
+    out = tmp_path / "成片" / "第 1 版"
+    secret_url = sim.url.replace("http://", "http://me:s3cr%40t@")
+    first = run_cli("render", shots, "-s", secret_url, "--out", out, "--json")
+    assert first.exit_code == 0, first.output
+    page = (out / PAGE_NAME).read_text(encoding="utf-8")
+    masked = sim.url.replace("http://", "http://***@")
+    film_command = embedded_data(page)["command"]
+    assert shlex.split(film_command) == ["wanclip", "render", str(shots), "-s", masked, "--out", str(out)]
+    assert [shlex.split(s["command"]) for s in embedded_data(page)["shots"]] == [
+        shlex.split(film_command) + ["--only", name] for name in ("cut", "stir")]
+    assert "s3cr" not in page and "s3cr" not in (out / "ledger.json").read_text(encoding="utf-8")
+    assert html.escape(film_command) in page  # shown as it is copied
+    again = shlex.split(film_command)[1:]
+    again[again.index(masked)] = secret_url
+    rerun = run_cli(*again, "--json")
+    assert rerun.exit_code == 0, rerun.output
+    assert len(sim.log()) == 2  # the same film in the same folder: nothing rendered twice
+
+
+def test_copy_command_of_an_older_ledger_names_the_servers_its_shots_rendered_on(tmp_path):
+    shots = [shot(1, "one", server="http://gpu-2:8188"), shot(2, "two"), shot(3, "three", server="http://gpu-2:8188")]
+    folder, shots_file = film_folder(tmp_path, shots)
+    words = shlex.split(embedded_data(page_of(folder))["command"])
+    assert words == ["wanclip", "render", str(shots_file), "-s", "http://gpu-2:8188", "-s", "http://gpu-1:8188",
+                     "--out", str(folder)]
+    ledger = json.loads((folder / "ledger.json").read_text(encoding="utf-8"))
+    ledger["film"]["servers"] = ["https://user:pw@gpu.example/comfy?token=abc"]  # masked even when written plain
+    (folder / "ledger.json").write_text(json.dumps(ledger), encoding="utf-8")
+    page = page_of(folder)
+    assert shlex.split(embedded_data(page)["command"])[3:5] == ["-s", "https://***@gpu.example/comfy"]
+    assert "pw@" not in page and "token" not in page
+
+
+def test_copy_command_leaves_out_out_when_the_folder_is_the_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shots = write_shots(tmp_path, "title: Default Out\nshots:\n  - {name: one, prompt: 'a fox'}\n")
+    folder = tmp_path / "out" / "default-out"
+    folder.mkdir(parents=True)
+    (folder / "ledger.json").write_text(json.dumps({"version": 1, "film": {"title": "Default Out", "shots_file": str(
+        shots), "servers": ["http://127.0.0.1:8188"]}, "shots": [shot(1, "one")]}), encoding="utf-8")
+    assert shlex.split(embedded_data(page_of(folder))["command"]) == [
+        "wanclip", "render", str(shots), "-s", "http://127.0.0.1:8188"]
+
+
+CJK_FONTS = ('"PingFang SC"', '"Hiragino Sans"', '"Microsoft YaHei"', '"Noto Sans CJK SC"', '"Source Han Sans SC"')
+
+
+def test_every_font_stack_falls_back_to_cjk_fonts_of_every_system(tmp_path):
+    """#19.16: a Chinese negative prompt showed as boxes: no font stack named a CJK font."""
+    folder, _ = film_folder(tmp_path, [shot(1, "one", prompt="番茄炒蛋", negative="模糊，低质量")])
+    page = page_of(folder)
+    css = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    stacks = re.findall(r"font(?:-family)?\s*:\s*([^;}]+)", css)
+    named = [s for s in stacks if "," in s]  # a stack of families (font: inherit / font-size are not)
+    assert len(named) >= 4
+    for stack in named:
+        families = [f.strip() for f in stack.split(",")]
+        assert all(font in families for font in CJK_FONTS), stack
+        assert families[-1] in ("sans-serif", "monospace", "serif"), stack  # the generic family closes it
+        assert max(families.index(f) for f in CJK_FONTS) < len(families) - 1
+    # the controls (the Copy button, the summaries) take the page's fonts too, not the system's own
+    assert re.search(r"button,[^{]*summary\{font:inherit\}", css)
+    assert "模糊，低质量" in page
+
+
+HUGE = "a tomato on a board, " * 60 + "x" * 300  # 1560 characters, 300 of them one unbroken word
+
+
+def test_a_huge_prompt_is_clamped_in_its_card_with_a_toggle_for_the_whole_text(tmp_path):
+    """#19.16: a huge prompt made its card enormous."""
+    folder, _ = film_folder(tmp_path, [shot(1, "one", prompt=HUGE), shot(2, "two", prompt="a short one"),
+                                       shot(3, "three", prompt="番茄" * 120)])
+    page = page_of(folder)
+    huge = card_of(page, "one")
+    assert re.search(r'<div class="prompt-box"><details class="more"><summary[^>]*></summary></details>'
+                     r'<p class="prompt">' + re.escape(HUGE) + "</p></div>", huge)  # the whole text, once
+    assert '<details class="more">' not in card_of(page, "two") and '<p class="prompt">a short one</p>' in page
+    assert '<details class="more">' in card_of(page, "three")  # 240 wide characters: long too
+    css = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    clamp = re.search(r"\.more:not\(\[open\]\)\+\.prompt\{([^}]*)\}", css).group(1)
+    assert "-webkit-line-clamp:4" in clamp and "overflow:hidden" in clamp
+    assert re.search(r"body\{[^}]*overflow-wrap:anywhere", css)  # a long unbroken word wraps, never overflows
+    assert re.search(r"\.prompt\{[^}]*overflow-wrap:anywhere", css)
+
+
+def test_a_hostile_prompt_in_a_clamped_card_or_a_take_is_text(tmp_path):
+    hostile = HOSTILE + " " + "<script>alert(3)</script>" * 20
+    record = shot(1, "one", prompt=hostile, take=2, takes=[{"take": 1, "clip": "clips/01_one.mp4", "seed": 1,
+                                                             "prompt": "<script>alert(4)</script>"}])
+    folder, _ = film_folder(tmp_path, [record])
+    (folder / "clips").mkdir()
+    (folder / "clips" / "01_one.mp4").write_bytes(b"take one")
+    page = page_of(folder)
+    assert "<script>alert" not in page and html.escape(hostile) in page
+    assert html.escape("<script>alert(4)</script>") in page
+    assert parsed(page).tags.count("script") == 2
+
+
+def takes_folder(tmp_path) -> Path:
+    """A ledger in the shape the takes contract gives (written by hand): shot one rendered three times,
+    the film pinned to take 2 (take 1 graded by the user, with another prompt); shot two rendered once
+    and edited; shot three from before takes."""
+    one = shot(1, "one", seed=300, clip="clips/01_one.take3.mp4", clip_sha256="s3", prompt="a red tomato, warm light",
+               style="warm light", take=3, rendered_at="2026-12-07T18:02:11Z", use_take=2, edited_sha256=None,
+               takes=[{"take": 1, "clip": "clips/01_one.mp4", "clip_sha256": "s1", "seed": 101, "graph_sha256": "g1",
+                       "prompt": "a green <tomato>, warm light", "rendered_at": "2026-12-07T17:00:05Z", "edited": True},
+                      {"take": 2, "clip": "clips/01_one.take2.mp4", "clip_sha256": "s2", "seed": 200,
+                       "graph_sha256": "g2", "prompt": "a red tomato, warm light", "rendered_at": "2026-12-07T17:30:00Z",
+                       "edited": False}])
+    two = shot(2, "two", take=1, takes=[], rendered_at="2026-12-07T17:10:00Z", use_take=None, edited_sha256="e2")
+    folder, _ = film_folder(tmp_path, [one, two, shot(3, "three")])
+    (folder / "clips").mkdir()
+    for name in ("01_one.mp4", "01_one.take2.mp4", "01_one.take3.mp4", "02_two.mp4", "03_three.mp4"):
+        (folder / "clips" / name).write_bytes(name.encode())
+    return folder
+
+
+def test_a_card_plays_the_take_the_film_uses_and_lists_its_other_takes(tmp_path):
+    """#19.5: the page shows, per shot, the clip the film uses and its other takes, each playable."""
+    page = page_of(takes_folder(tmp_path))
+    one = card_of(page, "one")
+    assert parsed(one).links[0] == "clips/01_one.take2.mp4"  # the card's player: the take the film uses
+    assert "the film uses <b>take 2</b> · not the newest (3)" in one
+    takes = re.findall(r'<li class="take" id="shot-one-take-(\d)"><video controls preload="none" src="([^"]+)">', one)
+    assert takes == [("1", "clips/01_one.mp4"), ("3", "clips/01_one.take3.mp4")]
+    first = re.search(r'id="shot-one-take-1">.*?</li>', one).group(0)
+    assert "<b>take 1</b> · seed 101 · " in first and ">2026-12-07 17:00 UTC</time>" in first
+    assert '<span class="edited">edited by you</span>' in first
+    assert "prompt: a green &lt;tomato&gt;, warm light" in first  # it differs from the shot's prompt now
+    third = re.search(r'id="shot-one-take-3">.*?</li>', one).group(0)
+    assert "seed 300" in third and "18:02 UTC" in third and "prompt:" not in third and "edited" not in third
+    assert "2 other takes" in one
+    two = card_of(page, "two")
+    assert parsed(two).links[0] == "clips/02_two.mp4" and "the film uses <b>take 1</b> · the newest" in two
+    assert '<span class="edited">edited by you</span>' in two and "other take" not in two
+    three = card_of(page, "three")
+    assert 'class="takes"' not in three and parsed(three).links[0] == "clips/03_three.mp4"
+
+
+def test_the_page_asks_the_ledger_which_clip_the_film_uses_when_it_can(tmp_path, monkeypatch):
+    """``Ledger.film_clip`` (the takes contract) decides; the page's own reading is for older ledgers."""
+    from wanclip.ledger import Ledger
+
+    folder = takes_folder(tmp_path)
+    monkeypatch.setattr(Ledger, "film_clip", lambda self, record: self.folder / "clips" / "01_one.mp4"
+                        if record.name == "one" else self.clip_path(record), raising=False)
+    one = card_of(page_of(folder), "one")
+    assert parsed(one).links[0] == "clips/01_one.mp4" and "the film uses <b>take 1</b>" in one
+    assert re.findall(r'id="shot-one-take-(\d)"', one) == ["2", "3"]
+
+
+def test_a_ledger_from_before_takes_shows_no_takes(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two")])
+    (folder / "clips").mkdir()
+    (folder / "clips" / "01_one.mp4").write_bytes(b"clip")
+    page = page_of(folder)
+    assert 'class="takes"' not in page and "take " not in page.split("<main", 1)[1].split("<script", 1)[0]
+    assert parsed(card_of(page, "one")).links == ["clips/01_one.mp4"]

@@ -148,6 +148,23 @@ def film_servers(ledger: Ledger) -> list[str]:
     return list(dict.fromkeys(r.server for r in ledger.shots if isinstance(r.server, str) and r.server))
 
 
+class Recorded:
+    """A ledger record, with the fields its JSON has that this wanclip's ``ShotRecord`` does not know
+    (a ledger from a newer wanclip: ``take``, ``takes``, ``use_take``...) read from the JSON, so the
+    page shows what the ledger says either way."""
+
+    def __init__(self, record: ShotRecord, raw: dict):
+        self.record, self._raw = record, raw if isinstance(raw, dict) else {}
+
+    def __getattr__(self, name: str):
+        try:
+            return getattr(self.record, name)
+        except AttributeError:
+            if name in self._raw:
+                return self._raw[name]
+            raise
+
+
 def shot_takes(record: ShotRecord) -> list[dict]:
     """Every take of the shot, oldest first, in the ledger's shape: its earlier ``takes`` and the
     newest (the record itself). Read with defaults: a ledger from before takes has the newest only."""
@@ -166,7 +183,7 @@ def film_take(ledger: Ledger, record: ShotRecord) -> dict | None:
         return None
     chosen = getattr(ledger, "film_clip", None)
     if callable(chosen):  # the ledger's own answer, when it has one
-        path = chosen(record)
+        path = chosen(getattr(record, "record", record))
         link = relative_link(Path(path).relative_to(ledger.folder).as_posix()) if path and Path(path).is_relative_to(
             ledger.folder) else None
         found = next((t for t in reversed(takes) if relative_link(t.get("clip")) == link), None)

@@ -15,6 +15,7 @@ serving it) rewrites.
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 from datetime import datetime
@@ -25,7 +26,7 @@ from wanclip.errors import WanclipError
 from wanclip.files import atomic_write_text
 from wanclip.ledger import OWNER_NAME, Ledger, load_ledger
 from wanclip.planning.shots import Film, load_film
-from wanclip.review.board import Storyboard, card_of, command_base, film_take
+from wanclip.review.board import Recorded, Storyboard, card_of, command_base, film_take
 from wanclip.review.page import LIVE_MARK, build_page
 from wanclip.review.posters import Posters
 from wanclip.review.serving import serve
@@ -62,7 +63,7 @@ def read_storyboard(folder: Path, *, shots_file: Path | None = None, rendering: 
     command = command_base(folder, ledger, shots_path, film)
     posters = Posters(folder)
     cards = []
-    for record in ledger.shots:
+    for record in [Recorded(r, raw) for r, raw in zip(ledger.shots, _raw_shots(ledger), strict=False)]:
         used = film_take(ledger, record)
         cards.append(card_of(folder, record, film, command, posters.poster(ledger, record, used), used))
     posters.save()
@@ -72,6 +73,16 @@ def read_storyboard(folder: Path, *, shots_file: Path | None = None, rendering: 
         film=FILM_NAME if film_file.is_file() else None,
         film_seconds=_film_seconds(film_file, ledger), stitch_seconds=ledger.film.get("stitch_seconds"),
         updated=datetime.now().strftime("%Y-%m-%d %H:%M:%S"), rendering=rendering, command=command)
+
+
+def _raw_shots(ledger: Ledger) -> list[dict]:
+    """The ledger's shot records as its JSON has them (one per record, ``{}`` where unreadable)."""
+    try:
+        shots = json.loads(ledger.path.read_text(encoding="utf-8")).get("shots")
+    except (OSError, ValueError, AttributeError):
+        shots = None
+    shots = shots if isinstance(shots, list) and len(shots) == len(ledger.shots) else [{}] * len(ledger.shots)
+    return [s if isinstance(s, dict) else {} for s in shots]
 
 
 def render_running(folder: Path) -> bool:
