@@ -469,7 +469,7 @@ def test_a_card_plays_the_take_the_film_uses_and_lists_its_other_takes(tmp_path)
     one = card_of(page, "one")
     assert parsed(one).links[0] == "clips/01_one.take2.mp4"  # the card's player: the take the film uses
     assert "the film uses <b>take 2</b> · not the newest (3)" in one
-    takes = re.findall(r'<li class="take" id="shot-one-take-(\d)"><video controls preload="none" src="([^"]+)">', one)
+    takes = re.findall(r'<li class="take" id="shot-one-take-(\d)"><video controls preload="metadata" src="([^"]+)">', one)
     assert takes == [("1", "clips/01_one.mp4"), ("3", "clips/01_one.take3.mp4")]
     first = re.search(r'id="shot-one-take-1">.*?</li>', one).group(0)
     assert "<b>take 1</b> · seed 101 · " in first and ">2026-12-07 17:00 UTC</time>" in first

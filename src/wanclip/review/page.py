@@ -223,7 +223,7 @@ def _takes_html(card: Card) -> str:
         return f'<div class="takes">{used}</div>'
     items = "".join(
         f'<li class="take" id="shot-{esc(card.name)}-take-{t.number}">'
-        f'<video controls preload="none" src="{href(t.clip)}"></video>'
+        f'<video controls preload="metadata" src="{href(t.clip)}"></video>'
         f'<div class="take-facts"><b>take {t.number}</b>{_take_facts(t)}</div></li>' for t in card.takes)
     count = len(card.takes)
     return (f'<div class="takes">{used}<details class="other-takes"><summary>{count} other '
