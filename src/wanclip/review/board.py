@@ -18,8 +18,6 @@ from wanclip.planning.shots import Film
 from wanclip.review.timings import time_split
 from wanclip.urls import redact
 
-LIVE = ("pending", "queued", "running")
-
 
 @dataclass(frozen=True)
 class Take:
