@@ -504,3 +504,11 @@ def test_a_ledger_from_before_takes_shows_no_takes(tmp_path):
     page = page_of(folder)
     assert 'class="takes"' not in page and "take " not in page.split("<main", 1)[1].split("<script", 1)[0]
     assert parsed(card_of(page, "one")).links == ["clips/01_one.mp4"]
+
+
+def test_takes_fields_of_an_odd_shape_are_left_out_never_shown_raw(tmp_path):
+    odd = shot(1, "one", take="<b>3</b>", use_take="x", takes=[{"take": "<i>1</i>", "clip": "clips/01_one.mp4"},
+                                                               "not a take", {"take": True}])
+    folder, _ = film_folder(tmp_path, [odd, shot(2, "two", takes={"take": 1})])
+    page = page_of(folder)
+    assert "<b>3</b>" not in page and "<i>1</i>" not in page and 'class="takes"' not in page

@@ -166,8 +166,11 @@ class Recorded:
 def shot_takes(record: ShotRecord) -> list[dict]:
     """Every take of the shot, oldest first, in the ledger's shape: its earlier ``takes`` and the
     newest (the record itself). Read with defaults: a ledger from before takes has the newest only."""
-    earlier = [t for t in (getattr(record, "takes", None) or []) if isinstance(t, dict) and isinstance(t.get("take"), int)]
-    newest = {"take": getattr(record, "take", None) or 1, "clip": record.clip, "clip_sha256": record.clip_sha256,
+    earlier = getattr(record, "takes", None)
+    earlier = [t for t in (earlier if isinstance(earlier, list) else [])
+               if isinstance(t, dict) and isinstance(t.get("take"), int) and not isinstance(t.get("take"), bool)]
+    number = getattr(record, "take", None)
+    newest = {"take": number if isinstance(number, int) and not isinstance(number, bool) and number > 0 else 1, "clip": record.clip, "clip_sha256": record.clip_sha256,
               "seed": record.seed, "prompt": getattr(record, "prompt", "") or "",
               "rendered_at": getattr(record, "rendered_at", None),
               "edited": bool(getattr(record, "edited_sha256", None))}
@@ -182,13 +185,20 @@ def film_take(ledger: Ledger, record: ShotRecord) -> dict | None:
     chosen = getattr(ledger, "film_clip", None)
     if callable(chosen):  # the ledger's own answer, when it has one
         path = chosen(getattr(record, "record", record))
-        link = relative_link(Path(path).relative_to(ledger.folder).as_posix()) if path and Path(path).is_relative_to(
-            ledger.folder) else None
+        link = _inside(ledger.folder, Path(path)) if path else None
         found = next((t for t in reversed(takes) if relative_link(t.get("clip")) == link), None)
         if found is not None or path is None:
             return found
     wanted = getattr(record, "use_take", None)
     return next((t for t in takes if t["take"] == wanted), takes[-1])
+
+
+def _inside(folder: Path, path: Path) -> str | None:
+    """``path`` as a link relative to ``folder`` (None when it is not inside it)."""
+    for base, target in ((folder, path), (folder.resolve(), path.resolve())):
+        if target.is_relative_to(base):
+            return relative_link(target.relative_to(base).as_posix())
+    return None
 
 
 def card_of(folder: Path, record: ShotRecord, film: Film | None, command: str, poster: str | None,

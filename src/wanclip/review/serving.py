@@ -96,7 +96,10 @@ class FolderHandler(http.server.SimpleHTTPRequestHandler):
 
     def _inside(self, path: str) -> bool:
         root = os.path.realpath(self.directory)
-        return os.path.commonpath([root, os.path.realpath(path)]) == root
+        try:
+            return os.path.commonpath([root, os.path.realpath(path)]) == root
+        except ValueError:  # another drive (Windows)
+            return False
 
     def _send_file(self, path: str):
         if path.endswith("/"):
