@@ -17,8 +17,7 @@ def review_command(
                                     show_default=False),
     open_page: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
     serve: bool = typer.Option(False, "--serve", help="Serve the folder on http://127.0.0.1:PORT/ (only "
-                               "that folder, loopback only; with byte ranges, so Safari and iOS play the "
-                               "clips) until Ctrl-C."),
+                               "that folder, loopback only) until Ctrl-C."),
     port: int = typer.Option(8765, "--port", metavar="PORT", callback=in_range(0, 65535),
                              help="Port for --serve (0: any free one)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: the page, and the URL when "
@@ -26,11 +25,9 @@ def review_command(
 ) -> None:
     """Rebuild a film's storyboard page (index.html); open or serve it.
 
-    FILM_DIR/index.html shows the film, then a card per shot (the clip the film uses and the shot's
-    other takes, prompt, seed, status, render time, a copyable re-render command naming the film's
-    servers and out folder). One offline file with relative links; posters/ holds a frame per clip.
-    While a render of the film runs, the page refreshes itself (served: only the parts that changed,
-    a playing video plays on; from a file: a reload once no video plays); otherwise it stays put.
+    FILM_DIR/index.html shows the film, then a card per shot (clip, prompt, seed, status, render time, a
+    copyable re-render command). One offline file with relative links; posters/ holds a frame
+    per clip.
 
     Exit codes: 0 the page was written (and served until Ctrl-C); 2 FILM_DIR is not a folder or
     has no readable ledger.json, or --port is taken.
