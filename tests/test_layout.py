@@ -40,8 +40,8 @@ LOWER = {
     "serve": {"comfy", "planning", "files", "config", "errors", "signals"},
     "checks": {"comfy", "planning", "models", "files", "config", "errors"},
     "stitch": {"planning", "ledger", "media", "files", "config", "errors", "signals"},
-    "review": {"planning", "ledger", "media", "files", "config", "errors"},
-    "render": {"planning", "comfy", "checks", "ledger", "media", "files", "config", "errors", "signals"},
+    "review": {"planning", "ledger", "media", "files", "config", "errors", "urls"},
+    "render": {"planning", "comfy", "checks", "ledger", "media", "files", "config", "errors", "signals", "urls"},
     "film": {"render", "stitch", "review", "serve", "planning", "ledger", "media", "files", "config", "errors",
              "signals"},
 }

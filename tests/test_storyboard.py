@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import shlex
+import signal
+import subprocess
+import sys
 import threading
 from html.parser import HTMLParser
+from pathlib import Path
 from types import SimpleNamespace
 
 import requests
 
-from helpers import run_cli, write_shots
+from helpers import ROOT, run_cli, wait_until, write_shots
+from wanclip.ledger import OWNER_NAME, film_lock
 from wanclip.review.board import Prompt, shot_prompt, split_style
-from wanclip.review.page import script_json
-from wanclip.review.storyboard import PAGE_NAME, serve_folder, write_page
+from wanclip.review.page import LIVE_MARK, script_json
+from wanclip.review.storyboard import PAGE_NAME, render_running, serve_folder, write_page
 from wanclip.review.timings import time_split
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -96,7 +102,7 @@ def test_failed_card_shows_node_class_and_message_and_stands_out(tmp_path):
     error = {"node": "8", "class": "VAEDecode", "type": "RuntimeError", "message": "CUDA error: out of memory"}
     folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two", "failed", error=error), shot(3, "three")])
     page = page_of(folder)
-    card = re.search(r'<article class="card failed" id="shot-two">.*?</article>', page, re.S).group(0)
+    card = re.search(r'<article class="card failed" id="shot-two"[^>]*>.*?</article>', page, re.S).group(0)
     assert '<div class="where">8 · VAEDecode</div>' in card
     assert '<div class="message">CUDA error: out of memory</div>' in card
     assert "<video" not in card and '<span class="badge failed">failed</span>' in card
@@ -104,15 +110,63 @@ def test_failed_card_shows_node_class_and_message_and_stands_out(tmp_path):
     assert not embedded_data(page)["live"] and 'http-equiv="refresh"' not in page
 
 
-def test_pending_queued_running_cards_wait_and_the_page_reloads(tmp_path):
+def test_pending_queued_running_cards_wait_and_the_page_refreshes_while_the_render_runs(tmp_path):
     shots = [shot(1, "one"), shot(2, "two", "running"), shot(3, "three", "pending")]
     folder, _ = film_folder(tmp_path, shots)
-    page = page_of(folder)
+    with film_lock(folder):  # what a running `wanclip render` holds
+        page = page_of(folder)
     assert page.count('class="card waiting"') == 2
     assert '<div class="placeholder">running</div>' in page and '<div class="placeholder">pending</div>' in page
-    assert embedded_data(page)["live"] is True
+    assert embedded_data(page)["live"] is True and LIVE_MARK in page
     assert '<noscript><meta http-equiv="refresh" content="5"></noscript>' in page
-    assert "no film.mp4 yet" in page
+    assert "no film.mp4 yet" in page and "refreshes every 5 s while the render runs" in page
+
+
+def refreshes(page: str) -> bool:
+    return embedded_data(page)["live"] or LIVE_MARK in page or 'http-equiv="refresh"' in page
+
+
+def test_an_interrupted_film_does_not_refresh_its_page(tmp_path):
+    """#19.16: the page of an interrupted film (shots left queued, running or pending, no render running)
+    reloaded itself every 5 s forever, restarting the video being watched."""
+    shots = [shot(1, "one"), shot(2, "two", "queued", prompt_id="p-2"), shot(3, "three", "pending")]
+    folder, _ = film_folder(tmp_path, shots)
+    page = page_of(folder)
+    assert not refreshes(page) and "no render is running" in page
+    assert '<div class="placeholder">queued</div>' in page  # the cards still say where each shot stands
+    # a render that was killed (no cleanup) leaves its lock's owner file behind, naming a dead process
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (folder / OWNER_NAME).write_text(f"render (pid {int(dead.stdout)})", encoding="utf-8")
+    assert not render_running(folder) and not refreshes(page_of(folder))
+    (folder / OWNER_NAME).write_text(f"stitch (pid {os.getpid()})", encoding="utf-8")  # a stitch is no render
+    assert not refreshes(page_of(folder))
+
+
+def test_a_finished_film_does_not_refresh_its_page(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two")])
+    assert not refreshes(page_of(folder))
+    with film_lock(folder):  # the render's own last page, written before it lets go of the lock
+        write_page(folder, rendering=False)
+    assert not refreshes((folder / PAGE_NAME).read_text(encoding="utf-8"))
+
+
+def test_a_render_stopped_by_sigterm_leaves_a_page_that_does_not_refresh(sim, tmp_path):
+    """The real session: the render is stopped with shots pending; its last page must not refresh."""
+    sim.faults.stall_prompt(1)
+    shots = write_shots(tmp_path, "title: Stopped\nwidth: 64\nheight: 64\nframes: 5\nshots:\n"
+                        "  - {name: one, prompt: 'a fox'}\n  - {name: two, prompt: 'a hen'}\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--no-stitch", "--server", sim.url,
+                           "--out", str(out), "--json"], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as proc:
+        wait_until(lambda: (out / PAGE_NAME).is_file() and refreshes((out / PAGE_NAME).read_text(encoding="utf-8")),
+                   message=lambda: "the running render never wrote a refreshing page")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    page = (out / PAGE_NAME).read_text(encoding="utf-8")
+    assert not refreshes(page), "the page of a stopped render still refreshes itself"
+    requests.post(sim.url + "/interrupt", timeout=5)  # whatever the server still runs, for the next test
 
 
 def test_copy_command_rerenders_one_shot_with_the_shots_file_quoted(tmp_path):
@@ -124,10 +178,12 @@ def test_copy_command_rerenders_one_shot_with_the_shots_file_quoted(tmp_path):
     (folder / "ledger.json").write_text(json.dumps(ledger))
     page = page_of(folder)
     commands = [s["command"] for s in embedded_data(page)["shots"]]
-    assert [shlex.split(c) for c in commands] == [
-        ["wanclip", "render", str(odd), "--out", str(folder), "--only", name] for name in ("one", "two")]
+    assert [shlex.split(c) for c in commands] == [  # the servers of its shots (the ledger names no others)
+        ["wanclip", "render", str(odd), "-s", "http://gpu-1:8188", "--out", str(folder), "--only", name]
+        for name in ("one", "two")]
     assert f"<code>{html.escape(commands[1])}</code>" in page
-    assert page.count('<button type="button" class="copy"') == 2
+    assert page.count('<button type="button" class="copy"') == 3  # the film's own, and one per shot
+    assert shlex.split(embedded_data(page)["command"]) == shlex.split(commands[0])[:-2]
 
 
 def test_links_are_relative_inside_the_folder_and_nothing_points_at_the_web(tmp_path):
@@ -244,7 +300,7 @@ def chain_folder(tmp_path):
 
 
 def card_of(page: str, name: str) -> str:
-    return re.search(rf'<article class="card [^"]*" id="shot-{name}">.*?</article>', page, re.S).group(0)
+    return re.search(rf'<article class="card [^"]*" id="shot-{name}"[^>]*>.*?</article>', page, re.S).group(0)
 
 
 def test_a_chain_is_one_row_of_joined_cards_each_saying_what_it_continues(tmp_path):
@@ -280,3 +336,179 @@ def test_a_link_whose_shot_before_is_elsewhere_stands_alone_but_still_says_what_
     page = page_of(folder)
     assert '<section class="chain"' not in page
     assert "continues from zero" in card_of(page, "two")
+
+
+def test_copy_command_reruns_the_film_as_it_was_run_servers_masked_and_quoted(sim, tmp_path):
+    """#19.16: the Copy command left out -s and --out. It names the film's servers (user:pass@ masked as
+    ***@, never the password), its out folder, all shell-quoted, Chinese paths and names included; and
+    run as it stands (the password put back), it renders nothing again."""
+    folder = tmp_path / "我的 片子"
+    folder.mkdir()
+    shots = write_shots(folder, "title: 番茄炒蛋\nwidth: 64\nheight: 64\nframes: 5\nshots:\n"
+                        "  - {name: cut, prompt: '番茄切块'}\n  - {name: stir, prompt: '炒蛋'}\n", name="番茄 炒蛋.yaml")
+    out = tmp_path / "成片" / "第 1 版"
+    secret_url = sim.url.replace("http://", "http://me:s3cr%40t@")
+    first = run_cli("render", shots, "-s", secret_url, "--out", out, "--json")
+    assert first.exit_code == 0, first.output
+    page = (out / PAGE_NAME).read_text(encoding="utf-8")
+    masked = sim.url.replace("http://", "http://***@")
+    film_command = embedded_data(page)["command"]
+    assert shlex.split(film_command) == ["wanclip", "render", str(shots), "-s", masked, "--out", str(out)]
+    assert [shlex.split(s["command"]) for s in embedded_data(page)["shots"]] == [
+        shlex.split(film_command) + ["--only", name] for name in ("cut", "stir")]
+    assert "s3cr" not in page and "s3cr" not in (out / "ledger.json").read_text(encoding="utf-8")
+    assert html.escape(film_command) in page  # shown as it is copied
+    again = shlex.split(film_command)[1:]
+    again[again.index(masked)] = secret_url
+    rerun = run_cli(*again, "--json")
+    assert rerun.exit_code == 0, rerun.output
+    assert len(sim.log()) == 2  # the same film in the same folder: nothing rendered twice
+
+
+def test_copy_command_of_an_older_ledger_names_the_servers_its_shots_rendered_on(tmp_path):
+    shots = [shot(1, "one", server="http://gpu-2:8188"), shot(2, "two"), shot(3, "three", server="http://gpu-2:8188")]
+    folder, shots_file = film_folder(tmp_path, shots)
+    words = shlex.split(embedded_data(page_of(folder))["command"])
+    assert words == ["wanclip", "render", str(shots_file), "-s", "http://gpu-2:8188", "-s", "http://gpu-1:8188",
+                     "--out", str(folder)]
+    ledger = json.loads((folder / "ledger.json").read_text(encoding="utf-8"))
+    ledger["film"]["servers"] = ["https://user:pw@gpu.example/comfy?token=abc"]  # masked even when written plain
+    (folder / "ledger.json").write_text(json.dumps(ledger), encoding="utf-8")
+    page = page_of(folder)
+    assert shlex.split(embedded_data(page)["command"])[3:5] == ["-s", "https://***@gpu.example/comfy"]
+    assert "pw@" not in page and "token" not in page
+
+
+def test_copy_command_leaves_out_out_when_the_folder_is_the_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shots = write_shots(tmp_path, "title: Default Out\nshots:\n  - {name: one, prompt: 'a fox'}\n")
+    folder = tmp_path / "out" / "default-out"
+    folder.mkdir(parents=True)
+    (folder / "ledger.json").write_text(json.dumps({"version": 1, "film": {"title": "Default Out", "shots_file": str(
+        shots), "servers": ["http://127.0.0.1:8188"]}, "shots": [shot(1, "one")]}), encoding="utf-8")
+    assert shlex.split(embedded_data(page_of(folder))["command"]) == [
+        "wanclip", "render", str(shots), "-s", "http://127.0.0.1:8188"]
+
+
+CJK_FONTS = ('"PingFang SC"', '"Hiragino Sans"', '"Microsoft YaHei"', '"Noto Sans CJK SC"', '"Source Han Sans SC"')
+
+
+def test_every_font_stack_falls_back_to_cjk_fonts_of_every_system(tmp_path):
+    """#19.16: a Chinese negative prompt showed as boxes: no font stack named a CJK font."""
+    folder, _ = film_folder(tmp_path, [shot(1, "one", prompt="番茄炒蛋", negative="模糊，低质量")])
+    page = page_of(folder)
+    css = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    stacks = re.findall(r"font(?:-family)?\s*:\s*([^;}]+)", css)
+    named = [s for s in stacks if "," in s]  # a stack of families (font: inherit / font-size are not)
+    assert len(named) >= 4
+    for stack in named:
+        families = [f.strip() for f in stack.split(",")]
+        assert all(font in families for font in CJK_FONTS), stack
+        assert families[-1] in ("sans-serif", "monospace", "serif"), stack  # the generic family closes it
+        assert max(families.index(f) for f in CJK_FONTS) < len(families) - 1
+    # the controls (the Copy button, the summaries) take the page's fonts too, not the system's own
+    assert re.search(r"button,[^{]*summary\{font:inherit\}", css)
+    assert "模糊，低质量" in page
+
+
+HUGE = "a tomato on a board, " * 60 + "x" * 300  # 1560 characters, 300 of them one unbroken word
+
+
+def test_a_huge_prompt_is_clamped_in_its_card_with_a_toggle_for_the_whole_text(tmp_path):
+    """#19.16: a huge prompt made its card enormous."""
+    folder, _ = film_folder(tmp_path, [shot(1, "one", prompt=HUGE), shot(2, "two", prompt="a short one"),
+                                       shot(3, "three", prompt="番茄" * 120)])
+    page = page_of(folder)
+    huge = card_of(page, "one")
+    assert re.search(r'<div class="prompt-box"><details class="more"><summary[^>]*></summary></details>'
+                     r'<p class="prompt">' + re.escape(HUGE) + "</p></div>", huge)  # the whole text, once
+    assert '<details class="more">' not in card_of(page, "two") and '<p class="prompt">a short one</p>' in page
+    assert '<details class="more">' in card_of(page, "three")  # 240 wide characters: long too
+    css = re.search(r"<style>(.*?)</style>", page, re.S).group(1)
+    clamp = re.search(r"\.more:not\(\[open\]\)\+\.prompt\{([^}]*)\}", css).group(1)
+    assert "-webkit-line-clamp:4" in clamp and "overflow:hidden" in clamp
+    assert re.search(r"body\{[^}]*overflow-wrap:anywhere", css)  # a long unbroken word wraps, never overflows
+    assert re.search(r"\.prompt\{[^}]*overflow-wrap:anywhere", css)
+
+
+def test_a_hostile_prompt_in_a_clamped_card_or_a_take_is_text(tmp_path):
+    hostile = HOSTILE + " " + "<script>alert(3)</script>" * 20
+    record = shot(1, "one", prompt=hostile, take=2, takes=[{"take": 1, "clip": "clips/01_one.mp4", "seed": 1,
+                                                             "prompt": "<script>alert(4)</script>"}])
+    folder, _ = film_folder(tmp_path, [record])
+    (folder / "clips").mkdir()
+    (folder / "clips" / "01_one.mp4").write_bytes(b"take one")
+    page = page_of(folder)
+    assert "<script>alert" not in page and html.escape(hostile) in page
+    assert html.escape("<script>alert(4)</script>") in page
+    assert parsed(page).tags.count("script") == 2
+
+
+def takes_folder(tmp_path) -> Path:
+    """A ledger in the shape the takes contract gives (written by hand): shot one rendered three times,
+    the film pinned to take 2 (take 1 graded by the user, with another prompt); shot two rendered once
+    and edited; shot three from before takes."""
+    one = shot(1, "one", seed=300, clip="clips/01_one.take3.mp4", clip_sha256="s3", prompt="a red tomato, warm light",
+               style="warm light", take=3, rendered_at="2026-12-07T18:02:11Z", use_take=2, edited_sha256=None,
+               takes=[{"take": 1, "clip": "clips/01_one.mp4", "clip_sha256": "s1", "seed": 101, "graph_sha256": "g1",
+                       "prompt": "a green <tomato>, warm light", "rendered_at": "2026-12-07T17:00:05Z", "edited": True},
+                      {"take": 2, "clip": "clips/01_one.take2.mp4", "clip_sha256": "s2", "seed": 200,
+                       "graph_sha256": "g2", "prompt": "a red tomato, warm light", "rendered_at": "2026-12-07T17:30:00Z",
+                       "edited": False}])
+    two = shot(2, "two", take=1, takes=[], rendered_at="2026-12-07T17:10:00Z", use_take=None, edited_sha256="e2")
+    folder, _ = film_folder(tmp_path, [one, two, shot(3, "three")])
+    (folder / "clips").mkdir()
+    for name in ("01_one.mp4", "01_one.take2.mp4", "01_one.take3.mp4", "02_two.mp4", "03_three.mp4"):
+        (folder / "clips" / name).write_bytes(name.encode())
+    return folder
+
+
+def test_a_card_plays_the_take_the_film_uses_and_lists_its_other_takes(tmp_path):
+    """#19.5: the page shows, per shot, the clip the film uses and its other takes, each playable."""
+    page = page_of(takes_folder(tmp_path))
+    one = card_of(page, "one")
+    assert parsed(one).links[0] == "clips/01_one.take2.mp4"  # the card's player: the take the film uses
+    assert "the film uses <b>take 2</b> · not the newest (3)" in one
+    takes = re.findall(r'<li class="take" id="shot-one-take-(\d)"><video controls preload="metadata" src="([^"]+)">', one)
+    assert takes == [("1", "clips/01_one.mp4"), ("3", "clips/01_one.take3.mp4")]
+    first = re.search(r'id="shot-one-take-1">.*?</li>', one).group(0)
+    assert "<b>take 1</b> · seed 101 · " in first and ">2026-12-07 17:00 UTC</time>" in first
+    assert '<span class="edited">edited by you</span>' in first
+    assert "prompt: a green &lt;tomato&gt;, warm light" in first  # it differs from the shot's prompt now
+    third = re.search(r'id="shot-one-take-3">.*?</li>', one).group(0)
+    assert "seed 300" in third and "18:02 UTC" in third and "prompt:" not in third and "edited" not in third
+    assert "2 other takes" in one
+    two = card_of(page, "two")
+    assert parsed(two).links[0] == "clips/02_two.mp4" and "the film uses <b>take 1</b> · the newest" in two
+    assert '<span class="edited">edited by you</span>' in two and "other take" not in two
+    three = card_of(page, "three")
+    assert 'class="takes"' not in three and parsed(three).links[0] == "clips/03_three.mp4"
+
+
+def test_the_page_asks_the_ledger_which_clip_the_film_uses_when_it_can(tmp_path, monkeypatch):
+    """``Ledger.film_clip`` (the takes contract) decides; the page's own reading is for older ledgers."""
+    from wanclip.ledger import Ledger
+
+    folder = takes_folder(tmp_path)
+    monkeypatch.setattr(Ledger, "film_clip", lambda self, record: self.folder / "clips" / "01_one.mp4"
+                        if record.name == "one" else self.clip_path(record), raising=False)
+    one = card_of(page_of(folder), "one")
+    assert parsed(one).links[0] == "clips/01_one.mp4" and "the film uses <b>take 1</b>" in one
+    assert re.findall(r'id="shot-one-take-(\d)"', one) == ["2", "3"]
+
+
+def test_a_ledger_from_before_takes_shows_no_takes(tmp_path):
+    folder, _ = film_folder(tmp_path, [shot(1, "one"), shot(2, "two")])
+    (folder / "clips").mkdir()
+    (folder / "clips" / "01_one.mp4").write_bytes(b"clip")
+    page = page_of(folder)
+    assert 'class="takes"' not in page and "take " not in page.split("<main", 1)[1].split("<script", 1)[0]
+    assert parsed(card_of(page, "one")).links == ["clips/01_one.mp4"]
+
+
+def test_takes_fields_of_an_odd_shape_are_left_out_never_shown_raw(tmp_path):
+    odd = shot(1, "one", take="<b>3</b>", use_take="x", takes=[{"take": "<i>1</i>", "clip": "clips/01_one.mp4"},
+                                                               "not a take", {"take": True}])
+    folder, _ = film_folder(tmp_path, [odd, shot(2, "two", takes={"take": 1})])
+    page = page_of(folder)
+    assert "<b>3</b>" not in page and "<i>1</i>" not in page and 'class="takes"' not in page

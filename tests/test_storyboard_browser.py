@@ -21,6 +21,7 @@ import pytest
 import websocket
 
 from helpers import ROOT, run_cli, write_shots
+from wanclip.ledger import film_lock
 from wanclip.review.page import REFRESH_SECONDS
 from wanclip.review.storyboard import serve_folder, write_page
 
@@ -251,16 +252,78 @@ def test_served_page_asks_only_its_own_loopback_server(browser, film_dir):
         thread.join(timeout=10)
 
 
-def test_page_reloads_itself_while_a_shot_is_pending(browser, film_dir):
+RESTORED = """new Promise(resolve => {  // the film player's position once the page put it back (or 0)
+  const v = document.querySelector('video.film');
+  const deadline = Date.now() + 20000;
+  const look = () => (v.currentTime > 0 || Date.now() > deadline) ? resolve(v.currentTime) : setTimeout(look, 50);
+  look();
+})"""
+
+
+def test_page_reloads_itself_while_a_render_runs_and_puts_a_paused_video_back(browser, film_dir):
+    """From file:// the page can only reload: it does so while a render runs (here: the test holds the
+    film's render lock, as `wanclip render` does), and a video paused midway is where it was after."""
+    with film_lock(film_dir):
+        write_page(film_dir)
+        session = browser.open(film_dir.resolve().as_uri() + "/index.html")
+        browser.evaluate(session, """new Promise(resolve => { const v = document.querySelector('video.film');
+          const at = () => { v.currentTime = 0.5; resolve(true); };
+          v.readyState >= 1 ? at() : v.addEventListener('loadedmetadata', at, {once: true}); })""")
+        mark = len(browser.events)
+        reload = browser.wait_for("Page.loadEventFired", timeout=REFRESH_SECONDS + 20, after=mark)
+        assert reload["sessionId"] == session
+        assert abs(browser.evaluate(session, RESTORED) - 0.5) < 0.05
+
+
+SWAPPED = """new Promise(resolve => {  // wait for the live page to take the new ledger in
+  const deadline = Date.now() + 40000;
+  const look = () => {
+    const done = document.body.textContent.includes(%s);
+    (done || Date.now() > deadline) ? resolve(done) : setTimeout(look, 100);
+  };
+  look();
+})"""
+
+PLAYING = """(() => { const v = document.querySelector('#shot-opening video');
+  return {same: v === window.watched, paused: v.paused, looped: v.loop, muted: v.muted}; })()"""
+
+
+def test_served_page_takes_changes_in_without_reloading_and_a_playing_video_plays_on(browser, film_dir):
+    """#19.16: a refresh restarted the video being watched. Served, the page swaps only the parts that
+    changed; the playing video moves into its card's new markup as it is, and never reloads."""
+    server = serve_folder(film_dir, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     ledger_file = film_dir / "ledger.json"
-    ledger = json.loads(ledger_file.read_text(encoding="utf-8"))
-    ledger["shots"][-1].update(status="pending", error=None)
-    ledger_file.write_text(json.dumps(ledger), encoding="utf-8")
-    write_page(film_dir)
-    session = browser.open(film_dir.resolve().as_uri() + "/index.html")
-    mark = len(browser.events)
-    reload = browser.wait_for("Page.loadEventFired", timeout=REFRESH_SECONDS + 10, after=mark)
-    assert reload["sessionId"] == session
+    try:
+        with film_lock(film_dir):
+            write_page(film_dir)
+            session = browser.open(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+            browser.evaluate(session, """(async () => { const v = document.querySelector('#shot-opening video');
+              v.loop = true; v.muted = true; window.watched = v; await v.play(); return true; })()""")
+            mark = len(browser.events)
+            ledger = json.loads(ledger_file.read_text(encoding="utf-8"))
+            ledger["shots"][0]["node_seconds"] = {"high-noise sampler": 640.0}  # the watched card changes
+            ledger["shots"][-1]["error"]["message"] = "the wok is out: 换一个锅"
+            ledger_file.write_text(json.dumps(ledger, ensure_ascii=False), encoding="utf-8")
+            write_page(film_dir)
+            assert browser.evaluate(session, SWAPPED % json.dumps("换一个锅"))
+            assert "10 m 40 s" in browser.evaluate(session, "document.querySelector('#shot-opening').textContent")
+            assert browser.evaluate(session, PLAYING) == {"same": True, "paused": False, "looped": True, "muted": True}
+            assert not [e for e in browser.events[mark:] if e["method"] == "Page.loadEventFired"
+                        and e.get("sessionId") == session], "it reloaded"
+        write_page(film_dir)  # the render ended: the page says so and stops asking
+        assert browser.evaluate(session, SWAPPED % json.dumps("no render is running"))
+        assert browser.evaluate(session, "JSON.parse(document.getElementById('storyboard-data').textContent).live") \
+            is False
+        assert browser.evaluate(session, PLAYING)["same"]
+        errors = [e for e in browser.events_of(session, "Runtime.exceptionThrown", "Log.entryAdded")
+                  if e["method"] == "Runtime.exceptionThrown" or e["params"]["entry"]["level"] == "error"]
+        assert errors == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -314,3 +377,64 @@ def test_a_chain_shows_as_joined_cards_in_one_row(browser, chain_dir, tmp_path):
     shot = browser.screenshot(session, tmp_path / "storyboard-chain.png")
     ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, ARTIFACT.with_name("storyboard-chain.png"))
+
+
+HUGE = "a tomato on a board, " * 60 + "x" * 300  # 300 characters without a place to break
+
+CLAMP = """(async () => {
+  const card = document.querySelector('#shot-huge');
+  const prompt = card.querySelector('.prompt');
+  const line = parseFloat(getComputedStyle(prompt).lineHeight);
+  const closed = {card: card.getBoundingClientRect().height, prompt: prompt.getBoundingClientRect().height,
+                  wide: card.scrollWidth - card.clientWidth, page: document.documentElement.scrollWidth - innerWidth};
+  card.querySelector('details.more summary').click();
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  const open = {prompt: prompt.getBoundingClientRect().height, wide: card.scrollWidth - card.clientWidth,
+                page: document.documentElement.scrollWidth - innerWidth};
+  const fonts = Array.from(document.querySelectorAll('body, .negative, .prompt, button.copy, .cmd code, h1'))
+    .map(e => getComputedStyle(e).fontFamily);
+  return {line, closed, open, fonts};
+})()"""
+
+
+def test_a_huge_prompt_keeps_its_card_small_until_asked_and_nothing_overflows(browser, sim, tmp_path):
+    out = tmp_path / "out" / "huge"
+    shots = write_shots(tmp_path, "title: 番茄炒蛋\nwidth: 64\nheight: 64\nframes: 5\nshots:\n"
+                        f"  - {{name: huge, prompt: '{HUGE}', negative: '模糊，低质量，{'字' * 80}'}}\n"
+                        "  - {name: small, prompt: '番茄炒蛋'}\n")
+    assert run_cli("render", shots, "--server", sim.url, "--out", out, "--json").exit_code == 0
+    session = browser.open(out.resolve().as_uri() + "/index.html")
+    browser.send("Emulation.setDeviceMetricsOverride", session, width=1200, height=900, deviceScaleFactor=1,
+                 mobile=False)
+    got = browser.evaluate(session, CLAMP)
+    assert got["closed"]["prompt"] <= 4.5 * got["line"]  # four lines
+    assert got["open"]["prompt"] > 20 * got["line"]  # the whole text, once asked
+    assert got["closed"]["wide"] <= 0 and got["open"]["wide"] <= 0  # the unbroken word wraps inside the card
+    assert got["closed"]["page"] <= 0 and got["open"]["page"] <= 0
+    for family in got["fonts"]:
+        assert "Noto Sans CJK SC" in family and "Microsoft YaHei" in family and "PingFang SC" in family, family
+
+
+def test_every_take_of_a_shot_plays(browser, film_dir):
+    """Takes (#19.5), in the ledger's shape: the opening shot rendered twice, the film pinned to take 1."""
+    clips = film_dir / "clips"
+    shutil.copyfile(clips / "02_hostile.mp4", clips / "01_opening.take2.mp4")
+    ledger_file = film_dir / "ledger.json"
+    ledger = json.loads(ledger_file.read_text(encoding="utf-8"))
+    first = ledger["shots"][0]
+    first["takes"] = [{"take": 1, "clip": first["clip"], "clip_sha256": first["clip_sha256"], "seed": first["seed"],
+                       "prompt": "an older prompt", "graph_sha256": "old", "rendered_at": "2026-12-07T17:00:00Z",
+                       "edited": True}]
+    first.update(take=2, clip="clips/01_opening.take2.mp4", seed=first["seed"] + 1, use_take=1,
+                 rendered_at="2026-12-07T18:00:00Z")
+    ledger_file.write_text(json.dumps(ledger, ensure_ascii=False), encoding="utf-8")
+    write_page(film_dir)
+    session = browser.open(film_dir.resolve().as_uri() + "/index.html")
+    browser.evaluate(session, "document.querySelectorAll('details.other-takes').forEach(d => d.open = true)")
+    videos = browser.evaluate(session, PLAY_ALL)
+    assert [v["src"] for v in videos] == ["film.mp4", "clips/01_opening.mp4", "clips/01_opening.take2.mp4",
+                                          "clips/02_hostile.mp4", "clips/03_closing.mp4"]
+    for video in videos:
+        assert video["readyState"] >= 2 and video["width"] == 64 and video["error"] is None and video["played"], video
+    card = browser.evaluate(session, "document.querySelector('#shot-opening').textContent")
+    assert "the film uses take 1" in card and "edited by you" in card and "take 2" in card

@@ -118,19 +118,20 @@ class PageWriter:
                 self._wanted.clear()
                 self.write_now()
 
-    def write_now(self) -> None:
+    def write_now(self, rendering: bool = True) -> None:
         from wanclip.review.storyboard import write_page
 
         try:
-            write_page(self.film_dir, shots_file=self.shots_file)
+            write_page(self.film_dir, shots_file=self.shots_file, rendering=rendering)
         except Exception as exc:  # noqa: BLE001 - the page is a view; the film must not suffer for it
             log.warning("could not write the storyboard page in %s: %s", self.film_dir, exc)
 
     def close(self) -> None:
-        """Stop the thread and write the page once more, so it shows the end state."""
+        """Stop the thread and write the page once more, so it shows the end state: no render
+        running (done, failed or interrupted alike), so the page stops refreshing itself."""
         self._stop.set()
         self._thread.join(timeout=30)
-        self.write_now()
+        self.write_now(rendering=False)
 
 
 def make_film(plan: Plan, *, servers: Iterable[str], on_event: OnEvent | None = None,

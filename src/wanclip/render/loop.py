@@ -63,6 +63,7 @@ from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
 from wanclip.render.state import Phase
 from wanclip.render.tracking import node_labels
 from wanclip.signals import StopRequests, exit_code_for_signal, signal_of
+from wanclip.urls import redact
 
 
 @dataclass
@@ -117,6 +118,8 @@ class Render:
         self.plan, self.options, self.on_event, self.inline = plan, options, on_event, inline
         self.clock = options.clock
         self.ledger = open_ledger(plan, options.force, options.only)
+        self.ledger.film["servers"] = [redact(u) for u in options.servers]  # for the page's re-render command
+        self.ledger.save()  # (never a password: user:pass@ is ***@)
         self.chains = Chains(plan, self.ledger)
         self.selected = self.chains.with_chains([s.name for s in plan.shots
                                                  if not options.only or s.name in options.only])

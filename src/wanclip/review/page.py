@@ -13,16 +13,19 @@ from a keyframe (``image:``) or lands on one (``end_image:``) says so on its car
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import json
 from importlib import resources
 from pathlib import PurePosixPath
 from urllib.parse import quote
 
-from wanclip.review.board import Card, Prompt, Storyboard
+from wanclip.review.board import Card, Prompt, Storyboard, Take
 from wanclip.review.timings import background_encode, time_split
 
 REFRESH_SECONDS = 5
+LIVE_MARK = '<meta name="wanclip-live"'  # in the page's head while a render runs (the server looks for it)
+LONG_PROMPT = 200  # a prompt longer than this (a CJK character counts 2) is clamped, with a toggle
 
 
 @functools.cache
@@ -62,9 +65,14 @@ def seconds_text(seconds: float | None) -> str:
 
 def build_page(board: Storyboard) -> str:
     """The whole HTML page for ``board``: pure, no I/O."""
-    data = {"live": board.live, "refresh": REFRESH_SECONDS,
+    data = {"live": board.live, "refresh": REFRESH_SECONDS, "command": board.command,
             "shots": [{"name": c.name, "status": c.status, "command": c.command} for c in board.cards]}
-    refresh = f'<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}"></noscript>' if board.live else ""
+    refresh = (f'{LIVE_MARK} content="running">\n<noscript><meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
+               '</noscript>') if board.live else ""
+    rows = "".join(_part(f"row-{row[0].name}", _row_html(row)) for row in board.rows())
+    footer = (f'<footer>Made by wanclip from <a href="ledger.json">ledger.json</a> · updated {esc(board.updated)}'
+              + (f" · refreshes every {REFRESH_SECONDS} s while the render runs" if board.live else
+                 " · no render is running") + "</footer>")
     return f"""<!doctype html>
 <html lang="en">
 <head>
@@ -76,18 +84,24 @@ def build_page(board: Storyboard) -> str:
 {_asset("page.css")}</style>
 </head>
 <body>
-{_header(board)}
+{_part("head", _header(board))}
 <main class="grid">
-{"".join(_row_html(row) for row in board.rows())}
+{rows}
 </main>
-<footer>Made by wanclip from <a href="ledger.json">ledger.json</a> · updated {esc(board.updated)}
-{'· reloads every ' + str(REFRESH_SECONDS) + ' s while shots are rendering' if board.live else ''}</footer>
+{_part("foot", footer)}
 <script type="application/json" id="storyboard-data">{script_json(data)}</script>
 <script>
 {_asset("page.js")}</script>
 </body>
 </html>
 """
+
+
+def _part(key: str, text: str) -> str:
+    """``text`` (one element) marked as a part the live page swaps when its sig changes."""
+    sig = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+    end = text.index(">")  # the end of its opening tag: the part's marks go last in it
+    return f'{text[:end]} data-part="{esc(key)}" data-sig="{sig}"{text[end:]}'
 
 
 def _header(board: Storyboard) -> str:
@@ -116,6 +130,7 @@ def _header(board: Storyboard) -> str:
 </dl>
 {_split_html(split, total)}
 {'<p class="attention">needs a look: ' + jump + '</p>' if attention else ''}
+{_command_html(board.command, None, "copy the command that renders this film again") if board.command else ''}
 </div>
 </div>
 </header>"""
@@ -182,11 +197,50 @@ def _card_html(card: Card, before: Card | None = None) -> str:
 <div><dt>render</dt><dd>{seconds_text(card.render_seconds) if card.node_seconds else '—'}</dd></div>
 </dl>
 {_split_html(time_split([card.node_seconds]), card.render_seconds)}{_background_html(card.node_seconds)}
-<div class="cmd"><code>{esc(card.command)}</code><button type="button" class="copy" \
-data-shot="{card.index - 1}" title="copy the command that re-renders this shot">Copy</button></div>
+{_takes_html(card)}
+{_command_html(card.command, card.index - 1, "copy the command that re-renders this shot")}
 </div>
 </article>
 """
+
+
+def _command_html(command: str, shot: int | None, title: str) -> str:
+    which = f' data-shot="{shot}"' if shot is not None else ""
+    return (f'<div class="cmd"><code>{esc(command)}</code><button type="button" class="copy"{which} '
+            f'title="{esc(title)}">Copy</button></div>')
+
+
+def _takes_html(card: Card) -> str:
+    """The take the film uses (when the shot has more than one, or the user edited it) and the others."""
+    if card.take is None and not card.takes:
+        return ""
+    used = ""
+    if card.take is not None:
+        which = "the newest" if card.take.number == card.newest else f"not the newest ({card.newest})"
+        used = (f'<p class="take-used">the film uses <b>take {card.take.number}</b> · {which}'
+                f'{_take_facts(card.take, seed=False)}</p>')
+    if not card.takes:
+        return f'<div class="takes">{used}</div>'
+    items = "".join(
+        f'<li class="take" id="shot-{esc(card.name)}-take-{t.number}">'
+        f'<video controls preload="metadata" src="{href(t.clip)}"></video>'
+        f'<div class="take-facts"><b>take {t.number}</b>{_take_facts(t)}</div></li>' for t in card.takes)
+    count = len(card.takes)
+    return (f'<div class="takes">{used}<details class="other-takes"><summary>{count} other '
+            f'take{"s" if count > 1 else ""}</summary><ul>{items}</ul></details></div>')
+
+
+def _take_facts(take: Take, seed: bool = True) -> str:
+    facts = [f"seed {esc(take.seed)}"] if seed and take.seed is not None else []
+    if take.rendered_at:
+        shown = take.rendered_at.replace("T", " ").removesuffix("Z")[:16] + (" UTC" if take.rendered_at.endswith("Z") else "")
+        facts.append(f'<time datetime="{esc(take.rendered_at)}">{esc(shown)}</time>')
+    if take.edited:
+        facts.append('<span class="edited">edited by you</span>')
+    text = "".join(f" · {f}" for f in facts)
+    if take.prompt:
+        text += f'<span class="take-prompt" title="{esc(take.prompt)}">prompt: {esc(take.prompt)}</span>'
+    return text
 
 
 def _start_html(card: Card, before: Card | None = None) -> str:
@@ -224,8 +278,17 @@ def _prompt_html(prompt: Prompt | None) -> str:
         return '<p class="prompt missing">prompt unknown (not in the ledger, shots file not found)</p>'
     style = f'<span class="style" title="style suffix">{esc(prompt.style)}</span>' if prompt.style else ""
     negative = esc(prompt.negative) if prompt.negative else "<i>the workflow's own</i>"
-    return (f'<p class="prompt">{esc(prompt.text)}{style}</p>'
+    text = f'<p class="prompt">{esc(prompt.text)}{style}</p>'
+    if _weight(prompt.text + prompt.style) > LONG_PROMPT or prompt.text.count("\n") > 3:
+        text = (f'<div class="prompt-box"><details class="more"><summary title="show or hide the whole prompt">'
+                f'</summary></details>{text}</div>')
+    return (f'{text}'
             f'<details class="negative"><summary><span class="label">negative</span>{negative}</summary></details>')
+
+
+def _weight(text: str) -> int:
+    """Its length as it takes room on a line: a wide (CJK) character counts as two."""
+    return sum(2 if ord(c) >= 0x1100 else 1 for c in text)
 
 
 def _transition_text(transition: dict | None, continues: str | None = None) -> str:

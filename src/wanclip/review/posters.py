@@ -34,13 +34,19 @@ class Posters:
             self.made = {}
         self.changed = False
 
-    def poster(self, ledger: Ledger, record: ShotRecord) -> str | None:
-        link = relative_link(record.clip)
+    def poster(self, ledger: Ledger, record: ShotRecord, take: dict | None = None) -> str | None:
+        """The poster of the clip the film uses for ``record`` (``take``, from ``board.film_take``;
+        None: the record's own clip)."""
+        take = take if take is not None else {"clip": record.clip, "clip_sha256": record.clip_sha256}
+        link = relative_link(take.get("clip"))
         clip = ledger.folder / link if link else None
         if record.status != "done" or clip is None or not clip.is_file():
             return None
         name = safe_filename(f"{record.index:02d}_{record.name}") + ".jpg"
-        key = record.clip_sha256 or ""
+        key = take.get("clip_sha256") or ""
+        if take.get("edited"):  # the user's version of the clip: its bytes are not the rendered sha256
+            stat = clip.stat()
+            key = f"{key}+edited:{stat.st_size}:{stat.st_mtime_ns}"
         if not key or self.made.get(name) != key or not (self.folder / name).is_file():
             try:
                 atomic_write_bytes(self.folder / name, poster_jpeg(clip))
