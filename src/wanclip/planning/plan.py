@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wanclip.errors import ShotsFileError, WanclipError, WorkflowError
 from wanclip.files import atomic_write_text
+from wanclip.planning.folders import check_film_folder
 from wanclip.planning.keyframes import fit_note, keyframe_key, read_keyframe
 from wanclip.planning.shots import Film, Transition, load_film
 from wanclip.planning.timeline import cut_problem, kept_frames
@@ -163,6 +164,11 @@ class Plan:
             "chains": [[s.name for s in chain] for chain in self.chains],
         }
 
+    def check_folder(self) -> None:
+        """Refuse ``out_dir`` when it is another film's or holds files wanclip did not make
+        (``planning.folders``): ``plan_film`` checks it; a render checks it again under its lock."""
+        check_film_folder(self.out_dir, self.film.title, self.shots_file)
+
     def write_graphs(self) -> Path:
         folder = self.out_dir / "graphs"
         for shot in self.shots:
@@ -219,10 +225,13 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
 
 
 def _film_folder(film: Film, shots_file: Path, out: Path | None) -> Path:
-    """``--out``, else the film's ``out:``, else out/<slug>; refused when a file stands in its way."""
+    """``--out``, else the film's ``out:``, else out/<slug>; refused when a file stands in its way, or
+    when the folder is another film's or holds files wanclip did not make (``planning.folders``)."""
     out_dir = Path(out) if out else Path(film.out).expanduser() if film.out else Path("out") / film.slug
     blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
     if blocker is None or blocker.is_dir():
+        where = "--out" if out else f"{shots_file}: {film.where('out')}out:" if film.out else ""
+        check_film_folder(out_dir, film.title, shots_file, where)  # another film's, or the user's files
         return out_dir
     what = f"{blocker} is a file, not a folder"
     if out:
