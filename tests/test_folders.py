@@ -351,3 +351,12 @@ def test_stitch_from_a_film_folder_to_a_file_elsewhere_leaves_that_folder_alone(
     assert result.exit_code == 0, result.output
     assert (elsewhere / "contact_sheet.png").read_bytes() == b"my own contact sheet"
     assert (elsewhere / "holiday.contact_sheet.png").is_file()
+
+
+def test_doctor_checks_a_films_graphs_whatever_its_default_folder_holds(sim, tmp_path, monkeypatch):
+    """doctor writes nothing in the film folder: a folder of the user's there is no reason to refuse."""
+    monkeypatch.chdir(tmp_path)
+    before = users_folder(tmp_path / "out" / "holiday")
+    result = run_cli("doctor", film(tmp_path, "Holiday"), "-s", sim.url)
+    assert result.exit_code != 2, result.output
+    assert "not a wanclip film folder" not in result.output and files_of(tmp_path / "out" / "holiday") == before
