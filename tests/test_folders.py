@@ -360,3 +360,17 @@ def test_doctor_checks_a_films_graphs_whatever_its_default_folder_holds(sim, tmp
     result = run_cli("doctor", film(tmp_path, "Holiday"), "-s", sim.url)
     assert result.exit_code != 2, result.output
     assert "not a wanclip film folder" not in result.output and files_of(tmp_path / "out" / "holiday") == before
+
+
+def test_two_titles_of_one_slug_do_not_share_the_default_folder(sim, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert render(sim, film(tmp_path, "Tomato & Egg", name="a.yaml")).exit_code == 0
+    made = files_of(tmp_path / "out" / "tomato-egg")
+    assert run_cli("plan", "a.yaml").exit_code == 0  # the same film: its own folder is fine
+    refused = render(sim, film(tmp_path, "Tomato Egg", name="b.yaml"))
+    assert refused.exit_code == 2
+    said = json.loads(refused.stdout.splitlines()[-1])
+    assert "'Tomato & Egg'" in said["error"] and "'Tomato Egg'" in said["error"]
+    assert re.search(r"--out \S*out/tomato-egg-[0-9a-f]{8}", said["hint"])
+    assert {k: v for k, v in files_of(tmp_path / "out" / "tomato-egg").items() if not k.startswith("graphs/")} == \
+        {k: v for k, v in made.items() if not k.startswith("graphs/")}

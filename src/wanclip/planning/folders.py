@@ -65,7 +65,8 @@ def check_film_folder(folder: Path, title: str, shots_file: Path | None, where: 
             f"{said}{folder} looks like a wanclip film folder whose ledger.json is gone (it holds {shown}{more}): "
             "without its ledger wanclip cannot tell which film it is or which files are its own",
             f"put its ledger.json back to resume that film; or move the folder away (or empty it) to render "
-            f"{title!r} there; or give another --out, e.g. --out {subfolder}", folder=str(folder))
+            f"{title!r} there; or give another --out, e.g. --out {folder.parent / slugify(title)}",
+            folder=str(folder))
     raise FolderRefused(
         f"{said}{folder} is not empty and is not a wanclip film folder (it has no ledger.json): it holds "
         f"{shown}{more}; wanclip writes film.mp4, index.html, contact_sheet.png, clips/ ... there and never "
