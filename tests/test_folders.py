@@ -199,7 +199,7 @@ def test_another_seed_keeps_the_first_clip_and_a_rerun_resumes(sim, tmp_path, mo
 
 
 def test_another_films_ledger_is_refused_with_both_titles(sim, tmp_path):
-    out = tmp_path / "shared"
+    out = tmp_path / "common"
     assert render(sim, film(tmp_path, "番茄炒蛋", name="tomato.yaml"), "--out", out).exit_code == 0
     made = files_of(out)
     posted = len(sim.log())

@@ -120,6 +120,9 @@ def _recorded_film(ledger: Path, said: str) -> dict:
     if not isinstance(film, dict) or not isinstance(data.get("shots", []), list):
         raise FolderRefused(f"{said}{ledger} is not a wanclip ledger (its JSON is of another shape)", hint,
                             folder=str(ledger.parent))
+    if not isinstance(film.get("title"), str):  # every ledger wanclip wrote names its film
+        raise FolderRefused(f"{said}{ledger} is not a wanclip ledger (it names no film title)", hint,
+                            folder=str(ledger.parent))
     return film
 
 
