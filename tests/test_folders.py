@@ -109,6 +109,21 @@ def test_slugs_are_bounded_in_bytes_and_never_cut_a_letter_from_its_marks():
     assert len(slugify("𝔘" * 100).encode("utf-8")) <= 120  # NFKC makes it "u": 64 of them
 
 
+def test_any_text_gives_a_safe_slug_that_is_also_a_valid_shot_name():
+    """Letters, marks, emoji, joiners, full-width forms and controls mixed at random (seeded)."""
+    pools = [range(0x20, 0x250), range(0x300, 0x370), range(0x900, 0x980), range(0x1100, 0x1200),
+             range(0x3040, 0x3100), range(0x4e00, 0x4e80), range(0xac00, 0xac80), range(0xfb00, 0xfb50),
+             range(0xff00, 0xff60), range(0x1f300, 0x1f400), range(0x1d400, 0x1d500), range(0, 0x20),
+             [0x200d, 0x200c, 0xfe0f, 0x20e3, 0x1e9e, 0x130, 0x3a3, 0x345, 0x2f, 0x5c, 0x2e]]
+    pick = random.Random(19)
+    for _ in range(5000):
+        text = "".join(chr(pick.choice(pick.choice(pools))) for _ in range(pick.randint(1, 80)))
+        slug = slugify(text)
+        assert name_problem(slug) is None, (text, slug)
+        assert len(slug.encode("utf-8")) <= 120 and not slug.startswith((".", "-")) and slug == slugify(text)
+        assert "/" not in slug and "\\" not in slug and slug not in ("con", "nul", "com1")
+
+
 def test_a_clip_folder_is_one_per_prompt_seed_size_and_length():
     base = clip_folder_name("一只猫", 7, 832, 480, 81)
     assert base.startswith("clip-一只猫-") and base == clip_folder_name("一只猫", 7, 832, 480, 81)

@@ -69,6 +69,17 @@ def _bounded(text: str, max_chars: int, max_bytes: int) -> str:
 
 def slug_or_empty(text: str, max_chars: int = MAX_CHARS, max_bytes: int = MAX_BYTES) -> str:
     """The text's letters, marks and digits, folded, runs of anything else one ``-``; "" when none."""
+    slug = _cleaned(text)
+    for _ in range(3):  # a dropped joiner can bring a letter and a mark together: fold again until settled
+        again = _cleaned(slug)
+        if again == slug:
+            break
+        slug = again
+    slug = _bounded(slug, max_chars, max_bytes)
+    return f"{slug}-film" if slug in WINDOWS_RESERVED else slug
+
+
+def _cleaned(text: str) -> str:
     out: list[str] = []
     kept = False
     for ch in fold(text):
@@ -81,8 +92,7 @@ def slug_or_empty(text: str, max_chars: int = MAX_CHARS, max_bytes: int = MAX_BY
         if out and out[-1] != "-":
             out.append("-")
         kept = False
-    slug = _bounded("".join(out).strip("-"), max_chars, max_bytes)
-    return f"{slug}-film" if slug in WINDOWS_RESERVED else slug
+    return "".join(out).strip("-")
 
 
 def slugify(text: str, max_chars: int = MAX_CHARS, max_bytes: int = MAX_BYTES, fallback: str = "film") -> str:
