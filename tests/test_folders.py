@@ -389,3 +389,11 @@ def test_two_titles_of_one_slug_do_not_share_the_default_folder(sim, tmp_path, m
     assert re.search(r"--out \S*out/tomato-egg-[0-9a-f]{8}", said["hint"])
     assert {k: v for k, v in files_of(tmp_path / "out" / "tomato-egg").items() if not k.startswith("graphs/")} == \
         {k: v for k, v in made.items() if not k.startswith("graphs/")}
+
+
+def test_stitch_from_a_folder_without_a_ledger_writes_nothing_there(tmp_path):
+    folder = tmp_path / "Documents"
+    before = users_folder(folder)
+    result = run_cli("stitch", "--from", folder)
+    assert result.exit_code == 2 and "ledger.json" in result.stderr
+    assert files_of(folder) == before and not (folder / ".render.lock").exists()

@@ -59,7 +59,6 @@ def check_film_folder(folder: Path, title: str, shots_file: Path | None, where: 
         return
     shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in others[:SHOWN])
     more = f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
-    subfolder = folder / slugify(title)
     if (folder / "clips").is_dir() and any(p.name in LOCK_NAMES for p in entries):
         raise FolderRefused(
             f"{said}{folder} looks like a wanclip film folder whose ledger.json is gone (it holds {shown}{more}): "
@@ -71,7 +70,8 @@ def check_film_folder(folder: Path, title: str, shots_file: Path | None, where: 
         f"{said}{folder} is not empty and is not a wanclip film folder (it has no ledger.json): it holds "
         f"{shown}{more}; wanclip writes film.mp4, index.html, contact_sheet.png, clips/ ... there and never "
         "replaces files it did not make",
-        f"give --out a new or empty folder (it is created), e.g. --out {subfolder}", folder=str(folder))
+        f"give the film a new or empty folder (it is created) with --out or `out:` in its shots file, e.g. "
+        f"--out {folder / slugify(title)}", folder=str(folder))
 
 
 def same_film(recorded: dict, title: str, shots_file: Path | None) -> bool:
