@@ -231,6 +231,7 @@ def test_a_full_disk_while_downloading_a_clip_stops_the_render_with_a_message(si
     clips = tmp_path / "out" / "clips"
     clips.mkdir(parents=True)
     (clips / "01_shot-1.mp4.part").symlink_to("/dev/full")  # every write there fails with ENOSPC
+    (clips.parent / "ledger.json").write_text('{"film": {"title": "Tiny Film"}, "shots": []}')  # the film's folder
     plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
     seen = []
     with pytest.raises(LocalIOError) as caught:

@@ -82,7 +82,7 @@ def test_empty_shot_list_is_refused(tmp_path):
     assert "line 2: shots: the film has no shots" in err.message
 
 
-@pytest.mark.parametrize("name,fix", [("a/b", "'a-b'"), ("..", "'film'"), ("", "'film'"), ("Big Shot", "'big-shot'")])
+@pytest.mark.parametrize("name,fix", [("a/b", "'a-b'"), ("..", "'shot'"), ("", "'shot'"), ("Big Shot", "'big-shot'")])
 def test_unsafe_shot_names_are_refused_with_a_slug(tmp_path, name, fix):
     err = bad(tmp_path, GOOD.replace("name: one", f"name: '{name}'"))
     assert "shots[1]" in err.message and "is not a slug" in err.message and f"write {fix}" in err.message

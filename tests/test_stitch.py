@@ -61,12 +61,12 @@ def test_twelve_equal_clips_with_0_3s_fades_last_57_45s(twelve, tmp_path):
 def test_contact_sheet_has_one_row_per_shot(twelve, tmp_path):
     result = run_cli("stitch", *twelve[:4], "-o", tmp_path / "film.mp4", "--transition", "cut")
     assert result.exit_code == 0, result.output
-    with Image.open(tmp_path / "contact_sheet.png") as sheet:
+    with Image.open(tmp_path / "film.contact_sheet.png") as sheet:  # beside film.mp4, named after it
         size = sheet.size
     row = contact_sheet.row_height([("x", media.probe(twelve[0]))])
     assert size == (contact_sheet.LABEL_WIDTH + 3 * (contact_sheet.THUMB_WIDTH + contact_sheet.GAP),
                           4 * row)
-    assert f"contact sheet: {tmp_path / 'contact_sheet.png'}" in result.stdout
+    assert f"contact sheet: {tmp_path / 'film.contact_sheet.png'}" in result.stdout
 
 
 def test_unequal_clips_take_offsets_from_measured_frames(tmp_path):

@@ -27,7 +27,7 @@ _EVENTS = ("RenderEvent", "OtherEvent", "FilmPlanned", "FilmStitching", "FilmSti
            "ShotStarted", "ShotCached", "ShotNode", "ShotProgress", "ShotDownloadRetry", "ShotFailed", "ShotLost",
            "ShotCancelling", "ShotCancelled")
 _ERRORS = ("WanclipError", "UsageError", "ShotsFileError", "WorkflowError", "ServerError", "LocalIOError",
-           "PromptRejected", "PreflightError", "ClipError", "StitchError", "AssetError", "Interrupted")
+           "PromptRejected", "FolderRefused", "PreflightError", "ClipError", "StitchError", "AssetError", "Interrupted")
 
 # name -> the module that defines it (imported when the name is first used)
 _HOMES: dict[str, str] = {

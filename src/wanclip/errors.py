@@ -133,6 +133,15 @@ class ServeError(WanclipError):
     anything, 1 when a server failed)."""
 
 
+class FolderRefused(WanclipError):
+    """The film folder is not this film's to write (exit 2, before any GPU work): it holds another
+    film's ledger, or files wanclip did not make. ``folder``: that folder."""
+
+    def __init__(self, message: str, hint: str = "", folder: str | None = None):
+        super().__init__(message, hint)
+        self.folder = folder
+
+
 class PreflightError(WanclipError):
     """A check before any GPU work failed (exit 2)."""
 

@@ -162,6 +162,7 @@ def run_film(plan: Plan, options: RenderOptions, on_event: OnEvent | None = None
     tell: OnEvent = on_event or (lambda event: None)
     if not options.warm:
         options = replace(options, warm=frozenset(served_warm()))
+    plan.check_folder()  # another film's folder, or the user's files: refused before the lock writes there
     with film_lock(plan.out_dir):
         page = PageWriter(plan.out_dir, plan.shots_file if plan.shots_file.is_file() else None)
         pieces: FilmPieces | None = None

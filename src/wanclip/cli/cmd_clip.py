@@ -12,8 +12,9 @@ from wanclip.cli.base import OUTPUT, SERVERS, WHAT, app, handle_errors
 from wanclip.cli.cmd_render import render_options
 from wanclip.cli.rendering import run_render
 from wanclip.errors import WanclipError
+from wanclip.planning.names import clip_folder_name, clip_shot_name
 from wanclip.planning.plan import plan_film
-from wanclip.planning.shots import Film, slugify
+from wanclip.planning.shots import Film
 
 
 @app.command("clip")
@@ -50,7 +51,7 @@ def clip_command(
     --seconds/--frames/--width/--height, no server answered), 130 Ctrl-C, 143 SIGTERM.
     """
     with handle_errors(as_json):
-        name = slugify(prompt)[:40].strip("-") or "clip"
+        name = clip_shot_name(prompt)
         if seconds is not None and frames is not None:
             raise WanclipError("give --seconds or --frames, not both", "e.g. --seconds 10, or --frames 161")
         try:
@@ -62,7 +63,8 @@ def clip_command(
                         f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
             raise WanclipError("; ".join(problems),
                                "frames are 4n+1 (81, 161, 481); width and height are multiples of 16") from exc
-        plan = plan_film(Path("wanclip-clip"), out=out or Path("out") / f"clip-{name}", film=film)
+        folder = out or Path("out") / clip_folder_name(prompt, film.shot_seed(1), width, height, film.shot_frames(1))
+        plan = plan_film(Path("wanclip-clip"), out=folder, film=film)
         options = render_options(server, header, stitch=False)
     result = run_render(plan, options, as_json, quiet, clip=True)
     raise typer.Exit(result.exit_code)

@@ -62,7 +62,7 @@ def _graphs(shots: Path | None, workflow: Path | None) -> list[dict] | None:
     if shots is not None:
         from wanclip.planning.plan import plan_film
 
-        return [shot.graph for shot in plan_film(shots).shots]
+        return [shot.graph for shot in plan_film(shots, check_folder=False).shots]  # nothing is written
     return [load_graph(workflow)] if workflow else None
 
 

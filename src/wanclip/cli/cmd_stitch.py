@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from wanclip import media
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, in_range, print_json
 from wanclip.errors import WanclipError
-from wanclip.ledger import film_lock
+from wanclip.ledger import LEDGER_NAME, film_lock
 from wanclip.stitch import graph, join, run
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -113,6 +113,9 @@ def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio
     if from_dir:
         if not from_dir.is_dir():
             raise WanclipError(f"no film folder at {from_dir}",
+                               "--from takes the folder `wanclip render` wrote (out/<film>, with ledger.json)")
+        if not (from_dir / LEDGER_NAME).is_file():  # before the lock: nothing is written in a folder not ours
+            raise WanclipError(f"{from_dir} is not a film folder: it has no {LEDGER_NAME}",
                                "--from takes the folder `wanclip render` wrote (out/<film>, with ledger.json)")
         try:  # the lock keeps a render from replacing clips while they are read (and vice versa)
             with film_lock(from_dir, "stitch"):

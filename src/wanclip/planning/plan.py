@@ -13,6 +13,7 @@ from pathlib import Path
 
 from wanclip.errors import ShotsFileError, WanclipError, WorkflowError
 from wanclip.files import atomic_write_text
+from wanclip.planning.folders import check_film_folder
 from wanclip.planning.keyframes import fit_note, keyframe_key, read_keyframe
 from wanclip.planning.shots import Film, Transition, load_film
 from wanclip.planning.timeline import cut_problem, kept_frames
@@ -163,6 +164,11 @@ class Plan:
             "chains": [[s.name for s in chain] for chain in self.chains],
         }
 
+    def check_folder(self) -> None:
+        """Refuse ``out_dir`` when it is another film's or holds files wanclip did not make
+        (``planning.folders``): ``plan_film`` checks it; a render checks it again under its lock."""
+        check_film_folder(self.out_dir, self.film.title, self.shots_file)
+
     def write_graphs(self) -> Path:
         folder = self.out_dir / "graphs"
         for shot in self.shots:
@@ -193,8 +199,11 @@ def _load(path: Path) -> dict:
         raise _named(path, exc) from exc
 
 
-def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = None) -> Plan:
-    """Validate the shots file and build every shot's graph; raises before anything is written."""
+def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = None,
+              check_folder: bool = True) -> Plan:
+    """Validate the shots file and build every shot's graph; raises before anything is written.
+    ``check_folder=False``: the film folder is not looked into (for a caller that writes nothing
+    there, as `wanclip doctor`); a render checks it again anyway."""
     shots_file = Path(shots_file)
     if film is None:
         shots_file = resolve_shots_file(shots_file)
@@ -211,18 +220,22 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
             shots.append(_plan_shot(film, bases[path == i2v_path], i, keyframes[i - 1]))
         except WorkflowError as exc:
             raise _named(path, exc) from exc
-    out_dir = _film_folder(film, shots_file, out)
+    out_dir = _film_folder(film, shots_file, out, check_folder)
     plan = Plan(film=film, shots_file=shots_file, workflow=wf_path, out_dir=out_dir, shots=shots,
                 warnings=notes, i2v_workflow=i2v_path)
     check_transitions(plan)
     return plan
 
 
-def _film_folder(film: Film, shots_file: Path, out: Path | None) -> Path:
-    """``--out``, else the film's ``out:``, else out/<slug>; refused when a file stands in its way."""
+def _film_folder(film: Film, shots_file: Path, out: Path | None, check: bool = True) -> Path:
+    """``--out``, else the film's ``out:``, else out/<slug>; refused when a file stands in its way, or
+    when the folder is another film's or holds files wanclip did not make (``planning.folders``)."""
     out_dir = Path(out) if out else Path(film.out).expanduser() if film.out else Path("out") / film.slug
     blocker = next((p for p in (out_dir, *out_dir.parents) if p.exists()), None)
     if blocker is None or blocker.is_dir():
+        where = "--out" if out else f"{shots_file}: {film.where('out')}out:" if film.out else ""
+        if check:
+            check_film_folder(out_dir, film.title, shots_file, where)  # another film's, or the user's files
         return out_dir
     what = f"{blocker} is a file, not a folder"
     if out:

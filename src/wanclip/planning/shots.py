@@ -8,7 +8,7 @@ write instead.
 from __future__ import annotations
 
 import difflib
-import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from wanclip.errors import ShotsFileError
+from wanclip.planning.names import name_problem, slug_or_empty, slugify
 from wanclip.planning.timeline import (
     CUT,
     film_frame_count,
@@ -32,7 +33,6 @@ from wanclip.planning.timeline import (
     transition_name_problem,
 )
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 TRAINED_FRAMES = 81
 DEFAULT_SECONDS = 5.0
 SEED_MAX = 2**64 - 1  # ComfyUI's noise_seed maximum (0xffffffffffffffff)
@@ -61,11 +61,6 @@ class At(ValueError):
     def located(self, lines: dict[tuple, int], base: tuple = ()) -> str:
         line = (lines.get((*base, *self.also)) or lines.get(self.also)) if self.also else None
         return self.template.format(also=f" ({self.also_says.format(line=line)})" if line else "")
-
-
-def slugify(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-    return slug[:64] or "film"
 
 
 def frames_for_seconds(seconds: float, fps: float) -> int:
@@ -167,9 +162,12 @@ class Shot(BaseModel):
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
-            raise ValueError(f"{value!r} is not a slug (lower-case letters, digits, - and _; no '/', no '..'): "
-                             f"write {slugify(value)!r}")
+        """A name becomes part of file names (``clips/NN_name.mp4``): any script's letters and digits."""
+        value = unicodedata.normalize("NFC", value)  # a name typed on macOS (NFD) is the same name
+        problem = name_problem(value)
+        if problem:
+            raise ValueError(f"{value!r} is not a slug ({problem}; a name is letters in lower case, digits, "
+                             f"- and _, in any script; no '/', no '..'): write {slug_or_empty(value) or 'shot'!r}")
         return value
 
     _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))

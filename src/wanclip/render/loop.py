@@ -103,6 +103,7 @@ class RenderResult:
 def render_film(plan: Plan, options: RenderOptions,
                 on_event: Callable[[RenderEvent], None] = lambda event: None) -> RenderResult:
     """Render every selected shot of ``plan`` (one render per film folder at a time)."""
+    plan.check_folder()  # another film's folder, or the user's files: refused before the lock writes there
     with film_lock(plan.out_dir):
         return Render(plan, options, on_event).run()
 

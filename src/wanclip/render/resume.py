@@ -11,6 +11,7 @@ import uuid
 
 from wanclip.files import sha256_file
 from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
+from wanclip.planning.folders import shots_path
 from wanclip.planning.plan import Plan, PlannedShot
 from wanclip.planning.workflow import default_negative
 
@@ -19,6 +20,7 @@ ACTIVE = ("queued", "running")
 
 def open_ledger(plan: Plan, force: bool = False, only: list[str] | None = None) -> Ledger:
     """The film's ledger, merged with ``plan`` and saved (created on the first render)."""
+    plan.check_folder()  # under the folder's lock: no other film took it since the plan was made
     path = ledger_path(plan.out_dir)
     old = load_ledger(path) if path.exists() else Ledger(path=path)
     previous = {s.name: s for s in old.shots}
@@ -26,7 +28,8 @@ def open_ledger(plan: Plan, force: bool = False, only: list[str] | None = None) 
     client_id = old.film.get("client_id") or f"wanclip-{uuid.uuid4().hex[:12]}"
     ledger = Ledger(path=path, film={
         **{k: v for k, v in old.film.items() if k in ("stitched", "stitch_seconds")},
-        "title": film.title, "slug": film.slug, "shots_file": str(plan.shots_file), "fps": film.fps,
+        "title": film.title, "slug": film.slug, "shots_file": str(plan.shots_file),
+        "shots_path": shots_path(plan.shots_file), "fps": film.fps,
         "width": film.width, "height": film.height, "seconds": round(plan.seconds, 4),
         "workflow": str(plan.workflow), "client_id": client_id})
     forced = set(only or [])

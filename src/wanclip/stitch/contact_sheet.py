@@ -4,6 +4,12 @@ Each row is the shot's name, then its first, middle and last frame. Frames come 
 (not the stitched film), so a row shows exactly what that shot rendered. A stitch from pieces
 passes the frames its body encodes already decoded (``thumbs``); otherwise they are read here. The label font is the
 one Pillow ships (``ImageFont.load_default(size=...)``), so no system font is needed.
+
+Where it goes (``sheet_path``): ``contact_sheet.png`` in a film folder (one with a ledger); beside
+any other film, ``<film's stem>.contact_sheet.png`` (``-o x.mp4``: ``x.contact_sheet.png``), so a
+user's own ``contact_sheet.png`` there is never touched. A file already at that name is replaced
+only when wanclip made it (its PNG text says so, ``MARK``); otherwise the sheet is left out with a
+note (``sheet_blocked``).
 """
 
 from __future__ import annotations
@@ -15,8 +21,10 @@ from PIL import Image, ImageDraw, ImageFont
 from wanclip import media
 from wanclip.files import atomic_write_bytes
 from wanclip.media import ClipInfo
+from wanclip.planning.folders import folder_is_ours
 
 SHEET_NAME = "contact_sheet.png"
+MARK = "wanclip contact sheet"  # the PNG's Software text: a sheet wanclip made may be replaced
 THUMB_WIDTH = 240
 LABEL_WIDTH = 200
 GAP = 6
@@ -40,9 +48,34 @@ def thumb_picks(clip: ClipInfo) -> list[int]:
     return [0, clip.frames // 2, clip.frames - 1]
 
 
+def sheet_path(output: Path) -> Path:
+    """The contact sheet of the film ``output``: ``contact_sheet.png`` in a film folder, else
+    ``<stem>.contact_sheet.png`` beside it."""
+    output = Path(output)
+    if folder_is_ours(output.parent):
+        return output.parent / SHEET_NAME
+    return output.with_name(f"{output.stem}.{SHEET_NAME}")
+
+
+def sheet_blocked(path: Path) -> str | None:
+    """Why the sheet may not be written at ``path`` (a file there that wanclip did not make), or None."""
+    path = Path(path)
+    if (path.name == SHEET_NAME and folder_is_ours(path.parent)) or not (path.exists() or path.is_symlink()):
+        return None
+    if path.is_file() and not path.is_symlink():
+        try:
+            with Image.open(path) as image:
+                if image.info.get("Software") == MARK:
+                    return None
+        except (OSError, ValueError, Image.DecompressionBombError):
+            pass
+    return (f"no contact sheet: {path} is there already and wanclip did not make it (left as it is; "
+            "move it away to get the sheet, or pass --no-contact-sheet)")
+
+
 def write_contact_sheet(shots: list[tuple[str, ClipInfo]], folder: Path,
-                        thumbs: list[list[bytes]] | None = None) -> Path:
-    """Draw the sheet for ``(shot name, clip)`` pairs into ``folder/contact_sheet.png``.
+                        thumbs: list[list[bytes]] | None = None, file_name: str = SHEET_NAME) -> Path:
+    """Draw the sheet for ``(shot name, clip)`` pairs into ``folder/file_name`` (``contact_sheet.png``).
 
     ``thumbs[r]``: row r's three frames as raw RGB24 at ``thumb_size`` (as ``media.grab_frames``
     returns them), when the caller has them already; else they are read from the clip."""
@@ -59,7 +92,7 @@ def write_contact_sheet(shots: list[tuple[str, ClipInfo]], folder: Path,
         frames = thumbs[r] if thumbs is not None else media.grab_frames(clip, thumb_picks(clip), *size)
         for c, raw in enumerate(frames):
             sheet.paste(Image.frombytes("RGB", size, raw), (LABEL_WIDTH + c * (THUMB_WIDTH + GAP), top))
-    path = Path(folder) / SHEET_NAME
+    path = Path(folder) / file_name
     atomic_write_bytes(path, _png(sheet))
     return path
 
@@ -74,6 +107,10 @@ def _fit(draw: ImageDraw.ImageDraw, name: str, font) -> str:
 def _png(image: Image.Image) -> bytes:
     import io
 
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Software", MARK)  # wanclip made it: a later stitch may replace it (sheet_blocked)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG", optimize=True, pnginfo=info)
     return buffer.getvalue()

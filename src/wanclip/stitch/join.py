@@ -46,7 +46,7 @@ def stitch(clips: list[Path], output: Path, mode: str = "xfade", cuts: list[Cut]
     plan = plan_stitch(infos, output, mode, cuts, crf, preset, audio, exe, names)
     result = run_stitch(plan, on_progress)
     if contact_sheet:
-        result.contact_sheet = _contact_sheet(names or [p.stem for p in clips], infos, Path(output))
+        result.contact_sheet = _contact_sheet(names or [p.stem for p in clips], infos, Path(output), result.notes)
     return result
 
 
@@ -67,13 +67,20 @@ def check_audio(path: Path) -> None:
         raise StitchError(f"{path} has no audio stream", hint, exit_code=EXIT_BAD_INPUT)
 
 
-def _contact_sheet(labels: list[str], infos: list[ClipInfo], output: Path) -> Path:
-    from wanclip.stitch.contact_sheet import SHEET_NAME, write_contact_sheet  # PIL: only once a film is made
+def _contact_sheet(labels: list[str], infos: list[ClipInfo], output: Path, notes: list[str]) -> Path | None:
+    """The sheet beside the film (``contact_sheet.sheet_path``); None, with a note, when a file wanclip
+    did not make has its name."""
+    from wanclip.stitch.contact_sheet import sheet_blocked, sheet_path, write_contact_sheet  # PIL: once made
 
+    path = sheet_path(output)
+    blocked = sheet_blocked(path)
+    if blocked:
+        notes.append(blocked)
+        return None
     try:
-        return write_contact_sheet(list(zip(labels, infos, strict=True)), output.parent)
+        return write_contact_sheet(list(zip(labels, infos, strict=True)), path.parent, file_name=path.name)
     except OSError as exc:
-        raise write_failure(exc, output.parent / SHEET_NAME) from exc
+        raise write_failure(exc, path) from exc
 
 
 @dataclass

@@ -381,7 +381,12 @@ class FilmPieces:
         ready = len(self.reused) + len([n for n in names if n in early])
         result.notes.append(f"joined from {counted(len(names), 'piece')} in {self.folder} "
                             f"({ready} made while rendering or earlier)")
-        if self.contact_sheet:
+        from wanclip.stitch.contact_sheet import sheet_blocked, sheet_path  # PIL: once a film is made
+
+        blocked = sheet_blocked(sheet_path(self.output)) if self.contact_sheet else None
+        if blocked:  # a file of that name wanclip did not make: left alone
+            result.notes.append(blocked)
+        elif self.contact_sheet:
             for job in self._jobs(complete=True):
                 self._run_job(job)
             result.contact_sheet = self._sheet()
@@ -469,14 +474,15 @@ class FilmPieces:
         return self._sheet()
 
     def _sheet(self) -> Path:
-        from wanclip.stitch.contact_sheet import SHEET_NAME, write_contact_sheet
+        from wanclip.stitch.contact_sheet import sheet_path, write_contact_sheet
 
         shots = [(self.names[i], self._clips[i].info) for i in range(self.count)]
+        path = sheet_path(self.output)
         try:
-            return write_contact_sheet(shots, self.output.parent,
-                                       thumbs=[self._thumbs(i) for i in range(self.count)])
+            return write_contact_sheet(shots, path.parent, thumbs=[self._thumbs(i) for i in range(self.count)],
+                                       file_name=path.name)
         except OSError as exc:
-            raise write_failure(exc, self.output.parent / SHEET_NAME) from exc
+            raise write_failure(exc, path) from exc
 
     def _prune(self, keep: set[str]) -> None:
         """Pieces and thumbnails this film no longer uses (another clip, cut or encoder)."""
