@@ -29,6 +29,7 @@ LEDGER_NAME = "ledger.json"  # wanclip.ledger.LEDGER_NAME
 LOCK_NAMES = frozenset({".render.lock", ".render.lock.owner"})  # wanclip.ledger.LOCK_NAME, OWNER_NAME
 OS_LITTER = frozenset({".ds_store", "thumbs.db", "desktop.ini"})  # compared case-folded
 GRAPH_FILE = re.compile(r"^\d{2,}_.+\.json$")  # graphs/NN_name.json, as `wanclip plan` writes them
+CLIP_FILE = re.compile(r"^\d{2,}_.+\.(mp4|webm|mov|mkv)$")  # clips/NN_name.mp4, as render names them
 PART_FILE = re.compile(r"^\..+\.part$")  # an atomic write cut short (files.atomic_write_bytes)
 SHOWN = 5  # files named in a refusal
 
@@ -59,7 +60,7 @@ def check_film_folder(folder: Path, title: str, shots_file: Path | None, where: 
         return
     shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in others[:SHOWN])
     more = f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
-    if (folder / "clips").is_dir() and any(p.name in LOCK_NAMES for p in entries):
+    if any(p.name in LOCK_NAMES for p in entries) or _has_rendered_clips(folder / "clips"):
         raise FolderRefused(
             f"{said}{folder} looks like a wanclip film folder whose ledger.json is gone (it holds {shown}{more}): "
             "without its ledger wanclip cannot tell which film it is or which files are its own",
@@ -72,6 +73,15 @@ def check_film_folder(folder: Path, title: str, shots_file: Path | None, where: 
         "replaces files it did not make",
         f"give the film a new or empty folder (it is created) with --out or `out:` in its shots file, e.g. "
         f"--out {folder / slugify(title)}", folder=str(folder))
+
+
+def _has_rendered_clips(clips: Path) -> bool:
+    """Whether ``clips`` holds clips as wanclip names them (``NN_name.mp4``, ``NN_name.take2.mp4``):
+    the sign of a film folder that lost its ledger (a finished render leaves no lock file)."""
+    try:
+        return clips.is_dir() and any(CLIP_FILE.match(p.name) for p in clips.iterdir())
+    except OSError:
+        return False
 
 
 def same_film(recorded: dict, title: str, shots_file: Path | None) -> bool:
