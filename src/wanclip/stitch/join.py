@@ -79,7 +79,7 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     overrides every other cut: those into continued shots stay hard cuts, with a note.
     """
     ledger = load_ledger(film_dir)
-    done = [s for s in ledger.shots if s.status == "done" and s.clip]
+    done = [s for s in ledger.shots if ledger.film_clip(s) is not None]  # the take the film uses (or none)
     skipped = [s.name for s in ledger.shots if s not in done]
     if skipped and not skip_missing:
         raise StitchError(f"shots not rendered yet in {ledger.folder}: {', '.join(skipped)}",
@@ -103,7 +103,7 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     if kept:
         notes.append(f"kept the hard cuts into continued shots ({', '.join(kept)}): --transition {transition} "
                      "joins the other shots")
-    return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped, notes)
+    return FilmClips([s.name for s in done], [ledger.film_clip(s) for s in done], cuts, skipped, notes)
 
 
 def _chain_cut(ledger, record) -> Cut:
@@ -120,12 +120,13 @@ def _chain_cut(ledger, record) -> Cut:
 
 
 def _check_clip_unchanged(ledger, record) -> None:
-    """The clip on disk is the one the render recorded (a missing one is named by the probe)."""
-    path = ledger.clip_path(record)
-    if not record.clip_sha256 or not path.is_file():
+    """The clip on disk is the one the render recorded, or the user's version of it the last render
+    took in (a missing one is named by the probe)."""
+    path, expected = ledger.film_clip(record), ledger.film_clip_sha256(record)
+    if not expected or not path.is_file():
         return
     try:
-        same = sha256_file(path) == record.clip_sha256
+        same = sha256_file(path) == expected
     except OSError as exc:
         raise StitchError(f"cannot read the clip of shot {record.name} ({path}): {exc.strerror}",
                           "check the film folder's permissions") from exc
@@ -133,8 +134,8 @@ def _check_clip_unchanged(ledger, record) -> None:
         shots = ledger.film.get("shots_file") or "SHOTS.yaml"
         raise StitchError(f"the clip of shot {record.name} ({path}) is not the one rendered: its sha256 "
                           "differs from the ledger's",
-                          f"re-render it with `wanclip render {shlex.quote(shots)} --only "
-                          f"{shlex.quote(record.name)}`")
+                          f"run `wanclip render {shlex.quote(shots)}` to take your version into the film (it is "
+                          f"kept, never rendered over), or re-render it with `--only {shlex.quote(record.name)}`")
 
 
 def ledger_cut(recorded: dict | None, transition: str | None, duration: float | None) -> Cut:
