@@ -64,7 +64,7 @@ def test_inserting_a_shot_renders_only_that_shot_and_keeps_every_other_seed_and_
         assert by_name[name]["action"] == "keep" and by_name[name]["reason"] == "done"
         assert by_name[name]["seed"] == before[name][0] and by_name[name]["seed_source"] == "ledger"
     table = run_cli("plan", shots, "--out", out).stdout
-    assert "will render: new shot" in table and table.count("done") >= 4
+    assert "render will render 1 shot: x (new shot)" in table and table.count("done") >= 4
 
     ran = executed(sim)
     result = render(sim, shots, out)

@@ -264,6 +264,12 @@ def _pinned_takes(film: Film, shots_file: Path, ledger: Ledger | None, given: di
     return pins
 
 
+def film_folder(shots_file: Path, out: Path | None = None) -> Path:
+    """The film folder of ``shots_file`` (a file or a shipped example's name), without planning it."""
+    shots_file = resolve_shots_file(Path(shots_file))
+    return _film_folder(load_film(shots_file), shots_file, out)
+
+
 def _film_folder(film: Film, shots_file: Path, out: Path | None) -> Path:
     """``--out``, else the film's ``out:``, else out/<slug>; refused when a file stands in its way."""
     out_dir = Path(out) if out else Path(film.out).expanduser() if film.out else Path("out") / film.slug
