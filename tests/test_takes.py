@@ -157,6 +157,15 @@ def test_a_changed_prompt_makes_take_2_keeps_take_1_and_take_1_can_be_chosen(sim
     refused = render(sim, shots, out, "--take", "b=3")
     assert refused.exit_code == 2 and "takes 1, 2" in refused.output
 
+    # `--take b=1` instead: kept for the next renders until `--take b=newest`
+    shots.write_text(film_text(extra={"b": ", style: at night"}), encoding="utf-8")
+    for args in (["--take", "b=1"], []):
+        assert render(sim, shots, out, *args).exit_code == 0
+        assert load_ledger(out).film_clip(load_ledger(out).shot("b")).name == "02_b.mp4"
+    assert render(sim, shots, out, "--take", "b=newest").exit_code == 0
+    assert load_ledger(out).film_clip(load_ledger(out).shot("b")).name == "02_b.take2.mp4"
+    assert executed(sim) == ran + 1
+
 
 def test_prune_deletes_only_the_takes_it_lists_and_only_when_asked(sim, tmp_path):
     shots, out = rendered_film(sim, tmp_path)

@@ -45,14 +45,19 @@ def header_map(lines: list[str] | None) -> dict[str, str]:
 def take_pins(values: list[str] | None) -> dict[str, int]:
     """``--take NAME=N`` (repeatable) as ``{name: N}``; a malformed one is refused (exit 2)."""
     from wanclip.errors import UsageError
+    from wanclip.planning.plan import NEWEST
 
     pins: dict[str, int] = {}
     for value in values or []:
         name, _, number = value.partition("=")
-        if not name.strip() or not number.strip().isdigit() or int(number) < 1:
+        number = number.strip()
+        if number == "newest":
+            pins[name.strip()] = NEWEST
+        elif not name.strip() or not number.isdigit() or int(number) < 1:
             raise UsageError(f"--take {value!r} is not NAME=N", "write the shot's name and a take number, "
-                             "e.g. --take b=1 (`wanclip takes` lists them)", "--take")
-        pins[name.strip()] = int(number)
+                             "e.g. --take b=1 (`wanclip takes` lists them), or --take b=newest", "--take")
+        else:
+            pins[name.strip()] = int(number)
     return pins
 
 
@@ -79,8 +84,9 @@ def render_command(
                                      help="Render this shot again with a fresh seed no other shot uses, as a new "
                                      "take (repeatable); the shot keeps that seed after."),
     take: list[str] = typer.Option(None, "--take", metavar="NAME=N", rich_help_panel=WHAT,
-                                   help="Make the film use take N of shot NAME for this render (repeatable; "
-                                   "`take: N` in the shots file keeps it). `wanclip takes` lists them."),
+                                   help="Make the film use take N of shot NAME (repeatable; kept for later "
+                                   "renders, like `take: N` in the shots file; NAME=newest drops it). "
+                                   "`wanclip takes` lists the takes."),
     timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", callback=in_range(1), rich_help_panel=TIMING,
                                   help="Fail a running shot after this long without any progress (model loads "
                                   "are silent for minutes)."),

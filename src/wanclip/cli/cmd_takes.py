@@ -42,6 +42,7 @@ def takes_command(
     from wanclip.render.takes import prune as prune_takes
 
     with handle_errors(as_json=as_json):
+        film, names = _film_or_shot(film, list(names or []), out)
         ledger = load_ledger(_film_dir(film, out))
         unknown = sorted(set(names or []) - {s.name for s in ledger.shots})
         if unknown:
@@ -104,6 +105,19 @@ def _shot_json(ledger: Ledger, record, takes: list[dict]) -> dict:
                        "rendered_at": t.get("rendered_at"), "edited": bool(t.get("edited")),
                        "used": bool(used) and t["take"] == used["take"],
                        "exists": (ledger.folder / t["clip"]).is_file()} for t in takes]}
+
+
+def _film_or_shot(film: Path | None, names: list[str], out: Path | None) -> tuple[Path | None, list[str]]:
+    """``wanclip takes b``: FILM left out, ``b`` a shot of the film here (not a file, folder or example)."""
+    from wanclip.planning.plan import example_path
+
+    if film is None or film.exists() or example_path(film.name) is not None or film.parent != Path("."):
+        return film, names
+    try:
+        ledger = load_ledger(_film_dir(None, out))
+    except WanclipError:
+        return film, names
+    return (None, [str(film), *names]) if any(s.name == str(film) for s in ledger.shots) else (film, names)
 
 
 def _film_dir(film: Path | None, out: Path | None) -> Path:

@@ -31,6 +31,7 @@ from wanclip.planning.workflow import (
     shipped_path,
 )
 
+NEWEST = 0  # `--take NAME=newest`: no pin, the film uses the newest take
 IMAGE_KEYS = {"start_image": "image", "end_image": "end_image"}  # graph role -> shots-file key
 
 
@@ -147,6 +148,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
     i2v_workflow: Path | None = None  # the image-to-video graph, when a shot needs it
     ledger: Ledger | None = None  # the film folder's ledger when the plan was made (seeds, takes)
+    take_pins: dict[str, int] = field(default_factory=dict)  # `--take` pins, kept in the ledger for later runs
 
     @property
     def chains(self) -> list[list[PlannedShot]]:
@@ -206,7 +208,8 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
 
     Seeds come from the film folder's ledger where the shots rendered before (``planning.seeds``);
     ``reseed``: shots to give a fresh seed; ``takes``: ``{name: N}`` (``--take``) over the shots
-    file's ``take: N``, each refused when the ledger has no such take."""
+    file's ``take: N``, over an earlier ``--take`` (kept in the ledger), each refused when the ledger
+    has no such take; ``{name: NEWEST}`` drops the pin of an earlier ``--take``."""
     shots_file = Path(shots_file)
     if film is None:
         shots_file = resolve_shots_file(shots_file)
@@ -229,32 +232,49 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
             raise _named(path, exc) from exc
         shot.take, shot.reseed = pins.get(shot.name), shot.name in reseed
         shots.append(shot)
+    earlier = (ledger.film.get("take_pins") or {}) if ledger else {}
+    kept_pins = {name: n for name, n in pins.items()  # --take pins, now and from earlier runs, for the ledger
+                 if (takes or {}).get(name) == n or (name not in (takes or {}) and earlier.get(name) == n)}
     plan = Plan(film=film, shots_file=shots_file, workflow=wf_path, out_dir=out_dir, shots=shots,
-                warnings=notes, i2v_workflow=i2v_path, ledger=ledger)
+                warnings=notes, i2v_workflow=i2v_path, ledger=ledger, take_pins=kept_pins)
     check_transitions(plan)
     return plan
 
 
+def _takes_there(record) -> list[int]:
+    """The take numbers of ``record``'s shot that have a clip."""
+    there = [t["take"] for t in record.takes if t.get("clip")] if record else []
+    return there + [record.take] if record and record.status == "done" and record.clip else there
+
+
 def _pinned_takes(film: Film, shots_file: Path, ledger: Ledger | None, given: dict[str, int]) -> dict[str, int]:
-    """Each shot's pinned take (``--take`` over ``take:``), refused when the ledger does not have it."""
+    """Each shot's pinned take: this run's ``--take``, else the shots file's ``take:``, else an earlier
+    ``--take`` (kept in the ledger while that take is there). A pin asked for now that names no take
+    of the shot is refused with the takes there are."""
     names = [s.name for s in film.shots]
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise UsageError(f"--take names no shot of this film: {', '.join(unknown)}",
                          f"shots are: {', '.join(names)}", "--take")
-    pins = {s.name: s.take for s in film.shots if s.take is not None} | dict(given)
     records = {r.name: r for r in ledger.shots} if ledger else {}
+    earlier = (ledger.film.get("take_pins") or {}) if ledger else {}
+    pins = {}
     for index, shot in enumerate(film.shots):
-        if shot.name not in pins:
+        record = records.get(shot.name)
+        wanted = given.get(shot.name, shot.take)
+        if wanted is None:
+            kept = earlier.get(shot.name)
+            if isinstance(kept, int) and kept in _takes_there(record):
+                pins[shot.name] = kept
             continue
-        record, wanted = records.get(shot.name), pins[shot.name]
-        there = [t["take"] for t in record.takes if t.get("clip")] if record else []
-        if record and record.status == "done" and record.clip:
-            there.append(record.take)
+        if wanted == NEWEST:
+            continue
+        there = _takes_there(record)
         if wanted in there:
+            pins[shot.name] = wanted
             continue
-        has = (f"it has take{'s' if len(there) > 1 else ''} {', '.join(map(str, there))}" if there
-               else "it has no take yet")
+        has = f"it has take{'s' if len(there) > 1 else ''} {', '.join(map(str, there))}" if there \
+            else "it has no take yet"
         hint = "choose one of those (`wanclip takes` lists them), or remove the pin to use the newest"
         if shot.name in given:
             raise UsageError(f"--take {shot.name}={wanted}: shot {shot.name} has no take {wanted}; {has}", hint,

@@ -66,7 +66,8 @@ def merge_ledger(plan: Plan, force: bool = False, only: list[str] | None = None
         **{k: v for k, v in old.film.items() if k in ("stitched", "stitch_seconds")},
         "title": film.title, "slug": film.slug, "shots_file": str(plan.shots_file), "fps": film.fps,
         "width": film.width, "height": film.height, "seconds": round(plan.seconds, 4),
-        "workflow": str(plan.workflow), "client_id": client_id, "seed_base": film.seed_base})
+        "workflow": str(plan.workflow), "client_id": client_id, "seed_base": film.seed_base,
+        "take_pins": dict(plan.take_pins)})
     forced = set(only or [])
     decisions: dict[str, Decision] = {}
     for shot in plan.shots:
