@@ -134,8 +134,9 @@ def _check_clip_unchanged(ledger, record) -> None:
         shots = ledger.film.get("shots_file") or "SHOTS.yaml"
         raise StitchError(f"the clip of shot {record.name} ({path}) is not the one rendered: its sha256 "
                           "differs from the ledger's",
-                          f"run `wanclip render {shlex.quote(shots)}` to take your version into the film (it is "
-                          f"kept, never rendered over), or re-render it with `--only {shlex.quote(record.name)}`")
+                          f"`wanclip render {shlex.quote(shots)}` uses your version in the film (it is kept, never "
+                          f"rendered over); `wanclip render {shlex.quote(shots)} --only {shlex.quote(record.name)}` "
+                          "renders a new take")
 
 
 def ledger_cut(recorded: dict | None, transition: str | None, duration: float | None) -> Cut:
