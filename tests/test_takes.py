@@ -225,3 +225,42 @@ def test_a_ledger_from_before_takes_keeps_its_done_shots(sim, tmp_path):
     ledger = load_ledger(film)
     assert [(s.name, s.seed) for s in ledger.shots] == [("opening", 104), ("a", 101), ("b", 102), ("c", 103)]
     assert ledger.film["seed_base"] == 100
+
+
+def test_reordering_and_removing_shots_renders_nothing_and_a_shot_put_back_keeps_its_clip(sim, tmp_path):
+    shots, out = rendered_film(sim, tmp_path)
+    b = load_ledger(out).shot("b")
+    ran = executed(sim)
+    for names in (["d", "c", "b", "a"], ["a", "c", "d"]):  # reordered, then b taken out
+        shots.write_text(film_text(names), encoding="utf-8")
+        result = render(sim, shots, out)
+        assert result.exit_code == 0, result.output
+        assert executed(sim) == ran and not events(result, "submitted")
+    assert [s.name for s in load_ledger(out).shots] == ["a", "c", "d"]
+    listed = json.loads(run_cli("takes", out, "b", "--json").stdout)["shots"][0]
+    assert listed["removed"] and [t["clip"] for t in listed["takes"]] == ["clips/02_b.mp4"]
+
+    shots.write_text(film_text(["a", "c", "b", "d"]), encoding="utf-8")  # b put back elsewhere
+    assert render(sim, shots, out).exit_code == 0 and executed(sim) == ran
+    back = load_ledger(out).shot("b")
+    assert (back.seed, back.clip, back.clip_sha256, back.index) == (b.seed, b.clip, b.clip_sha256, 3)
+
+    shots.write_text(film_text(["a", "c", "d"]), encoding="utf-8")
+    assert render(sim, shots, out).exit_code == 0
+    pruned = json.loads(run_cli("takes", out, "--prune", "--yes", "--json").stdout)
+    assert pruned["deleted"] == ["clips/02_b.mp4"] and not (out / "clips" / "02_b.mp4").exists()
+    assert "removed_shots" not in load_ledger(out).film
+
+
+def test_a_new_seed_base_rerolls_the_shots_without_a_seed_of_their_own_as_new_takes(sim, tmp_path):
+    shots, out = rendered_film(sim, tmp_path, extra={"c": ", seed: 7"})
+    shots.write_text(film_text(extra={"c": ", seed: 7"}).replace("seed_base: 100", "seed_base: 500"),
+                     encoding="utf-8")
+    plan = {s["name"]: s for s in plan_json(shots, out)["shots"]}
+    assert [(plan[n]["seed"], plan[n]["reason"]) for n in SHOTS] == \
+        [(501, "seed changed"), (502, "seed changed"), (7, "done"), (504, "seed changed")]
+    ran = executed(sim)
+    assert render(sim, shots, out).exit_code == 0 and executed(sim) == ran + 3
+    assert [t["seed"] for t in load_ledger(out).shot("a").takes] == [101]
+    refused = render(sim, shots, out, "--reseed", "c")
+    assert refused.exit_code == 2 and "seed:" in refused.output

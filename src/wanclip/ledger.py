@@ -49,6 +49,7 @@ from wanclip.errors import EXIT_BAD_INPUT, LocalIOError, WanclipError
 from wanclip.files import atomic_write_text
 
 LEDGER_NAME = "ledger.json"
+REMOVED = "removed_shots"  # the ledger film's key for shots taken out of the film (see Ledger.removed)
 LOCK_NAME = ".render.lock"
 OWNER_NAME = ".render.lock.owner"  # who holds the lock: beside it, as a lock file may be truncated by a waiter
 STATUSES = ("pending", "queued", "running", "done", "failed", "lost")
@@ -115,6 +116,20 @@ class Ledger:
             if record.name == name:
                 return record
         raise KeyError(name)
+
+    @property
+    def removed(self) -> list[ShotRecord]:
+        """Shots taken out of the film after they rendered, kept by name in ``film["removed_shots"]``
+        (with their seeds and takes): one put back is not rendered again, and their clips stay listed
+        (``wanclip takes``) until pruned."""
+        return [ShotRecord.from_dict(r) for r in self.film.get(REMOVED) or [] if isinstance(r, dict)]
+
+    def set_removed(self, records: list[ShotRecord]) -> None:
+        kept = [asdict(r) for r in records if r.clip or r.takes]
+        if kept:
+            self.film[REMOVED] = kept
+        else:
+            self.film.pop(REMOVED, None)
 
     def clip_path(self, record: ShotRecord) -> Path | None:
         return (self.folder / record.clip) if record.clip else None

@@ -33,8 +33,8 @@ def takes_command(
     take; the film uses the newest unless the shots file says `take: N` for the shot (or
     `wanclip render --take NAME=N`). A take whose clip you changed is marked edited. Nothing is
     deleted unless you ask: --prune deletes the earlier takes the film does not use (never the
-    newest, never the one the film uses), after listing them; it asks first on a terminal, and
-    without one (or with --json) it needs --yes.
+    newest, never the one the film uses) and the clips of shots taken out of the film, after
+    listing them; it asks first on a terminal, and without one (or with --json) it needs --yes.
 
     Exit codes: 0 listed (or pruned); 2 no such film or shot, or --prune refused without --yes.
     """
@@ -44,18 +44,19 @@ def takes_command(
     with handle_errors(as_json=as_json):
         film, names = _film_or_shot(film, list(names or []), out)
         ledger = load_ledger(_film_dir(film, out))
-        unknown = sorted(set(names or []) - {s.name for s in ledger.shots})
+        unknown = sorted(set(names or []) - {s.name for s in [*ledger.shots, *ledger.removed]})
         if unknown:
             raise WanclipError(f"no shot named {', '.join(unknown)} in {ledger.path}",
                                f"shots are: {', '.join(s.name for s in ledger.shots)}")
-        shots = [s for s in ledger.shots if not names or s.name in names]
+        shots = [s for s in [*ledger.shots, *ledger.removed] if not names or s.name in names]
         if prune:
             items = prunable(ledger, list(names or []))
             if not items:
                 _say(as_json, {"deleted": [], "kept": []}, "nothing to prune: no shot has an earlier take the film "
                      "does not use")
                 return
-            lines = [f"{i.clip}  ({i.shot}, take {i.take})" for i in items]
+            lines = [f"{i.clip}  ({i.shot}, take {i.take}{', removed from the film' if i.removed else ''})"
+                     for i in items]
             if not yes:
                 interactive = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
                 console.print(f"--prune would delete {counted(len(items), 'clip')}:", highlight=False)
@@ -77,12 +78,14 @@ def takes_command(
                 for path in deleted:
                     console.print(Text(f"  {shown(path)}"))
             return
-    rows = [_shot_json(ledger, record, all_takes(record)) for record in shots]
+    removed = {r.name for r in ledger.removed}
+    rows = [_shot_json(ledger, record, all_takes(record), record.name in removed) for record in shots]
     if as_json:
         print_json({"film": str(ledger.folder), "shots": rows})
         return
     for row in rows:
-        uses = f"the film uses take {row['uses']}" if row["uses"] else "no clip yet"
+        uses = "removed from the film" if row["removed"] else \
+            f"the film uses take {row['uses']}" if row["uses"] else "no clip yet"
         console.print(Text(f"{row['name']}  ({counted(len(row['takes']), 'take')}; {uses})"))
         for take in row["takes"]:
             mark = "*" if take["used"] else " "
@@ -98,9 +101,10 @@ def _say(as_json: bool, data: dict, text: str) -> None:
         console.print(text, highlight=False)
 
 
-def _shot_json(ledger: Ledger, record, takes: list[dict]) -> dict:
-    used = ledger.film_take(record)
-    return {"name": record.name, "index": record.index, "uses": used["take"] if used else None,
+def _shot_json(ledger: Ledger, record, takes: list[dict], removed: bool = False) -> dict:
+    used = None if removed else ledger.film_take(record)
+    return {"name": record.name, "index": None if removed else record.index, "removed": removed,
+            "uses": used["take"] if used else None,
             "takes": [{"take": t["take"], "clip": t["clip"], "seed": t["seed"], "prompt": t["prompt"],
                        "rendered_at": t.get("rendered_at"), "edited": bool(t.get("edited")),
                        "used": bool(used) and t["take"] == used["take"],

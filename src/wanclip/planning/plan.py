@@ -256,7 +256,7 @@ def _pinned_takes(film: Film, shots_file: Path, ledger: Ledger | None, given: di
     if unknown:
         raise UsageError(f"--take names no shot of this film: {', '.join(unknown)}",
                          f"shots are: {', '.join(names)}", "--take")
-    records = {r.name: r for r in ledger.shots} if ledger else {}
+    records = {r.name: r for r in [*ledger.removed, *ledger.shots]} if ledger else {}
     earlier = (ledger.film.get("take_pins") or {}) if ledger else {}
     pins = {}
     for index, shot in enumerate(film.shots):

@@ -50,20 +50,20 @@ def assign_seeds(film: Film, ledger: Ledger | None = None, reseed: tuple[str, ..
                          "change its `seed:` in the shots file instead (or remove it, then --reseed)", "--reseed")
     kept: dict[str, int] = {}
     history: dict[str, set[int]] = {}
+    known = [*ledger.removed, *ledger.shots] if ledger is not None else []  # a shot put back keeps its seed
     if ledger is not None and ledger_seed_base(ledger) == film.seed_base:
-        for record in ledger.shots:
+        for record in known:
             if record.seed_source != SHOTS_FILE:
                 kept[record.name] = record.seed
-    if ledger is not None:
-        for record in ledger.shots:
-            history[record.name] = {record.seed, *(t.get("seed") for t in record.takes)}
+    for record in known:
+        history[record.name] = {record.seed, *(t.get("seed") for t in record.takes)}
     seeds: dict[str, Seed] = {}
     for shot in film.shots:
         if shot.seed is not None:
             seeds[shot.name] = Seed(shot.seed, SHOTS_FILE)
         elif shot.name in kept and shot.name not in reseed:
             seeds[shot.name] = Seed(kept[shot.name], LEDGER)
-    used = {s.value for s in seeds.values()}
+    used = {s.value for s in seeds.values()} | {kept[n] for n in kept if n not in names}  # removed shots' too
     for index, shot in enumerate(film.shots, 1):
         if shot.name in seeds or shot.name in reseed:
             continue

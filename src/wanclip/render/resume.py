@@ -59,7 +59,7 @@ def merge_ledger(plan: Plan, force: bool = False, only: list[str] | None = None
     """The ledger as the render will start from it (not saved), and each shot's ``Decision``."""
     path = ledger_path(plan.out_dir)
     old = load_ledger(path) if path.exists() else Ledger(path=path)
-    previous = {s.name: s for s in old.shots}
+    previous = {s.name: s for s in [*old.removed, *old.shots]}  # a shot put back comes back with its takes
     film = plan.film
     client_id = old.film.get("client_id") or f"wanclip-{uuid.uuid4().hex[:12]}"
     ledger = Ledger(path=path, film={
@@ -80,6 +80,7 @@ def merge_ledger(plan: Plan, force: bool = False, only: list[str] | None = None
             record, decision = _after(record, decision, ledger.shot(shot.continues), ledger)
         ledger.shots.append(record)
         decisions[shot.name] = decision
+    ledger.set_removed([r for name, r in previous.items() if name not in decisions])
     return ledger, decisions
 
 

@@ -93,29 +93,46 @@ class Prunable:
     shot: str
     take: int
     clip: str  # relative to the film folder
+    removed: bool = False  # the shot is no longer in the film
 
 
 def prunable(ledger: Ledger, names: list[str] | None = None) -> list[Prunable]:
-    """The earlier takes the film does not use (of ``names``' shots, or all): what ``--prune`` deletes."""
+    """What ``--prune`` deletes (of ``names``' shots, or all): the earlier takes the film does not use,
+    and every take of a shot taken out of the film. Never the take the film uses, never the newest."""
     out = []
     for record in ledger.shots:
         if names and record.name not in names:
             continue
         used = ledger.film_take(record)
         for take in record.takes:
-            if used is None or take["take"] != used["take"]:
+            if take.get("clip") and (used is None or take["take"] != used["take"]):
                 out.append(Prunable(record.name, take["take"], take["clip"]))
+    for record in ledger.removed:
+        if not names or record.name in names:
+            out += [Prunable(record.name, t["take"], t["clip"], removed=True) for t in all_takes(record)]
     return out
 
 
 def prune(ledger: Ledger, items: list[Prunable]) -> list[str]:
-    """Delete ``items``' clips (and forget them in the ledger, saved after each); their paths."""
+    """Delete ``items``' clips and forget them in the ledger (saved after each); their paths."""
     deleted = []
     for item in items:
-        record = ledger.shot(item.shot)
-        path = ledger.folder / item.clip
-        path.unlink(missing_ok=True)
-        record.takes = [t for t in record.takes if t["take"] != item.take]
+        (ledger.folder / item.clip).unlink(missing_ok=True)
+        if item.removed:
+            removed = ledger.removed
+            for record in removed:
+                if record.name == item.shot:
+                    _forget(record, item.take)
+            ledger.set_removed(removed)
+        else:
+            _forget(ledger.shot(item.shot), item.take)
         ledger.save()
         deleted.append(item.clip)
     return deleted
+
+
+def _forget(record: ShotRecord, take: int) -> None:
+    if record.take == take and record.status == "done":
+        record.clip = record.clip_sha256 = None  # a removed shot's newest take: nothing left to restore
+        record.status = "pending"
+    record.takes = [t for t in record.takes if t["take"] != take]
