@@ -264,3 +264,17 @@ def test_a_new_seed_base_rerolls_the_shots_without_a_seed_of_their_own_as_new_ta
     assert [t["seed"] for t in load_ledger(out).shot("a").takes] == [101]
     refused = render(sim, shots, out, "--reseed", "c")
     assert refused.exit_code == 2 and "seed:" in refused.output
+
+
+def test_an_earlier_take_graded_after_it_was_kept_is_used_as_graded_when_pinned(sim, tmp_path):
+    shots, out = rendered_film(sim, tmp_path)
+    shots.write_text(film_text(extra={"b": ", style: at night"}), encoding="utf-8")
+    assert render(sim, shots, out).exit_code == 0
+    shutil.copyfile(out / "clips" / "01_a.mp4", out / "clips" / "02_b.mp4")  # take 1, graded afterwards
+    graded = sha256_file(out / "clips" / "02_b.mp4")
+    result = render(sim, shots, out, "--take", "b=1")
+    assert result.exit_code == 0, result.output
+    assert any("clip b changed since it was rendered" in e.get("message", "") for e in events(result, "warning"))
+    ledger = load_ledger(out)
+    assert ledger.film_clip_sha256(ledger.shot("b")) == graded and graded in ledger.film["stitched"]
+    assert ledger.shot("b").takes[0]["edited"] is True

@@ -22,7 +22,15 @@ from wanclip.ledger import Ledger, ShotRecord, ledger_path, load_ledger
 from wanclip.planning.identity import legacy_identity_sha256
 from wanclip.planning.plan import Plan, PlannedShot
 from wanclip.planning.workflow import default_negative
-from wanclip.render.takes import DAMAGED, EDITED, MISSING, clip_state, next_take, restore_take
+from wanclip.render.takes import (
+    DAMAGED,
+    EDITED,
+    MISSING,
+    clip_state,
+    next_take,
+    refresh_earlier,
+    restore_take,
+)
 
 ACTIVE = ("queued", "running")
 KEEP, EDIT, PINNED, RENDER, REATTACH = "keep", "edited", "pinned", "render", "re-attach"
@@ -129,6 +137,7 @@ def _merge(plan: Plan, shot: PlannedShot, old: ShotRecord | None, ledger: Ledger
         if old.status == "done":
             state, sha = clip_state(old, ledger)
             old.edited_sha256 = sha if state == EDITED else None
+        refresh_earlier(old, shot.take, ledger)
         return restore_take(old), Decision(PINNED, f"take {shot.take} pinned")
     if old.graph_sha256 != shot.graph_sha256:
         return next_take(old, fresh, ledger), Decision(RENDER, _changed(old, shot))

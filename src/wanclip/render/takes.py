@@ -67,6 +67,18 @@ def next_take(old: ShotRecord, fresh: ShotRecord, ledger: Ledger) -> ShotRecord:
     return fresh
 
 
+def refresh_earlier(record: ShotRecord, number: int, ledger: Ledger) -> None:
+    """An earlier take the film uses, its ``edited`` marks brought up to date with its file (the user
+    may have graded it since it became a take); a missing file is left for the stitch to name."""
+    for take in record.takes:
+        if take["take"] != number or not take.get("clip") or not (ledger.folder / take["clip"]).is_file():
+            continue
+        sha = sha256_file(ledger.folder / take["clip"])
+        if sha != (take.get("edited_sha256") or take.get("clip_sha256")):
+            take["edited"], take["edited_sha256"] = sha != take.get("clip_sha256"), \
+                sha if sha != take.get("clip_sha256") else None
+
+
 def restore_take(record: ShotRecord) -> ShotRecord:
     """The newest earlier take made current again (the newest render left no clip): for a shot whose
     film uses an earlier take."""
