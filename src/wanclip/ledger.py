@@ -24,6 +24,9 @@ take 1, in ``clips/NN_name.mp4``; take N >= 2 in ``clips/NN_name.take<N>.mp4``),
 bytes changed since it was rendered: the user's version, used and never overwritten), ``use_take`` (the
 take the film uses when pinned), ``seed_source`` (why the shot has its seed). ``Ledger.film_clip`` is
 the clip the film uses. A shot is known by its name: its position (``index``) may change.
+The film's record also keeps ``seed_base`` (the seeds kept by name came from it), ``take_pins``
+(``render --take`` pins, kept for later renders) and ``removed_shots`` (records of shots taken out of
+the film, with their seeds and takes, until pruned; see ``Ledger.removed``).
 
 Two graph hashes, for two questions. ``graph_sha256`` is the shot's *identity*: the sha256 of the
 planned graph (``plan.PlannedShot.graph``), before any server or attempt touches it; a change of it
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -165,8 +169,10 @@ TAKE_KEYS = ("take", "clip", "clip_sha256", "seed", "prompt", "graph_sha256", "r
 
 def take_of(record: ShotRecord) -> dict:
     """The newest take of ``record`` as an entry of ``takes`` (``edited_sha256``: the user's bytes)."""
+    finished = record.rendered_at or (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.execution_success_ms / 1000))
+                                      if record.execution_success_ms else None)  # a ledger from before takes
     return {"take": record.take, "clip": record.clip, "clip_sha256": record.clip_sha256, "seed": record.seed,
-            "prompt": record.prompt, "graph_sha256": record.graph_sha256, "rendered_at": record.rendered_at,
+            "prompt": record.prompt, "graph_sha256": record.graph_sha256, "rendered_at": finished,
             "edited": record.edited_sha256 is not None, "edited_sha256": record.edited_sha256}
 
 
