@@ -278,3 +278,14 @@ def test_an_earlier_take_graded_after_it_was_kept_is_used_as_graded_when_pinned(
     ledger = load_ledger(out)
     assert ledger.film_clip_sha256(ledger.shot("b")) == graded and graded in ledger.film["stitched"]
     assert ledger.shot("b").takes[0]["edited"] is True
+
+
+def test_a_deleted_clip_renders_again_in_its_place_and_is_no_take(sim, tmp_path):
+    shots, out = rendered_film(sim, tmp_path)
+    (out / "clips" / "02_b.mp4").unlink()
+    assert {s["name"]: s for s in plan_json(shots, out)["shots"]}["b"]["reason"] == "clip missing"
+    ran = executed(sim)
+    assert render(sim, shots, out).exit_code == 0 and executed(sim) == ran + 1
+    record = load_ledger(out).shot("b")
+    assert (record.take, record.takes, record.clip) == (1, [], "clips/02_b.mp4")
+    assert (out / "clips" / "02_b.mp4").is_file()
