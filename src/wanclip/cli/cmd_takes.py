@@ -90,8 +90,10 @@ def takes_command(
         for take in row["takes"]:
             mark = "*" if take["used"] else " "
             notes = "".join([" edited" if take["edited"] else "", "" if take["exists"] else " (file missing)"])
-            console.print(Text(f" {mark} take {take['take']}  seed {take['seed']}  {take['rendered_at'] or '-'}  "
-                               f"{shown(take['clip'])}{notes}  {shown(take['prompt'])}"))
+            line = (f" {mark} take {take['take']}  seed {take['seed']}  {take['rendered_at'] or '-'}  "
+                    f"{shown(take['clip'])}{notes}  ")
+            prompt, room = shown(take["prompt"]), max(24, console.width - len(line) - 1)
+            console.print(Text(line + (prompt if len(prompt) <= room else prompt[:room - 1] + "…")), soft_wrap=True)
 
 
 def _say(as_json: bool, data: dict, text: str) -> None:
