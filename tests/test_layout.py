@@ -13,7 +13,7 @@ row names):
     serve      -> comfy, planning, files, config, errors, signals
     models     -> files, config, errors
     comfy      -> media, files, config, errors
-    planning   -> files, config, errors
+    planning   -> ledger, files, config, errors  (a shot keeps the seed it rendered with: the ledger)
     ledger     -> files, errors
     media      -> files, config, errors
     files, config, signals -> errors;  urls -> nothing
@@ -34,7 +34,7 @@ LOWER = {
     "files": {"errors"}, "config": {"errors"}, "signals": {"errors"}, "urls": set(),
     "media": {"files", "config", "errors"},
     "ledger": {"files", "errors"},
-    "planning": {"files", "config", "errors"},
+    "planning": {"ledger", "files", "config", "errors"},
     "comfy": {"media", "files", "config", "errors", "urls"},
     "models": {"files", "config", "errors", "urls"},
     "serve": {"comfy", "planning", "files", "config", "errors", "signals"},

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, load, run_cli, write_shots
-from wanclip.planning.workflow import graph_sha256
+from wanclip.planning.identity import identity_sha256
+from wanclip.planning.workflow import find_roles, graph_sha256
 
 TOMATO = ROOT / "shots" / "tomato_egg.yaml"
 
@@ -26,9 +27,11 @@ def test_plan_json_reports_the_tomato_film(tmp_path):
     assert first["prompt"].endswith(", warm kitchen lighting, cinematic close-up, shallow depth of field, "
                                     "photorealistic food photography, 4k detail")
     graph = load(tmp_path / "film" / "graphs" / "01_ingredients.json")
-    assert graph_sha256(graph) == first["graph_sha256"]
+    # the identity is the graph's hash with the output's prefix left out: a shot is known by its name
+    assert identity_sha256(graph, find_roles(graph)) == first["graph_sha256"] != graph_sha256(graph)
     assert graph["81"]["inputs"]["noise_seed"] == 101
-    assert graph["90"]["inputs"]["filename_prefix"] == "wanclip/tomato-and-egg-stir-fry/01_ingredients"
+    assert graph["90"]["inputs"]["filename_prefix"] == "wanclip/tomato-and-egg-stir-fry/ingredients"
+    assert first["seed_source"] == "seed_base" and first["action"] == "render" and first["reason"] == "new shot"
     assert len(list((tmp_path / "film" / "graphs").iterdir())) == 12
     assert len({s["graph_sha256"] for s in plan["shots"]}) == 12
 

@@ -10,12 +10,15 @@ import pytest
 from test_chains import chain_film
 from test_render import tiny_film
 from wanclip.ledger import load_ledger
+from wanclip.planning.identity import legacy_identity_sha256
 from wanclip.planning.plan import plan_film
 from wanclip.planning.workflow import ASYNC_OUTPUT, find_roles, graph_sha256, image_names, posted_graph
 from wanclip.render.loop import RenderOptions, render_film
 from wanclip.sim import serve_in_thread
 
 ATTEMPT = "1a2b3c4d-0000-4000-8000-000000000000"
+IDENTITY = ["b1738d285a0b", "a9db5ecadc54", "0c09ee23bbbf"]  # since shot identity (the output's prefix left out)
+CHAIN_IDENTITY = ["4a9e251078c8", "99177b5a8ba9", "d398270f8500"]
 
 
 def test_plan_finds_each_shots_roles_once_and_they_fit_its_graph(tmp_path):
@@ -25,13 +28,21 @@ def test_plan_finds_each_shots_roles_once_and_they_fit_its_graph(tmp_path):
     assert plan.shots[0].roles.start_image is None and plan.shots[1].roles.start_image is not None
 
 
+def legacy(plan) -> list[str]:
+    return [legacy_identity_sha256(s.graph, s.roles, plan.film.slug, s.index, s.name)[:12] for s in plan.shots]
+
+
 def test_the_identity_hash_is_what_earlier_versions_recorded(tmp_path):
     """Pinned from the plan before roles travelled with the shot (e80e706): an existing user's ledger
-    must not see every shot as changed (each would render again)."""
+    must not see every shot as changed (each would render again). Since shot identity the output's
+    prefix (which had the shot's position in it) is left out of the hash; the hash those ledgers
+    hold is still rebuilt by ``legacy_identity_sha256``, so they migrate instead of re-rendering."""
     plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
-    assert [s.graph_sha256[:12] for s in plan.shots] == ["95f60e95b993", "79b1fca1d4f2", "f1fc6601bdc1"]
+    assert legacy(plan) == ["95f60e95b993", "79b1fca1d4f2", "f1fc6601bdc1"]
+    assert [s.graph_sha256[:12] for s in plan.shots] == IDENTITY
     chain = plan_film(chain_film(tmp_path, 3), out=tmp_path / "chain")
-    assert [s.graph_sha256[:12] for s in chain.shots] == ["15a96dd79d5c", "282b3dba31ce", "163ab49823bb"]
+    assert legacy(chain) == ["15a96dd79d5c", "282b3dba31ce", "163ab49823bb"]
+    assert [s.graph_sha256[:12] for s in chain.shots] == CHAIN_IDENTITY
 
 
 def test_posted_graph_is_pure_and_edits_only_output_and_pictures(tmp_path):

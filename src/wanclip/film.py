@@ -175,7 +175,7 @@ def run_film(plan: Plan, options: RenderOptions, on_event: OnEvent | None = None
                 first_page = False
                 page.request()
             if pieces is not None:
-                _clip_to_pieces(pieces, plan.out_dir, event)  # a queue.put: the encode runs in the background
+                _clip_to_pieces(pieces, render.ledger, event)  # a queue.put: the encode runs in the background
             elif pending and isinstance(event, PIECES_FROM):
                 # made once the first prompt is posted (the GPU is busy): its imports and the ffmpeg
                 # probe stay off the start; the ledger brings every clip already done, this one too
@@ -194,10 +194,13 @@ def run_film(plan: Plan, options: RenderOptions, on_event: OnEvent | None = None
     return result
 
 
-def _clip_to_pieces(pieces: FilmPieces, film_dir: Path, event: RenderEvent) -> None:
-    """A shot's verified clip is one of the film's pieces: encode it while later shots render."""
-    if isinstance(event, ShotClip) and event.clip and event.index:
-        pieces.clip_ready(event.index - 1, film_dir / event.clip, None)
+def _clip_to_pieces(pieces: FilmPieces, ledger: Ledger, event: RenderEvent) -> None:
+    """A shot's verified clip is one of the film's pieces: encode it while later shots render (the
+    take the film uses, which is not the new one when an earlier take is pinned)."""
+    if isinstance(event, ShotClip) and event.clip and event.index and event.shot:
+        clip = ledger.film_clip(ledger.shot(event.shot))
+        if clip is not None:
+            pieces.clip_ready(event.index - 1, clip, None)
 
 
 def _pieces(ledger: Ledger):
@@ -228,7 +231,7 @@ def _stitch(result: FilmResult, on_event: OnEvent, pieces: FilmPieces | None = N
                 ([f"not rendered yet: {', '.join(unfinished)}"] if unfinished else [])
         result.note = f"film not stitched ({'; '.join(parts)})"
         return
-    key = canonical_json([[s.clip_sha256, s.transition] for s in ledger.shots])
+    key = canonical_json([[ledger.film_clip_sha256(s), s.transition] for s in ledger.shots])
     film_file = ledger.folder / FILM_NAME
     try:
         if ledger.film.get("stitched") == key and film_file.is_file():

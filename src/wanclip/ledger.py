@@ -17,6 +17,16 @@ from; the cut into it is a hard cut that drops this clip's first frame), ``start
 sha256 of that predecessor's clip when this shot was submitted: a re-rendered predecessor makes
 this shot stale), ``last_frame`` (the exactly decoded last frame of this clip, a PNG beside it,
 relative to the film folder; written when a later shot continues from it).
+Takes: ``take`` (the number of the newest take, which the fields above describe; the first render is
+take 1, in ``clips/NN_name.mp4``; take N >= 2 in ``clips/NN_name.take<N>.mp4``), ``rendered_at``,
+``takes`` (the earlier takes, oldest first: ``take``, ``clip``, ``clip_sha256``, ``seed``, ``prompt``,
+``graph_sha256``, ``rendered_at``, ``edited``, ``edited_sha256``), ``edited_sha256`` (the newest clip's
+bytes changed since it was rendered: the user's version, used and never overwritten), ``use_take`` (the
+take the film uses when pinned), ``seed_source`` (why the shot has its seed). ``Ledger.film_clip`` is
+the clip the film uses. A shot is known by its name: its position (``index``) may change.
+The film's record also keeps ``seed_base`` (the seeds kept by name came from it), ``take_pins``
+(``render --take`` pins, kept for later renders) and ``removed_shots`` (records of shots taken out of
+the film, with their seeds and takes, until pruned; see ``Ledger.removed``).
 
 Two graph hashes, for two questions. ``graph_sha256`` is the shot's *identity*: the sha256 of the
 planned graph (``plan.PlannedShot.graph``), before any server or attempt touches it; a change of it
@@ -31,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -42,6 +53,7 @@ from wanclip.errors import EXIT_BAD_INPUT, LocalIOError, WanclipError
 from wanclip.files import atomic_write_text
 
 LEDGER_NAME = "ledger.json"
+REMOVED = "removed_shots"  # the ledger film's key for shots taken out of the film (see Ledger.removed)
 LOCK_NAME = ".render.lock"
 OWNER_NAME = ".render.lock.owner"  # who holds the lock: beside it, as a lock file may be truncated by a waiter
 STATUSES = ("pending", "queued", "running", "done", "failed", "lost")
@@ -78,6 +90,14 @@ class ShotRecord:
     start_sha256: str | None = None  # that shot's clip sha256 when this one was submitted
     last_frame: str | None = None  # clips/NN_name.last.png: the decoded last frame, for the next link
     posted_sha256: str | None = None  # the graph exactly as posted for this attempt (not an identity)
+    # takes: this record's clip/clip_sha256/seed/prompt/graph_sha256 are those of take ``take``, the
+    # newest; ``takes`` are the earlier ones, oldest first (see TAKE_KEYS)
+    take: int = 1
+    rendered_at: str | None = None  # when this take finished, ISO-8601 UTC
+    takes: list[dict] = field(default_factory=list)
+    edited_sha256: str | None = None  # the newest take's clip as the user changed it (the film uses it)
+    use_take: int | None = None  # the take the film uses when pinned (`take: N`, `--take NAME=N`)
+    seed_source: str = "seed_base"  # shots file | ledger | seed_base | next free | reseed
 
     @classmethod
     def from_dict(cls, data: dict) -> ShotRecord:
@@ -101,14 +121,59 @@ class Ledger:
                 return record
         raise KeyError(name)
 
+    @property
+    def removed(self) -> list[ShotRecord]:
+        """Shots taken out of the film after they rendered, kept by name in ``film["removed_shots"]``
+        (with their seeds and takes): one put back is not rendered again, and their clips stay listed
+        (``wanclip takes``) until pruned."""
+        return [ShotRecord.from_dict(r) for r in self.film.get(REMOVED) or [] if isinstance(r, dict)]
+
+    def set_removed(self, records: list[ShotRecord]) -> None:
+        kept = [asdict(r) for r in records if r.clip or r.takes]
+        if kept:
+            self.film[REMOVED] = kept
+        else:
+            self.film.pop(REMOVED, None)
+
     def clip_path(self, record: ShotRecord) -> Path | None:
         return (self.folder / record.clip) if record.clip else None
+
+    def film_take(self, record: ShotRecord) -> dict | None:
+        """The take the film uses, as a take dict (``TAKE_KEYS``): the pinned one (``use_take``) when it
+        is an earlier take, else the newest when it is done; None when there is none."""
+        if record.use_take is not None and record.use_take != record.take:
+            return next((t for t in record.takes if t.get("take") == record.use_take and t.get("clip")), None)
+        if record.status != "done" or not record.clip:
+            return None
+        return take_of(record)
+
+    def film_clip(self, record: ShotRecord) -> Path | None:
+        """The clip file the film uses for ``record``'s shot (the chosen take's, or the newest's)."""
+        take = self.film_take(record)
+        return self.folder / take["clip"] if take else None
+
+    def film_clip_sha256(self, record: ShotRecord) -> str | None:
+        """The sha256 that clip must have: the user's version when they edited it, else the rendered one."""
+        take = self.film_take(record)
+        return (take.get("edited_sha256") or take.get("clip_sha256")) if take else None
 
     def to_dict(self) -> dict:
         return {"version": 1, "film": self.film, "shots": [asdict(s) for s in self.shots]}
 
     def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+TAKE_KEYS = ("take", "clip", "clip_sha256", "seed", "prompt", "graph_sha256", "rendered_at", "edited")
+
+
+def take_of(record: ShotRecord) -> dict:
+    """The newest take of ``record`` as an entry of ``takes`` (``edited_sha256``: the user's bytes)."""
+    finished = record.rendered_at or (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.execution_success_ms / 1000))
+                                      if record.execution_success_ms else None)  # a ledger from before takes
+    return {"take": record.take, "clip": record.clip, "clip_sha256": record.clip_sha256, "seed": record.seed,
+            "prompt": record.prompt, "graph_sha256": record.graph_sha256, "rendered_at": finished,
+            "edited": record.edited_sha256 is not None, "edited_sha256": record.edited_sha256}
 
 
 def ledger_path(film_dir: Path) -> Path:

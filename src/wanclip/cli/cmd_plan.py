@@ -9,9 +9,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from wanclip.cli.base import app, console, counted, err_console, handle_errors, print_json, shown
+from wanclip.cli.base import WHAT, app, console, counted, err_console, handle_errors, print_json, shown
 from wanclip.errors import EXIT_BAD_INPUT, LocalIOError
 from wanclip.planning.plan import Plan, plan_film
+from wanclip.render.resume import Decision, merge_ledger
 
 
 @app.command("plan")
@@ -20,45 +21,66 @@ def plan_command(
                                       "name of a shipped example (`wanclip examples`), e.g. tomato_egg."),
     out: Path = typer.Option(None, "--out", metavar="FOLDER", help="Film folder; graphs go to OUT/graphs/. Default: the film's `out`."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
+    reseed: list[str] = typer.Option(None, "--reseed", metavar="NAME", rich_help_panel=WHAT,
+                                     help="Plan as `render --reseed NAME` would (repeatable)."),
+    take: list[str] = typer.Option(None, "--take", metavar="NAME=N", rich_help_panel=WHAT,
+                                   help="Plan as `render --take NAME=N` would (repeatable)."),
 ) -> None:
     """Dry run: validate SHOTS_FILE and build every shot's graph.
 
-    Prints the plan and writes each shot's injected API graph to OUT/graphs/NN_name.json. Needs
-    no server.
+    Prints the plan, with every shot's seed and what `wanclip render` will do with it and why (done;
+    will render: new shot, prompt changed, seed changed, reseed, clip missing...; your edited clip
+    used; take N pinned), and writes each shot's injected API graph to OUT/graphs/NN_name.json.
+    Needs no server.
 
     Exit codes: 0 planned, 2 refused (the message names the file, line and field; or the film
     folder cannot be written), 130 Ctrl-C, 143 SIGTERM.
     """
+    from wanclip.cli.cmd_render import take_pins  # here: importing it first would list render before plan
+
     with handle_errors(as_json=as_json):
-        plan = plan_film(shots_file, out=out)
+        plan = plan_film(shots_file, out=out, reseed=list(reseed or []), takes=take_pins(take))
+        _, decisions = merge_ledger(plan)
         try:
             graphs = plan.write_graphs()
         except LocalIOError as exc:  # a bad --out (or `out:`) is bad input here: nothing else is written
             raise LocalIOError(exc.message, "choose another --out (or `out:` in the shots file), in a folder "
                                "you can write", path=exc.path, errno=exc.errno, exit_code=EXIT_BAD_INPUT) from exc
     if as_json:
-        print_json(plan.to_json())
+        data = plan.to_json()
+        for shot in data["shots"]:
+            decision = decisions[shot["name"]]
+            shot["action"], shot["reason"] = decision.action, decision.reason
+        print_json(data)
     else:
-        render_plan(plan, graphs)
+        render_plan(plan, graphs, decisions)
     for warning in plan.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(shown(warning))}", markup=True)
 
 
-def render_plan(plan: Plan, graphs: Path) -> None:
+def _will(decision: Decision) -> str:
+    """The table's short word for what render will do with a shot."""
+    return {"keep": "done", "edited": "yours", "render": "renders", "re-attach": "re-attach"}.get(
+        decision.action, decision.reason.removesuffix(" pinned"))
+
+
+def render_plan(plan: Plan, graphs: Path, decisions: dict[str, Decision]) -> None:
     film = plan.film
     table = Table(title=Text(f"{shown(film.title)} — {counted(len(plan.shots), 'shot')}, "
                              f"{plan.seconds:.2f} s after transitions"))
-    for column in ("#", "name", "seed", "frames", "seconds", "size"):
-        table.add_column(column, justify="left" if column in ("name", "size") else "right", no_wrap=True)
+    for column in ("#", "name", "seed", "frames", "seconds", "size", "render"):
+        table.add_column(column, justify="left" if column in ("name", "size", "render") else "right", no_wrap=True)
     table.add_column("prompt", no_wrap=True)
-    fixed = sum(len(s.name) + len(str(s.seed)) for s in plan.shots[:1]) + 52
+    will = {name: _will(d) for name, d in decisions.items()}
+    fixed = sum(len(s.name) + len(str(s.seed)) for s in plan.shots[:1]) + 55 + max(6, *map(len, will.values()))
     room = max(16, min(60, console.width - fixed - max(len(s.name) for s in plan.shots)))
     for shot in plan.shots:
         prompt = shown(shot.prompt)
         excerpt = prompt if len(prompt) <= room else prompt[:room - 1] + "…"
         table.add_row(str(shot.index), shot.name, str(shot.seed), str(shot.frames), f"{shot.seconds:.2f}",
-                      f"{shot.width}x{shot.height}", Text(excerpt))
+                      f"{shot.width}x{shot.height}", will[shot.name], Text(excerpt))
     console.print(table)
+    render_decisions(plan, decisions)
     total = sum(s.seconds for s in plan.shots)
     repeated = sum(s.frames - s.kept_frames for s in plan.shots) / film.fps
     formula = film.seconds_after_transitions(whole_frames=False)
@@ -73,6 +95,25 @@ def render_plan(plan: Plan, graphs: Path) -> None:
     if plan.i2v_workflow:
         console.print(Text(f"image-to-video workflow: {shown(plan.i2v_workflow)}"))
     console.print(Text(f"graphs written to {shown(graphs)}/"))
+
+
+def render_decisions(plan: Plan, decisions: dict[str, Decision]) -> None:
+    """What render will do, in words: the shots it renders and why, each edited clip, each pinned take,
+    and where each seed comes from when it is not seed_base + position."""
+    todo = [s for s in plan.shots if decisions[s.name].renders]
+    if todo:
+        console.print(f"render will render {counted(len(todo), 'shot')}: "
+                      + ", ".join(f"{s.name} ({decisions[s.name].reason})" for s in todo), highlight=False)
+    else:
+        console.print("render will render nothing: every shot is done", highlight=False)
+    for shot in plan.shots:
+        decision = decisions[shot.name]
+        if decision.action in ("edited", "pinned"):
+            console.print(decision.describe(shot.name) if decision.action == "edited" else
+                          f"shot {shot.name}: the film uses {decision.reason}", highlight=False)
+    moved = [f"{s.name} {s.seed} ({s.seed_source})" for s in plan.shots if s.seed != plan.film.seed_base + s.index]
+    if moved:
+        console.print(f"seeds other than seed_base + position: {', '.join(moved)}", highlight=False)
 
 
 def render_chains(plan: Plan) -> None:

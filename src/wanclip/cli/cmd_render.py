@@ -57,6 +57,25 @@ def header_map(lines: list[str] | None) -> dict[str, str]:
     return out
 
 
+def take_pins(values: list[str] | None) -> dict[str, int]:
+    """``--take NAME=N`` (repeatable) as ``{name: N}``; a malformed one is refused (exit 2)."""
+    from wanclip.errors import UsageError
+    from wanclip.planning.plan import NEWEST
+
+    pins: dict[str, int] = {}
+    for value in values or []:
+        name, _, number = value.partition("=")
+        number = number.strip()
+        if number == "newest":
+            pins[name.strip()] = NEWEST
+        elif not name.strip() or not number.isdigit() or int(number) < 1:
+            raise UsageError(f"--take {value!r} is not NAME=N", "write the shot's name and a take number, "
+                             "e.g. --take b=1 (`wanclip takes` lists them), or --take b=newest", "--take")
+        else:
+            pins[name.strip()] = int(number)
+    return pins
+
+
 def render_options(servers: list[str] | None, headers: list[str] | None, **kwargs) -> RenderOptions:
     return RenderOptions(servers=server_list(servers), headers=header_map(headers), **kwargs)
 
@@ -74,7 +93,15 @@ def render_command(
                                      "Never printed or saved."),
     only: list[str] = typer.Option(None, "--only", metavar="NAME", rich_help_panel=WHAT,
                                    help="Render only this shot (repeatable); re-renders it."),
-    force: bool = typer.Option(False, "--force", rich_help_panel=WHAT, help="Re-render shots that are already done."),
+    force: bool = typer.Option(False, "--force", rich_help_panel=WHAT, help="Re-render shots that are already done "
+                               "(each as a new take: the earlier clip is kept)."),
+    reseed: list[str] = typer.Option(None, "--reseed", metavar="NAME", rich_help_panel=WHAT,
+                                     help="Render this shot again with a fresh seed no other shot uses, as a new "
+                                     "take (repeatable); the shot keeps that seed after."),
+    take: list[str] = typer.Option(None, "--take", metavar="NAME=N", rich_help_panel=WHAT,
+                                   help="Make the film use take N of shot NAME (repeatable; kept for later "
+                                   "renders, like `take: N` in the shots file; NAME=newest drops it). "
+                                   "`wanclip takes` lists the takes."),
     timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", callback=in_range(1), rich_help_panel=TIMING,
                                   help="Fail a running shot after this long without any progress (model loads "
                                   "are silent for minutes)."),
@@ -95,6 +122,10 @@ def render_command(
     finished shots, re-attaches to shots still on a server and resubmits lost ones. A shot with
     `continue: true` waits for the clip before it and starts from its last frame.
 
+    A shot is known by its name: inserting, removing or reordering shots renders no other shot,
+    and each keeps its seed. Re-rendering a shot keeps its earlier clip as a take (`wanclip
+    takes`); a clip you changed (a grade) is used in the film and never rendered over.
+
     Faster sampling: `weight_dtype: fp8_e4m3fn_fast` in the shots file saves about 11-12.5 % per
     sampler step on H100/H200 GPUs, at the cost of more numeric drift (a slightly different
     picture from the same seed); off by default.
@@ -104,9 +135,10 @@ def render_command(
     resume).
     """
     with handle_errors(as_json):  # a --json caller gets its closing error event for a bad -H too
-        plan = plan_film(shots_file, out=out)
+        plan = plan_film(shots_file, out=out, reseed=list(reseed or []), takes=take_pins(take))
         unknown_only(only, [s.name for s in plan.shots])
-        options = render_options(server, header, only=list(only or []), force=force, stitch=not no_stitch,
+        options = render_options(server, header, only=list(only or []) + [n for n in reseed or [] if only],
+                                 force=force, stitch=not no_stitch,
                                  shot_timeout=timeout)
     result = run_render(plan, options, as_json, quiet)
     raise typer.Exit(result.exit_code)

@@ -63,6 +63,16 @@ def _object_info_of(server: str, servers: Sequence[str], headers: Mapping[str, s
         return None, None
 
 
+def _film_clip(result: FilmResult, record) -> str | None:
+    """The clip the film uses for the shot, saying when it is the user's version or a pinned take."""
+    used = result.ledger.film_take(record)
+    if used is None:
+        return record.clip
+    notes = [f"take {used['take']}" if record.use_take is not None else "",
+             "your version" if used.get("edited_sha256") else ""]
+    return used["clip"] + "".join(f" ({n})" for n in notes if n)
+
+
 def summary(result: FilmResult, as_json: bool, clip: bool = False) -> None:
     shots = [s for s in result.ledger.shots if s.name in result.selected]
     written = clip_written(result) if clip else None
@@ -76,7 +86,8 @@ def summary(result: FilmResult, as_json: bool, clip: bool = False) -> None:
         table.add_column(column)
     for s in shots:
         seconds = ((s.execution_success_ms or 0) - (s.execution_start_ms or 0)) / 1000
-        detail = s.clip or (f"{s.error.get('class') or ''} {s.error.get('message', '')}".strip() if s.error else "")
+        detail = _film_clip(result, s) or \
+            (f"{s.error.get('class') or ''} {s.error.get('message', '')}".strip() if s.error else "")
         table.add_row(str(s.index), s.name, s.status, f"{seconds:.1f}" if seconds > 0 else "",
                       (s.server or "").split("//")[-1], Text(shown(detail)))
     console.print(table)

@@ -18,7 +18,7 @@ from wanclip import __version__
 from wanclip.cli.base import app, console
 
 # The order of `wanclip --help`: the path of a film, then the tools around it.
-ORDER = ("plan", "render", "clip", "demo", "review", "stitch", "examples", "setup", "doctor", "serve", "sim")
+ORDER = ("plan", "render", "clip", "demo", "review", "takes", "stitch", "examples", "setup", "doctor", "serve", "sim")
 
 
 def command_names() -> list[str]:

@@ -232,7 +232,7 @@ def fetch_clip(client: ComfyClient, outputs: dict, dest_stem: Path, frames: int,
     check_safe(video)
     if is_async(outputs):
         wait_for_file(client, video, wait_timeout, events=events)
-    dest = dest_stem.with_suffix(video.extension)
+    dest = dest_stem.with_name(dest_stem.name + video.extension)  # a take's stem has a dot: NN_name.take2
     client.download(video.filename, video.subfolder, video.kind, dest, limit=size_limit(frames, width, height))
     try:
         info = media.probe(dest)

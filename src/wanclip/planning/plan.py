@@ -11,10 +11,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wanclip.errors import ShotsFileError, WanclipError, WorkflowError
+from wanclip.errors import ShotsFileError, UsageError, WanclipError, WorkflowError
 from wanclip.files import atomic_write_text
+from wanclip.ledger import Ledger, ledger_path, load_ledger
 from wanclip.planning.folders import check_film_folder
+from wanclip.planning.identity import identity_sha256
 from wanclip.planning.keyframes import fit_note, keyframe_key, read_keyframe
+from wanclip.planning.seeds import Seed, assign_seeds
 from wanclip.planning.shots import Film, Transition, load_film
 from wanclip.planning.timeline import cut_problem, kept_frames
 from wanclip.planning.workflow import (
@@ -23,13 +26,13 @@ from wanclip.planning.workflow import (
     SHIPPED_WORKFLOW,
     Roles,
     ShotParams,
-    graph_sha256,
     image_name,
     inject_shot,
     load_graph,
     shipped_path,
 )
 
+NEWEST = 0  # `--take NAME=newest`: no pin, the film uses the newest take
 IMAGE_KEYS = {"start_image": "image", "end_image": "end_image"}  # graph role -> shots-file key
 
 
@@ -114,10 +117,13 @@ class PlannedShot:
     prompt: str
     transition: Transition | None
     graph: dict
-    graph_sha256: str  # the shot's identity (the ledger's key for "already done"): see wanclip.ledger
+    graph_sha256: str  # the shot's identity (the ledger's key for "already done"): see planning.identity
     roles: Roles  # the graph's roles, found once here; every later use (labels, submit) takes these
     continues: str | None = None  # the shot whose last frame this one starts from
     keyframes: dict[str, Path] = field(default_factory=dict)  # "start_image"/"end_image" -> the picture
+    seed_source: str = "seed_base"  # why it has its seed: see planning.seeds
+    take: int | None = None  # the take the film uses when pinned (`take: N`, `--take NAME=N`)
+    reseed: bool = False  # `--reseed NAME`: render a new take with a fresh seed
 
     @property
     def seconds(self) -> float:
@@ -142,6 +148,8 @@ class Plan:
     shots: list[PlannedShot]
     warnings: list[str] = field(default_factory=list)
     i2v_workflow: Path | None = None  # the image-to-video graph, when a shot needs it
+    ledger: Ledger | None = None  # the film folder's ledger when the plan was made (seeds, takes)
+    take_pins: dict[str, int] = field(default_factory=dict)  # `--take` pins, kept in the ledger for later runs
 
     @property
     def chains(self) -> list[list[PlannedShot]]:
@@ -157,7 +165,8 @@ class Plan:
         return {
             "film": {"title": self.film.title, "fps": self.film.fps, "shots": len(self.shots),
                      "seconds": round(self.seconds, 4)},
-            "shots": [{"index": s.index, "name": s.name, "seed": s.seed, "frames": s.frames,
+            "shots": [{"index": s.index, "name": s.name, "seed": s.seed, "seed_source": s.seed_source,
+                       "take": s.take, "frames": s.frames,
                        "seconds": round(s.seconds, 4), "width": s.width, "height": s.height,
                        "prompt": s.prompt, "graph_sha256": s.graph_sha256, "continues": s.continues,
                        "keyframes": {k: str(v) for k, v in s.keyframes.items()}} for s in self.shots],
@@ -199,11 +208,17 @@ def _load(path: Path) -> dict:
         raise _named(path, exc) from exc
 
 
-def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = None,
+def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = None, *,
+              reseed: list[str] | tuple[str, ...] = (), takes: dict[str, int] | None = None,
               check_folder: bool = True) -> Plan:
     """Validate the shots file and build every shot's graph; raises before anything is written.
+
+    Seeds come from the film folder's ledger where the shots rendered before (``planning.seeds``);
+    ``reseed``: shots to give a fresh seed; ``takes``: ``{name: N}`` (``--take``) over the shots
+    file's ``take: N``, over an earlier ``--take`` (kept in the ledger), each refused when the ledger
+    has no such take; ``{name: NEWEST}`` drops the pin of an earlier ``--take``.
     ``check_folder=False``: the film folder is not looked into (for a caller that writes nothing
-    there, as `wanclip doctor`); a render checks it again anyway."""
+    there, as `wanclip doctor`: no folder check, no ledger read); a render checks it again anyway."""
     shots_file = Path(shots_file)
     if film is None:
         shots_file = resolve_shots_file(shots_file)
@@ -211,20 +226,77 @@ def plan_film(shots_file: Path, out: Path | None = None, film: Film | None = Non
     wf_path = workflow_path(film, shots_file)
     i2v_path = workflow_path(film, shots_file, i2v=True) if any(s.image_to_video for s in film.shots) else None
     bases = {False: _load(wf_path), True: _load(i2v_path) if i2v_path else None}
-    notes = film.warnings()
+    out_dir = _film_folder(film, shots_file, out, check_folder)
+    ledger = load_ledger(out_dir) if check_folder and ledger_path(out_dir).is_file() else None
+    seeds = assign_seeds(film, ledger, list(reseed))
+    notes = film.warnings([s.value for s in seeds])
     keyframes = [_keyframes(film, shots_file, i, notes) for i in range(1, len(film.shots) + 1)]
+    pins = _pinned_takes(film, shots_file, ledger, takes or {})
     shots = []
     for i in range(1, len(film.shots) + 1):
         path = i2v_path if film.shots[i - 1].image_to_video else wf_path
         try:
-            shots.append(_plan_shot(film, bases[path == i2v_path], i, keyframes[i - 1]))
+            shot = _plan_shot(film, bases[path == i2v_path], i, keyframes[i - 1], seeds[i - 1])
         except WorkflowError as exc:
             raise _named(path, exc) from exc
-    out_dir = _film_folder(film, shots_file, out, check_folder)
+        shot.take, shot.reseed = pins.get(shot.name), shot.name in reseed
+        shots.append(shot)
+    earlier = (ledger.film.get("take_pins") or {}) if ledger else {}
+    kept_pins = {name: n for name, n in pins.items()  # --take pins, now and from earlier runs, for the ledger
+                 if (takes or {}).get(name) == n or (name not in (takes or {}) and earlier.get(name) == n)}
     plan = Plan(film=film, shots_file=shots_file, workflow=wf_path, out_dir=out_dir, shots=shots,
-                warnings=notes, i2v_workflow=i2v_path)
+                warnings=notes, i2v_workflow=i2v_path, ledger=ledger, take_pins=kept_pins)
     check_transitions(plan)
     return plan
+
+
+def _takes_there(record) -> list[int]:
+    """The take numbers of ``record``'s shot that have a clip."""
+    there = [t["take"] for t in record.takes if t.get("clip")] if record else []
+    return there + [record.take] if record and record.status == "done" and record.clip else there
+
+
+def _pinned_takes(film: Film, shots_file: Path, ledger: Ledger | None, given: dict[str, int]) -> dict[str, int]:
+    """Each shot's pinned take: this run's ``--take``, else the shots file's ``take:``, else an earlier
+    ``--take`` (kept in the ledger while that take is there). A pin asked for now that names no take
+    of the shot is refused with the takes there are."""
+    names = [s.name for s in film.shots]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise UsageError(f"--take names no shot of this film: {', '.join(unknown)}",
+                         f"shots are: {', '.join(names)}", "--take")
+    records = {r.name: r for r in [*ledger.removed, *ledger.shots]} if ledger else {}
+    earlier = (ledger.film.get("take_pins") or {}) if ledger else {}
+    pins = {}
+    for index, shot in enumerate(film.shots):
+        record = records.get(shot.name)
+        wanted = given.get(shot.name, shot.take)
+        if wanted is None:
+            kept = earlier.get(shot.name)
+            if isinstance(kept, int) and kept in _takes_there(record):
+                pins[shot.name] = kept
+            continue
+        if wanted == NEWEST:
+            continue
+        there = _takes_there(record)
+        if wanted in there:
+            pins[shot.name] = wanted
+            continue
+        has = f"it has take{'s' if len(there) > 1 else ''} {', '.join(map(str, there))}" if there \
+            else "it has no take yet"
+        hint = "choose one of those (`wanclip takes` lists them), or remove the pin to use the newest"
+        if shot.name in given:
+            raise UsageError(f"--take {shot.name}={wanted}: shot {shot.name} has no take {wanted}; {has}", hint,
+                             "--take")
+        raise ShotsFileError(str(shots_file), f"{film.where('shots', index, 'take')}shots[{index + 1}] "
+                             f"({shot.name}).take: shot {shot.name} has no take {wanted}; {has}", hint)
+    return pins
+
+
+def film_folder(shots_file: Path, out: Path | None = None) -> Path:
+    """The film folder of ``shots_file`` (a file or a shipped example's name), without planning it."""
+    shots_file = resolve_shots_file(Path(shots_file))
+    return _film_folder(load_film(shots_file), shots_file, out, check=False)
 
 
 def _film_folder(film: Film, shots_file: Path, out: Path | None, check: bool = True) -> Path:
@@ -273,16 +345,16 @@ def _keyframes(film: Film, shots_file: Path, index: int, notes: list[str]) -> di
     return found
 
 
-def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path]) -> PlannedShot:
+def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path], seed_of: Seed) -> PlannedShot:
     shot = film.shots[index - 1]
-    seed, frames = film.shot_seed(index), film.shot_frames(index)
+    seed, frames = seed_of.value, film.shot_frames(index)
     images = {role: image_name(keyframe_key(path, film.width, film.height))
               for role, path in keyframes.items()}
     if shot.continues:
         images["start_image"] = CONTINUE_PLACEHOLDER
     params = ShotParams(
         positive=film.shot_prompt(index), seed=seed, frames=frames, width=film.width, height=film.height,
-        fps=film.fps, filename_prefix=f"wanclip/{film.slug}/{index:02d}_{shot.name}",
+        fps=film.fps, filename_prefix=f"wanclip/{film.slug}/{shot.name}",  # no index: see planning.identity
         negative=shot.negative if shot.negative is not None else film.negative,
         steps=film.steps, switch_step=film.switch_step, cfg=film.cfg, shift=film.shift,
         lora_strength=film.lora_strength, weight_dtype=film.weight_dtype, start_image=images.get("start_image"),
@@ -291,8 +363,9 @@ def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path]) -
     before = film.continues_from(index)
     return PlannedShot(index=index, name=shot.name, seed=seed, frames=frames, fps=film.fps, width=film.width,
                        height=film.height, prompt=params.positive, transition=film.transition_into(index),
-                       graph=graph, graph_sha256=graph_sha256(graph), roles=roles,
-                       continues=film.shots[before - 1].name if before else None, keyframes=keyframes)
+                       graph=graph, graph_sha256=identity_sha256(graph, roles), roles=roles,
+                       continues=film.shots[before - 1].name if before else None, keyframes=keyframes,
+                       seed_source=seed_of.source)
 
 
 def check_transitions(plan: Plan) -> None:

@@ -153,6 +153,7 @@ class Shot(BaseModel):
     continues: bool = Field(False, alias="continue")
     image: str | None = Field(None, min_length=1)
     end_image: str | None = Field(None, min_length=1)
+    take: int | None = Field(None, ge=1)  # the take the film uses (`wanclip takes` lists them); default the newest
 
     @property
     def image_to_video(self) -> bool:
@@ -171,7 +172,7 @@ class Shot(BaseModel):
         return value
 
     _frames = field_validator("frames")(classmethod(lambda cls, v: _check_frames(v)))
-    _numbers = field_validator("seed", "seconds", "frames", mode="before")(classmethod(lambda cls, v: _not_a_boolean(v)))
+    _numbers = field_validator("seed", "seconds", "frames", "take", mode="before")(classmethod(lambda cls, v: _not_a_boolean(v)))
 
     @field_validator("prompt")
     @classmethod
@@ -366,11 +367,13 @@ class Film(BaseModel):
             return film_frame_count(kept, overlaps, self.fps) / self.fps
         return film_seconds(kept, overlaps, self.fps)
 
-    def warnings(self) -> list[str]:
+    def warnings(self, shot_seeds: list[int] | None = None) -> list[str]:
+        """What is allowed but likely a mistake; ``shot_seeds``: each shot's seed when the plan knows
+        them (kept from the ledger), else ``shot_seed``."""
         notes = []
         seeds: dict[int, list[str]] = {}
         for i, shot in enumerate(self.shots, 1):
-            seeds.setdefault(self.shot_seed(i), []).append(shot.name)
+            seeds.setdefault(shot_seeds[i - 1] if shot_seeds else self.shot_seed(i), []).append(shot.name)
             frames = self.shot_frames(i)
             if frames > TRAINED_FRAMES:
                 notes.append(f"shot {shot.name}: {frames} frames is past the {TRAINED_FRAMES} frames Wan 2.2 was "

@@ -61,6 +61,7 @@ from wanclip.render.resume import open_ledger
 from wanclip.render.room import no_space_error
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
 from wanclip.render.state import Phase
+from wanclip.render.takes import take_stem
 from wanclip.render.tracking import node_labels
 from wanclip.signals import StopRequests, exit_code_for_signal, signal_of
 from wanclip.urls import redact
@@ -149,7 +150,11 @@ class Render:
     def run(self) -> RenderResult:
         for shot in self.shots.values():
             if shot.record.status == "done":
-                self.emit("skipped", shot, clip=shot.record.clip)
+                used = self.ledger.film_take(shot.record)  # the take the film uses: maybe pinned, maybe edited
+                if used and used.get("edited_sha256"):
+                    self.emit("warning", shot, message=f"clip {shot.record.name} changed since it was rendered: "
+                              "using your version")
+                self.emit("skipped", shot, clip=used["clip"] if used else shot.record.clip)
         todo = [s for s in self.shots.values() if s.record.status != "done"]
         self.emit("plan", shots=len(self.shots), todo=len(todo),
                   servers=[split_credentials(u)[0] for u in self.options.servers])
@@ -243,8 +248,9 @@ class Render:
         backends = [o.backend_factory(url, client_id) if o.backend_factory else ComfyBackend(make(url), client_id)
                     for url in dict.fromkeys(o.servers)]
         folder = self.ledger.folder
-        specs = {s.name: ShotSpec(s.graph, s.roles, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps,
-                                  images=self.chains.keyframes(s), front=bool(s.continues),
+        stems = {r.name: take_stem(r, folder) for r in self.ledger.shots}  # each take has its own file
+        specs = {s.name: ShotSpec(s.graph, s.roles, folder / "clips" / stems[s.name], s.frames, s.width, s.height,
+                                  s.fps, images=self.chains.keyframes(s), front=bool(s.continues),
                                   last_frame=self.chains.last_frame_path(s))
                  for s in self.plan.shots}
         return ServerPool(backends, specs, folder, inline=self.inline)

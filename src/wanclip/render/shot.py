@@ -21,6 +21,7 @@ a shot is never rendered twice and never forgotten on a server.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import replace
 
 from wanclip.comfy.events import (
@@ -285,6 +286,8 @@ class _Step(Following, Cancelling):
         rec = self.rec
         rec.status, rec.clip, rec.clip_sha256, rec.error, rec.cancelled = "done", ev.clip, ev.sha256, None, False
         rec.last_frame = ev.last_frame
+        finished = rec.execution_success_ms / 1000 if rec.execution_success_ms else time.time()  # the server's clock
+        rec.rendered_at, rec.edited_sha256 = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)), None
         self.shot.phase = Phase.DONE
         self.save()
         seconds = ((rec.execution_success_ms or 0) - (rec.execution_start_ms or 0)) / 1000

@@ -109,7 +109,7 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     overrides every other cut: those into continued shots stay hard cuts, with a note.
     """
     ledger = load_ledger(film_dir)
-    done = [s for s in ledger.shots if s.status == "done" and s.clip]
+    done = [s for s in ledger.shots if ledger.film_clip(s) is not None]  # the take the film uses (or none)
     skipped = [s.name for s in ledger.shots if s not in done]
     if skipped and not skip_missing:
         raise StitchError(f"shots not rendered yet in {ledger.folder}: {', '.join(skipped)}",
@@ -134,8 +134,8 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     if kept:
         notes.append(f"kept the hard cuts into continued shots ({', '.join(kept)}): --transition {transition} "
                      "joins the other shots")
-    return FilmClips([s.name for s in done], [ledger.clip_path(s) for s in done], cuts, skipped, notes,
-                     [s.clip_sha256 for s in done])
+    return FilmClips([s.name for s in done], [ledger.film_clip(s) for s in done], cuts, skipped, notes,
+                     [ledger.film_clip_sha256(s) for s in done])
 
 
 def _chain_cut(ledger, record) -> Cut:
@@ -171,12 +171,13 @@ def _check_clip_inside(ledger, record) -> None:
 
 
 def _check_clip_unchanged(ledger, record) -> None:
-    """The clip on disk is the one the render recorded (a missing one is named by the probe)."""
-    path = ledger.clip_path(record)
-    if not record.clip_sha256 or not path.is_file():
+    """The clip on disk is the one the render recorded, or the user's version of it the last render
+    took in (a missing one is named by the probe)."""
+    path, expected = ledger.film_clip(record), ledger.film_clip_sha256(record)
+    if not expected or not path.is_file():
         return
     try:
-        same = sha256_file(path) == record.clip_sha256
+        same = sha256_file(path) == expected
     except OSError as exc:
         raise StitchError(f"cannot read the clip of shot {record.name} ({path}): {exc.strerror}",
                           "check the film folder's permissions") from exc
@@ -184,8 +185,9 @@ def _check_clip_unchanged(ledger, record) -> None:
         shots = ledger.film.get("shots_file") or "SHOTS.yaml"
         raise StitchError(f"the clip of shot {record.name} ({path}) is not the one rendered: its sha256 "
                           "differs from the ledger's",
-                          f"re-render it with `wanclip render {shlex.quote(shots)} --only "
-                          f"{shlex.quote(record.name)}`")
+                          f"`wanclip render {shlex.quote(shots)}` uses your version in the film (it is kept, never "
+                          f"rendered over); `wanclip render {shlex.quote(shots)} --only {shlex.quote(record.name)}` "
+                          "renders a new take")
 
 
 def ledger_cut(recorded: dict | None, transition: str | None, duration: float | None) -> Cut:

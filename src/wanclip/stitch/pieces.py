@@ -142,8 +142,9 @@ class FilmPieces:
             with self._lock:
                 self.cuts = cuts
         for position, record in enumerate(ledger.shots):
-            if record.status == "done" and record.clip:
-                self.clip_ready(position, ledger.folder / record.clip, record.clip_sha256)
+            clip = ledger.film_clip(record)  # the take the film uses: maybe pinned, maybe the user's edit
+            if clip is not None:
+                self.clip_ready(position, clip, ledger.film_clip_sha256(record))
 
     # -- the background worker -------------------------------------------------------------------
     def _work(self) -> None:
