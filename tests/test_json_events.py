@@ -72,6 +72,7 @@ def test_ctrl_c_during_a_stitch_with_json_ends_with_a_stamped_interrupted_event(
 
     monkeypatch.setattr(join, "stitch_film", pressed_ctrl_c)
     (tmp_path / "film").mkdir()
+    (tmp_path / "film" / "ledger.json").write_text('{"version": 1, "film": {"title": "t"}, "shots": []}')
     since = time.time()
     result = run_cli("stitch", "--from", tmp_path / "film", "--json")
     assert result.exit_code == 130

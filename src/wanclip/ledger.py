@@ -142,7 +142,9 @@ class Ledger:
         """The take the film uses, as a take dict (``TAKE_KEYS``): the pinned one (``use_take``) when it
         is an earlier take, else the newest when it is done; None when there is none."""
         if record.use_take is not None and record.use_take != record.take:
-            return next((t for t in record.takes if t.get("take") == record.use_take and t.get("clip")), None)
+            takes = record.takes if isinstance(record.takes, list) else []  # a ledger edited by hand
+            return next((t for t in takes if isinstance(t, dict) and t.get("take") == record.use_take
+                         and t.get("clip")), None)
         if record.status != "done" or not record.clip:
             return None
         return take_of(record)
@@ -150,7 +152,7 @@ class Ledger:
     def film_clip(self, record: ShotRecord) -> Path | None:
         """The clip file the film uses for ``record``'s shot (the chosen take's, or the newest's)."""
         take = self.film_take(record)
-        return self.folder / take["clip"] if take else None
+        return self.folder / take["clip"] if take and isinstance(take["clip"], str) else None
 
     def film_clip_sha256(self, record: ShotRecord) -> str | None:
         """The sha256 that clip must have: the user's version when they edited it, else the rendered one."""

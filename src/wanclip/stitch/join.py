@@ -109,7 +109,7 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     overrides every other cut: those into continued shots stay hard cuts, with a note.
     """
     ledger = load_ledger(film_dir)
-    done = [s for s in ledger.shots if ledger.film_clip(s) is not None]  # the take the film uses (or none)
+    done = [s for s in ledger.shots if ledger.film_take(s) is not None]  # the take the film uses (or none)
     skipped = [s.name for s in ledger.shots if s not in done]
     if skipped and not skip_missing:
         raise StitchError(f"shots not rendered yet in {ledger.folder}: {', '.join(skipped)}",
@@ -117,7 +117,7 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     if not done:
         raise StitchError(f"no rendered shots in {ledger.folder}", "render the film first with `wanclip render`")
     for record in done:
-        _check_clip_inside(ledger, record)
+        _check_clip_inside(ledger, record, ledger.film_take(record)["clip"])
         _check_clip_unchanged(ledger, record)
     cuts, kept, notes = [], [], []
     for before, record in zip(done, done[1:], strict=False):
@@ -151,20 +151,20 @@ def _chain_cut(ledger, record) -> Cut:
     return Cut(HARD_CUT, 0.0, continues=True)
 
 
-def _check_clip_inside(ledger, record) -> None:
+def _check_clip_inside(ledger, record, clip_value) -> None:
     """The ledger's clip path stays in the film folder: a ledger edited to say ``../../etc/passwd``
     or an absolute path is refused, naming the shot (exit 2). The check is on the path as the
     ledger writes it: a shared ledger cannot make a symlink, and a ``clips/`` the user linked to
     another disk is theirs to keep."""
     try:
-        clip = PurePosixPath(str(record.clip).replace("\\", "/")) if isinstance(record.clip, str) else None
+        clip = PurePosixPath(clip_value.replace("\\", "/")) if isinstance(clip_value, str) else None
         inside = clip is not None and not clip.is_absolute() and ".." not in clip.parts \
-            and not PureWindowsPath(record.clip).drive and bool(clip.parts)
+            and not PureWindowsPath(clip_value).drive and bool(clip.parts)
     except (TypeError, ValueError):  # a clip that is not a path at all
         inside = False
     if not inside:
         shots = ledger.film.get("shots_file") or "SHOTS.yaml"
-        raise StitchError(f"the clip of shot {record.name} in {ledger.path} is {record.clip!r}, outside the film "
+        raise StitchError(f"the clip of shot {record.name} in {ledger.path} is {clip_value!r}, outside the film "
                           f"folder {ledger.folder}: wanclip only stitches clips it rendered into clips/",
                           f"restore the ledger, or re-render the shot with `wanclip render {shlex.quote(shots)} "
                           f"--only {shlex.quote(record.name)}`", exit_code=EXIT_BAD_INPUT)
