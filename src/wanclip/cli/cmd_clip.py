@@ -37,7 +37,7 @@ def clip_command(
     header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", rich_help_panel=SERVERS,
                                      help="Extra HTTP header for a proxy (repeatable; also $WANCLIP_HEADERS)."),
     out: Path = typer.Option(None, "--out", metavar="FOLDER", rich_help_panel=OUTPUT,
-                             help="Folder for the clip (default out/clip-<prompt>)."),
+                             help="Folder for the clip (default out/clip-<prompt>-<hash of the prompt, seed, size and length>: another seed or size gets its own folder)."),
     as_json: bool = typer.Option(False, "--json", rich_help_panel=OUTPUT, help="Print one JSON event per line."),
     quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT,
                                help="No progress: print only the summary (and any error)."),

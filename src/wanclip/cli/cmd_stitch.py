@@ -44,7 +44,7 @@ def stitch_command(
                                "faded out over the last 1.5 s. The clips' own audio is not used.",
                                show_default=False),
     contact_sheet: bool = typer.Option(True, "--contact-sheet/--no-contact-sheet", rich_help_panel=OUTPUT,
-                                       help="Write contact_sheet.png next to the film: a row per shot."),
+                                       help="Write a contact sheet, a row per shot: contact_sheet.png in a film folder, else FILM.contact_sheet.png beside -o FILM.mp4 (a file of that name wanclip did not make is never replaced)."),
     skip_missing: bool = typer.Option(False, "--skip-missing", rich_help_panel="What to join", help="With --from: stitch the shots that are "
                                       "done and leave out the rest (default: refuse, naming them)."),
     pieces: bool = typer.Option(True, "--pieces/--no-pieces", rich_help_panel="Cuts", help="With --from and --mode xfade (no --audio): "
