@@ -125,13 +125,17 @@ def film_of(folder: Path, shots: int) -> Path:
 
 def render_on_full_clips_disk(shots: Path, server: str, out: Path, saved: Path) -> subprocess.CompletedProcess:
     """`wanclip render` with ``out/clips`` on a 2 MB tmpfs filled to the last byte (in its own
-    user+mount namespace); the clips folder is copied to ``saved`` before the namespace goes."""
-    clips = out / "clips"
+    user+mount namespace); the clips folder is copied to ``saved`` before the namespace goes. The
+    filler sits beside the clips on that disk, not in clips/: the film folder stays one wanclip may
+    write (an empty clips/ in it)."""
+    clips, disk = out / "clips", out.parent / "disk"
     clips.mkdir(parents=True)
+    disk.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "400"}
-    script = (f'mount -t tmpfs -o size=2m tmpfs "{clips}" && (cat /dev/zero > "{clips}/filler" 2>/dev/null; true) '
+    script = (f'mount -t tmpfs -o size=2m tmpfs "{disk}" && mkdir "{disk}/clips" '
+              f'&& mount --bind "{disk}/clips" "{clips}" && (cat /dev/zero > "{disk}/filler" 2>/dev/null; true) '
               f'&& "{sys.executable}" -m wanclip render "{shots}" -s {server} --out "{out}" --no-stitch --json; '
-              f'rc=$?; rm -f "{clips}/filler"; cp -a "{clips}/." "{saved}/"; exit $rc')
+              f'rc=$?; rm -f "{disk}/filler"; cp -a "{clips}/." "{saved}/"; exit $rc')
     return subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env,
                           timeout=100)
 

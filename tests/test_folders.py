@@ -307,6 +307,7 @@ def test_an_empty_folder_os_litter_and_wanclips_own_leftovers_are_fine(sim, tmp_
     litter.mkdir()
     for name in (".DS_Store", "Thumbs.db", "desktop.ini"):
         (litter / name).write_bytes(b"os")
+    (litter / "clips").mkdir()  # empty (a disk mounted there for the clips): nothing in it to replace
     planned = tmp_path / "planned"  # `wanclip plan` first (graphs/), then a first render cut short (the lock)
     assert run_cli("plan", shots, "--out", planned).exit_code == 0
     (planned / ".render.lock").write_bytes(b"")

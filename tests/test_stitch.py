@@ -254,14 +254,18 @@ def test_from_refuses_an_output_over_a_ledger_clip(tmp_path):
     assert clips[0].read_bytes() == before
 
 
-def test_from_refuses_a_clip_changed_since_render_and_names_the_shot(tmp_path):
+def test_from_uses_a_clip_changed_since_render_as_the_users_version_and_says_so(tmp_path):
+    """A clip changed since it was rendered is the user's (a grade, a trim): `stitch --from` joins it
+    as `render` does, saying so; the ledger still records the rendered clip for the next render."""
     folder, clips = ledger_film(tmp_path)
-    make_clip(clips[0], frames=33)  # e.g. an earlier `stitch -o` wrote a film over it
-    result = run_cli("stitch", "--from", folder)
-    assert result.exit_code == 1
-    assert f"the clip of shot one ({clips[0]}) is not the one rendered" in result.stderr
-    assert "wanclip render shots/film.yaml --only one" in result.stderr
-    assert not (folder / "film.mp4").exists()
+    recorded = load_ledger(folder).shots[0].clip_sha256
+    make_clip(clips[0], frames=33)  # the user's longer cut of shot one
+    result = run_cli("stitch", "--from", folder, "--no-contact-sheet")
+    assert result.exit_code == 0, result.output
+    assert "clip one changed since it was rendered: using your version" in " ".join(result.stdout.split())
+    assert (folder / "film.mp4").is_file()
+    assert media.probe(folder / "film.mp4").frames > 33  # the 33 frames of the user's cut are in it
+    assert load_ledger(folder).shots[0].clip_sha256 == recorded
 
 
 def test_from_a_folder_that_does_not_exist_creates_nothing(tmp_path):

@@ -61,10 +61,11 @@ def stitch_command(
 
     The film is written to FILM.part and renamed when it measures right; a missing or corrupt
     clip is named before ffmpeg starts, and the output may not be one of the inputs. With --from,
-    each clip must match the sha256 the render recorded, and no render of that folder may run.
+    a clip you changed since it was rendered is used as your version (as render does), the take
+    the film uses is joined, and no render of that folder may run.
 
-    Exit codes: 0 the film was written, 1 stitching failed (a clip missing, changed or corrupt, or
-    ffmpeg failed), 2 bad input, refused before ffmpeg starts (the options: an unknown
+    Exit codes: 0 the film was written, 1 stitching failed (a clip missing or corrupt, or ffmpeg
+    failed), 2 bad input, refused before ffmpeg starts (the options: an unknown
     --transition or --preset, a transition longer than a clip, --audio without sound; no film
     folder, a ledger clip outside it, the output is an input), 130 Ctrl-C, 143 SIGTERM.
     """

@@ -32,6 +32,7 @@ GRAPH_FILE = re.compile(r"^\d{2,}_.+\.json$")  # graphs/NN_name.json, as `wancli
 CLIP_FILE = re.compile(r"^\d{2,}_.+\.(mp4|webm|mov|mkv)$")  # clips/NN_name.mp4, as render names them
 PART_FILE = re.compile(r"^\..+\.part$")  # an atomic write cut short (files.atomic_write_bytes)
 SHOWN = 5  # files named in a refusal
+OWN_FOLDERS = frozenset({"clips", "posters", "pieces"})  # the folders a render makes: harmless while empty
 
 
 def check_film_folder(folder: Path, title: str, shots_file: Path | None, where: str = "") -> None:
@@ -158,6 +159,11 @@ def _leftover(path: Path) -> bool:
         return True
     if name in LOCK_NAMES or PART_FILE.match(name):
         return path.is_file() and not path.is_symlink()
+    if name in OWN_FOLDERS and path.is_dir():  # empty: nothing in it to replace (a disk mounted there, say)
+        try:
+            return next(path.iterdir(), None) is None
+        except OSError:
+            return False
     if name == "graphs" and path.is_dir() and not path.is_symlink():
         try:
             return all(GRAPH_FILE.match(p.name) or PART_FILE.match(p.name) for p in path.iterdir()) \

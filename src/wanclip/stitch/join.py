@@ -116,10 +116,10 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
                           "finish them with `wanclip render`, or pass --skip-missing to stitch without them")
     if not done:
         raise StitchError(f"no rendered shots in {ledger.folder}", "render the film first with `wanclip render`")
+    cuts, kept, notes, shas = [], [], [], []
     for record in done:
         _check_clip_inside(ledger, record, ledger.film_take(record)["clip"])
-        _check_clip_unchanged(ledger, record)
-    cuts, kept, notes = [], [], []
+        shas.append(_clip_sha256(ledger, record, notes))
     for before, record in zip(done, done[1:], strict=False):
         if not record.continues:
             cuts.append(ledger_cut(record.transition, transition, duration))
@@ -134,8 +134,7 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     if kept:
         notes.append(f"kept the hard cuts into continued shots ({', '.join(kept)}): --transition {transition} "
                      "joins the other shots")
-    return FilmClips([s.name for s in done], [ledger.film_clip(s) for s in done], cuts, skipped, notes,
-                     [ledger.film_clip_sha256(s) for s in done])
+    return FilmClips([s.name for s in done], [ledger.film_clip(s) for s in done], cuts, skipped, notes, shas)
 
 
 def _chain_cut(ledger, record) -> Cut:
@@ -170,24 +169,22 @@ def _check_clip_inside(ledger, record, clip_value) -> None:
                           f"--only {shlex.quote(record.name)}`", exit_code=EXIT_BAD_INPUT)
 
 
-def _check_clip_unchanged(ledger, record) -> None:
-    """The clip on disk is the one the render recorded, or the user's version of it the last render
-    took in (a missing one is named by the probe)."""
+def _clip_sha256(ledger, record, notes: list[str]) -> str | None:
+    """The sha256 of the clip the film uses, as it is on disk now (the pieces are named by it). A
+    clip changed since the render recorded it is the user's version (a grade, a trim): it is used,
+    as `wanclip render` uses it, with a note; the ledger is left to the next render, which records
+    it. A missing clip is named by the probe."""
     path, expected = ledger.film_clip(record), ledger.film_clip_sha256(record)
-    if not expected or not path.is_file():
-        return
+    if not path.is_file():
+        return expected
     try:
-        same = sha256_file(path) == expected
+        actual = sha256_file(path)
     except OSError as exc:
         raise StitchError(f"cannot read the clip of shot {record.name} ({path}): {exc.strerror}",
                           "check the film folder's permissions") from exc
-    if not same:
-        shots = ledger.film.get("shots_file") or "SHOTS.yaml"
-        raise StitchError(f"the clip of shot {record.name} ({path}) is not the one rendered: its sha256 "
-                          "differs from the ledger's",
-                          f"`wanclip render {shlex.quote(shots)}` uses your version in the film (it is kept, never "
-                          f"rendered over); `wanclip render {shlex.quote(shots)} --only {shlex.quote(record.name)}` "
-                          "renders a new take")
+    if expected and actual != expected:
+        notes.append(f"clip {record.name} changed since it was rendered: using your version ({path.name})")
+    return actual
 
 
 def ledger_cut(recorded: dict | None, transition: str | None, duration: float | None) -> Cut:
