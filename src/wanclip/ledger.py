@@ -78,6 +78,14 @@ class ShotRecord:
     start_sha256: str | None = None  # that shot's clip sha256 when this one was submitted
     last_frame: str | None = None  # clips/NN_name.last.png: the decoded last frame, for the next link
     posted_sha256: str | None = None  # the graph exactly as posted for this attempt (not an identity)
+    # The Comfy API v2 (the server picks the job id; ``prompt_id`` is then the client's attempt id, sent
+    # as the Idempotency-Key): which backend took the attempt, the server's job id once the 201 said it,
+    # the submit state (sent: saved before the POST; confirmed: the job id is known; unsure: no answer),
+    # and the job's output refs ({id, name, url, ...}) the moment they are seen.
+    backend: str | None = None
+    job_id: str | None = None
+    submit_state: str | None = None
+    output_refs: list[dict] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> ShotRecord:

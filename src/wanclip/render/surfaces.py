@@ -1,0 +1,49 @@
+"""Which backend renders on a server URL: native ComfyUI, or a Comfy API v2 surface.
+
+A URL is a v2 surface when it is Comfy Cloud's or its ``GET /api/v2/health`` answers like one
+(comfy-api-proxy, Comfy API deployments); ``--api native|v2`` forces the answer. Native servers
+and v2 surfaces mix in one render: each is one pool entry behind the same ``Backend`` seam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from wanclip.comfy import v2
+from wanclip.comfy.client import split_credentials
+from wanclip.errors import UsageError
+from wanclip.ledger import ShotRecord
+from wanclip.render.backend import Backend
+from wanclip.render.comfyui import ComfyBackend
+from wanclip.render.v2 import V2Backend
+
+APIS = ("auto", "native", "v2")
+
+
+def is_v2(url: str, headers: Mapping[str, str] | None = None, session=None, timeout: float = 10.0) -> bool:
+    """``url`` serves the Comfy API v2 (a native ComfyUI answers the health route with a 404)."""
+    client = v2.V2Client(split_credentials(url)[0], headers=headers, session=session, timeout=timeout)
+    if client.is_cloud:
+        return True
+    try:
+        body = client.call(v2.health_request())
+    except v2.V2Error:
+        return False
+    finally:
+        client.close()
+    return isinstance(body, dict) and "status" in body
+
+
+def backend_for(url: str, client_id: str, *, api: str = "auto", headers: Mapping[str, str] | None = None,
+                native: Callable[[str], object], records: list[ShotRecord] = (), concurrency: int | None = None,
+                poll: float = 0.5) -> Backend:
+    """The backend of ``url``: ``native(url)`` makes a native one's ComfyClient; a v2 one learns the
+    job ids the ledger holds for it (``records``), so a rerun re-attaches by them."""
+    if api not in APIS:
+        raise UsageError(f"--api must be one of {', '.join(APIS)}, not {api!r}", "leave it out to detect it", "--api")
+    if api == "v2" or api == "auto" and is_v2(url, headers):
+        client = v2.V2Client(split_credentials(url)[0], headers=headers)
+        known = {r.prompt_id: r.job_id for r in records
+                 if r.job_id and r.prompt_id and r.server == client.url and r.status not in ("done", "failed")}
+        return V2Backend(client, known, poll=poll, concurrency=concurrency)
+    return ComfyBackend(native(url), client_id)

@@ -1,0 +1,226 @@
+"""The Comfy API v2 as a render backend (``wanclip.render.backend.Backend``).
+
+The server picks a v2 job's id, so the backend keeps the mapping from the client's attempt id (the
+shot's ``prompt_id`` in the ledger, made and saved before the POST) to the job id (saved right
+after the 201: ``submit`` returns it, the shot machine records it). The attempt id is the
+``Idempotency-Key`` of the POST and, where the surface takes labels, the job's label, so an
+unknown outcome is resolved without rendering twice:
+
+- a same-key retry is a safe probe: 201 means the first POST made no job, 422
+  ``idempotency_key_reuse`` means it did: the job is found by its label in the surface's list and
+  re-attached; where it cannot be found (Comfy Cloud has no list), a new attempt is posted under a
+  derived key and the person is told the shot may have rendered twice;
+- a job id the ledger holds re-attaches everywhere (``GET /jobs/{id}``).
+
+Events come from polling ``GET /jobs/{id}`` on a thread (``Poller``), turned into the same typed
+events as the native socket (``comfy.v2_jobs.Watch``).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+from pathlib import Path
+
+from wanclip.checks.preflight import ServerInfo
+from wanclip.comfy import v2
+from wanclip.comfy import v2_jobs as jobs
+from wanclip.comfy.outputs import Clip, size_limit, verify_clip
+from wanclip.errors import ClipError, PreflightError, ServerError, WanclipError
+from wanclip.render.backend import State, Traits, Wanted
+from wanclip.render.messages import Note
+
+DEFAULT_CONCURRENCY = 2  # jobs in flight on one surface: one running, one waiting (a plan's limit where known)
+SECOND_KEY = "~2"  # the key suffix of the new attempt after one that could not be found
+
+
+class V2Backend:
+    kind = "v2"
+
+    def __init__(self, client: v2.V2Client, known: dict[str, str] | None = None, poll: float = 0.5,
+                 concurrency: int | None = None):
+        self.client = client
+        self.jobs: dict[str, str] = dict(known or {})  # attempt id -> the server's job id
+        self.poll = poll
+        self.concurrency = concurrency or DEFAULT_CONCURRENCY
+        self.lists = not client.is_cloud  # Comfy Cloud answers 501 to the list and refuses labels
+        self.sink: queue.Queue | None = None
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return self.client.url
+
+    def _call(self, req: v2.Request) -> object:
+        try:
+            return self.client.call(req)
+        except v2.V2Error as exc:
+            raise v2.wanclip_error(exc, self.url) from None
+
+    # -- before any work ------------------------------------------------------------------------
+    def probe(self, graphs: list[dict]) -> ServerInfo:
+        """The surface answers, and the key works (a GET of an unknown job: 404 means it does)."""
+        try:
+            self._call(v2.health_request())
+            self.check_key()
+        except WanclipError as exc:
+            raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
+        return ServerInfo(self.url, "Comfy API v2", self.describe())
+
+    def check_key(self) -> None:
+        try:
+            self._call(v2.job_request(str(uuid.uuid4())))
+        except ServerError as exc:
+            if v2.is_auth_error(exc) or "HTTP 404" not in exc.message:
+                raise
+
+    def describe(self) -> str:
+        return "Comfy Cloud" if self.client.is_cloud else "Comfy API v2"
+
+    def traits(self) -> Traits:
+        return Traits()  # no /object_info in v2: wanclip's node pack is not looked for
+
+    def open_events(self, sink: queue.Queue) -> Poller:
+        self.sink = sink
+        poller = Poller(self, sink)
+        poller.start()
+        return poller
+
+    # -- a shot -----------------------------------------------------------------------------------
+    def upload(self, picture: Path) -> str:
+        raise ServerError(f"pictures cannot be sent to the Comfy API v2 at {self.url} yet (image-to-video "
+                          "through v2 is not built)", "render image-to-video shots on a native ComfyUI server")
+
+    def submit(self, graph: dict, attempt: str, front: bool = False) -> str:
+        """POST the graph under the attempt's key; the job id (a 422 key reuse: the job it made)."""
+        try:
+            job = v2.parse_job(self.client.call(v2.submit_request(graph, attempt, self._label(attempt))))
+        except v2.V2Refused as exc:
+            if exc.code != "idempotency_key_reuse":
+                raise v2.wanclip_error(exc, self.url) from None
+            found = self.find(attempt)
+            if found is not None:
+                return self._known(attempt, found)
+            self._tell("warning", f"the first attempt ({attempt}) of a shot on {self.url} made a job that "
+                                  "cannot be found again: a new attempt is posted, so the shot may have rendered "
+                                  "twice (the first attempt could not be confirmed)")
+            try:
+                job = v2.parse_job(self.client.call(v2.submit_request(graph, attempt + SECOND_KEY,
+                                                                      self._label(attempt))))
+            except v2.V2Error as again:
+                raise v2.wanclip_error(again, self.url) from None
+        except v2.V2Error as exc:
+            raise v2.wanclip_error(exc, self.url) from None
+        return self._known(attempt, job.id)
+
+    def _label(self, attempt: str) -> str | None:
+        return v2.label_for(attempt) if self.lists else None
+
+    def _known(self, attempt: str, job_id: str) -> str:
+        with self.lock:
+            self.jobs[attempt] = job_id
+        return job_id
+
+    def find(self, attempt: str) -> str | None:
+        """The job of ``attempt`` by its label in the surface's list (None: not there, or no list)."""
+        if not self.lists:
+            return None
+        for job in v2.parse_jobs(self._call(v2.list_request())):
+            if job.attempt == attempt:
+                return job.id
+        return None
+
+    def job(self, attempt: str) -> v2.Job | None:
+        """The attempt's job now (None: the surface does not know it)."""
+        job_id = self.jobs.get(attempt)
+        if job_id is None:
+            job_id = self.find(attempt)
+            if job_id is None:
+                return None
+            self._known(attempt, job_id)
+        try:
+            return v2.parse_job(self.client.call(v2.job_request(job_id)))
+        except v2.V2Refused as exc:
+            if exc.status == 404:
+                return None
+            raise v2.wanclip_error(exc, self.url) from None
+        except v2.V2Error as exc:
+            raise v2.wanclip_error(exc, self.url) from None
+
+    def states(self, attempts: list[str]) -> dict[str, State]:
+        return {attempt: jobs.state_of(self.job(attempt)) for attempt in attempts}
+
+    def history(self, attempt: str, wait: float) -> dict:
+        job = self.job(attempt)
+        if job is None or not job.finished:
+            raise ServerError(f"the job of attempt {attempt} on {self.url} has not finished", server=self.url,
+                              transient=True)
+        return jobs.entry_of(job)
+
+    def download(self, outputs: dict, wanted: Wanted) -> Clip:
+        videos = [o for o in jobs.outputs_of(outputs) if _is_video(o)]
+        if not videos:
+            raise ClipError("the job finished but produced no video output",
+                            "does the workflow end in VHS_VideoCombine (video/h264-mp4) or SaveVideo?")
+        video = videos[-1]
+        suffix = Path(str(video.get("name") or "")).suffix.lower()
+        dest = wanted.stem.with_suffix(suffix if suffix in v2.VIDEO_SUFFIXES else ".mp4")
+        try:
+            self.client.download(str(video["url"]), dest, size_limit(wanted.frames, wanted.width, wanted.height))
+        except v2.V2Error as exc:
+            raise v2.wanclip_error(exc, self.url) from None
+        return verify_clip(dest, str(video.get("name")), wanted.frames, wanted.width, wanted.height, wanted.fps)
+
+    def cancel(self, attempt: str, running: bool) -> None:
+        job_id = self.jobs.get(attempt)
+        if job_id is not None:
+            self._call(v2.cancel_request(job_id))  # a request: the look-ups confirm it ended
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _tell(self, kind: str, message: str) -> None:
+        if self.sink is not None:
+            self.sink.put((self.url, Note(kind, {"server": self.url, "message": message})))
+
+
+def _is_video(ref: dict) -> bool:
+    return v2.Output(str(ref.get("id")), str(ref.get("name") or ""), str(ref.get("url") or ""),
+                     str(ref.get("content_type") or "")).is_video
+
+
+class Poller:
+    """The backend's jobs polled on a thread: each change of status as the events it means."""
+
+    def __init__(self, backend: V2Backend, sink: queue.Queue):
+        self.backend, self.sink = backend, sink
+        self.watch = jobs.Watch()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"v2 poll {backend.url}", daemon=True)
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.backend.poll):
+            with self.backend.lock:
+                watched = [(a, j) for a, j in self.backend.jobs.items() if self.watch.last.get(a) not in jobs.ENDED]
+            for attempt, job_id in watched:
+                if self.stopped.is_set():
+                    return
+                try:
+                    job = v2.parse_job(self.backend.client.call(v2.job_request(job_id)))
+                except v2.V2Error:
+                    continue  # the coordinator's look-ups judge the surface's health
+                for event in self.watch.seen(attempt, job):
+                    self.sink.put((self.backend.url, event))
