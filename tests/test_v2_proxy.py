@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import json
 
-from helpers import run_cli, write_shots
+import queue
+import uuid
+
+from helpers import kill_render_when, run_cli, write_shots
+from wanclip.comfy import v2
 from wanclip.ledger import load_ledger
+from wanclip.render.messages import Note
+from wanclip.render.v2 import V2Backend
 
 
 def tiny_film(folder, shots: int = 2):
@@ -40,3 +46,75 @@ def test_a_film_renders_through_the_proxy_each_shot_once_with_its_job_in_the_led
     assert sorted(e["prompt_id"] for e in runs) == sorted(s.job_id for s in ledger.shots)  # once each
     assert all(s.output_refs and s.output_refs[0]["url"].startswith(v2_proxy.url) for s in ledger.shots)
     assert (out / "film.mp4").is_file()
+
+
+def test_a_killed_client_reruns_and_reattaches_by_job_id_each_shot_once(sim, v2_proxy, tmp_path):
+    sim.engine.config.step_seconds = 0.3  # each shot takes ~1 s, so the kill lands mid-film
+    try:
+        shots, out = tiny_film(tmp_path, 3), tmp_path / "out"
+        kill_render_when(shots, v2_proxy.url, out, lambda ledger: any(s.status == "done" for s in ledger.shots)
+                         and any(s.job_id and s.status != "done" for s in ledger.shots))
+        assert [s.status for s in load_ledger(out).shots] != ["done"] * 3
+        result = render(v2_proxy.url, shots, out)
+        assert result.exit_code == 0, result.output
+        assert "reattached" in [e["event"] for e in events(result)]
+    finally:
+        sim.engine.config.step_seconds = 0.005
+    ledger = load_ledger(out)
+    assert [s.status for s in ledger.shots] == ["done"] * 3
+    runs = executed(sim)
+    assert sorted(e["prompt_id"] for e in runs) == sorted(s.job_id for s in ledger.shots)  # each shot once
+
+
+def graph(folder, text: str) -> dict:
+    from wanclip.planning.plan import plan_film
+
+    shots = write_shots(folder, f"title: t\nwidth: 64\nheight: 64\nframes: 5\nshots:\n  - {{name: one, prompt: '{text}'}}\n")
+    return plan_film(shots).shots[0].graph
+
+
+def test_a_same_key_retry_gets_422_and_reattaches_to_the_job_the_first_post_made(sim, v2_proxy, tmp_path):
+    attempt, g = str(uuid.uuid4()), graph(tmp_path, "a retry after a lost answer")
+    first = V2Backend(v2.V2Client(v2_proxy.url))
+    job = first.submit(g, attempt)
+    again = V2Backend(v2.V2Client(v2_proxy.url))  # a rerun that never saw the 201: no job id in its ledger
+    assert again.submit(g, attempt) == job  # 422 idempotency_key_reuse: found by its label, not posted twice
+    assert again.states([attempt])[attempt][0] in ("pending", "running", "done")
+
+
+def test_a_same_key_retry_where_the_job_cannot_be_found_posts_anew_and_says_it_may_render_twice(sim, v2_proxy,
+                                                                                                tmp_path):
+    """As on Comfy Cloud (no job list, no labels): simulated by turning the list off on the real proxy."""
+    attempt, g = str(uuid.uuid4()), graph(tmp_path, "a retry on a surface without a list")
+    V2Backend(v2.V2Client(v2_proxy.url)).submit(g, attempt)
+    again = V2Backend(v2.V2Client(v2_proxy.url))
+    again.lists, sink = False, queue.Queue()
+    again.sink = sink
+    second = again.submit(g, attempt)
+    assert second and second != V2Backend(v2.V2Client(v2_proxy.url)).find(attempt)
+    note = sink.get_nowait()[1]
+    assert isinstance(note, Note) and "may have rendered twice" in note.data["message"]
+
+
+def test_a_rerun_after_a_crash_before_the_201_was_saved_finds_the_job_by_its_label(sim, v2_proxy, tmp_path):
+    """The ledger says 'sent' (attempt id, no job id): the job the POST made is found, not posted again."""
+    from wanclip.ledger import ledger_path
+    from wanclip.planning.plan import plan_film
+    from wanclip.planning.workflow import posted_graph
+
+    shots, out = tiny_film(tmp_path, 2), tmp_path / "out"
+    assert render(v2_proxy.url, shots, out).exit_code == 0
+    ledger, planned = load_ledger(out), plan_film(shots, out=out).shots[1]
+    record, attempt = ledger.shots[1], str(uuid.uuid4())
+    (out / record.clip).unlink()
+    made = V2Backend(v2.V2Client(v2_proxy.url)).submit(posted_graph(planned.graph, planned.roles, attempt), attempt)
+    record.status, record.clip, record.clip_sha256, record.prompt_id = "queued", None, None, attempt
+    record.job_id, record.submit_state, record.output_refs = None, "sent", None
+    ledger.save()
+    assert ledger_path(out).is_file()
+    result = render(v2_proxy.url, shots, out)
+    assert result.exit_code == 0, result.output
+    again = load_ledger(out).shots[1]
+    assert again.status == "done" and again.job_id == made and again.prompt_id == attempt
+    assert [e["prompt_id"] for e in executed(sim)].count(made) == 1
+    assert len(executed(sim)) == 3  # two shots, then the one job of the crashed attempt: nothing posted twice

@@ -33,6 +33,7 @@ PREFIX = "/api/v2"
 CLOUD_HOSTS = ("cloud.comfy.org",)  # a v2 surface without asking
 TERMINAL = ("succeeded", "failed", "canceled", "expired")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov")
+DEFAULT_CONCURRENCY = 2  # jobs in flight on one surface: one running, one waiting (a plan's limit where known)
 LABEL_PREFIX = "wanclip:"  # a job's metadata (an opaque label): the attempt id after it
 
 
@@ -326,6 +327,27 @@ class V2Client:
             return requests.get(target, timeout=self.timeout, allow_redirects=False, stream=True)
         except requests.RequestException as exc:
             raise V2NoAnswer(type(exc).__name__, req.method, redact(target)) from exc
+
+
+def surface(url: str, headers: Mapping[str, str] | None = None, session: requests.Session | None = None,
+            timeout: float = 10.0) -> dict | None:
+    """What ``url`` is, when it serves the Comfy API v2 (``{"kind": "Comfy Cloud" | "comfy-api-proxy" |
+    "Comfy API v2", "upstream": ...}``); None for anything else (a native ComfyUI answers the health
+    route with a 404, a down server not at all)."""
+    client = V2Client(url, headers=headers, session=session, key="", timeout=timeout)
+    try:
+        if client.is_cloud:
+            return {"kind": "Comfy Cloud"}
+        body = client.call(health_request())
+    except V2Error:
+        return None
+    finally:
+        client.close()
+    if not isinstance(body, dict) or "status" not in body:
+        return None
+    upstream = body.get("upstream")
+    return {"kind": "comfy-api-proxy" if upstream else "Comfy API v2",
+            **({"upstream": redact(str(upstream))} if upstream else {})}
 
 
 def _json_or_none(response: requests.Response) -> object:

@@ -26,6 +26,14 @@ ENDED = ("succeeded", "failed", "canceled")  # what ran (``expired`` is what the
 OUTPUTS_KEY = "v2"  # entry["outputs"]["v2"]["assets"]: the job's outputs, as refs (``Output.ref``)
 
 
+@dataclass(frozen=True)
+class JobKnown(Event):
+    """The job of attempt ``prompt_id`` was found by its label (a rerun after a crash that came before
+    the 201 was saved): the ledger keeps its id from now on."""
+
+    job_id: str = ""
+
+
 def entry_of(job: Job) -> dict:
     """The job as a native history entry: outputs, and a failure in ``status.messages``."""
     entry: dict = {"outputs": {OUTPUTS_KEY: {"assets": [o.ref() for o in job.outputs]}}}

@@ -37,7 +37,7 @@ from wanclip.comfy.events import (
     history_error,
     history_timestamps,
 )
-from wanclip.comfy.v2_jobs import outputs_of
+from wanclip.comfy.v2_jobs import JobKnown, outputs_of
 from wanclip.ledger import ShotRecord
 from wanclip.render.cancelling import Cancelling
 from wanclip.render.messages import (  # noqa: F401 - the machine's vocabulary, re-exported as machine.X
@@ -155,6 +155,8 @@ class _Step(Following, Cancelling):
                 self.on_execution_interrupted(event)
             case VideoSaved():
                 self.on_video_saved(event)
+            case JobKnown():
+                self.on_submitted(Submitted(job_id=event.job_id, backend="v2"))
 
     # -- submitting ------------------------------------------------------------------------------
     def on_assign(self, ev: Assign) -> None:

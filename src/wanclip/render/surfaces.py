@@ -20,18 +20,9 @@ from wanclip.render.v2 import V2Backend
 APIS = ("auto", "native", "v2")
 
 
-def is_v2(url: str, headers: Mapping[str, str] | None = None, session=None, timeout: float = 10.0) -> bool:
+def is_v2(url: str, headers: Mapping[str, str] | None = None) -> bool:
     """``url`` serves the Comfy API v2 (a native ComfyUI answers the health route with a 404)."""
-    client = v2.V2Client(split_credentials(url)[0], headers=headers, session=session, timeout=timeout)
-    if client.is_cloud:
-        return True
-    try:
-        body = client.call(v2.health_request())
-    except v2.V2Error:
-        return False
-    finally:
-        client.close()
-    return isinstance(body, dict) and "status" in body
+    return v2.surface(split_credentials(url)[0], headers) is not None
 
 
 def backend_for(url: str, client_id: str, *, api: str = "auto", headers: Mapping[str, str] | None = None,

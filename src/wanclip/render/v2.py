@@ -31,7 +31,6 @@ from wanclip.errors import ClipError, PreflightError, ServerError, WanclipError
 from wanclip.render.backend import State, Traits, Wanted
 from wanclip.render.messages import Note
 
-DEFAULT_CONCURRENCY = 2  # jobs in flight on one surface: one running, one waiting (a plan's limit where known)
 SECOND_KEY = "~2"  # the key suffix of the new attempt after one that could not be found
 
 
@@ -43,7 +42,7 @@ class V2Backend:
         self.client = client
         self.jobs: dict[str, str] = dict(known or {})  # attempt id -> the server's job id
         self.poll = poll
-        self.concurrency = concurrency or DEFAULT_CONCURRENCY
+        self.concurrency = concurrency or v2.DEFAULT_CONCURRENCY
         self.lists = not client.is_cloud  # Comfy Cloud answers 501 to the list and refuses labels
         self.sink: queue.Queue | None = None
         self.lock = threading.Lock()
@@ -139,6 +138,8 @@ class V2Backend:
             if job_id is None:
                 return None
             self._known(attempt, job_id)
+            if self.sink is not None:
+                self.sink.put((self.url, jobs.JobKnown(attempt, job_id)))
         try:
             return v2.parse_job(self.client.call(v2.job_request(job_id)))
         except v2.V2Refused as exc:
