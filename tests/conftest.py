@@ -195,8 +195,8 @@ def profile_client(sim_profile) -> SimClient:
 class Proxy:
     """A running comfy-api-proxy: ``url``, ``state_dir`` (None: started without one), ``restart()``."""
 
-    def __init__(self, upstream: str, state_dir: Path | None, log: Path):
-        self.upstream, self.state_dir, self.log_path = upstream, state_dir, log
+    def __init__(self, upstream: str, state_dir: Path | None, log: Path, token: str | None = None):
+        self.upstream, self.state_dir, self.log_path, self.token = upstream, state_dir, log, token
         self.proc = None
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -211,6 +211,8 @@ class Proxy:
                 "--comfyui", self.upstream, "--port", str(self.port)]
         if self.state_dir is not None:
             argv += ["--state-dir", str(self.state_dir)]
+        if self.token is not None:
+            argv += ["--token", self.token]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
         wait_until(self.healthy, interval=0.05, message=lambda: f"comfy-api-proxy did not start: "

@@ -117,3 +117,13 @@ def test_a_rerun_after_a_crash_before_the_201_was_saved_finds_the_job_by_its_lab
     assert again.status == "done" and again.job_id == made and again.prompt_id == attempt
     assert [e["prompt_id"] for e in executed(sim)].count(made) == 1
     assert len(executed(sim)) == 3  # two shots, then the one job of the crashed attempt: nothing posted twice
+
+
+def test_doctor_says_what_the_surface_is_that_the_key_works_and_the_guarantee(v2_proxy):
+    result = run_cli("doctor", "-s", v2_proxy.url, "--json")
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert "comfy-api-proxy" in checks["server"]["detail"]
+    assert checks["API key"]["ok"] and "none needed" in checks["API key"]["detail"]
+    assert "--state-dir" in checks["no shot twice"]["detail"]
+    assert "at most 2 jobs" in checks["concurrency"]["detail"]
