@@ -6,6 +6,8 @@ import json
 import queue
 import uuid
 
+import requests
+
 from helpers import kill_render_when, run_cli, write_shots
 from wanclip.comfy import v2
 from wanclip.ledger import load_ledger
@@ -127,3 +129,33 @@ def test_doctor_says_what_the_surface_is_that_the_key_works_and_the_guarantee(v2
     assert checks["API key"]["ok"] and "none needed" in checks["API key"]["detail"]
     assert "--state-dir" in checks["no shot twice"]["detail"]
     assert "at most 2 jobs" in checks["concurrency"]["detail"]
+
+
+class Busy(requests.Session):
+    """A 429 as Comfy Cloud sends it (queue_full, Retry-After) for the first POST of a job: injected in
+    front of the real proxy, which itself never answers a submission so."""
+
+    def __init__(self, times: int = 1):
+        super().__init__()
+        self.left = times
+
+    def request(self, method, url, *args, **kwargs):
+        if method == "POST" and url.endswith("/api/v2/jobs") and self.left:
+            self.left -= 1
+            response = requests.Response()
+            response.status_code, response.headers["Retry-After"] = 429, "0"
+            response._content = json.dumps({"error": {"code": "queue_full", "message": "queue is full",
+                                                      "details": None}}).encode()
+            return response
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_a_429_with_retry_after_is_waited_out_and_the_job_posted_once_with_concurrency_lowered(sim, v2_proxy,
+                                                                                              tmp_path):
+    attempt, sink = str(uuid.uuid4()), queue.Queue()
+    backend = V2Backend(v2.V2Client(v2_proxy.url, session=Busy()), concurrency=3)
+    backend.sink = sink
+    job = backend.submit(graph(tmp_path, "a busy surface"), attempt)
+    assert backend.find(attempt) == job and backend.concurrency == 1
+    note = sink.get_nowait()[1]
+    assert "queue_full" in note.data["message"] and "posted again in 0 s" in note.data["message"]

@@ -23,7 +23,7 @@ What it decides:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -111,7 +111,7 @@ class Film:
     times: Times = field(default_factory=Times)
     able: dict[str, set[str]] = field(default_factory=dict)  # shot -> servers that have what it needs
     warm: set[str] = field(default_factory=set)
-    limits: dict[str, int] = field(default_factory=dict)  # url -> the most shots it takes at once (a v2 surface)
+    limits: Mapping[str, int] = field(default_factory=dict)  # url -> the most shots it takes at once (v2)
     stagger_seconds: float = 0.0
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
     accepted: bool = False  # a submission of this run was accepted (a 400 after that fails one shot)

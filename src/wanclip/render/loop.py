@@ -53,7 +53,7 @@ from wanclip.render.messages import (
 from wanclip.render.pool import ServerPool, ShotSpec
 from wanclip.render.resume import open_ledger
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
-from wanclip.render.surfaces import backend_for
+from wanclip.render.surfaces import Limits, backend_for
 from wanclip.render.tracking import node_labels
 from wanclip.signals import StopRequests, exit_code_for_signal, signal_of
 
@@ -218,7 +218,7 @@ class Render:
                     if o.client_factory or o.session_factory else
                     backend_for(url, client_id, api=o.api, headers=o.headers, native=make, records=self.ledger.shots,
                                 concurrency=o.concurrency) for url in dict.fromkeys(o.servers)]
-        self.film.limits = {b.url: b.concurrency for b in backends if getattr(b, "concurrency", None)}
+        self.film.limits = Limits(backends)  # a v2 surface's concurrency, lowered live on a 429
         folder = self.ledger.folder
         specs = {s.name: ShotSpec(s.graph, s.roles, folder / "clips" / s.stem, s.frames, s.width, s.height, s.fps,
                                   images=self.chains.keyframes(s), front=bool(s.continues),

@@ -7,7 +7,7 @@ and v2 surfaces mix in one render: each is one pool entry behind the same ``Back
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from wanclip.comfy import v2
 from wanclip.comfy.client import split_credentials
@@ -38,3 +38,20 @@ def backend_for(url: str, client_id: str, *, api: str = "auto", headers: Mapping
                  if r.job_id and r.prompt_id and r.server == client.url and r.status not in ("done", "failed")}
         return V2Backend(client, known, poll=poll, concurrency=concurrency)
     return ComfyBackend(native(url), client_id)
+
+
+class Limits(Mapping):
+    """url -> the most shots a surface takes at once, read live from its backend (a v2 surface lowers
+    its own on a 429); the coordinator's ``limits``. Servers without a limit are absent."""
+
+    def __init__(self, backends: list):
+        self.backends = {b.url: b for b in backends if getattr(b, "concurrency", None)}
+
+    def __getitem__(self, url: str) -> int:
+        return self.backends[url].concurrency
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.backends)
+
+    def __len__(self) -> int:
+        return len(self.backends)

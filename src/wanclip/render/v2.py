@@ -32,6 +32,7 @@ from wanclip.render.backend import State, Traits, Wanted
 from wanclip.render.messages import Note
 
 SECOND_KEY = "~2"  # the key suffix of the new attempt after one that could not be found
+BUSY_WAIT = 300.0  # seconds one submission waits out 429s (Retry-After) before it counts as failed
 
 
 class V2Backend:
@@ -46,6 +47,8 @@ class V2Backend:
         self.lists = not client.is_cloud  # Comfy Cloud answers 501 to the list and refuses labels
         self.sink: queue.Queue | None = None
         self.lock = threading.Lock()
+        self.ended: set[str] = set()  # attempts whose job ended (the poller saw it)
+        self.closing = threading.Event()
 
     @property
     def url(self) -> str:
@@ -92,9 +95,10 @@ class V2Backend:
                           "through v2 is not built)", "render image-to-video shots on a native ComfyUI server")
 
     def submit(self, graph: dict, attempt: str, front: bool = False) -> str:
-        """POST the graph under the attempt's key; the job id (a 422 key reuse: the job it made)."""
+        """POST the graph under the attempt's key; the job id (a 422 key reuse: the job it made).
+        A 429 (``queue_full``, ``rate_limited``) made no job: posted again after its Retry-After."""
         try:
-            job = v2.parse_job(self.client.call(v2.submit_request(graph, attempt, self._label(attempt))))
+            job = v2.parse_job(self._post_when_let(v2.submit_request(graph, attempt, self._label(attempt))))
         except v2.V2Refused as exc:
             if exc.code != "idempotency_key_reuse":
                 raise v2.wanclip_error(exc, self.url) from None
@@ -112,6 +116,25 @@ class V2Backend:
         except v2.V2Error as exc:
             raise v2.wanclip_error(exc, self.url) from None
         return self._known(attempt, job.id)
+
+    def _post_when_let(self, req: v2.Request) -> object:
+        """``req``, posted again after each 429's ``Retry-After`` (at most ``BUSY_WAIT`` s in all, or
+        until the backend closes); the surface's concurrency drops to what it holds now."""
+        waited = 0.0
+        while True:
+            try:
+                return self.client.call(req)
+            except v2.V2Refused as exc:
+                if exc.status != 429 or waited >= BUSY_WAIT:
+                    raise
+                delay = min(exc.retry_after if exc.retry_after is not None else 5.0, BUSY_WAIT - waited)
+                with self.lock:
+                    self.concurrency = max(1, min(self.concurrency, len(self.jobs) - len(self.ended)))
+                self._tell("warning", f"{self.url} is busy ({exc.code}: {exc.message}); the shot is posted again "
+                                      f"in {delay:.0f} s")
+                if self.closing.wait(delay):
+                    raise
+                waited += delay
 
     def _label(self, attempt: str) -> str | None:
         return v2.label_for(attempt) if self.lists else None
@@ -179,6 +202,7 @@ class V2Backend:
             self._call(v2.cancel_request(job_id))  # a request: the look-ups confirm it ended
 
     def close(self) -> None:
+        self.closing.set()
         self.client.close()
 
     def _tell(self, kind: str, message: str) -> None:
@@ -225,3 +249,6 @@ class Poller:
                     continue  # the coordinator's look-ups judge the surface's health
                 for event in self.watch.seen(attempt, job):
                     self.sink.put((self.backend.url, event))
+                if job.status in jobs.ENDED:
+                    with self.backend.lock:
+                        self.backend.ended.add(attempt)
