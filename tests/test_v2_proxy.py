@@ -159,3 +159,25 @@ def test_a_429_with_retry_after_is_waited_out_and_the_job_posted_once_with_concu
     assert backend.find(attempt) == job and backend.concurrency == 1
     note = sink.get_nowait()[1]
     assert "queue_full" in note.data["message"] and "posted again in 0 s" in note.data["message"]
+
+
+def test_ctrl_c_where_the_surface_cannot_cancel_says_which_job_is_left_and_keeps_it(sim, v2_proxy, tmp_path):
+    """The proxy's cancel does nothing on ComfyUI 0.9 and older (it calls a route they lack)."""
+    import pytest
+
+    from wanclip.errors import Interrupted
+    from wanclip.planning.plan import plan_film
+    from wanclip.render.loop import RenderOptions, render_film
+
+    sim.faults.stall_prompt(1)
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+
+    def on_event(event):
+        if event.kind == "started":
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as err:
+        render_film(plan, RenderOptions(servers=[v2_proxy.url], stitch=False, cancel_wait=1.0), on_event)
+    assert "still on the server: shot-1" in err.value.message and v2_proxy.url in err.value.message
+    first = load_ledger(tmp_path / "out").shots[0]
+    assert first.status in ("queued", "running") and first.job_id and first.cancelled
