@@ -181,3 +181,14 @@ def test_ctrl_c_where_the_surface_cannot_cancel_says_which_job_is_left_and_keeps
     assert "still on the server: shot-1" in err.value.message and v2_proxy.url in err.value.message
     first = load_ledger(tmp_path / "out").shots[0]
     assert first.status in ("queued", "running") and first.job_id and first.cancelled
+
+
+def test_concurrency_one_keeps_one_job_in_flight_and_api_native_does_not_treat_the_proxy_as_comfyui(sim, v2_proxy,
+                                                                                                    tmp_path):
+    out = tmp_path / "out"
+    result = render(v2_proxy.url, tiny_film(tmp_path, 3), out, "--api", "v2", "--concurrency", "1", "--no-stitch")
+    assert result.exit_code == 0, result.output
+    said = [(e["event"], e.get("shot")) for e in events(result) if e["event"] in ("submitted", "done")]
+    assert said == [(kind, f"shot-{i}") for i in (1, 2, 3) for kind in ("submitted", "done")]
+    native = render(v2_proxy.url, tiny_film(tmp_path, 1), tmp_path / "native", "--api", "native")
+    assert native.exit_code == 2 and "v2" not in [e.get("backend") for e in events(native)]

@@ -71,6 +71,13 @@ def render_command(
                                  help="Print one JSON event per line instead of progress."),
     quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT,
                                help="No progress: print only the summary (and any error)."),
+    # hidden until the README's command reference is regenerated (`make docs`) with them
+    api: str = typer.Option("auto", "--api", metavar="auto|native|v2", hidden=True, rich_help_panel=SERVERS,
+                            help="What the servers speak: native ComfyUI, or the Comfy API v2 (Comfy Cloud, "
+                            "deployments, comfy-api-proxy); auto asks each server's /api/v2/health."),
+    concurrency: int = typer.Option(None, "--concurrency", metavar="N", callback=in_range(1), hidden=True,
+                                    rich_help_panel=SERVERS, help="Jobs in flight on each Comfy API v2 surface "
+                                    "(default 2; lowered while it answers queue_full)."),
 ) -> None:
     """Render every shot on ComfyUI, resumably, then stitch the film.
 
@@ -95,6 +102,6 @@ def render_command(
             raise WanclipError(f"--only names no shot of this film: {', '.join(unknown)}",
                                f"shots are: {', '.join(s.name for s in plan.shots)}")
         options = render_options(server, header, only=list(only or []), force=force, stitch=not no_stitch,
-                                 shot_timeout=timeout)
+                                 shot_timeout=timeout, api=api, concurrency=concurrency)
     result = run_render(plan, options, as_json, quiet)
     raise typer.Exit(result.exit_code)

@@ -64,11 +64,14 @@ class V2Backend:
     def probe(self, graphs: list[dict]) -> ServerInfo:
         """The surface answers, and the key works (a GET of an unknown job: 404 means it does)."""
         try:
-            self._call(v2.health_request())
+            health = self._call(v2.health_request())
             self.check_key()
         except WanclipError as exc:
             raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
-        return ServerInfo(self.url, "Comfy API v2", self.describe())
+        proxy = isinstance(health, dict) and health.get("upstream")
+        kind = "Comfy Cloud" if self.client.is_cloud else "comfy-api-proxy" if proxy else "a Comfy API v2 surface"
+        # printed as "URL: ComfyUI via the Comfy API v2 on comfy-api-proxy, 2 jobs at once"
+        return ServerInfo(self.url, "via the Comfy API v2", f"{kind}, {self.concurrency} jobs at once")
 
     def check_key(self) -> None:
         try:
@@ -76,9 +79,6 @@ class V2Backend:
         except ServerError as exc:
             if v2.is_auth_error(exc) or "HTTP 404" not in exc.message:
                 raise
-
-    def describe(self) -> str:
-        return "Comfy Cloud" if self.client.is_cloud else "Comfy API v2"
 
     def traits(self) -> Traits:
         return Traits()  # no /object_info in v2: wanclip's node pack is not looked for
