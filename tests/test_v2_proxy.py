@@ -8,7 +8,7 @@ import uuid
 
 import requests
 
-from helpers import kill_render_when, run_cli, write_shots
+from helpers import ROOT, kill_render_when, run_cli, write_shots
 from wanclip.comfy import v2
 from wanclip.ledger import load_ledger
 from wanclip.render.messages import Note
@@ -192,3 +192,17 @@ def test_concurrency_one_keeps_one_job_in_flight_and_api_native_does_not_treat_t
     assert said == [(kind, f"shot-{i}") for i in (1, 2, 3) for kind in ("submitted", "done")]
     native = render(v2_proxy.url, tiny_film(tmp_path, 1), tmp_path / "native", "--api", "native")
     assert native.exit_code == 2 and "v2" not in [e.get("backend") for e in events(native)]
+
+
+def test_a_missing_model_is_named_before_any_work(sim, v2_proxy, tmp_path):
+    graph_file = tmp_path / "typo.json"
+    shipped = json.loads((ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json").read_text())
+    shipped["75"]["inputs"]["unet_name"] = "wan2.2_t2v_high_noise_14B_fp8.safetensors"
+    graph_file.write_text(json.dumps(shipped))
+    shots = write_shots(tmp_path, "title: Typo\nwidth: 64\nheight: 64\nframes: 5\nworkflow: typo.json\n"
+                                  "shots:\n  - {name: one, prompt: 'first'}\n  - {name: two, prompt: 'second'}\n")
+    result = render(v2_proxy.url, shots, tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "wan2.2_t2v_high_noise_14B_fp8.safetensors" in result.stderr
+    assert "did you mean wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors" in result.stderr
+    assert sim.log() == []

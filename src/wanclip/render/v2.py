@@ -23,7 +23,8 @@ import threading
 import uuid
 from pathlib import Path
 
-from wanclip.checks.preflight import ServerInfo
+from wanclip.checks import v2_probe
+from wanclip.checks.preflight import ServerInfo, fit_key
 from wanclip.comfy import v2
 from wanclip.comfy import v2_jobs as jobs
 from wanclip.comfy.outputs import Clip, size_limit, verify_clip
@@ -71,7 +72,38 @@ class V2Backend:
         proxy = isinstance(health, dict) and health.get("upstream")
         kind = "Comfy Cloud" if self.client.is_cloud else "comfy-api-proxy" if proxy else "a Comfy API v2 surface"
         # printed as "URL: ComfyUI via the Comfy API v2 on comfy-api-proxy, 2 jobs at once"
-        return ServerInfo(self.url, "via the Comfy API v2", f"{kind}, {self.concurrency} jobs at once")
+        info = ServerInfo(self.url, "via the Comfy API v2", f"{kind}, {self.concurrency} jobs at once")
+        seen: set[str] = set()
+        for graph in graphs:
+            key = fit_key(graph)
+            if key not in seen:
+                seen.add(key)
+                lacks = self._probe_graph(graph)
+                if lacks:
+                    info.unfit[key], info.problems[key] = [c.detail for c in lacks], lacks
+        return info
+
+    def _probe_graph(self, graph: dict) -> list:
+        """The always-refused probe of one graph (``checks.v2_probe``): what the surface lacks for it."""
+        bad = v2_probe.poisoned(graph)
+        if bad is None:
+            return []
+        try:
+            job = v2.parse_job(self.client.call(v2.submit_request(bad[0], f"wanclip-probe-{uuid.uuid4()}")))
+        except v2.V2Refused as exc:
+            found = v2_probe.problems(exc, bad[1], self.url)
+            if found is None:
+                error = v2.wanclip_error(exc, self.url)
+                raise PreflightError(f"{error.message}; nothing was submitted", error.hint) from None
+            return found
+        except v2.V2Error as exc:
+            error = v2.wanclip_error(exc, self.url)
+            raise PreflightError(f"{error.message}; nothing was submitted", error.hint) from None
+        try:  # it took a graph no ComfyUI validates: nothing can be checked there; stop that job
+            self.client.call(v2.cancel_request(job.id))
+        except v2.V2Error:
+            pass
+        return []
 
     def check_key(self) -> None:
         try:
