@@ -206,3 +206,42 @@ def test_a_missing_model_is_named_before_any_work(sim, v2_proxy, tmp_path):
     assert "wan2.2_t2v_high_noise_14B_fp8.safetensors" in result.stderr
     assert "did you mean wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors" in result.stderr
     assert sim.log() == []
+
+
+def test_the_proxy_restarted_mid_film_with_its_state_dir_loses_no_shot_and_renders_none_twice(sim, v2_proxy,
+                                                                                             tmp_path):
+    from wanclip.planning.plan import plan_film
+    from wanclip.render.loop import RenderOptions, render_film
+
+    sim.engine.config.step_seconds = 0.1
+    restarts = []
+
+    def on_event(event):
+        if event.kind == "started" and not restarts:  # a job running, another queued: the proxy goes away
+            restarts.append(event.shot)
+            v2_proxy.restart()
+
+    try:
+        plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
+        result = render_film(plan, RenderOptions(servers=[v2_proxy.url], stitch=False, poll_interval=0.2), on_event)
+    finally:
+        sim.engine.config.step_seconds = 0.005
+    assert restarts and result.exit_code == 0
+    ledger = load_ledger(tmp_path / "out")
+    assert [s.status for s in ledger.shots] == ["done"] * 3
+    assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)
+
+
+def test_a_native_server_and_a_v2_surface_share_one_film(sim, v2_proxy, tmp_path):
+    """Both in front of the same simulated ComfyUI: each shot once, whichever took it."""
+    out = tmp_path / "out"
+    result = run_cli("render", tiny_film(tmp_path, 4), "-s", sim.url, "-s", v2_proxy.url, "--out", out, "--json",
+                     "--no-stitch")
+    assert result.exit_code == 0, result.output
+    ledger = load_ledger(out)
+    assert [s.status for s in ledger.shots] == ["done"] * 4
+    servers = {e["server"] for e in events(result) if e["event"] == "server"}
+    assert servers == {sim.url, v2_proxy.url}
+    ran = sorted(e["prompt_id"] for e in executed(sim))
+    assert ran == sorted(s.job_id or s.prompt_id for s in ledger.shots)  # the native attempt id is the prompt id
+    assert {s.backend for s in ledger.shots if s.server == v2_proxy.url} <= {"v2"}
