@@ -245,3 +245,16 @@ def test_a_native_server_and_a_v2_surface_share_one_film(sim, v2_proxy, tmp_path
     ran = sorted(e["prompt_id"] for e in executed(sim))
     assert ran == sorted(s.job_id or s.prompt_id for s in ledger.shots)  # the native attempt id is the prompt id
     assert {s.backend for s in ledger.shots if s.server == v2_proxy.url} <= {"v2"}
+
+
+def test_a_lost_answer_behind_the_proxy_is_said_plainly_and_the_film_still_renders(sim, v2_proxy, tmp_path):
+    """ComfyUI queued the prompt, then the answer was lost (a 502): the proxy 0.1.6 calls that a 422
+    invalid_workflow and releases the key, so no v2 client can find that job again."""
+    sim.faults.bad_gateway_after("/prompt", 2)  # the probe, then the first shot
+    out = tmp_path / "out"
+    result = render(v2_proxy.url, tiny_film(tmp_path, 2), out, "--no-stitch")
+    assert result.exit_code == 0, result.output
+    assert [s.status for s in load_ledger(out).shots] == ["done"] * 2
+    warnings = [e["message"] for e in events(result) if e["event"] == "warning"]
+    assert any("may have rendered twice" in w for w in warnings)
+    assert len(executed(sim)) == 3  # the lost job ran too: shot-1 rendered twice, as the warning says

@@ -187,6 +187,14 @@ def parse_error(status: int, headers: Mapping[str, str], body: object, method: s
     return V2Refused(status, code, message, details, parse_retry_after(headers.get("Retry-After")), method, path)
 
 
+def lost_outcome(exc: V2Error) -> bool:
+    """A refusal that is really an unknown outcome: comfy-api-proxy (0.1.6) answers a 422
+    ``invalid_workflow`` "Workflow rejected." with no node errors when ComfyUI's answer was not JSON
+    (a 502 of a gateway in between): ComfyUI may have queued the prompt, and the key was released."""
+    return (isinstance(exc, V2Refused) and exc.status == 422 and exc.code == "invalid_workflow"
+            and not exc.details.get("node_errors") and exc.message == "Workflow rejected.")
+
+
 # -- the boundary: V2Error -> wanclip.errors --------------------------------------------------------
 def key_hint() -> str:
     if os.environ.get(KEY_VARIABLE):

@@ -91,6 +91,8 @@ class V2Backend:
         try:
             job = v2.parse_job(self.client.call(v2.submit_request(bad[0], f"wanclip-probe-{uuid.uuid4()}")))
         except v2.V2Refused as exc:
+            if v2.lost_outcome(exc):
+                return []  # its answer was lost: unchecked (the first submission still goes alone)
             found = v2_probe.problems(exc, bad[1], self.url)
             if found is None:
                 error = v2.wanclip_error(exc, self.url)
@@ -132,6 +134,12 @@ class V2Backend:
         try:
             job = v2.parse_job(self._post_when_let(v2.submit_request(graph, attempt, self._label(attempt))))
         except v2.V2Refused as exc:
+            if v2.lost_outcome(exc):
+                self._tell("warning", f"the answer to attempt {attempt} on {self.url} was lost after it reached "
+                                      "ComfyUI, and the proxy released its key: if ComfyUI queued it, the shot may have "
+                                      "rendered twice (the first attempt could not be confirmed)")
+                raise ServerError(f"the answer to the POST of attempt {attempt} on {self.url} was lost", server=self.url,
+                                  transient=True) from None
             if exc.code != "idempotency_key_reuse":
                 raise v2.wanclip_error(exc, self.url) from None
             found = self.find(attempt)
