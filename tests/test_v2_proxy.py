@@ -258,3 +258,19 @@ def test_a_lost_answer_behind_the_proxy_is_said_plainly_and_the_film_still_rende
     warnings = [e["message"] for e in events(result) if e["event"] == "warning"]
     assert any("may have rendered twice" in w for w in warnings)
     assert len(executed(sim)) == 3  # the lost job ran too: shot-1 rendered twice, as the warning says
+
+
+def test_an_i2v_chain_through_the_proxy_uploads_each_start_picture_as_an_asset(sim, v2_proxy, tmp_path):
+    lines = ["title: Chain", "width: 96", "height: 64", "frames: 9", "seed_base: 7", "colour_match: false",
+             "shots:", "  - {name: walk-1, prompt: 'a dancer turns, link one'}",
+             "  - {name: walk-2, prompt: 'the dancer keeps turning, link 2', continue: true}"]
+    out = tmp_path / "film"
+    result = render(v2_proxy.url, write_shots(tmp_path, "\n".join(lines) + "\n"), out, "--no-stitch")
+    assert result.exit_code == 0, result.output
+    ledger = load_ledger(out)
+    assert [s.status for s in ledger.shots] == ["done", "done"] and ledger.shots[1].backend == "v2"
+    assert ledger.shots[1].start_sha256 == ledger.shots[0].clip_sha256
+    history = sim.engine.history()
+    graphs = [history[e["prompt_id"]]["prompt"][2] for e in executed(sim)]
+    loads = [n["inputs"]["image"] for g in graphs for n in g.values() if n["class_type"] == "LoadImage"]
+    assert len(loads) == 1 and (sim.output_dir.parent / "input" / loads[0]).is_file()  # the proxy resolved the ref

@@ -48,10 +48,15 @@ def problems(refusal: V2Refused, poison: tuple[str, str], where: str) -> list[Ch
                 continue
             extra = error.get("extra_info") if isinstance(error.get("extra_info"), dict) else {}
             name = extra.get("input_name")
-            if (str(node_id), name) == poison:
+            if (str(node_id), name) == poison or _picture(entry, error, name):
                 continue
             checks.append(_check(str(node_id), str(entry.get("class_type") or "?"), error, extra, where))
     return checks
+
+
+def _picture(entry: dict, error: dict, name: object) -> bool:
+    """A LoadImage's picture: uploaded at submit, so the planned graph's placeholder is no problem."""
+    return entry.get("class_type") == "LoadImage" and (name == "image" or str(error.get("details", "")).startswith("image"))
 
 
 def _check(node_id: str, class_type: str, error: dict, extra: dict, where: str) -> Check:

@@ -67,6 +67,8 @@ class Request:
     json: dict | None = None
     params: dict = field(default_factory=dict)
     headers: dict = field(default_factory=dict)
+    files: dict | None = None  # multipart parts: name -> (filename, bytes, content type)
+    form: dict | None = None  # multipart plain fields
 
 
 def health_request() -> Request:
@@ -92,6 +94,17 @@ def cancel_request(job_id: str) -> Request:
 
 def list_request(limit: int = 100) -> Request:
     return Request("GET", f"{PREFIX}/jobs", params={"limit": str(limit)})
+
+
+def upload_request(name: str, data: bytes, content_type: str = "image/png") -> Request:
+    """``POST /assets``: an input picture (the surface deduplicates by its hash)."""
+    return Request("POST", f"{PREFIX}/assets", files={"file": (name, data, content_type)},
+                   form={"file_path": f"input/{name}"})
+
+
+def asset_ref(asset_id: str) -> dict:
+    """How a graph's input names an uploaded asset: the surface resolves it to its file."""
+    return {"__type": "core/ASSET", "info": {"id": asset_id}}
 
 
 def label_for(attempt: str) -> str:
@@ -267,8 +280,8 @@ class V2Client:
     def _send(self, req: Request, stream: bool = False, url: str | None = None) -> requests.Response:
         try:
             return self.session.request(req.method, url or self.base + req.path, json=req.json, params=req.params,
-                                        headers=req.headers, timeout=self.timeout, allow_redirects=False,
-                                        stream=stream)
+                                        headers=req.headers, files=req.files, data=req.form, timeout=self.timeout,
+                                        allow_redirects=False, stream=stream)
         except requests.RequestException as exc:
             raise V2NoAnswer(type(exc).__name__, req.method, req.path) from exc
 

@@ -76,8 +76,9 @@ class Backend(Protocol):
         """Start feeding events into ``sink`` before anything is submitted (a server may replay
         none); ``PreflightError`` when the feed cannot be opened."""
 
-    def upload(self, picture: Path) -> str:
-        """Put a picture where the server's graph can load it; the name to load it by."""
+    def upload(self, picture: Path) -> str | dict:
+        """Put a picture where the server's graph can load it; what its LoadImage takes: the name
+        to load it by (a v2 surface: a ``core/ASSET`` reference it resolves)."""
 
     def submit(self, graph: dict, attempt: str, front: bool = False) -> str | None:
         """Post ``graph`` under the client's ``attempt`` id (``front``: ahead of what is queued,

@@ -28,7 +28,9 @@ from wanclip.checks.preflight import ServerInfo, fit_key
 from wanclip.comfy import v2
 from wanclip.comfy import v2_jobs as jobs
 from wanclip.comfy.outputs import Clip, size_limit, verify_clip
-from wanclip.errors import ClipError, PreflightError, ServerError, WanclipError
+from wanclip.errors import ClipError, LocalIOError, PreflightError, ServerError, WanclipError
+from wanclip.files import sha256_file
+from wanclip.planning.workflow import image_name
 from wanclip.render.backend import State, Traits, Wanted
 from wanclip.render.messages import Note
 
@@ -49,6 +51,7 @@ class V2Backend:
         self.sink: queue.Queue | None = None
         self.lock = threading.Lock()
         self.ended: set[str] = set()  # attempts whose job ended (the poller saw it)
+        self.assets: dict[str, str] = {}  # a picture's sha256 -> its asset id on this surface
         self.closing = threading.Event()
 
     @property
@@ -124,9 +127,22 @@ class V2Backend:
         return poller
 
     # -- a shot -----------------------------------------------------------------------------------
-    def upload(self, picture: Path) -> str:
-        raise ServerError(f"pictures cannot be sent to the Comfy API v2 at {self.url} yet (image-to-video "
-                          "through v2 is not built)", "render image-to-video shots on a native ComfyUI server")
+    def upload(self, picture: Path) -> dict:
+        """The picture as a v2 asset (once per content and run; the surface deduplicates by hash too),
+        answered as the ``core/ASSET`` reference the graph's LoadImage takes."""
+        digest = sha256_file(picture)
+        if digest not in self.assets:
+            try:
+                data = Path(picture).read_bytes()
+            except OSError as exc:
+                raise LocalIOError.from_os(exc, picture, "read") from exc
+            answer = self._call(v2.upload_request(image_name(digest), data))
+            asset_id = answer.get("id") if isinstance(answer, dict) else None
+            if not isinstance(asset_id, str):
+                raise ServerError(f"the Comfy API v2 at {self.url} answered an upload without an asset id",
+                                  server=self.url, transient=True)
+            self.assets[digest] = asset_id
+        return v2.asset_ref(self.assets[digest])
 
     def submit(self, graph: dict, attempt: str, front: bool = False) -> str:
         """POST the graph under the attempt's key; the job id (a 422 key reuse: the job it made).
