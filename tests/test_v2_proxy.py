@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import queue
 import uuid
@@ -274,3 +275,67 @@ def test_an_i2v_chain_through_the_proxy_uploads_each_start_picture_as_an_asset(s
     graphs = [history[e["prompt_id"]]["prompt"][2] for e in executed(sim)]
     loads = [n["inputs"]["image"] for g in graphs for n in g.values() if n["class_type"] == "LoadImage"]
     assert len(loads) == 1 and (sim.output_dir.parent / "input" / loads[0]).is_file()  # the proxy resolved the ref
+
+
+class CloudLike(requests.Session):
+    """What only Comfy Cloud does, built from the v2 spec and the issue's measurements, in front of the
+    real proxy: the job list answers 501, a label (metadata) is refused, an output's content is a 302 to
+    a signed URL on another host. A fake: nothing here was run against Comfy Cloud itself."""
+
+    def __init__(self):
+        super().__init__()
+        self.refused_labels = 0
+
+    @staticmethod
+    def answer(status: int, body: dict | None = None, headers: dict | None = None) -> requests.Response:
+        response = requests.Response()
+        response.status_code = status
+        response.headers.update(headers or {})
+        response._content = json.dumps(body).encode() if body is not None else b""
+        response.raw = io.BytesIO(response._content)
+        return response
+
+    def request(self, method, url, *args, **kwargs):
+        path = url.split("://", 1)[1].split("/", 1)[1]
+        if method == "GET" and path == "api/v2/jobs":
+            return self.answer(501, {"error": {"code": "not_implemented", "message": "Listing jobs is not "
+                                               "supported", "details": None}})
+        if method == "POST" and path == "api/v2/jobs" and "metadata" in (kwargs.get("json") or {}):
+            self.refused_labels += 1
+            return self.answer(422, {"error": {"code": "invalid_request", "message": "'metadata' is not "
+                                               "accepted", "details": None}})
+        if method == "GET" and path.endswith("/content"):
+            signed = url.replace("127.0.0.1", "localhost") + "?signature=fake"
+            return self.answer(302, None, {"Location": signed})
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_cloud_like_fake_no_list_no_labels_and_signed_urls_render_the_film_without_the_key_leaving(
+        sim, v2_proxy, tmp_path, monkeypatch):
+    from wanclip.planning.plan import plan_film
+    from wanclip.render.loop import RenderOptions, render_film
+
+    monkeypatch.setenv("COMFY_API_KEY", "sk-cloud-key")
+    fetched = []
+    real_get = requests.get
+
+    def signed_get(url, **kwargs):
+        fetched.append((url, dict(kwargs.get("headers") or {})))
+        return real_get(url, **kwargs)
+
+    monkeypatch.setattr(requests, "get", signed_get)
+    sessions = []
+
+    def backend(url, client_id):
+        sessions.append(CloudLike())
+        return V2Backend(v2.V2Client(url, session=sessions[-1]))
+
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+    result = render_film(plan, RenderOptions(servers=[v2_proxy.url], stitch=False, backend_factory=backend))
+    assert result.exit_code == 0
+    ledger = load_ledger(tmp_path / "out")
+    assert [s.status for s in ledger.shots] == ["done", "done"] and all(s.job_id for s in ledger.shots)
+    assert sessions[0].refused_labels == 1  # asked once, then never again
+    assert len(fetched) == 2 and all("localhost" in u and "Authorization" not in h for u, h in fetched)
+    cloud = V2Backend(v2.V2Client(v2_proxy.url, session=CloudLike()))
+    assert cloud.find(ledger.shots[0].prompt_id) is None and not cloud.lists  # 501: no list, never asked again

@@ -148,7 +148,7 @@ class V2Backend:
         """POST the graph under the attempt's key; the job id (a 422 key reuse: the job it made).
         A 429 (``queue_full``, ``rate_limited``) made no job: posted again after its Retry-After."""
         try:
-            job = v2.parse_job(self._post_when_let(v2.submit_request(graph, attempt, self._label(attempt))))
+            job = v2.parse_job(self._post_labelled(graph, attempt))
         except v2.V2Refused as exc:
             if v2.lost_outcome(exc):
                 self._tell("warning", f"the answer to attempt {attempt} on {self.url} was lost after it reached "
@@ -172,6 +172,17 @@ class V2Backend:
         except v2.V2Error as exc:
             raise v2.wanclip_error(exc, self.url) from None
         return self._known(attempt, job.id)
+
+    def _post_labelled(self, graph: dict, attempt: str) -> object:
+        """The POST, with the attempt as label where the surface takes labels; a surface that refuses
+        them (Comfy Cloud) is asked again without, and is not asked for labels again."""
+        try:
+            return self._post_when_let(v2.submit_request(graph, attempt, self._label(attempt)))
+        except v2.V2Refused as exc:
+            if not (self.lists and exc.status in (400, 422) and "metadata" in exc.message.lower()):
+                raise
+            self.lists = False
+            return self._post_when_let(v2.submit_request(graph, attempt))
 
     def _post_when_let(self, req: v2.Request) -> object:
         """``req``, posted again after each 429's ``Retry-After`` (at most ``BUSY_WAIT`` s in all, or
@@ -204,7 +215,16 @@ class V2Backend:
         """The job of ``attempt`` by its label in the surface's list (None: not there, or no list)."""
         if not self.lists:
             return None
-        for job in v2.parse_jobs(self._call(v2.list_request())):
+        try:
+            listed = self.client.call(v2.list_request())
+        except v2.V2Refused as exc:
+            if exc.status in (404, 405, 501):  # no list here (Comfy Cloud: 501): never asked again
+                self.lists = False
+                return None
+            raise v2.wanclip_error(exc, self.url) from None
+        except v2.V2Error as exc:
+            raise v2.wanclip_error(exc, self.url) from None
+        for job in v2.parse_jobs(listed):
             if job.attempt == attempt:
                 return job.id
         return None
