@@ -130,6 +130,18 @@ def test_doctor_says_what_the_surface_is_that_the_key_works_and_the_guarantee(v2
     assert checks["API key"]["ok"] and "none needed" in checks["API key"]["detail"]
     assert "--state-dir" in checks["no shot twice"]["detail"]
     assert "at most 2 jobs" in checks["concurrency"]["detail"]
+    assert checks["node classes and models"]["ok"]
+
+
+def test_doctor_names_the_model_file_the_probe_found_missing(v2_proxy, tmp_path):
+    graph_file = tmp_path / "typo.json"
+    shipped = json.loads((ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json").read_text())
+    shipped["76"]["inputs"]["unet_name"] = "wan2.2_t2v_low_noise_14B_fp16.safetensors"
+    graph_file.write_text(json.dumps(shipped))
+    result = run_cli("doctor", "-s", v2_proxy.url, "--workflow", graph_file, "--json")
+    assert result.exit_code == 1, result.output
+    failed = [c for c in json.loads(result.stdout)["checks"] if not c["ok"]]
+    assert [c["name"] for c in failed] == ["model wan2.2_t2v_low_noise_14B_fp16.safetensors"]
 
 
 class Busy(requests.Session):

@@ -3,8 +3,8 @@ concurrency a render uses there, and which guarantee against rendering a shot tw
 
 The key is checked with a GET of a job id nobody made: 404 means the key was accepted. Whether the
 surface can find a job again after a lost answer is read from its job list (``GET /api/v2/jobs``:
-Comfy Cloud answers 501). v2 has no ``/object_info``: node classes and model files are not checked
-here.
+Comfy Cloud answers 501). v2 has no ``/object_info``: node classes and model files are checked by
+the always-refused probe (``checks.v2_probe``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
-from wanclip.checks.doctor import DoctorReport
+from wanclip.checks import v2_probe
+from wanclip.checks.doctor import DoctorReport, distinct_graphs
 from wanclip.checks.graph import Check
 from wanclip.comfy import v2
+from wanclip.errors import WanclipError
+from wanclip.planning.workflow import shipped_graph
 
 PROXY_GUARANTEE = ("a shot is never rendered twice while the proxy keeps its jobs and keys: start it with "
                    "--state-dir (wanclip cannot see whether it does); without it a restarted proxy forgets both, "
@@ -24,8 +27,10 @@ UNLISTED_GUARANTEE = ("a job id wanclip recorded re-attaches, but a job whose an
                       "again (no job list): wanclip posts the shot anew and says it may have rendered twice")
 
 
-def run_v2_doctor(url: str, headers: Mapping[str, str] | None, surface: dict,
+def run_v2_doctor(url: str, headers: Mapping[str, str] | None, surface: dict, graphs: list[dict] | None = None,
                   concurrency: int | None = None) -> DoctorReport:
+    """``graphs`` (a film's; None: the shipped text-to-video graph) are probed for missing node
+    classes and model files (``checks.v2_probe``); nothing is rendered."""
     client = v2.V2Client(url, headers=headers)
     report = DoctorReport(client.url)
     try:
@@ -42,10 +47,20 @@ def run_v2_doctor(url: str, headers: Mapping[str, str] | None, surface: dict,
         n = concurrency or v2.DEFAULT_CONCURRENCY
         report.checks.append(Check("concurrency", True, f"a render keeps at most {n} jobs in flight here, fewer "
                                    "while it answers queue_full / rate_limited"))
-        report.checks.append(Check("models", True, "not checked: the Comfy API v2 has no /object_info"))
+        report.checks += _probe_checks(client, graphs or [shipped_graph()])
     finally:
         client.close()
     return report
+
+
+def _probe_checks(client: v2.V2Client, graphs: list[dict]) -> list[Check]:
+    try:
+        failed = [c for g in distinct_graphs(graphs) for c in v2_probe.probe(client, g)]
+    except WanclipError as exc:
+        return [Check("node classes and models", False, exc.message, exc.hint)]
+    unique = list({(c.name, c.detail): c for c in failed}.values())
+    return unique or [Check("node classes and models", True, "the surface accepts every node and model file of the "
+                            "graph (a probe it refused before any work)")]
 
 
 def _key_check(client: v2.V2Client) -> Check:

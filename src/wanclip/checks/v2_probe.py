@@ -11,9 +11,12 @@ a surface that accepts the probe (it does not validate) has the job cancelled at
 from __future__ import annotations
 
 import copy
+import uuid
 
 from wanclip.checks.graph import Check, model_check
+from wanclip.comfy import v2
 from wanclip.comfy.v2 import V2Refused
+from wanclip.errors import PreflightError
 
 SEED_INPUTS = ("noise_seed", "seed")
 POISON = -1  # below every sampler's minimum seed (0)
@@ -68,3 +71,29 @@ def _check(node_id: str, class_type: str, error: dict, extra: dict, where: str) 
                            installable=False)
     return Check(f"node {node_id}", False, f"{class_type} (node {node_id}) on {where}: "
                  f"{error.get('message', '')}: {error.get('details', '')}", "fix the graph's value")
+
+
+def probe(client: v2.V2Client, graph: dict) -> list[Check]:
+    """Post ``graph`` poisoned; the failed checks of what the surface lacks for it (``PreflightError``
+    when it cannot be asked). A lost answer (``v2.lost_outcome``) leaves it unchecked."""
+    bad = poisoned(graph)
+    if bad is None:
+        return []
+    try:
+        job = v2.parse_job(client.call(v2.submit_request(bad[0], f"wanclip-probe-{uuid.uuid4()}")))
+    except V2Refused as exc:
+        if v2.lost_outcome(exc):
+            return []
+        found = problems(exc, bad[1], client.url)
+        if found is None:
+            error = v2.wanclip_error(exc, client.url)
+            raise PreflightError(f"{error.message}; nothing was submitted", error.hint) from None
+        return found
+    except v2.V2Error as exc:
+        error = v2.wanclip_error(exc, client.url)
+        raise PreflightError(f"{error.message}; nothing was submitted", error.hint) from None
+    try:  # it took a graph no ComfyUI validates: nothing can be checked there; stop that job
+        client.call(v2.cancel_request(job.id))
+    except v2.V2Error:
+        pass
+    return []

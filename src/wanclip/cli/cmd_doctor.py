@@ -48,7 +48,7 @@ def doctor(
         for url in server_list(server):
             surface = v2.surface(url, headers)  # a Comfy API v2 surface: its own report
             if surface is not None:
-                reports.append(run_v2_doctor(url, headers, surface))
+                reports.append(run_v2_doctor(url, headers, surface, graphs))
             else:
                 with ComfyClient(url, headers=headers) as client:
                     reports.append(run_doctor(client, comfy_dir, graphs=graphs))

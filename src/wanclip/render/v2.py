@@ -81,34 +81,10 @@ class V2Backend:
             key = fit_key(graph)
             if key not in seen:
                 seen.add(key)
-                lacks = self._probe_graph(graph)
+                lacks = v2_probe.probe(self.client, graph)
                 if lacks:
                     info.unfit[key], info.problems[key] = [c.detail for c in lacks], lacks
         return info
-
-    def _probe_graph(self, graph: dict) -> list:
-        """The always-refused probe of one graph (``checks.v2_probe``): what the surface lacks for it."""
-        bad = v2_probe.poisoned(graph)
-        if bad is None:
-            return []
-        try:
-            job = v2.parse_job(self.client.call(v2.submit_request(bad[0], f"wanclip-probe-{uuid.uuid4()}")))
-        except v2.V2Refused as exc:
-            if v2.lost_outcome(exc):
-                return []  # its answer was lost: unchecked (the first submission still goes alone)
-            found = v2_probe.problems(exc, bad[1], self.url)
-            if found is None:
-                error = v2.wanclip_error(exc, self.url)
-                raise PreflightError(f"{error.message}; nothing was submitted", error.hint) from None
-            return found
-        except v2.V2Error as exc:
-            error = v2.wanclip_error(exc, self.url)
-            raise PreflightError(f"{error.message}; nothing was submitted", error.hint) from None
-        try:  # it took a graph no ComfyUI validates: nothing can be checked there; stop that job
-            self.client.call(v2.cancel_request(job.id))
-        except v2.V2Error:
-            pass
-        return []
 
     def check_key(self) -> None:
         try:
