@@ -227,16 +227,20 @@ def test_the_proxy_restarted_mid_film_with_its_state_dir_loses_no_shot_and_rende
     from wanclip.render.loop import RenderOptions, render_film
 
     sim.engine.config.step_seconds = 0.1
-    restarts = []
+    restarts, submitted = [], []
 
     def on_event(event):
-        if event.kind == "started" and not restarts:  # a job running, another queued: the proxy goes away
+        # every POST answered (a proxy killed mid-POST may have queued a job it never recorded: that
+        # shot may render twice, and wanclip says so), jobs running and queued: the proxy goes away
+        submitted.extend([event.shot] if event.kind == "submitted" else [])
+        if len(submitted) == 3 and not restarts:
             restarts.append(event.shot)
             v2_proxy.restart()
 
     try:
         plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
-        result = render_film(plan, RenderOptions(servers=[v2_proxy.url], stitch=False, poll_interval=0.2), on_event)
+        result = render_film(plan, RenderOptions(servers=[v2_proxy.url], stitch=False, poll_interval=0.2,
+                                                 concurrency=3), on_event)
     finally:
         sim.engine.config.step_seconds = 0.005
     assert restarts and result.exit_code == 0
