@@ -57,6 +57,13 @@ def render_command(
     header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", rich_help_panel=SERVERS,
                                      help="Extra HTTP header for a proxy (repeatable; also $WANCLIP_HEADERS). "
                                      "Never printed or saved."),
+    # hidden until the README's command reference is regenerated (`make docs`) with them
+    api: str = typer.Option("auto", "--api", metavar="auto|native|v2", hidden=True, rich_help_panel=SERVERS,
+                            help="What the servers speak: native ComfyUI, or the Comfy API v2 (Comfy Cloud, "
+                            "deployments, comfy-api-proxy); auto asks each server's /api/v2/health."),
+    concurrency: int = typer.Option(None, "--concurrency", metavar="N", callback=in_range(1), hidden=True,
+                                    rich_help_panel=SERVERS, help="Jobs in flight on each Comfy API v2 surface "
+                                    "(default 2; lowered while it answers queue_full)."),
     only: list[str] = typer.Option(None, "--only", metavar="NAME", rich_help_panel=WHAT,
                                    help="Render only this shot (repeatable); re-renders it."),
     force: bool = typer.Option(False, "--force", rich_help_panel=WHAT, help="Re-render shots that are already done."),
@@ -71,13 +78,6 @@ def render_command(
                                  help="Print one JSON event per line instead of progress."),
     quiet: bool = typer.Option(False, "--quiet", "-q", rich_help_panel=OUTPUT,
                                help="No progress: print only the summary (and any error)."),
-    # hidden until the README's command reference is regenerated (`make docs`) with them
-    api: str = typer.Option("auto", "--api", metavar="auto|native|v2", hidden=True, rich_help_panel=SERVERS,
-                            help="What the servers speak: native ComfyUI, or the Comfy API v2 (Comfy Cloud, "
-                            "deployments, comfy-api-proxy); auto asks each server's /api/v2/health."),
-    concurrency: int = typer.Option(None, "--concurrency", metavar="N", callback=in_range(1), hidden=True,
-                                    rich_help_panel=SERVERS, help="Jobs in flight on each Comfy API v2 surface "
-                                    "(default 2; lowered while it answers queue_full)."),
 ) -> None:
     """Render every shot on ComfyUI, resumably, then stitch the film.
 

@@ -8,7 +8,8 @@ answer with the spec's ``{error: {code, message, details}}``), translated into w
 errors only at the boundary (``wanclip_error``).
 
 The key comes from ``COMFY_API_KEY`` (comfy-sdk's convention) and is sent as ``Authorization:
-Bearer``; it lives only in the session's headers, never in a message, the ledger or a log. A
+Bearer``; it lives only in the session's headers, never in a message, the ledger or a log (an explicit
+``--header 'Authorization: ...'`` or a ``user:pass@`` in the URL wins over it, as for native). A
 redirect (Comfy Cloud answers an output's content with a 302 to a signed URL) is followed by hand,
 without the ``Authorization`` header when it leaves the surface's host.
 """
@@ -25,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from wanclip.comfy.client import auth_headers, split_credentials
 from wanclip.errors import LocalIOError, PromptRejected, ServerError, WanclipError
 from wanclip.urls import redact
 
@@ -253,14 +255,13 @@ class V2Client:
 
     def __init__(self, url: str, *, headers: Mapping[str, str] | None = None, session: requests.Session | None = None,
                  key: str | None = None, timeout: float = 30.0):
-        parts = urlsplit(url.strip())
-        self.base = f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+        self.base, credentials = split_credentials(url)  # user:pass@ becomes a Basic header, as native
         self.url = redact(self.base)
         self.session = session or requests.Session()
         self.session.auth = lambda request: request  # keeps ~/.netrc from adding a second Authorization
         key = os.environ.get(KEY_VARIABLE) if key is None else key
         auth = {"Authorization": f"Bearer {key}"} if key else {}
-        given = dict(headers or {})
+        given = auth_headers(headers, credentials)
         if any(k.lower() == "authorization" for k in given):
             auth = {}  # an explicit --header wins
         self.session.headers.update({**auth, **given})

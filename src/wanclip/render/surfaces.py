@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from wanclip.comfy import v2
-from wanclip.comfy.client import split_credentials
 from wanclip.errors import UsageError
 from wanclip.ledger import ShotRecord
 from wanclip.render.backend import Backend
@@ -22,7 +21,7 @@ APIS = ("auto", "native", "v2")
 
 def is_v2(url: str, headers: Mapping[str, str] | None = None) -> bool:
     """``url`` serves the Comfy API v2 (a native ComfyUI answers the health route with a 404)."""
-    return v2.surface(split_credentials(url)[0], headers) is not None
+    return v2.surface(url, headers) is not None
 
 
 def backend_for(url: str, client_id: str, *, api: str = "auto", headers: Mapping[str, str] | None = None,
@@ -33,7 +32,7 @@ def backend_for(url: str, client_id: str, *, api: str = "auto", headers: Mapping
     if api not in APIS:
         raise UsageError(f"--api must be one of {', '.join(APIS)}, not {api!r}", "leave it out to detect it", "--api")
     if api == "v2" or api == "auto" and is_v2(url, headers):
-        client = v2.V2Client(split_credentials(url)[0], headers=headers)
+        client = v2.V2Client(url, headers=headers)
         known = {r.prompt_id: r.job_id for r in records
                  if r.job_id and r.prompt_id and r.server == client.url and r.status not in ("done", "failed")}
         return V2Backend(client, known, poll=poll, concurrency=concurrency)
