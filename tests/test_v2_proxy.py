@@ -355,3 +355,22 @@ def test_cloud_like_fake_no_list_no_labels_and_signed_urls_render_the_film_witho
     assert len(fetched) == 2 and all("localhost" in u and "Authorization" not in h for u, h in fetched)
     cloud = V2Backend(v2.V2Client(v2_proxy.url, session=CloudLike()))
     assert cloud.find(ledger.shots[0].prompt_id) is None and not cloud.lists  # 501: no list, never asked again
+
+
+def test_a_job_expired_by_a_comfyui_restart_is_collected_from_the_output_url_the_ledger_kept(sim, v2_proxy,
+                                                                                            tmp_path):
+    """A crash during the download, then ComfyUI restarts: the proxy says 'expired' with no outputs, but
+    the output URL recorded before still downloads; the shot is not rendered again."""
+    shots, out = tiny_film(tmp_path, 1), tmp_path / "out"
+    assert render(v2_proxy.url, shots, out, "--no-stitch").exit_code == 0
+    ledger = load_ledger(out)
+    record = ledger.shots[0]
+    (out / record.clip).unlink()
+    record.status, record.clip, record.clip_sha256 = "running", None, None  # as a crash mid-download left it
+    ledger.save()
+    sim.restart()  # its history is gone: the job is expired, its file is still in output/
+    result = render(v2_proxy.url, shots, out, "--no-stitch")
+    assert result.exit_code == 0, result.output
+    again = load_ledger(out).shots[0]
+    assert again.status == "done" and (out / again.clip).is_file() and again.job_id == record.job_id
+    assert [e["prompt_id"] for e in executed(sim)] == [record.job_id]  # nothing ran after the restart

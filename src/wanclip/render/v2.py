@@ -42,9 +42,10 @@ class V2Backend:
     kind = "v2"
 
     def __init__(self, client: v2.V2Client, known: dict[str, str] | None = None, poll: float = 0.5,
-                 concurrency: int | None = None):
+                 concurrency: int | None = None, refs: dict[str, list[dict]] | None = None):
         self.client = client
         self.jobs: dict[str, str] = dict(known or {})  # attempt id -> the server's job id
+        self.refs = dict(refs or {})  # attempt id -> the output refs the ledger recorded for its job
         self.poll = poll
         self.concurrency = concurrency or v2.DEFAULT_CONCURRENCY
         self.lists = not client.is_cloud  # Comfy Cloud answers 501 to the list and refuses labels
@@ -225,7 +226,18 @@ class V2Backend:
             raise v2.wanclip_error(exc, self.url) from None
 
     def states(self, attempts: list[str]) -> dict[str, State]:
-        return {attempt: jobs.state_of(self.job(attempt)) for attempt in attempts}
+        """Where each attempt's job is; a job that finished, then expired with the ComfyUI behind the
+        surface restarted, is done with the output refs the ledger recorded (their URLs still work)."""
+        out: dict[str, State] = {}
+        for attempt in attempts:
+            job = self.job(attempt)
+            if job is not None and job.status == "expired" and not job.outputs and self.refs.get(attempt):
+                out[attempt] = "done", jobs.entry_of(v2.Job(job.id, "succeeded", tuple(
+                    v2.Output(str(r.get("id")), str(r.get("name") or ""), str(r.get("url") or ""),
+                              str(r.get("content_type") or ""), str(r.get("node") or "")) for r in self.refs[attempt])))
+            else:
+                out[attempt] = jobs.state_of(job)
+        return out
 
     def history(self, attempt: str, wait: float) -> dict:
         job = self.job(attempt)
@@ -291,12 +303,17 @@ class Poller:
     def _run(self) -> None:
         while not self.stopped.wait(self.backend.poll):
             with self.backend.lock:
-                watched = [(a, j) for a, j in self.backend.jobs.items() if self.watch.last.get(a) not in jobs.ENDED]
+                watched = [(a, j) for a, j in self.backend.jobs.items()
+                           if self.watch.last.get(a) not in (*jobs.ENDED, "expired")]
             for attempt, job_id in watched:
                 if self.stopped.is_set():
                     return
                 try:
                     job = v2.parse_job(self.backend.client.call(v2.job_request(job_id)))
+                except v2.V2Refused as exc:
+                    if exc.status == 404:  # forgotten: the look-ups say "missing"; not asked again
+                        self.watch.last[attempt] = "expired"
+                    continue
                 except v2.V2Error:
                     continue  # the coordinator's look-ups judge the surface's health
                 for event in self.watch.seen(attempt, job):
