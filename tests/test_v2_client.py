@@ -81,3 +81,17 @@ def test_a_job_as_the_state_and_history_entry_the_render_reads():
     failed = entry_of(job("failed", error={"message": "OOM"}))
     assert failed["status"]["messages"][0][0] == "execution_error"
     assert job("queued", metadata="wanclip:att").attempt == "att" and job("queued", metadata="x").attempt is None
+
+
+def test_server_sent_events_parse_and_progress_becomes_the_node_and_step_lines():
+    from wanclip.comfy.events import Progress
+    from wanclip.comfy.v2_jobs import progress_events
+
+    lines = [": heartbeat", "", "event: status", 'data: {"status": "running"}', "", "event: progress",
+             'data: {"current_node": "81", "step": 2,', 'data: "steps": 4}', "", "event: progress", "data: [1]", ""]
+    assert list(v2.parse_sse(lines)) == [("status", {"status": "running"}),
+                                         ("progress", {"current_node": "81", "step": 2, "steps": 4})]
+    events, node = progress_events("a", {"current_node": "81", "step": 2, "steps": 4}, None)
+    assert events == [Executing("a", "81"), Progress("a", "81", 2, 4)] and node == "81"
+    assert progress_events("a", {"current_node": "81", "step": 3, "steps": 4}, "81")[0] == [Progress("a", "81", 3, 4)]
+    assert progress_events("a", {"current_node": None, "step": None}, "81") == ([], "81")  # never Executing(None)

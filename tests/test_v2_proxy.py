@@ -374,3 +374,15 @@ def test_a_job_expired_by_a_comfyui_restart_is_collected_from_the_output_url_the
     again = load_ledger(out).shots[0]
     assert again.status == "done" and (out / again.clip).is_file() and again.job_id == record.job_id
     assert [e["prompt_id"] for e in executed(sim)] == [record.job_id]  # nothing ran after the restart
+
+
+def test_progress_comes_from_the_event_stream_as_node_and_step_lines(sim, v2_proxy, tmp_path):
+    sim.engine.config.step_seconds = 12.0  # x the tiny shot's cost: ~0.6 s a step; the proxy sends ~2 a second
+    try:
+        result = render(v2_proxy.url, tiny_film(tmp_path, 1), tmp_path / "out", "--no-stitch")
+    finally:
+        sim.engine.config.step_seconds = 0.005
+    assert result.exit_code == 0, result.output
+    steps = [e for e in events(result) if e["event"] == "progress"]
+    assert steps and all(e["max"] > 0 and e["label"].endswith("sampler") for e in steps)
+    assert any(e["event"] == "node" and e["label"].endswith("sampler") for e in events(result))

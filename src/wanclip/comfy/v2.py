@@ -17,9 +17,10 @@ without the ``Authorization`` header when it leaves the surface's host.
 from __future__ import annotations
 
 import email.utils
+import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlsplit
@@ -107,6 +108,35 @@ def upload_request(name: str, data: bytes, content_type: str = "image/png") -> R
 def asset_ref(asset_id: str) -> dict:
     """How a graph's input names an uploaded asset: the surface resolves it to its file."""
     return {"__type": "core/ASSET", "info": {"id": asset_id}}
+
+
+def events_request(job_id: str) -> Request:
+    return Request("GET", f"{PREFIX}/jobs/{job_id}/events", headers={"Accept": "text/event-stream"})
+
+
+def parse_sse(lines) -> Iterator[tuple[str, dict]]:
+    """``(event, data)`` of each Server-Sent Event in ``lines`` (text lines, without their ends);
+    comments (heartbeats) and frames whose data is not a JSON object are skipped."""
+    event, data = "message", []
+    for line in lines:
+        if line == "":
+            if data:
+                try:
+                    body = json.loads("\n".join(data))
+                except ValueError:
+                    body = None
+                if isinstance(body, dict):
+                    yield event, body
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        else:
+            name, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
 
 
 def label_for(attempt: str) -> str:
@@ -301,6 +331,19 @@ class V2Client:
         if body is None and response.status_code != 204:
             raise V2Error("the answer is not JSON", req.method, req.path)
         return body
+
+    def stream(self, req: Request, read_timeout: float = 60.0) -> requests.Response | None:
+        """An open event stream (``stream=True``), or None when the surface will not give one now
+        (429 ``too_many_streams``, no such route): polling still says everything that matters."""
+        try:
+            response = self.session.request(req.method, self.base + req.path, headers=req.headers, stream=True,
+                                            timeout=(self.timeout, read_timeout), allow_redirects=False)
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            response.close()
+            return None
+        return response
 
     def download(self, url: str, dest: Path, limit: int, chunk: int = 1 << 20) -> Path:
         """``url`` (an output's content, maybe a 302 to a signed URL) to ``dest.part``, then rename.

@@ -19,6 +19,7 @@ from wanclip.comfy.events import (
     ExecutionInterrupted,
     ExecutionStart,
     ExecutionSuccess,
+    Progress,
 )
 from wanclip.comfy.v2 import Job
 
@@ -95,3 +96,18 @@ class Watch:
 
     def forget(self, attempt: str) -> None:
         self.last.pop(attempt, None)
+
+
+def progress_events(attempt: str, data: dict, node: str | None) -> tuple[list[Event], str | None]:
+    """A v2 ``progress`` event (``current_node``, ``step``/``steps``) as the native ``Executing`` (when
+    the node changes; never ``None``: only the job's status ends it) and ``Progress``; the node now."""
+    current = data.get("current_node")
+    current = str(current) if current is not None else None
+    out: list[Event] = []
+    if current is not None and current != node:
+        out.append(Executing(attempt, current))
+        node = current
+    step, steps = data.get("step"), data.get("steps")
+    if current is not None and isinstance(step, int) and isinstance(steps, int) and steps > 0:
+        out.append(Progress(attempt, current, step, steps))
+    return out, node

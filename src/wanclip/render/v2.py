@@ -280,13 +280,18 @@ def _is_video(ref: dict) -> bool:
 
 
 class Poller:
-    """The backend's jobs polled on a thread: each change of status as the events it means."""
+    """The backend's jobs polled on a thread: each change of status as the events it means (the
+    source of truth). A running job's SSE stream adds its progress (current node, step x/y) where the
+    surface gives one (at most ``STREAMS`` at once: the proxy allows 8 in all); nothing else."""
+
+    STREAMS = 4
 
     def __init__(self, backend: V2Backend, sink: queue.Queue):
         self.backend, self.sink = backend, sink
         self.watch = jobs.Watch()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"v2 poll {backend.url}", daemon=True)
+        self.streams: dict[str, object] = {}  # attempt -> its open event stream (a requests.Response)
 
     @property
     def connected(self) -> bool:
@@ -297,8 +302,39 @@ class Poller:
 
     def stop(self) -> None:
         self.stopped.set()
+        for response in list(self.streams.values()):
+            try:
+                response.close()  # type: ignore[attr-defined] - ends its reader's iteration
+            except Exception:  # noqa: BLE001 - a stream closing under its reader: nothing to keep
+                pass
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(timeout=5)
+
+    def _follow(self, attempt: str, job_id: str) -> None:
+        if attempt in self.streams or len(self.streams) >= self.STREAMS or self.stopped.is_set():
+            return
+        response = self.backend.client.stream(v2.events_request(job_id))
+        if response is None:
+            return
+        self.streams[attempt] = response
+        threading.Thread(target=self._read, args=(attempt, response), name=f"v2 events {attempt}",
+                         daemon=True).start()
+
+    def _read(self, attempt: str, response) -> None:
+        node = None
+        try:
+            for event, data in v2.parse_sse(response.iter_lines(decode_unicode=True)):
+                if self.stopped.is_set():
+                    return
+                if event == "progress":
+                    found, node = jobs.progress_events(attempt, data, node)
+                    for item in found:
+                        self.sink.put((self.backend.url, item))
+        except Exception:  # noqa: BLE001 - a broken stream costs progress lines only; polling goes on
+            pass
+        finally:
+            self.streams.pop(attempt, None)
+            response.close()
 
     def _run(self) -> None:
         while not self.stopped.wait(self.backend.poll):
@@ -318,6 +354,8 @@ class Poller:
                     continue  # the coordinator's look-ups judge the surface's health
                 for event in self.watch.seen(attempt, job):
                     self.sink.put((self.backend.url, event))
+                if job.status == "running":
+                    self._follow(attempt, job_id)
                 if job.status in jobs.ENDED:
                     with self.backend.lock:
                         self.backend.ended.add(attempt)
