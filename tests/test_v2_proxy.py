@@ -386,3 +386,21 @@ def test_progress_comes_from_the_event_stream_as_node_and_step_lines(sim, v2_pro
     steps = [e for e in events(result) if e["event"] == "progress"]
     assert steps and all(e["max"] > 0 and e["label"].endswith("sampler") for e in steps)
     assert any(e["event"] == "node" and e["label"].endswith("sampler") for e in events(result))
+
+
+def test_an_unconfirmed_attempt_the_surface_does_not_know_is_posted_again_and_said_plainly(sim, v2_proxy, tmp_path):
+    """The last run saved the attempt but never a job id, and the surface knows no such job (never
+    reached, or forgotten by a proxy restarted without --state-dir): posted again, said honestly."""
+    shots, out = tiny_film(tmp_path, 2), tmp_path / "out"
+    assert render(v2_proxy.url, shots, out, "--no-stitch").exit_code == 0
+    ledger = load_ledger(out)
+    record = ledger.shots[1]
+    (out / record.clip).unlink()
+    record.status, record.clip, record.clip_sha256 = "queued", None, None
+    record.prompt_id, record.job_id, record.submit_state = str(uuid.uuid4()), None, "sent"
+    ledger.save()
+    result = render(v2_proxy.url, shots, out, "--no-stitch")
+    assert result.exit_code == 0, result.output
+    warnings = [e["message"] for e in events(result) if e["event"] == "warning"]
+    assert any(w.startswith("shot shot-2:") and "may have rendered twice" in w for w in warnings), warnings
+    assert load_ledger(out).shots[1].status == "done"

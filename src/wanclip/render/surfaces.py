@@ -33,10 +33,10 @@ def backend_for(url: str, client_id: str, *, api: str = "auto", headers: Mapping
         raise UsageError(f"--api must be one of {', '.join(APIS)}, not {api!r}", "leave it out to detect it", "--api")
     if api == "v2" or api == "auto" and is_v2(url, headers):
         client = v2.V2Client(url, headers=headers)
-        mine = [r for r in records if r.job_id and r.prompt_id and r.server == client.url
-                and r.status not in ("done", "failed")]
-        return V2Backend(client, {r.prompt_id: r.job_id for r in mine}, poll=poll, concurrency=concurrency,
-                         refs={r.prompt_id: r.output_refs for r in mine if r.output_refs})
+        mine = [r for r in records if r.prompt_id and r.server == client.url and r.status in ("queued", "running")]
+        return V2Backend(client, {r.prompt_id: r.job_id for r in mine if r.job_id}, poll=poll, concurrency=concurrency,
+                         refs={r.prompt_id: r.output_refs for r in mine if r.output_refs},
+                         unconfirmed={r.prompt_id: r.name for r in mine if not r.job_id})
     return ComfyBackend(native(url), client_id)
 
 

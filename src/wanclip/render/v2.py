@@ -42,10 +42,13 @@ class V2Backend:
     kind = "v2"
 
     def __init__(self, client: v2.V2Client, known: dict[str, str] | None = None, poll: float = 0.5,
-                 concurrency: int | None = None, refs: dict[str, list[dict]] | None = None):
+                 concurrency: int | None = None, refs: dict[str, list[dict]] | None = None,
+                 unconfirmed: dict[str, str] | None = None):
         self.client = client
         self.jobs: dict[str, str] = dict(known or {})  # attempt id -> the server's job id
         self.refs = dict(refs or {})  # attempt id -> the output refs the ledger recorded for its job
+        # attempts an earlier run posted (or was about to) without ever saving a job id: attempt -> shot
+        self.unconfirmed = dict(unconfirmed or {})
         self.poll = poll
         self.concurrency = concurrency or v2.DEFAULT_CONCURRENCY
         self.lists = not client.is_cloud  # Comfy Cloud answers 501 to the list and refuses labels
@@ -237,6 +240,12 @@ class V2Backend:
                               str(r.get("content_type") or ""), str(r.get("node") or "")) for r in self.refs[attempt])))
             else:
                 out[attempt] = jobs.state_of(job)
+            shot = self.unconfirmed.pop(attempt, None)
+            if job is None and shot is not None:
+                self._tell("warning", f"shot {shot}: the last run's attempt ({attempt}) on {self.url} was never "
+                                      "confirmed and the surface does not know it: it is posted again; if the surface "
+                                      "forgot it (comfy-api-proxy restarted without --state-dir), the shot may have "
+                                      "rendered twice")
         return out
 
     def history(self, attempt: str, wait: float) -> dict:
