@@ -193,3 +193,70 @@ def sim_profile(request, sim_servers, tmp_path):
 @pytest.fixture
 def profile_client(sim_profile) -> SimClient:
     return SimClient(sim_profile)
+
+
+# ---- the real comfy-api-proxy (the Comfy API v2) in front of the simulator, one per test module ----
+
+
+class Proxy:
+    """A running comfy-api-proxy: ``url``, ``state_dir`` (None: started without one), ``restart()``."""
+
+    def __init__(self, upstream: str, state_dir: Path | None, log: Path, token: str | None = None):
+        self.upstream, self.state_dir, self.log_path, self.token = upstream, state_dir, log, token
+        self.proc = None
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+
+        from helpers import wait_until
+
+        argv = [sys.executable, "-c", "from comfy_api_proxy.cli import main; raise SystemExit(main())", "run",
+                "--comfyui", self.upstream, "--port", str(self.port)]
+        if self.state_dir is not None:
+            argv += ["--state-dir", str(self.state_dir)]
+        if self.token is not None:
+            argv += ["--token", self.token]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
+        wait_until(self.healthy, interval=0.05, message=lambda: f"comfy-api-proxy did not start: "
+                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
+
+    def healthy(self) -> bool:
+        import requests
+
+        if self.proc.poll() is not None:
+            raise AssertionError(f"comfy-api-proxy exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+        try:
+            return requests.get(self.url + "/api/v2/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def v2_proxy(sim_server, tmp_path_factory):
+    """comfy-api-proxy (with ``--state-dir``) in front of the session's simulator, for one module."""
+    folder = tmp_path_factory.mktemp("v2-proxy")
+    proxy = Proxy(sim_server.url, folder / "state", folder / "proxy.log")
+    proxy.start()
+    yield proxy
+    proxy.stop()

@@ -98,6 +98,14 @@ class ShotRecord:
     edited_sha256: str | None = None  # the newest take's clip as the user changed it (the film uses it)
     use_take: int | None = None  # the take the film uses when pinned (`take: N`, `--take NAME=N`)
     seed_source: str = "seed_base"  # shots file | ledger | seed_base | next free | reseed
+    # The Comfy API v2 (the server picks the job id; ``prompt_id`` is then the client's attempt id, sent
+    # as the Idempotency-Key): which backend took the attempt, the server's job id once the 201 said it,
+    # the submit state (sent: saved before the POST; confirmed: the job id is known; unsure: no answer),
+    # and the job's output refs ({id, name, url, ...}) the moment they are seen.
+    backend: str | None = None
+    job_id: str | None = None
+    submit_state: str | None = None
+    output_refs: list[dict] | None = None
 
     @classmethod
     def from_dict(cls, data: dict) -> ShotRecord:

@@ -9,8 +9,10 @@ from rich.table import Table
 from rich.text import Text
 
 from wanclip.checks.doctor import DoctorReport, run_doctor
+from wanclip.checks.v2_doctor import run_v2_doctor
 from wanclip.cli.base import app, console, counted, handle_errors, print_json, shown
 from wanclip.cli.cmd_render import header_map, server_list
+from wanclip.comfy import v2
 from wanclip.comfy.client import ComfyClient
 from wanclip.errors import EXIT_OK, EXIT_SHOTS_FAILED, WanclipError
 from wanclip.planning.workflow import load_graph
@@ -45,8 +47,12 @@ def doctor(
         graphs = _graphs(shots, workflow)
         headers = header_map(header)  # parsed once; every request to every server sends them
         for url in server_list(server):
-            with ComfyClient(url, headers=headers) as client:
-                reports.append(run_doctor(client, comfy_dir, graphs=graphs))
+            surface = v2.surface(url, headers)  # a Comfy API v2 surface: its own report
+            if surface is not None:
+                reports.append(run_v2_doctor(url, headers, surface, graphs))
+            else:
+                with ComfyClient(url, headers=headers) as client:
+                    reports.append(run_doctor(client, comfy_dir, graphs=graphs))
             if as_json:
                 print_json(reports[-1].to_dict())
             else:

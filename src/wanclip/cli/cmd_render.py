@@ -91,6 +91,12 @@ def render_command(
     header: list[str] = typer.Option(None, "--header", "-H", metavar="'NAME: VALUE'", rich_help_panel=SERVERS,
                                      help="Extra HTTP header for a proxy (repeatable; also $WANCLIP_HEADERS). "
                                      "Never printed or saved."),
+    api: str = typer.Option("auto", "--api", metavar="auto|native|v2", rich_help_panel=SERVERS,
+                            help="What the servers speak: native ComfyUI, or the Comfy API v2 (Comfy Cloud, "
+                            "deployments, comfy-api-proxy); auto asks each server's /api/v2/health."),
+    concurrency: int = typer.Option(None, "--concurrency", metavar="N", callback=in_range(1),
+                                    rich_help_panel=SERVERS, help="Jobs in flight on each Comfy API v2 surface "
+                                    "(default 2; lowered while it answers queue_full)."),
     only: list[str] = typer.Option(None, "--only", metavar="NAME", rich_help_panel=WHAT,
                                    help="Render only this shot (repeatable); re-renders it."),
     force: bool = typer.Option(False, "--force", rich_help_panel=WHAT, help="Re-render shots that are already done "
@@ -139,6 +145,6 @@ def render_command(
         unknown_only(only, [s.name for s in plan.shots])
         options = render_options(server, header, only=list(only or []) + [n for n in reseed or [] if only],
                                  force=force, stitch=not no_stitch,
-                                 shot_timeout=timeout)
+                                 shot_timeout=timeout, api=api, concurrency=concurrency)
     result = run_render(plan, options, as_json, quiet)
     raise typer.Exit(result.exit_code)

@@ -234,6 +234,12 @@ def fetch_clip(client: ComfyClient, outputs: dict, dest_stem: Path, frames: int,
         wait_for_file(client, video, wait_timeout, events=events)
     dest = dest_stem.with_name(dest_stem.name + video.extension)  # a take's stem has a dot: NN_name.take2
     client.download(video.filename, video.subfolder, video.kind, dest, limit=size_limit(frames, width, height))
+    return verify_clip(dest, video.filename, frames, width, height, fps)
+
+
+def verify_clip(dest: Path, name: str, frames: int, width: int, height: int, fps: float) -> Clip:
+    """The downloaded ``dest`` as a ``Clip``, or ``ClipError`` (and ``dest`` removed when it is not
+    a video) when it is not what the shot asked for; ``name``: the server's name of it."""
     try:
         info = media.probe(dest)
     except StitchError as exc:
@@ -249,7 +255,7 @@ def fetch_clip(client: ComfyClient, outputs: dict, dest_stem: Path, frames: int,
         problems.append(f"{float(info.fps):g} fps ({info.duration:.3f} s), expected {fps:g} fps "
                         f"({frames / fps:.3f} s)")
     if problems:
-        raise ClipError(f"the clip {video.filename} is not what the shot asked for: {'; '.join(problems)}",
+        raise ClipError(f"the clip {name} is not what the shot asked for: {'; '.join(problems)}",
                         "check that the workflow's latent and output nodes are the ones wanclip edits")
     return Clip(dest, sha256_file(dest), info.frames, info.width, info.height, info.duration)
 

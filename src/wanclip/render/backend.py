@@ -76,12 +76,13 @@ class Backend(Protocol):
         """Start feeding events into ``sink`` before anything is submitted (a server may replay
         none); ``PreflightError`` when the feed cannot be opened."""
 
-    def upload(self, picture: Path) -> str:
-        """Put a picture where the server's graph can load it; the name to load it by."""
+    def upload(self, picture: Path) -> str | dict:
+        """Put a picture where the server's graph can load it; what its LoadImage takes: the name
+        to load it by (a v2 surface: a ``core/ASSET`` reference it resolves)."""
 
-    def submit(self, graph: dict, attempt: str, front: bool = False) -> None:
+    def submit(self, graph: dict, attempt: str, front: bool = False) -> str | None:
         """Post ``graph`` under the client's ``attempt`` id (``front``: ahead of what is queued,
-        where the server can)."""
+        where the server can); the server's own job id where it picks one (the ledger keeps it)."""
 
     def states(self, attempts: list[str]) -> dict[str, State]:
         """Where each attempt is (``State``): how a submission whose answer was lost is found."""

@@ -25,7 +25,7 @@ What it decides:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -115,6 +115,7 @@ class Film:
     times: Times = field(default_factory=Times)
     able: dict[str, set[str]] = field(default_factory=dict)  # shot -> servers that have what it needs
     warm: set[str] = field(default_factory=set)
+    limits: Mapping[str, int] = field(default_factory=dict)  # url -> the most shots it takes at once (v2)
     stagger_seconds: float = 0.0
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
     accepted: bool = False  # a submission of this run was accepted (a 400 after that fails one shot)
@@ -376,7 +377,8 @@ class Film:
         warm ones first. With one server, every shot is queued at once (queue-ahead); with several,
         each is kept one shot ahead (running + one), a cold one holds only its first shot while it
         loads, and cold loads start ``stagger_seconds`` apart (``wanclip.render.stagger``)."""
-        up = [h for h in self.alive() if h.down_since is None and (able is None or h.url in able)]
+        up = [h for h in self.alive() if h.down_since is None and (able is None or h.url in able)
+              and load.get(h.url, 0) < self.limits.get(h.url, 1 << 30)]
         if not up:
             return None
         if len(self.alive()) == 1:

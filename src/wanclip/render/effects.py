@@ -52,13 +52,15 @@ def submit(backend: Backend, spec: ShotSpec, prompt_id: str, traits: Traits = Tr
     graph = posted_graph(spec.graph, spec.roles, prompt_id, async_output=traits.async_output, pictures=names)
     posted = graph_sha256(graph)
     try:
-        backend.submit(graph, prompt_id, front=spec.front)
+        job_id = backend.submit(graph, prompt_id, front=spec.front)  # the server's id, where it picks one
     except PromptRejected as exc:
         return m.SubmitRejected(exc.message, exc.node_errors, error=exc.error, server=exc.server)
     except OSError as exc:  # never expected from a backend, but a submission must not kill the loop
         return m.SubmitUnsure(f"{type(exc).__name__}: {exc}", posted)
     except ServerError as exc:
         return m.SubmitUnsure(exc.message, posted)
+    if isinstance(job_id, str):
+        return m.Submitted(posted, job_id=job_id, backend=getattr(backend, "kind", None))
     return m.Submitted(posted)
 
 

@@ -61,6 +61,7 @@ from wanclip.render.resume import open_ledger
 from wanclip.render.room import no_space_error
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
 from wanclip.render.state import Phase
+from wanclip.render.surfaces import Limits, backend_for
 from wanclip.render.takes import take_stem
 from wanclip.render.tracking import node_labels
 from wanclip.signals import StopRequests, exit_code_for_signal, signal_of
@@ -88,6 +89,8 @@ class RenderOptions:
     backend_factory: Callable | None = None  # (url, client_id) -> a render.backend.Backend (default: ComfyUI's)
     warm: frozenset[str] = frozenset()  # servers whose models are loaded already (`wanclip serve --warm`)
     submit_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
+    api: str = "auto"  # native | v2 | auto: a Comfy API v2 surface when its /api/v2/health answers
+    concurrency: int | None = None  # jobs in flight on one v2 surface (None: its default)
 
 
 @dataclass
@@ -246,7 +249,10 @@ class Render:
 
         client_id = self.ledger.film["client_id"]
         backends = [o.backend_factory(url, client_id) if o.backend_factory else ComfyBackend(make(url), client_id)
-                    for url in dict.fromkeys(o.servers)]
+                    if o.client_factory or o.session_factory else
+                    backend_for(url, client_id, api=o.api, headers=o.headers, native=make, records=self.ledger.shots,
+                                concurrency=o.concurrency) for url in dict.fromkeys(o.servers)]
+        self.film.limits = Limits(backends)  # a v2 surface's concurrency, lowered live on a 429
         folder = self.ledger.folder
         stems = {r.name: take_stem(r, folder) for r in self.ledger.shots}  # each take has its own file
         specs = {s.name: ShotSpec(s.graph, s.roles, folder / "clips" / stems[s.name], s.frames, s.width, s.height,

@@ -35,6 +35,8 @@ class Submitted:
     """POST /prompt answered 200 (or 409 "already exists": it is there)."""
 
     posted_sha256: str | None = None  # of the graph exactly as posted (the ledger keeps it)
+    job_id: str | None = None  # the server's own id of the job, where the server picks it (Comfy API v2)
+    backend: str | None = None  # the kind of server that took it ("v2"; None: native ComfyUI)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from wanclip.comfy.events import (
     history_error,
     history_timestamps,
 )
+from wanclip.comfy.v2_jobs import JobKnown, outputs_of
 from wanclip.ledger import ShotRecord
 from wanclip.render.cancelling import Cancelling
 from wanclip.render.messages import (  # noqa: F401 - the machine's vocabulary, re-exported as machine.X
@@ -155,6 +156,8 @@ class _Step(Following, Cancelling):
                 self.on_execution_interrupted(event)
             case VideoSaved():
                 self.on_video_saved(event)
+            case JobKnown():
+                self.on_submitted(Submitted(job_id=event.job_id, backend="v2"))
 
     # -- submitting ------------------------------------------------------------------------------
     def on_assign(self, ev: Assign) -> None:
@@ -165,6 +168,7 @@ class _Step(Following, Cancelling):
         rec.error, rec.attempts, rec.cancelled = None, rec.attempts + 1, False
         rec.start_sha256 = ev.start_sha256 if rec.continues else None
         rec.posted_sha256 = None  # known once this attempt's graph is posted
+        rec.job_id, rec.submit_state, rec.output_refs, rec.backend = None, "sent", None, None
         rec.node_seconds, rec.execution_start_ms, rec.execution_success_ms = {}, None, None
         self.shot.phase, self.shot.tries, self.shot.outputs, self.shot.last_event = Phase.SUBMITTING, 0, {}, self.now
         self.shot.interrupt_sent = False
@@ -182,9 +186,14 @@ class _Step(Following, Cancelling):
             self.save()
 
     def on_submitted(self, ev: Submitted) -> None:
+        if ev.job_id and self.rec.job_id != ev.job_id and self.shot.phase not in SETTLED:
+            # the server's own id (Comfy API v2): saved right after the 201, a rerun re-attaches by it
+            self.rec.job_id, self.rec.backend, self.rec.submit_state = ev.job_id, ev.backend, "confirmed"
+            self.save()
         if self.shot.phase in (Phase.SUBMITTING, Phase.UNCONFIRMED):
             self.shot.phase, self.shot.last_event = Phase.QUEUED, self.now
             self.rec.error, self.rec.posted_sha256 = None, ev.posted_sha256 or self.rec.posted_sha256
+            self.rec.submit_state = "confirmed"
             self.emit("submitted", prompt_id=self.rec.prompt_id, attempt=self.rec.attempts)
         elif ev.posted_sha256 and self.rec.posted_sha256 is None and self.rec.prompt_id:
             # its events came first (a loaded client reads the socket before the POST's reply): the
@@ -210,6 +219,7 @@ class _Step(Following, Cancelling):
             return
         self.shot.tries += 1
         self.shot.phase = Phase.UNCONFIRMED  # never post again blindly: ask the server first
+        self.rec.submit_state = "unsure" if self.rec.submit_state else None
         self.rec.posted_sha256 = ev.posted_sha256
         self.rec.error = {"node": None, "class": None, "message": ev.message}
         self.out.append(Lookup(self.rec.server))
@@ -347,6 +357,9 @@ class _Step(Following, Cancelling):
             return
         self.shot.phase, self.shot.tries = Phase.COLLECTING, 0
         self.shot.outputs = dict(entry.get("outputs") or self.shot.outputs)
+        if rec.job_id:  # a v2 job's output refs: kept, an output URL may outlive the job
+            rec.output_refs = outputs_of(self.shot.outputs) or None
+            self.save()
         self.out.append(Download(rec.name, rec.server, dict(self.shot.outputs)))
 
     def _fail(self, error: dict) -> None:
