@@ -186,3 +186,32 @@ def test_comfyui_backend_stops_a_queued_prompt_by_deleting_and_a_running_one_by_
     backend.cancel("p1", running=False)
     backend.cancel("p2", running=True)
     assert client.calls == [("delete", ["p1"]), ("interrupt", "p2")]
+
+
+class BuggyBackend(JobsBackend):
+    def download(self, outputs: dict, wanted: Wanted) -> Clip:
+        raise AttributeError("'NoneType' object has no attribute 'name'")  # a bug in a backend, not an answer
+
+
+def test_a_bug_in_a_worker_job_stops_the_render_with_its_error_instead_of_hanging(tmp_path, clip):
+    """A job that raises what no server answer explains (a bug) in a worker thread was kept by the
+    executor's future: the render waited for its answer for ever. It now stops with that error."""
+    import threading
+
+    backend: Backend = BuggyBackend(URL, clip)
+    plan = plan_film(tiny_film(tmp_path, 1), out=tmp_path / "out")
+    options = RenderOptions(servers=[backend.url], backend_factory=lambda url, client_id: backend,
+                            poll_interval=0.0, reconcile_interval=0.0, stitch=False)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            Render(plan, options, lambda event: None).run()
+        except BaseException as exc:  # noqa: BLE001 - the test looks at what it was
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the render hung on a job that raised"
+    assert raised and isinstance(raised[0], AttributeError), raised

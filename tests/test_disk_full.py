@@ -281,3 +281,20 @@ def test_a_ledger_the_full_disk_cannot_take_stays_the_last_one_written_whole(tmp
     assert done.returncode == 0 and done.stdout.strip() == "no_space", done.stdout + done.stderr
     assert json.loads((tmp_path / "kept.json").read_text()) == {"shots": ["whole"]}
     assert sorted((tmp_path / "left.txt").read_text().split()) == ["filler", "ledger.json"]
+
+
+def test_a_clip_the_server_never_hands_over_fails_its_shot_after_the_timeout_instead_of_retrying_for_ever():
+    """A server that answers everything but the clip (a /view that keeps failing) was retried with
+    backoff for ever: the render never ended. After the shot timeout of retries the shot fails."""
+    d = Driver(film(1), Server(A))
+    server = on_server(d)
+    finished_on_server(d, server, 1)
+    limit = d.film.rules.shot_timeout
+    for at in range(0, int(limit) + 100, 15):
+        d.step(msg.Heard(A, ("shot-1", m.DownloadFailed("502 Bad Gateway", retry=True))), at=float(at))
+        if d.film.shots["shot-1"].phase == m.Phase.FAILED:
+            break
+    assert d.film.shots["shot-1"].phase == m.Phase.FAILED
+    assert limit < d.now <= limit + 15
+    error = d.film.shots["shot-1"].record.error["message"]
+    assert error.startswith(f"the clip could not be downloaded for {d.now:.0f} s (502 Bad Gateway)"), error

@@ -56,7 +56,7 @@ from wanclip.render.messages import (
     UseStartImage,
     Withdrawn,
 )
-from wanclip.render.pool import ServerPool, ShotSpec
+from wanclip.render.pool import JobCrashed, ServerPool, ShotSpec
 from wanclip.render.resume import open_ledger
 from wanclip.render.room import no_space_error
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
@@ -269,6 +269,8 @@ class Render:
         except queue.Empty:
             return
         while True:
+            if isinstance(item[1], JobCrashed):
+                raise item[1].error
             self.feed(Heard(*item))
             try:
                 item = sink.get_nowait()

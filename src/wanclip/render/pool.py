@@ -45,6 +45,15 @@ class Server:
         return self.backend.url
 
 
+@dataclass(frozen=True)
+class JobCrashed:
+    """What a job raised that no server answer explains (a bug): the render loop raises it again on
+    its own thread. In a worker it was lost (the executor's future kept it), and the render waited
+    for that answer for ever."""
+
+    error: Exception
+
+
 class ServerPool:
     def __init__(self, backends: list[Backend], specs: dict[str, ShotSpec], film_dir: Path,
                  inline: bool = False, sink: queue.Queue | None = None):
@@ -150,10 +159,17 @@ class ServerPool:
         return withdrawn
 
     def _run(self, worker: ThreadPoolExecutor | None, url: str, job: Callable) -> None:
+        def answered() -> None:
+            try:
+                answer = job()
+            except Exception as exc:  # a bug, not a server's answer: the render must stop, not wait for it
+                answer = JobCrashed(exc)
+            self.sink.put((url, answer))
+
         if worker is None:
-            self.sink.put((url, job()))
+            answered()
         else:
-            worker.submit(lambda: self.sink.put((url, job())))
+            worker.submit(answered)
 
     def execute(self, effect):
         """Carry out one effect now, on this thread: ``(shot, machine event)``, or a ``Note``."""

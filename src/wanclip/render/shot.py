@@ -313,6 +313,13 @@ class _Step(Following, Cancelling):
                       f"its clip ({ev.message}): the next run fetches it")
             return
         if ev.retry and self.shot.phase == Phase.COLLECTING:
+            since = self.shot.download_since = self.shot.download_since if self.shot.download_since is not None \
+                else self.now
+            if self.now - since > self.rules.shot_timeout:  # a server that answers all but the clip: not for ever
+                self._fail({"node": None, "class": None, "message": f"the clip could not be downloaded for "
+                            f"{self.now - since:.0f} s ({ev.message}); it stays on {self.rec.server} until that "
+                            "server restarts: run again to render it"})
+                return
             self.shot.tries += 1
             delay = self.rules.backoff[min(self.shot.tries - 1, len(self.rules.backoff) - 1)]
             self.shot.retry_at = self.now + delay

@@ -58,6 +58,7 @@ class Shot:
     outputs: dict = field(default_factory=dict)
     tries: int = 0  # failed POSTs of the current prompt
     retry_at: float | None = None
+    download_since: float | None = None  # the first failed download of the clip, retried since
     interrupt_sent: bool = False
     server_seconds: dict = field(default_factory=dict)  # node -> progress_state "seconds" (newer ComfyUI)
     loading: bool = False  # a node reported activity "loading" (newer ComfyUI): a real model load
