@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import re
 import shlex
 import shutil
@@ -87,12 +88,21 @@ def _resolve_ffmpeg(override: str | None) -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
+def child_env() -> dict[str, str]:
+    """The environment for an ffmpeg, as a copy: given ``env``, Python builds the child's
+    environment before it forks. Without it the child (vforked on Linux, while the parent's other
+    threads run) reads the C library's ``environ`` array, which a thread changing an environment
+    variable at that moment may move: the exec then fails with EFAULT, "[Errno 14] Bad address" (seen
+    once in the suite, a simulator thread spawning ffmpeg while a test set a variable)."""
+    return dict(os.environ)
+
+
 def _has_xfade_and_x264(exe: str) -> bool:
     try:
         filters = subprocess.run([exe, "-hide_banner", "-filters"], capture_output=True, text=True,
-                                 timeout=30).stdout
+                                 timeout=30, env=child_env()).stdout
         encoders = subprocess.run([exe, "-hide_banner", "-encoders"], capture_output=True, text=True,
-                                  timeout=30).stdout
+                                  timeout=30, env=child_env()).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return bool(re.search(r"\sxfade\s", filters)) and bool(re.search(r"\slibx264\s", encoders))
@@ -109,7 +119,7 @@ def run(argv: list[str], what: str, timeout: float | None = None) -> subprocess.
 def spawn(argv: list[str], what: str, timeout: float | None = None) -> subprocess.CompletedProcess:
     """Run ffmpeg and capture its output; only a missing binary or a timeout raises."""
     try:
-        return subprocess.run(argv, capture_output=True, timeout=timeout)
+        return subprocess.run(argv, capture_output=True, timeout=timeout, env=child_env())
     except OSError as exc:
         raise _no_binary(argv, exc) from exc
     except subprocess.TimeoutExpired as exc:
@@ -128,7 +138,8 @@ def run_with_progress(argv: list[str], what: str, on_frame: Callable[[int], None
     reporting = [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
     with tempfile.TemporaryFile() as stderr:
         try:
-            proc = subprocess.Popen(reporting, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+            proc = subprocess.Popen(reporting, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                                    env=child_env())
         except OSError as exc:
             raise _no_binary(argv, exc) from exc
         with proc:
@@ -154,7 +165,8 @@ def run_watched(argv: list[str], what: str, started: Callable[[Process], None]) 
     with the tail of its stderr."""
     with tempfile.TemporaryFile() as stderr:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    env=child_env())
         except OSError as exc:
             raise _no_binary(argv, exc) from exc
         with proc:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import subprocess
 import textwrap
 from dataclasses import dataclass, field
@@ -221,7 +222,7 @@ def write_mp4(path: Path, clip: Clip, fps: float, fmt: str | None = None) -> Non
         "-movflags", "+faststart", *(["-f", fmt] if fmt else []), str(path),
     ]
     # The context manager closes both pipes and reaps the process even when a frame write fails.
-    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ)) as proc:  # see media.child_env
         try:
             for raw in frames(clip):
                 proc.stdin.write(raw)

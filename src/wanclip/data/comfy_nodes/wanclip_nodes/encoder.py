@@ -262,7 +262,10 @@ class Encoder:
     def _run_ffmpeg(self, job: Job, args: list[str], count: int) -> None:
         written = 0
         with tempfile.TemporaryFile() as err:
-            with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err) as proc:
+            # env given: the child's environment is built before the (v)fork, never read from the C
+            # library's environ while another thread of the server may be changing it (EFAULT)
+            with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
+                                  env=dict(os.environ)) as proc:
                 with self._lock:
                     self._proc = proc
                     stopping = self._stopping
