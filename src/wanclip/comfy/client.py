@@ -84,6 +84,35 @@ def auth_headers(headers: Mapping[str, str] | list[str] | None, auth: tuple[str,
     return out
 
 
+def save_body(response: requests.Response, dest: Path, limit: int, chunk: int, too_big, broke_off) -> Path:
+    """Stream ``response``'s body to ``dest.part``, then rename: ``dest`` is whole or absent, and the
+    response is closed. Past ``limit`` bytes ``too_big(bytes written)`` is raised (a buggy or hostile
+    server could stream forever); a connection that breaks off raises ``broke_off(exception)``; a
+    local write that fails (a full disk) raises ``LocalIOError``. Native and v2 downloads share it."""
+    part = dest.with_name(dest.name + ".part")
+    try:
+        written = 0
+        with open(part, "wb") as fh:
+            for block in response.iter_content(chunk):
+                written += len(block)
+                if written > limit:
+                    raise too_big(written)
+                fh.write(block)
+        os.replace(part, dest)
+    except requests.RequestException as exc:
+        part.unlink(missing_ok=True)
+        raise broke_off(exc) from exc
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise LocalIOError.from_os(exc, dest) from exc
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    finally:
+        response.close()
+    return dest
+
+
 class ComfyClient:
     """One ComfyUI server. ``url`` is safe to print; credentials live only in the session."""
 
@@ -269,7 +298,6 @@ class ComfyClient:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         response = self._request("GET", "/view", params=params, stream=True)
-        part = dest.with_name(dest.name + ".part")
         try:
             if response.status_code >= 400:
                 raise ServerError(f"ComfyUI at {self.url} has no file {name} ({kind}): HTTP {response.status_code}",
@@ -280,27 +308,18 @@ class ComfyClient:
                 raise ServerError(_too_big(name, self.url, announced, limit), _TOO_BIG_HINT, server=self.url)
             if announced:
                 _check_room(dest.parent, announced)  # unannounced: a full disk fails the write itself
-            written = 0
-            with open(part, "wb") as fh:
-                for block in response.iter_content(chunk):
-                    written += len(block)
-                    if written > limit:
-                        raise ServerError(_too_big(name, self.url, written, limit), _TOO_BIG_HINT, server=self.url)
-                    fh.write(block)
-            os.replace(part, dest)
-        except requests.RequestException as exc:
-            part.unlink(missing_ok=True)
-            raise ServerError(f"the download of {filename} from {self.url} broke off",
-                              "rerun: finished shots are kept", server=self.url, transient=True) from exc
         except OSError as exc:
-            part.unlink(missing_ok=True)
+            response.close()
             raise LocalIOError.from_os(exc, dest) from exc
         except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        finally:
             response.close()
-        return dest
+            raise
+        return save_body(
+            response, dest, limit, chunk,
+            too_big=lambda written: ServerError(_too_big(name, self.url, written, limit), _TOO_BIG_HINT,
+                                                server=self.url),
+            broke_off=lambda exc: ServerError(f"the download of {filename} from {self.url} broke off",
+                                              "rerun: finished shots are kept", server=self.url, transient=True))
 
     # -- websocket ------------------------------------------------------------------------------
     def ws_url(self, client_id: str) -> str:

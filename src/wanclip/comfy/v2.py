@@ -27,8 +27,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from wanclip.comfy.client import auth_headers, split_credentials
-from wanclip.errors import LocalIOError, PromptRejected, ServerError, WanclipError
+from wanclip.comfy.client import auth_headers, save_body, split_credentials
+from wanclip.errors import PromptRejected, ServerError, WanclipError
 from wanclip.urls import redact
 
 KEY_VARIABLE = "COMFY_API_KEY"
@@ -350,7 +350,6 @@ class V2Client:
         At most ``limit`` bytes; the key never travels to another host."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(dest.name + ".part")
         shown = redact(url)
         req, target, hops = Request("GET", urlsplit(url).path), url, 0
         while True:
@@ -361,30 +360,16 @@ class V2Client:
                 response.close()
                 continue
             break
-        try:
-            if response.status_code >= 400:
+        if response.status_code >= 400:
+            try:
                 raise parse_error(response.status_code, response.headers, _json_or_none(response), "GET", shown)
-            written = 0
-            with open(part, "wb") as fh:
-                for block in response.iter_content(chunk):
-                    written += len(block)
-                    if written > limit:
-                        raise V2Refused(200, "too_big", f"more than {limit / 1e6:.0f} MB for one clip", method="GET",
-                                        path=shown)
-                    fh.write(block)
-            os.replace(part, dest)
-        except requests.RequestException as exc:
-            part.unlink(missing_ok=True)
-            raise V2NoAnswer(f"the download broke off ({type(exc).__name__})", "GET", shown) from exc
-        except OSError as exc:
-            part.unlink(missing_ok=True)
-            raise LocalIOError.from_os(exc, dest) from exc
-        except BaseException:
-            part.unlink(missing_ok=True)
-            raise
-        finally:
-            response.close()
-        return dest
+            finally:
+                response.close()
+        return save_body(
+            response, dest, limit, chunk,
+            too_big=lambda written: V2Refused(200, "too_big", f"more than {limit / 1e6:.0f} MB for one clip",
+                                              method="GET", path=shown),
+            broke_off=lambda exc: V2NoAnswer(f"the download broke off ({type(exc).__name__})", "GET", shown))
 
     def _foreign(self, req: Request, target: str) -> requests.Response:
         """A signed URL elsewhere: no session headers (no key) go along."""
