@@ -347,3 +347,27 @@ def test_links_added_after_their_head_was_rendered_start_from_its_clip(sim, tmp_
     assert ledger.shots[0].clip_sha256 == head.clip_sha256  # the head was kept
     assert (out / "clips" / "01_walk-1.last.png").is_file()
     assert all(p >= 35 for p in seam_psnrs(out))
+
+
+def test_a_link_follows_the_take_its_predecessor_is_pinned_to(sim, tmp_path):
+    """Pinning an earlier take of a chain's head (`take: 1`) changes the clip the next link must start
+    from: the link renders again from that take's last frame, and the seam in the film is seamless.
+    It kept starting from the newest take's last frame, so the film showed a jump at the cut."""
+    out = tmp_path / "film"
+    shots = chain_film(tmp_path, 2)
+    assert render(sim.url, shots, out).exit_code == 0
+    shots.write_text(shots.read_text().replace("link one'", "link one, in the rain'"))
+    assert render(sim.url, shots, out).exit_code == 0  # walk-1 take 2, walk-2 follows it (its take 2)
+    head_take_1 = load_ledger(out).shots[0].takes[0]
+    shots.write_text(shots.read_text().replace("link one, in the rain'", "link one, in the rain', take: 1"))
+    before = len(executed(sim))
+    result = render(sim.url, shots, out)
+    assert result.exit_code == 0, result.output
+    ran = executed(sim)[before:]
+    assert len(ran) == 1  # walk-2 again, from take 1's last frame; walk-1 not at all
+    ledger = load_ledger(out)
+    head, link = ledger.shots
+    assert link.take == 3 and link.start_sha256 == head_take_1["clip_sha256"]
+    assert ledger.film_clip(head) == out / head_take_1["clip"]
+    a, b = ledger.film_clip(head), ledger.film_clip(link)
+    assert psnr(frame(a, -1), frame(b, 0)) >= 35  # the link starts on the pinned take's last frame

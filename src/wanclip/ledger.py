@@ -157,6 +157,13 @@ class Ledger:
             return None
         return take_of(record)
 
+    def chained_sha256(self, record: ShotRecord) -> str | None:
+        """The clip a chain link after ``record`` starts from, as its rendered sha256: the take the
+        film uses (a pinned earlier take, or the newest), as it was rendered (a grade of it by the
+        user does not make the link stale)."""
+        take = self.film_take(record)
+        return take.get("clip_sha256") if take else None
+
     def film_clip(self, record: ShotRecord) -> Path | None:
         """The clip file the film uses for ``record``'s shot (the chosen take's, or the newest's)."""
         take = self.film_take(record)

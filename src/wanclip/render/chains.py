@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from wanclip import media
 from wanclip.errors import WanclipError
 from wanclip.ledger import Ledger
 from wanclip.planning.keyframes import keyframe_key
@@ -71,7 +72,7 @@ class Chains:
     def start_sha256(self, name: str) -> str | None:
         """The predecessor clip a link starts from (its ledger identity), None for other shots."""
         before = self.planned[name].continues
-        return self.ledger.shot(before).clip_sha256 if before else None
+        return self.ledger.chained_sha256(self.ledger.shot(before)) if before else None
 
     def ready(self, name: str) -> Ready:
         before_name = self.planned[name].continues
@@ -83,10 +84,10 @@ class Chains:
                          "renders, rerun the same command and this one follows")
         if before.status != "done":
             return WAIT
-        known = self.starts.get(name)
-        if known is None or known[0] != before.clip_sha256:
+        known, chained = self.starts.get(name), self.ledger.chained_sha256(before)
+        if known is None or known[0] != chained:
             try:
-                known = (before.clip_sha256, self._start_picture(name, before))
+                known = (chained, self._start_picture(name, before))
             except (ValueError, WanclipError) as exc:
                 return Ready("blocked", why=f"the last frame of shot {before_name} could not be read: {exc}")
             self.starts[name] = known
@@ -98,6 +99,15 @@ class Chains:
     def _last_frame(self, record) -> Path:
         """The record's decoded last frame, decoded now when an earlier run made the clip without it."""
         folder = self.ledger.folder
+        take = self.ledger.film_take(record)
+        if take is not None and take.get("take") != record.take:  # pinned to an earlier take: its own frame
+            clip, number = folder / take["clip"], take.get("take")
+            stem = clip.stem if clip.stem.endswith(f".take{number}") else f"{clip.stem}.take{number}"
+            last = clip.with_name(f"{stem}.last.png")  # never the newest take's clips/NN_name.last.png
+            if not last.is_file():
+                info = media.probe(clip)
+                last = continuity.last_frame(clip, info.frames, info.width, info.height, last)
+            return last
         last = folder / record.last_frame if record.last_frame else self._last_path(self.planned[record.name])
         if not last.is_file():
             last = continuity.last_frame(folder / record.clip, record.frames, record.width, record.height, last)

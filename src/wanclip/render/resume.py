@@ -106,9 +106,10 @@ def _migrate(record: ShotRecord, shot: PlannedShot, slug: str | None) -> None:
 def _after(record: ShotRecord, decision: Decision, before: ShotRecord, ledger: Ledger
            ) -> tuple[ShotRecord, Decision]:
     """A chain link is only as current as the clip it started from: when its predecessor is to be
-    rendered again, or was rendered again since, the link starts over as its next take (and so do
+    rendered again, was rendered again since, or is pinned to another take (the film's clip of it is
+    what the link must continue), the link starts over as its next take (and so do
     the links after it, one by one, as the loop reaches them)."""
-    current = before.status == "done" and record.start_sha256 == before.clip_sha256
+    current = before.status == "done" and record.start_sha256 == ledger.chained_sha256(before)
     if record.status in ("done", *ACTIVE) and not current:
         fresh = next_take(record, _fresh_copy(record), ledger)
         return fresh, Decision(RENDER, f"it continues {before.name}, which renders again")
