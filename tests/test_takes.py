@@ -289,3 +289,22 @@ def test_a_deleted_clip_renders_again_in_its_place_and_is_no_take(sim, tmp_path)
     record = load_ledger(out).shot("b")
     assert (record.take, record.takes, record.clip) == (1, [], "clips/02_b.mp4")
     assert (out / "clips" / "02_b.mp4").is_file()
+
+
+def test_prune_never_deletes_an_edited_take_or_a_path_outside_the_film_folder(sim, tmp_path):
+    """--prune deletes what wanclip rendered, in the film folder: a take the user graded is theirs
+    (kept, listed as kept), and a ledger edited to point a take at ../secret.txt deletes nothing there."""
+    shots, out = rendered_film(sim, tmp_path)
+    shots.write_text(film_text(extra={"b": ", style: at night", "c": ", style: at dawn"}), encoding="utf-8")
+    assert render(sim, shots, out).exit_code == 0  # b and c: take 2 each, take 1 kept
+    ledger = load_ledger(out)
+    graded = out / ledger.shot("b").takes[0]["clip"]
+    graded.write_bytes(graded.read_bytes() + b"\0")  # the user's grade of b's take 1, no render since
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the user's own file")
+    ledger.shot("c").takes[0]["clip"] = "../secret.txt"  # a tampered (shared) ledger
+    ledger.save()
+    pruned = run_cli("takes", shots, "--out", out, "--prune", "--yes", "--json")
+    assert pruned.exit_code == 0, pruned.output
+    assert json.loads(pruned.stdout)["deleted"] == []
+    assert graded.is_file() and secret.read_text() == "the user's own file"

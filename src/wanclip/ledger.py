@@ -45,7 +45,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from filelock import FileLock, Timeout
 
@@ -191,6 +191,19 @@ def take_of(record: ShotRecord) -> dict:
     return {"take": record.take, "clip": record.clip, "clip_sha256": record.clip_sha256, "seed": record.seed,
             "prompt": record.prompt, "graph_sha256": record.graph_sha256, "rendered_at": finished,
             "edited": record.edited_sha256 is not None, "edited_sha256": record.edited_sha256}
+
+
+def inside(folder: Path, value: object) -> Path | None:
+    """``folder / value`` when ``value`` is a relative path that stays in ``folder`` as written (no
+    ``..``, not absolute, no drive), else None: a ledger edited to name ``../../etc/passwd`` is never
+    read (stitch) or deleted (prune) from. The check is on the path as the ledger writes it: a shared
+    ledger cannot make a symlink, and a ``clips/`` the user linked to another disk is theirs."""
+    if not isinstance(value, str) or not value:
+        return None
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or PureWindowsPath(value).drive or not path.parts:
+        return None
+    return Path(folder) / path
 
 
 def ledger_path(film_dir: Path) -> Path:

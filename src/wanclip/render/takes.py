@@ -16,7 +16,7 @@ from pathlib import Path
 from wanclip import media
 from wanclip.errors import WanclipError
 from wanclip.files import sha256_file
-from wanclip.ledger import Ledger, ShotRecord, take_of
+from wanclip.ledger import Ledger, ShotRecord, inside, take_of
 
 INTACT, EDITED, DAMAGED, MISSING = "intact", "edited", "damaged", "missing"
 
@@ -117,19 +117,37 @@ def prunable(ledger: Ledger, names: list[str] | None = None) -> list[Prunable]:
             continue
         used = ledger.film_take(record)
         for take in record.takes:
-            if take.get("clip") and (used is None or take["take"] != used["take"]):
+            if _deletable(ledger, take) and (used is None or take["take"] != used["take"]):
                 out.append(Prunable(record.name, take["take"], take["clip"]))
     for record in ledger.removed:
         if not names or record.name in names:
-            out += [Prunable(record.name, t["take"], t["clip"], removed=True) for t in all_takes(record)]
+            out += [Prunable(record.name, t["take"], t["clip"], removed=True) for t in all_takes(record)
+                    if _deletable(ledger, t)]
     return out
+
+
+def _deletable(ledger: Ledger, take: dict) -> bool:
+    """A take's clip --prune may delete: one wanclip rendered, in the film folder, that the user did
+    not change since (an edited take is the user's work: it is listed as kept, never deleted)."""
+    clip = inside(ledger.folder, take.get("clip"))
+    if clip is None or take.get("edited") or take.get("edited_sha256"):
+        return False
+    try:  # changed since it was rendered, whether or not a render saw it: the user's
+        return not clip.is_file() or sha256_file(clip) == take.get("clip_sha256")
+    except OSError:
+        return False
 
 
 def prune(ledger: Ledger, items: list[Prunable]) -> list[str]:
     """Delete ``items``' clips and forget them in the ledger (saved after each); their paths."""
     deleted = []
     for item in items:
-        (ledger.folder / item.clip).unlink(missing_ok=True)
+        clip = inside(ledger.folder, item.clip)
+        if clip is None:  # prunable() never lists one; a caller's own list is held to the same rule
+            continue
+        clip.unlink(missing_ok=True)
+        stem = clip.stem if clip.stem.endswith(f".take{item.take}") else f"{clip.stem}.take{item.take}"
+        clip.with_name(f"{stem}.last.png").unlink(missing_ok=True)  # its last frame, made for a chain
         if item.removed:
             removed = ledger.removed
             for record in removed:

@@ -11,11 +11,12 @@ import re
 import shlex
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from wanclip import media
 from wanclip.errors import EXIT_BAD_INPUT, StitchError
 from wanclip.files import sha256_file
+from wanclip.ledger import inside as ledger_inside
 from wanclip.ledger import load_ledger
 from wanclip.media import ClipInfo
 from wanclip.stitch.graph import DEFAULT_DURATION, DEFAULT_TRANSITION, FILM_NAME, HARD_CUT, Cut, plan_stitch
@@ -151,16 +152,9 @@ def _chain_cut(ledger, record) -> Cut:
 
 
 def _check_clip_inside(ledger, record, clip_value) -> None:
-    """The ledger's clip path stays in the film folder: a ledger edited to say ``../../etc/passwd``
-    or an absolute path is refused, naming the shot (exit 2). The check is on the path as the
-    ledger writes it: a shared ledger cannot make a symlink, and a ``clips/`` the user linked to
-    another disk is theirs to keep."""
-    try:
-        clip = PurePosixPath(clip_value.replace("\\", "/")) if isinstance(clip_value, str) else None
-        inside = clip is not None and not clip.is_absolute() and ".." not in clip.parts \
-            and not PureWindowsPath(clip_value).drive and bool(clip.parts)
-    except (TypeError, ValueError):  # a clip that is not a path at all
-        inside = False
+    """The ledger's clip path stays in the film folder (``ledger.inside``): a ledger edited to say
+    ``../../etc/passwd`` or an absolute path is refused, naming the shot (exit 2)."""
+    inside = ledger_inside(ledger.folder, clip_value) is not None
     if not inside:
         shots = ledger.film.get("shots_file") or "SHOTS.yaml"
         raise StitchError(f"the clip of shot {record.name} in {ledger.path} is {clip_value!r}, outside the film "
