@@ -57,6 +57,10 @@ class V2Backend:
         self.ended: set[str] = set()  # attempts whose job ended (the poller saw it)
         self.assets: dict[str, str] = {}  # a picture's sha256 -> its asset id on this surface
         self.closing = threading.Event()
+        # attempts whose POST may have made a job but got no answer -> the latest job of ours confirmed
+        # before it (proof, later, that the surface kept its keys): a later 201 may prove nothing
+        self.unanswered: dict[str, list[tuple[str, str]]] = {}
+        self.proxy: bool | None = None  # comfy-api-proxy (it may forget its keys): known from its health
 
     @property
     def url(self) -> str:
@@ -77,6 +81,7 @@ class V2Backend:
         except WanclipError as exc:
             raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
         proxy = isinstance(health, dict) and health.get("upstream")
+        self.proxy = bool(proxy)
         kind = "Comfy Cloud" if self.client.is_cloud else "comfy-api-proxy" if proxy else "a Comfy API v2 surface"
         # printed as "URL: ComfyUI via the Comfy API v2 on comfy-api-proxy, 2 jobs at once"
         info = ServerInfo(self.url, "via the Comfy API v2", f"{kind}, {self.concurrency} jobs at once")
@@ -133,7 +138,7 @@ class V2Backend:
             if v2.lost_outcome(exc):
                 self._tell("warning", f"the answer to attempt {attempt} on {self.url} was lost after it reached "
                                       "ComfyUI, and the proxy released its key: if ComfyUI queued it, the shot may have "
-                                      "rendered twice (the first attempt could not be confirmed)")
+                                      "rendered twice (the first attempt could not be confirmed)", attempt=attempt)
                 raise ServerError(f"the answer to the POST of attempt {attempt} on {self.url} was lost", server=self.url,
                                   transient=True) from None
             if exc.code != "idempotency_key_reuse":
@@ -149,9 +154,48 @@ class V2Backend:
                                                                       self._label(attempt))))
             except v2.V2Error as again:
                 raise v2.wanclip_error(again, self.url) from None
+        except v2.V2NoAnswer as exc:
+            if exc.sent:  # it may have made a job: the retry's 201 is judged by ``_doubt``
+                with self.lock:
+                    self.unanswered.setdefault(attempt, [(a, j) for a, j in self.jobs.items() if a != attempt][-1:])
+            raise v2.wanclip_error(exc, self.url) from None
         except v2.V2Error as exc:
             raise v2.wanclip_error(exc, self.url) from None
+        if attempt in self.unanswered:
+            self._doubt(attempt, self.unanswered.pop(attempt))
         return self._known(attempt, job.id)
+
+    def _doubt(self, attempt: str, before: list[tuple[str, str]]) -> None:
+        """A same-key POST answered 201 after an earlier one of ``attempt`` got no answer. That proves
+        the first made no job only where the surface still holds its keys: comfy-api-proxy restarted
+        without --state-dir forgets them (and its jobs' labels): then the person is told."""
+        if self._remembers(before):
+            return
+        self._tell("warning", f"its attempt {attempt} on {self.url} got no answer and the surface cannot show "
+                              "whether that POST made a job (comfy-api-proxy restarted without --state-dir forgets "
+                              "them): it was posted again, so the shot may have rendered twice (the first attempt "
+                              "could not be confirmed)", attempt=attempt)
+
+    def _remembers(self, before: list[tuple[str, str]]) -> bool:
+        """The surface kept its Idempotency-Keys: it is not comfy-api-proxy (Comfy Cloud and deployments
+        keep them 24 h), or it still labels the job of ours confirmed ``before`` the unanswered POST as
+        we posted it (a proxy that lost its state answers our jobs through ComfyUI, without labels)."""
+        if self.proxy is None:
+            try:
+                health = self.client.call(v2.health_request())
+                self.proxy = bool(isinstance(health, dict) and health.get("upstream"))
+            except v2.V2Error:
+                return False
+        if not self.proxy:
+            return True
+        if not self.lists:
+            return False
+        for other, job_id in before:
+            try:
+                return v2.parse_job(self.client.call(v2.job_request(job_id))).attempt == other
+            except v2.V2Error:
+                return False
+        return False
 
     def _post_labelled(self, graph: dict, attempt: str) -> object:
         """The POST, with the attempt as label where the surface takes labels; a surface that refuses
@@ -278,9 +322,11 @@ class V2Backend:
         self.closing.set()
         self.client.close()
 
-    def _tell(self, kind: str, message: str) -> None:
+    def _tell(self, kind: str, message: str, attempt: str | None = None) -> None:
+        """A note for the person; with ``attempt``, the render names its shot (``shot X: message``)."""
         if self.sink is not None:
-            self.sink.put((self.url, Note(kind, {"server": self.url, "message": message})))
+            data = {"server": self.url, "message": message, **({"attempt": attempt} if attempt else {})}
+            self.sink.put((self.url, Note(kind, data)))
 
 
 def _is_video(ref: dict) -> bool:
