@@ -101,3 +101,47 @@ def test_a_post_without_answer_to_a_proxy_that_kept_its_state_is_not_doubted(sim
         backend.submit(g, other)
     backend.submit(g, other)
     assert "may have rendered twice" in sink.get_nowait()[1].data["message"]
+
+
+def test_stopping_the_poller_ends_an_event_stream_that_sends_nothing_without_waiting_for_it(tmp_path):
+    """A running job's event stream is silent between heartbeats (15 s on comfy-api-proxy): a stop
+    (Ctrl-C, SIGTERM, the render's end) must not wait for the next one. Here it never comes."""
+    import socket
+    import threading
+
+    from helpers import wait_until
+    from wanclip.comfy import v2
+    from wanclip.render.v2 import Poller, V2Backend
+
+    server, held = socket.socket(), []
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def silent():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        event = b'event: progress\ndata: {"current_node": "3", "step": 1, "steps": 4}\n\n'
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        held.append(conn)  # open, and nothing more after one event
+
+    threading.Thread(target=silent, daemon=True).start()
+    backend = V2Backend(v2.V2Client(f"http://127.0.0.1:{server.getsockname()[1]}"))
+    sink = queue.Queue()
+    poller = Poller(backend, sink)
+    response = backend.client.stream(v2.events_request("job-1"))
+    assert response is not None
+    poller.streams["attempt-1"] = response
+    reader = threading.Thread(target=poller._read, args=("attempt-1", response), daemon=True)
+    reader.start()
+    sink.get(timeout=30)  # the reader read the one event: now it waits in the next read
+    stopper = threading.Thread(target=poller.stop, daemon=True)
+    stopper.start()
+    try:
+        wait_until(lambda: not stopper.is_alive() and not reader.is_alive(), timeout=20,
+                   message=lambda: "the stop waited on the silent stream")
+        assert poller.streams == {}
+    finally:
+        for conn in held:
+            conn.close()
+        server.close()

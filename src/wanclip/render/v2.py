@@ -19,6 +19,7 @@ events as the native socket (``comfy.v2_jobs.Watch``).
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -334,6 +335,21 @@ def _is_video(ref: dict) -> bool:
                      str(ref.get("content_type") or "")).is_video
 
 
+def _abort(response) -> None:
+    """End a reader's iteration over an open event stream now: its socket is shut down. (Closing the
+    response would wait for the reader's blocked read: until the surface's next heartbeat, 15 s on
+    comfy-api-proxy, which every Ctrl-C and SIGTERM of a render with a running job waited out.) The
+    reader closes the response itself."""
+    sock = getattr(getattr(getattr(response, "raw", None), "connection", None), "sock", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            response.close()
+    except Exception:  # noqa: BLE001 - a stream already ending under its reader: nothing to keep
+        pass
+
+
 class Poller:
     """The backend's jobs polled on a thread: each change of status as the events it means (the
     source of truth). A running job's SSE stream adds its progress (current node, step x/y) where the
@@ -358,10 +374,7 @@ class Poller:
     def stop(self) -> None:
         self.stopped.set()
         for response in list(self.streams.values()):
-            try:
-                response.close()  # type: ignore[attr-defined] - ends its reader's iteration
-            except Exception:  # noqa: BLE001 - a stream closing under its reader: nothing to keep
-                pass
+            _abort(response)
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(timeout=5)
 
