@@ -1,5 +1,6 @@
 """A film through the real comfy-api-proxy in front of the simulator speaking each ComfyUI version
-(0.3.64, 0.9, 0.33, 0.38): one proxy per profile for the module, small films."""
+(0.3.64, 0.9, 0.33, 0.38): one proxy per profile for the module, small films; a SIGKILLed client's
+rerun, and SIGTERM where the proxy can cancel (0.38) and where it cannot (0.9)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def test_a_film_renders_through_the_proxy_on_each_profile_each_shot_once(sim, pr
     assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)
 
 
+# 0.3.64: test_v2_proxy.py's killed client; 0.9: the SIGTERM test below re-attaches to kept jobs
+@pytest.mark.parametrize("staged", ["0.33", "0.38"], indirect=True)
 def test_a_killed_client_reruns_and_reattaches_on_each_profile_each_shot_once(sim, proxy, tmp_path):
     """shot-2's job is held at its sampler while the client is SIGKILLed, then let go: the rerun
     re-attaches to it by the job id the ledger kept and renders nothing again."""

@@ -145,3 +145,4 @@ def test_stopping_the_poller_ends_an_event_stream_that_sends_nothing_without_wai
         for conn in held:
             conn.close()
         server.close()
+        backend.close()
