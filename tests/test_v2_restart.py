@@ -146,3 +146,40 @@ def test_stopping_the_poller_ends_an_event_stream_that_sends_nothing_without_wai
             conn.close()
         server.close()
         backend.close()
+
+
+class RestartsOnDownload(requests.Session):
+    """The first download of an output breaks off because the proxy is killed (restarted here without
+    --state-dir): the output URLs it signed before are unknown to the new one."""
+
+    def __init__(self, proxy):
+        super().__init__()
+        self.proxy, self.restarted = proxy, False
+
+    def request(self, method, url, *args, **kwargs):
+        if method == "GET" and url.endswith("/content") and not self.restarted:
+            self.restarted = True
+            self.proxy.restart()
+            raise requests.ConnectionError("the download broke off")
+        return super().request(method, url, *args, **kwargs)
+
+
+def test_a_download_broken_off_by_a_bare_proxy_restart_is_fetched_again_from_the_jobs_new_output_url(
+        sim, bare_proxy, tmp_path):
+    from wanclip.comfy import v2
+    from wanclip.planning.plan import plan_film
+    from wanclip.render.loop import RenderOptions, render_film
+    from wanclip.render.v2 import V2Backend
+
+    sessions = []
+
+    def backend(url, client_id):
+        sessions.append(RestartsOnDownload(bare_proxy))
+        return V2Backend(v2.V2Client(url, session=sessions[-1]))
+
+    plan = plan_film(tiny_film(tmp_path, 1), out=tmp_path / "out")
+    result = render_film(plan, RenderOptions(servers=[bare_proxy.url], stitch=False, backend_factory=backend))
+    assert sessions[0].restarted and result.exit_code == 0
+    [shot] = load_ledger(tmp_path / "out").shots
+    assert shot.status == "done" and (tmp_path / "out" / shot.clip).is_file()
+    assert [e["prompt_id"] for e in executed(sim)] == [shot.job_id]  # fetched, not rendered again

@@ -144,6 +144,7 @@ class V2Backend:
                                   transient=True) from None
             if exc.code != "idempotency_key_reuse":
                 raise v2.wanclip_error(exc, self.url) from None
+            self.unanswered.pop(attempt, None)  # the key says the first POST made a job: no doubt left
             found = self.find(attempt)
             if found is not None:
                 return self._known(attempt, found)
@@ -308,11 +309,30 @@ class V2Backend:
         video = videos[-1]
         suffix = Path(str(video.get("name") or "")).suffix.lower()
         dest = wanted.stem.with_suffix(suffix if suffix in v2.VIDEO_SUFFIXES else ".mp4")
+        limit = size_limit(wanted.frames, wanted.width, wanted.height)
         try:
-            self.client.download(str(video["url"]), dest, size_limit(wanted.frames, wanted.width, wanted.height))
+            try:
+                self.client.download(str(video["url"]), dest, limit)
+            except v2.V2Refused as exc:
+                fresh = self._fresh_url(video) if exc.status in (403, 404, 410) else None
+                if fresh is None:
+                    raise
+                self.client.download(fresh, dest, limit)
         except v2.V2Error as exc:
             raise v2.wanclip_error(exc, self.url) from None
         return verify_clip(dest, str(video.get("name")), wanted.frames, wanted.width, wanted.height, wanted.fps)
+
+    def _fresh_url(self, video: dict) -> str | None:
+        """The output's URL as its job gives it now, where the one we hold is refused (comfy-api-proxy
+        restarted without --state-dir signs its URLs anew; a signed URL expires); None: no other."""
+        job_id = video.get("job")
+        if not isinstance(job_id, str):
+            return None
+        job = v2.parse_job(self.client.call(v2.job_request(job_id)))
+        for output in job.outputs:
+            if (output.name, output.node) == (video.get("name"), video.get("node")) and output.url != video.get("url"):
+                return output.url
+        return None
 
     def cancel(self, attempt: str, running: bool) -> None:
         job_id = self.jobs.get(attempt)
