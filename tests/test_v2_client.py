@@ -95,3 +95,19 @@ def test_server_sent_events_parse_and_progress_becomes_the_node_and_step_lines()
     assert events == [Executing("a", "81"), Progress("a", "81", 2, 4)] and node == "81"
     assert progress_events("a", {"current_node": "81", "step": 3, "steps": 4}, "81")[0] == [Progress("a", "81", 3, 4)]
     assert progress_events("a", {"current_node": None, "step": None}, "81") == ([], "81")  # never Executing(None)
+
+
+def test_a_connection_refused_is_a_post_never_sent_and_a_reset_one_that_may_have_been():
+    """A refused connection proves nothing reached the surface (no job can exist); anything after the
+    connection was made may have been acted on (its 201 after a restart proves nothing)."""
+    import socket
+
+    import pytest
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there once closed
+    with pytest.raises(v2.V2NoAnswer) as refused:
+        v2.V2Client(f"http://127.0.0.1:{port}", key="").call(v2.health_request())
+    assert refused.value.sent is False
+    assert v2.V2NoAnswer("ConnectionError", "POST", "/api/v2/jobs").sent is True

@@ -51,17 +51,15 @@ def test_a_film_renders_through_the_proxy_each_shot_once_with_its_job_in_the_led
 
 
 def test_a_killed_client_reruns_and_reattaches_by_job_id_each_shot_once(sim, v2_proxy, tmp_path):
-    sim.engine.config.step_seconds = 0.3  # each shot takes ~1 s, so the kill lands mid-film
-    try:
-        shots, out = tiny_film(tmp_path, 3), tmp_path / "out"
-        kill_render_when(shots, v2_proxy.url, out, lambda ledger: any(s.status == "done" for s in ledger.shots)
-                         and any(s.job_id and s.status != "done" for s in ledger.shots))
-        assert [s.status for s in load_ledger(out).shots] != ["done"] * 3
-        result = render(v2_proxy.url, shots, out)
-        assert result.exit_code == 0, result.output
-        assert "reattached" in [e["event"] for e in events(result)]
-    finally:
-        sim.engine.config.step_seconds = 0.005
+    sim.faults.stall_prompt(2)  # shot-2's job is held at its sampler: the kill lands mid-film
+    shots, out = tiny_film(tmp_path, 3), tmp_path / "out"
+    kill_render_when(shots, v2_proxy.url, out, lambda ledger: ledger.shots[0].status == "done"
+                     and ledger.shots[1].job_id is not None)
+    assert load_ledger(out).shots[1].status != "done"
+    sim.faults.release(2)
+    result = render(v2_proxy.url, shots, out)
+    assert result.exit_code == 0, result.output
+    assert "reattached" in [e["event"] for e in events(result)]
     ledger = load_ledger(out)
     assert [s.status for s in ledger.shots] == ["done"] * 3
     runs = executed(sim)

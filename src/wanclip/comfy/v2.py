@@ -50,7 +50,20 @@ class V2Error(Exception):
 
 
 class V2NoAnswer(V2Error):
-    """No HTTP answer (refused, reset, timed out): the request may or may not have been acted on."""
+    """No HTTP answer (refused, reset, timed out): the request may or may not have been acted on,
+    except where ``sent`` is False (the connection itself was refused or never made)."""
+
+    def __init__(self, message: str, method: str = "", path: str = "", sent: bool = True):
+        super().__init__(message, method, path)
+        self.sent = sent
+
+
+def never_sent(exc: requests.RequestException) -> bool:
+    """``exc`` happened before a byte of the request left: no connection was made."""
+    from urllib3.exceptions import ConnectTimeoutError  # NewConnectionError (refused) is one too
+
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectTimeout) or isinstance(reason, ConnectTimeoutError)
 
 
 class V2Refused(V2Error):
@@ -314,7 +327,7 @@ class V2Client:
                                         headers=req.headers, files=req.files, data=req.form, timeout=self.timeout,
                                         allow_redirects=False, stream=stream)
         except requests.RequestException as exc:
-            raise V2NoAnswer(type(exc).__name__, req.method, req.path) from exc
+            raise V2NoAnswer(type(exc).__name__, req.method, req.path, sent=not never_sent(exc)) from exc
 
     def call(self, req: Request) -> object:
         """Send ``req``; its JSON answer, or ``V2Error``."""

@@ -37,7 +37,8 @@ class JobKnown(Event):
 
 def entry_of(job: Job) -> dict:
     """The job as a native history entry: outputs, and a failure in ``status.messages``."""
-    entry: dict = {"outputs": {OUTPUTS_KEY: {"assets": [o.ref() for o in job.outputs]}}}
+    # each ref names its job: an output URL the surface no longer honours is asked for again
+    entry: dict = {"outputs": {OUTPUTS_KEY: {"assets": [{**o.ref(), "job": job.id} for o in job.outputs]}}}
     if job.status == "failed":
         error = job.error or {}
         data = {"node_id": error.get("node_id"), "node_type": error.get("class_type"),

@@ -197,6 +197,13 @@ class Film:
         self.out.append(Tell(kind, shot, record.index if record else None,
                              server or (record.server if record else None), data))
 
+    def _named(self, url: str, data: dict) -> dict:
+        """A backend's note about one attempt (``data["attempt"]``) as a note about its shot."""
+        shot = self._by_prompt(url, data["attempt"]) if "attempt" in data and "shot" not in data else None
+        if shot is None:
+            return data
+        return {**data, "shot": shot.name, "message": f"shot {shot.name}: {data['message']}"}
+
     def _by_prompt(self, url: str, prompt_id: str) -> Shot | None:
         for shot in self.shots.values():
             if shot.record.prompt_id == prompt_id and shot.record.server == url:
@@ -225,7 +232,7 @@ class Film:
             case Looked():
                 self._looked(url, item)
             case Note(kind=kind, data=data):
-                self.tell(kind, **data)
+                self.tell(kind, **self._named(url, data))
             case (str() as name, answer):
                 self._answer(name, answer)
             case Event(prompt_id=str() as pid):

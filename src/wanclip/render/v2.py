@@ -19,6 +19,7 @@ events as the native socket (``comfy.v2_jobs.Watch``).
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -57,6 +58,10 @@ class V2Backend:
         self.ended: set[str] = set()  # attempts whose job ended (the poller saw it)
         self.assets: dict[str, str] = {}  # a picture's sha256 -> its asset id on this surface
         self.closing = threading.Event()
+        # attempts whose POST may have made a job but got no answer -> the latest job of ours confirmed
+        # before it (proof, later, that the surface kept its keys): a later 201 may prove nothing
+        self.unanswered: dict[str, list[tuple[str, str]]] = {}
+        self.proxy: bool | None = None  # comfy-api-proxy (it may forget its keys): known from its health
 
     @property
     def url(self) -> str:
@@ -77,6 +82,7 @@ class V2Backend:
         except WanclipError as exc:
             raise PreflightError(f"{exc.message}; nothing was submitted", exc.hint) from exc
         proxy = isinstance(health, dict) and health.get("upstream")
+        self.proxy = bool(proxy)
         kind = "Comfy Cloud" if self.client.is_cloud else "comfy-api-proxy" if proxy else "a Comfy API v2 surface"
         # printed as "URL: ComfyUI via the Comfy API v2 on comfy-api-proxy, 2 jobs at once"
         info = ServerInfo(self.url, "via the Comfy API v2", f"{kind}, {self.concurrency} jobs at once")
@@ -133,11 +139,12 @@ class V2Backend:
             if v2.lost_outcome(exc):
                 self._tell("warning", f"the answer to attempt {attempt} on {self.url} was lost after it reached "
                                       "ComfyUI, and the proxy released its key: if ComfyUI queued it, the shot may have "
-                                      "rendered twice (the first attempt could not be confirmed)")
+                                      "rendered twice (the first attempt could not be confirmed)", attempt=attempt)
                 raise ServerError(f"the answer to the POST of attempt {attempt} on {self.url} was lost", server=self.url,
                                   transient=True) from None
             if exc.code != "idempotency_key_reuse":
                 raise v2.wanclip_error(exc, self.url) from None
+            self.unanswered.pop(attempt, None)  # the key says the first POST made a job: no doubt left
             found = self.find(attempt)
             if found is not None:
                 return self._known(attempt, found)
@@ -149,9 +156,48 @@ class V2Backend:
                                                                       self._label(attempt))))
             except v2.V2Error as again:
                 raise v2.wanclip_error(again, self.url) from None
+        except v2.V2NoAnswer as exc:
+            if exc.sent:  # it may have made a job: the retry's 201 is judged by ``_doubt``
+                with self.lock:
+                    self.unanswered.setdefault(attempt, [(a, j) for a, j in self.jobs.items() if a != attempt][-1:])
+            raise v2.wanclip_error(exc, self.url) from None
         except v2.V2Error as exc:
             raise v2.wanclip_error(exc, self.url) from None
+        if attempt in self.unanswered:
+            self._doubt(attempt, self.unanswered.pop(attempt))
         return self._known(attempt, job.id)
+
+    def _doubt(self, attempt: str, before: list[tuple[str, str]]) -> None:
+        """A same-key POST answered 201 after an earlier one of ``attempt`` got no answer. That proves
+        the first made no job only where the surface still holds its keys: comfy-api-proxy restarted
+        without --state-dir forgets them (and its jobs' labels): then the person is told."""
+        if self._remembers(before):
+            return
+        self._tell("warning", f"its attempt {attempt} on {self.url} got no answer and the surface cannot show "
+                              "whether that POST made a job (comfy-api-proxy restarted without --state-dir forgets "
+                              "them): it was posted again, so the shot may have rendered twice (the first attempt "
+                              "could not be confirmed)", attempt=attempt)
+
+    def _remembers(self, before: list[tuple[str, str]]) -> bool:
+        """The surface kept its Idempotency-Keys: it is not comfy-api-proxy (Comfy Cloud and deployments
+        keep them 24 h), or it still labels the job of ours confirmed ``before`` the unanswered POST as
+        we posted it (a proxy that lost its state answers our jobs through ComfyUI, without labels)."""
+        if self.proxy is None:
+            try:
+                health = self.client.call(v2.health_request())
+                self.proxy = bool(isinstance(health, dict) and health.get("upstream"))
+            except v2.V2Error:
+                return False
+        if not self.proxy:
+            return True
+        if not self.lists:
+            return False
+        for other, job_id in before:
+            try:
+                return v2.parse_job(self.client.call(v2.job_request(job_id))).attempt == other
+            except v2.V2Error:
+                return False
+        return False
 
     def _post_labelled(self, graph: dict, attempt: str) -> object:
         """The POST, with the attempt as label where the surface takes labels; a surface that refuses
@@ -263,11 +309,30 @@ class V2Backend:
         video = videos[-1]
         suffix = Path(str(video.get("name") or "")).suffix.lower()
         dest = wanted.stem.with_suffix(suffix if suffix in v2.VIDEO_SUFFIXES else ".mp4")
+        limit = size_limit(wanted.frames, wanted.width, wanted.height)
         try:
-            self.client.download(str(video["url"]), dest, size_limit(wanted.frames, wanted.width, wanted.height))
+            try:
+                self.client.download(str(video["url"]), dest, limit)
+            except v2.V2Refused as exc:
+                fresh = self._fresh_url(video) if exc.status in (403, 404, 410) else None
+                if fresh is None:
+                    raise
+                self.client.download(fresh, dest, limit)
         except v2.V2Error as exc:
             raise v2.wanclip_error(exc, self.url) from None
         return verify_clip(dest, str(video.get("name")), wanted.frames, wanted.width, wanted.height, wanted.fps)
+
+    def _fresh_url(self, video: dict) -> str | None:
+        """The output's URL as its job gives it now, where the one we hold is refused (comfy-api-proxy
+        restarted without --state-dir signs its URLs anew; a signed URL expires); None: no other."""
+        job_id = video.get("job")
+        if not isinstance(job_id, str):
+            return None
+        job = v2.parse_job(self.client.call(v2.job_request(job_id)))
+        for output in job.outputs:
+            if (output.name, output.node) == (video.get("name"), video.get("node")) and output.url != video.get("url"):
+                return output.url
+        return None
 
     def cancel(self, attempt: str, running: bool) -> None:
         job_id = self.jobs.get(attempt)
@@ -278,14 +343,31 @@ class V2Backend:
         self.closing.set()
         self.client.close()
 
-    def _tell(self, kind: str, message: str) -> None:
+    def _tell(self, kind: str, message: str, attempt: str | None = None) -> None:
+        """A note for the person; with ``attempt``, the render names its shot (``shot X: message``)."""
         if self.sink is not None:
-            self.sink.put((self.url, Note(kind, {"server": self.url, "message": message})))
+            data = {"server": self.url, "message": message, **({"attempt": attempt} if attempt else {})}
+            self.sink.put((self.url, Note(kind, data)))
 
 
 def _is_video(ref: dict) -> bool:
     return v2.Output(str(ref.get("id")), str(ref.get("name") or ""), str(ref.get("url") or ""),
                      str(ref.get("content_type") or "")).is_video
+
+
+def _abort(response) -> None:
+    """End a reader's iteration over an open event stream now: its socket is shut down. (Closing the
+    response would wait for the reader's blocked read: until the surface's next heartbeat, 15 s on
+    comfy-api-proxy, which every Ctrl-C and SIGTERM of a render with a running job waited out.) The
+    reader closes the response itself."""
+    sock = getattr(getattr(getattr(response, "raw", None), "connection", None), "sock", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            response.close()
+    except Exception:  # noqa: BLE001 - a stream already ending under its reader: nothing to keep
+        pass
 
 
 class Poller:
@@ -312,10 +394,7 @@ class Poller:
     def stop(self) -> None:
         self.stopped.set()
         for response in list(self.streams.values()):
-            try:
-                response.close()  # type: ignore[attr-defined] - ends its reader's iteration
-            except Exception:  # noqa: BLE001 - a stream closing under its reader: nothing to keep
-                pass
+            _abort(response)
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(timeout=5)
 

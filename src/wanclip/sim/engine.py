@@ -496,8 +496,8 @@ class Engine:
 
         stall = self.faults.stall.get(run.ordinal)
         if stall is not None and hits(stall):
-            while True:  # until /interrupt or a restart
-                self._sleep(run, 3600)
+            while self.faults.stall.get(run.ordinal) is stall:  # until /interrupt, a restart, or released
+                self._sleep(run, 0.02)
         fail = self.faults.fail.get(run.ordinal)
         if fail is not None and hits(fail):
             raise NodeError("RuntimeError", fail.message or f"Simulated failure of node {node_id} ({class_type}) requested by --faults")

@@ -4,7 +4,8 @@ SPEC is a comma-separated list (commas inside {}, [] or "..." do not split); pro
 count executed prompts from 1 (since start):
   fail:N[@NODE][=MESSAGE]   prompt N raises an execution_error at node NODE (id or class_type;
                             default the first KSamplerAdvanced)
-  stall:N[@NODE]            prompt N hangs at NODE until interrupted or restarted
+  stall:N[@NODE]            prompt N hangs at NODE until interrupted or restarted (in-process:
+                            or until ``faults.release(N)``)
   restart:N                 the server restarts while prompt N runs (queue, history, running lost)
   down_for:N=SECONDS        during prompt N (at its first progress step) the server goes away:
                             listening socket closed, connections refused, websockets dropped without
@@ -64,6 +65,11 @@ class Faults:
 
     def stall_prompt(self, n: int, node: str | None = None) -> Faults:
         self.stall[n] = NodeFault(node)
+        return self
+
+    def release(self, n: int) -> Faults:
+        """Prompt N's stall ends: it runs on to its end (in-process only)."""
+        self.stall.pop(n, None)
         return self
 
     def restart_during(self, n: int) -> Faults:
