@@ -50,8 +50,6 @@ def test_a_film_renders_through_the_proxy_on_each_profile_each_shot_once(sim, pr
     assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)
 
 
-# 0.3.64: test_v2_proxy.py's killed client; 0.9: the SIGTERM test below re-attaches to kept jobs
-@pytest.mark.parametrize("staged", ["0.33", "0.38"], indirect=True)
 def test_a_killed_client_reruns_and_reattaches_on_each_profile_each_shot_once(sim, proxy, tmp_path):
     """shot-2's job is held at its sampler while the client is SIGKILLed, then let go: the rerun
     re-attaches to it by the job id the ledger kept and renders nothing again."""
@@ -101,10 +99,10 @@ def running_and_queued(ledger) -> bool:
     return ledger.shots[0].status == "running" and ledger.shots[1].job_id is not None
 
 
-@pytest.mark.parametrize("staged", ["0.38"], indirect=True)
+@pytest.mark.parametrize("staged", ["0.33", "0.38"], indirect=True)
 def test_sigterm_cancels_our_jobs_through_the_proxy_confirms_it_and_a_rerun_renders_each_shot_once(
         sim, proxy, tmp_path):
-    """ComfyUI 0.38 has the per-job cancel the proxy calls: both jobs stop, confirmed by polling."""
+    """ComfyUI 0.33 and 0.38 have the per-job cancel the proxy calls: both jobs stop, confirmed by polling."""
     sim.faults.stall_prompt(1)
     shots, out = tiny_film(tmp_path, 2), tmp_path / "out"
     code, last = sigterm_render(shots, proxy.url, out, running_and_queued)
@@ -118,10 +116,10 @@ def test_sigterm_cancels_our_jobs_through_the_proxy_confirms_it_and_a_rerun_rend
     assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)
 
 
-@pytest.mark.parametrize("staged", ["0.9"], indirect=True)
+@pytest.mark.parametrize("staged", ["0.3.64", "0.9"], indirect=True)
 def test_sigterm_where_the_proxy_cannot_cancel_keeps_the_jobs_in_the_ledger_and_the_rerun_reattaches(
         sim, proxy, tmp_path):
-    """ComfyUI 0.9 lacks the cancel route the proxy calls: the jobs go on, the message names them, the
+    """ComfyUI 0.3.64 and 0.9 lack the cancel route the proxy calls: the jobs go on, the message names them, the
     ledger keeps their ids, and the rerun collects them instead of rendering them again."""
     sim.faults.stall_prompt(1)
     shots, out = tiny_film(tmp_path, 2), tmp_path / "out"
