@@ -135,3 +135,145 @@ def test_sigterm_where_the_proxy_cannot_cancel_keeps_the_jobs_in_the_ledger_and_
     ledger = load_ledger(out)
     assert [s.job_id for s in ledger.shots] == [s.job_id for s in kept]  # re-attached, not posted again
     assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)
+
+
+def test_the_proxy_restarted_mid_film_with_its_state_dir_renders_each_shot_once_on_each_profile(
+        sim, proxy, tmp_path):
+    """Both POSTs answered, shot-1 held at its sampler, shot-2 queued: the proxy is killed and comes
+    back with its --state-dir, then shot-1 is let go. Nothing is posted again, nothing is doubted."""
+    from wanclip.planning.plan import plan_film
+    from wanclip.render.loop import RenderOptions, render_film
+
+    sim.faults.stall_prompt(1)
+    submitted, seen = [], []
+
+    def on_event(event):
+        seen.append(event)
+        submitted.extend([event.shot] if event.kind == "submitted" else [])
+        if len(submitted) == 2 and not proxy_restarts:
+            proxy_restarts.append(event.shot)
+            proxy.restart()
+            sim.faults.release(1)
+
+    proxy_restarts: list = []
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+    result = render_film(plan, RenderOptions(servers=[proxy.url], stitch=False, poll_interval=0.2,
+                                             concurrency=2), on_event)
+    assert proxy_restarts and result.exit_code == 0
+    ledger = load_ledger(tmp_path / "out")
+    assert [s.status for s in ledger.shots] == ["done"] * 2
+    assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)  # each once
+    assert not [e for e in seen if "may have rendered twice" in str(getattr(e, "data", ""))]
+
+
+@pytest.fixture
+def bare_proxy(sim, tmp_path):
+    """comfy-api-proxy in front of this profile's simulator, started without --state-dir."""
+    from conftest import Proxy
+
+    proxy = Proxy(sim.url, None, tmp_path / "proxy.log")
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+def test_the_proxy_restarted_without_state_mid_post_says_which_shot_may_run_twice_on_each_profile(
+        sim, bare_proxy, tmp_path, monkeypatch):
+    """As test_v2_restart.py, on every profile: shot-2's POST reaches ComfyUI, the proxy dies before
+    it answers and comes back without state; shot-2 is posted again and said to maybe run twice,
+    the other shots (their job ids saved) re-attach through ComfyUI and are not doubted."""
+    from test_v2_restart import shot_of
+
+    queue_prompt, killed = sim.engine.submit, []
+
+    def submit(body):
+        answer = queue_prompt(body)
+        if answer[0] == 200 and not killed and shot_of(body) == "shot-2":
+            killed.append(answer[1]["prompt_id"])
+            bare_proxy.restart()
+        return answer
+
+    monkeypatch.setattr(sim.engine, "submit", submit)
+    out = tmp_path / "out"
+    result = render(bare_proxy.url, tiny_film(tmp_path, 3), out, "--concurrency", "3", "--no-stitch")
+    assert result.exit_code == 0, result.output
+    assert killed, "the proxy was never killed"
+    ledger = load_ledger(out)
+    assert [s.status for s in ledger.shots] == ["done"] * 3
+    runs = [e["prompt_id"] for e in executed(sim)]
+    assert sorted(runs) == sorted([s.job_id for s in ledger.shots] + killed)  # shot-2 twice, the others once
+    doubts = [e for e in events(result) if e["event"] == "warning" and "may have rendered twice" in e["message"]]
+    assert [e.get("shot") for e in doubts] == ["shot-2"], doubts
+    assert "(the first attempt could not be confirmed)" in doubts[0]["message"]
+
+
+def test_a_lost_answer_behind_the_proxy_is_said_plainly_and_the_film_renders_on_each_profile(sim, proxy, tmp_path):
+    """ComfyUI queued the prompt, then its answer was lost (a 502): the proxy calls that a 422 and
+    releases the key on every profile, so shot-1 renders twice, and wanclip says so."""
+    sim.faults.bad_gateway_after("/prompt", 2)  # the probe, then the first shot
+    out = tmp_path / "out"
+    result = render(proxy.url, tiny_film(tmp_path, 2), out, "--no-stitch")
+    assert result.exit_code == 0, result.output
+    assert [s.status for s in load_ledger(out).shots] == ["done"] * 2
+    warnings = [e for e in events(result) if e["event"] == "warning" and "may have rendered twice" in e["message"]]
+    assert [e.get("shot") for e in warnings] == ["shot-1"], warnings
+    assert len(executed(sim)) == 3
+
+
+def test_a_429_with_retry_after_is_waited_out_and_the_job_posted_once_on_each_profile(sim, proxy, tmp_path):
+    """The 429 is injected in front of the proxy (it never sends one for a submission): what the
+    profile decides is only whether the job posted after it runs once."""
+    import queue
+    import uuid
+
+    from test_v2_proxy import Busy, graph
+    from wanclip.comfy import v2
+    from wanclip.render.v2 import V2Backend
+
+    attempt, sink = str(uuid.uuid4()), queue.Queue()
+    backend = V2Backend(v2.V2Client(proxy.url, session=Busy()), concurrency=3)
+    backend.sink = sink
+    job = backend.submit(graph(tmp_path, "a busy surface"), attempt)
+    assert backend.find(attempt) == job and backend.concurrency == 1
+    assert "posted again in 0 s" in sink.get_nowait()[1].data["message"]
+    from helpers import wait_until
+
+    wait_until(lambda: backend.states([attempt])[attempt][0] == "done", message=lambda: str(sim.log()))
+    assert [e["prompt_id"] for e in executed(sim)] == [job]
+
+
+def test_a_missing_model_is_named_before_any_work_on_each_profile(sim, proxy, tmp_path):
+    import json
+
+    from helpers import ROOT, write_shots
+
+    graph_file = tmp_path / "typo.json"
+    shipped = json.loads((ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json").read_text())
+    shipped["75"]["inputs"]["unet_name"] = "wan2.2_t2v_high_noise_14B_fp8.safetensors"
+    graph_file.write_text(json.dumps(shipped))
+    shots = write_shots(tmp_path, "title: Typo\nwidth: 64\nheight: 64\nframes: 5\nworkflow: typo.json\n"
+                                  "shots:\n  - {name: one, prompt: 'first'}\n  - {name: two, prompt: 'second'}\n")
+    result = render(proxy.url, shots, tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "wan2.2_t2v_high_noise_14B_fp8.safetensors" in result.stderr
+    assert "did you mean wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors" in result.stderr
+    assert sim.log() == []
+
+
+def test_an_i2v_chain_uploads_its_start_picture_as_an_asset_on_each_profile(sim, proxy, tmp_path):
+    from helpers import write_shots
+
+    lines = ["title: Chain", "width: 96", "height: 64", "frames: 9", "seed_base: 7", "colour_match: false",
+             "shots:", "  - {name: walk-1, prompt: 'a dancer turns, link one'}",
+             "  - {name: walk-2, prompt: 'the dancer keeps turning, link 2', continue: true}"]
+    out = tmp_path / "film"
+    result = render(proxy.url, write_shots(tmp_path, "\n".join(lines) + "\n"), out, "--no-stitch")
+    assert result.exit_code == 0, result.output
+    ledger = load_ledger(out)
+    assert [s.status for s in ledger.shots] == ["done", "done"] and ledger.shots[1].backend == "v2"
+    assert ledger.shots[1].start_sha256 == ledger.shots[0].clip_sha256
+    history = sim.engine.history()
+    graphs = [history[e["prompt_id"]]["prompt"][2] for e in executed(sim)]
+    loads = [n["inputs"]["image"] for g in graphs for n in g.values() if n["class_type"] == "LoadImage"]
+    assert len(loads) == 1 and (sim.output_dir.parent / "input" / loads[0]).is_file()  # the proxy resolved the ref
+    assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)
