@@ -1,6 +1,10 @@
 """A film through the real comfy-api-proxy in front of the simulator speaking each ComfyUI version
-(0.3.64, 0.9, 0.33, 0.38): one proxy per profile for the module, small films; a SIGKILLed client's
-rerun, and SIGTERM where the proxy can cancel (0.38) and where it cannot (0.9)."""
+(0.3.64, 0.9, 0.33, 0.38), one proxy per profile for the module, small films: every scenario of
+issue 20 item 7 on every profile. A film; a SIGKILLed client's rerun; the proxy restarted mid-film
+with --state-dir and without; a lost answer; SIGTERM and Ctrl-C where the proxy can cancel (0.33,
+0.38) and where it cannot (0.3.64, 0.9); a 429 with Retry-After; a missing model named before any
+work; a missing or refused key; an I2V chain with uploads. test_v2_proxy.py keeps what does not
+depend on the profile (0.3.64 only)."""
 
 from __future__ import annotations
 
@@ -204,8 +208,10 @@ def test_the_proxy_restarted_without_state_mid_post_says_which_shot_may_run_twic
     assert [s.status for s in ledger.shots] == ["done"] * 2
     runs = [e["prompt_id"] for e in executed(sim)]
     assert sorted(runs) == sorted([s.job_id for s in ledger.shots] + killed)  # shot-2 twice, the others once
+    assert killed[0] not in [s.job_id for s in ledger.shots]
     doubts = [e for e in events(result) if e["event"] == "warning" and "may have rendered twice" in e["message"]]
     assert [e.get("shot") for e in doubts] == ["shot-2"], doubts
+    assert doubts[0]["message"].startswith("shot shot-2:")
     assert "(the first attempt could not be confirmed)" in doubts[0]["message"]
 
 
@@ -309,3 +315,46 @@ def test_a_missing_or_refused_key_stops_before_any_work_on_each_profile(sim, gua
     assert "COMFY_API_KEY" in result.output and "nothing was submitted" in result.output
     assert (key or TOKEN) not in result.output and TOKEN not in result.output
     assert sim.log() == []
+
+
+def ctrl_c_at_the_first_start(plan, url: str, **options):
+    """``render_film`` in-process, Ctrl-C as the first job starts: the ``Interrupted`` it raises."""
+    from wanclip.errors import Interrupted
+    from wanclip.render.loop import RenderOptions, render_film
+
+    def on_event(event):
+        if event.kind == "started":
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as err:
+        render_film(plan, RenderOptions(servers=[url], stitch=False, **options), on_event)
+    return err.value
+
+
+@pytest.mark.parametrize("staged", ["0.33", "0.38"], indirect=True)
+def test_ctrl_c_cancels_our_jobs_and_says_so_once_the_surface_confirms(sim, proxy, tmp_path):
+    """(was test_v2_cancel.py, 0.38 only) 0.33 and 0.38 have the per-job cancel the proxy calls."""
+    from wanclip.planning.plan import plan_film
+
+    sim.faults.stall_prompt(1)
+    err = ctrl_c_at_the_first_start(plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out"), proxy.url)
+    assert err.exit_code == 130
+    assert "none of our prompts is left on the server" in err.message
+    assert [s.status for s in load_ledger(tmp_path / "out").shots] == ["pending", "pending"]
+    assert [e["status"] for e in sim.log()] in (["interrupted"], ["interrupted", "interrupted"])
+
+
+@pytest.mark.parametrize("staged", ["0.3.64", "0.9"], indirect=True)
+def test_ctrl_c_where_the_surface_cannot_cancel_says_which_job_is_left_and_keeps_it(sim, proxy, tmp_path):
+    """(was in test_v2_proxy.py, 0.3.64 only) The proxy's cancel does nothing on ComfyUI 0.9 and
+    older (it calls a route they lack): the job is named as left on the server and kept."""
+    from wanclip.planning.plan import plan_film
+
+    sim.faults.stall_prompt(1)
+    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
+    err = ctrl_c_at_the_first_start(plan, proxy.url, cancel_wait=1.0)
+    assert err.exit_code == 130
+    assert "still on the server: shot-1" in err.message and proxy.url in err.message
+    first = load_ledger(tmp_path / "out").shots[0]
+    assert first.status in ("queued", "running") and first.job_id and first.cancelled
+    sim.faults.release(1)
