@@ -9,7 +9,7 @@ import uuid
 
 import requests
 
-from helpers import ROOT, kill_render_when, run_cli, write_shots
+from helpers import ROOT, run_cli, write_shots
 from wanclip.comfy import v2
 from wanclip.ledger import load_ledger
 from wanclip.render.messages import Note
@@ -48,22 +48,6 @@ def test_a_film_renders_through_the_proxy_each_shot_once_with_its_job_in_the_led
     assert sorted(e["prompt_id"] for e in runs) == sorted(s.job_id for s in ledger.shots)  # once each
     assert all(s.output_refs and s.output_refs[0]["url"].startswith(v2_proxy.url) for s in ledger.shots)
     assert (out / "film.mp4").is_file()
-
-
-def test_a_killed_client_reruns_and_reattaches_by_job_id_each_shot_once(sim, v2_proxy, tmp_path):
-    sim.faults.stall_prompt(2)  # shot-2's job is held at its sampler: the kill lands mid-film
-    shots, out = tiny_film(tmp_path, 3), tmp_path / "out"
-    kill_render_when(shots, v2_proxy.url, out, lambda ledger: ledger.shots[0].status == "done"
-                     and ledger.shots[1].job_id is not None)
-    assert load_ledger(out).shots[1].status != "done"
-    sim.faults.release(2)
-    result = render(v2_proxy.url, shots, out)
-    assert result.exit_code == 0, result.output
-    assert "reattached" in [e["event"] for e in events(result)]
-    ledger = load_ledger(out)
-    assert [s.status for s in ledger.shots] == ["done"] * 3
-    runs = executed(sim)
-    assert sorted(e["prompt_id"] for e in runs) == sorted(s.job_id for s in ledger.shots)  # each shot once
 
 
 def graph(folder, text: str) -> dict:
@@ -161,39 +145,6 @@ class Busy(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def test_a_429_with_retry_after_is_waited_out_and_the_job_posted_once_with_concurrency_lowered(sim, v2_proxy,
-                                                                                              tmp_path):
-    attempt, sink = str(uuid.uuid4()), queue.Queue()
-    backend = V2Backend(v2.V2Client(v2_proxy.url, session=Busy()), concurrency=3)
-    backend.sink = sink
-    job = backend.submit(graph(tmp_path, "a busy surface"), attempt)
-    assert backend.find(attempt) == job and backend.concurrency == 1
-    note = sink.get_nowait()[1]
-    assert "queue_full" in note.data["message"] and "posted again in 0 s" in note.data["message"]
-
-
-def test_ctrl_c_where_the_surface_cannot_cancel_says_which_job_is_left_and_keeps_it(sim, v2_proxy, tmp_path):
-    """The proxy's cancel does nothing on ComfyUI 0.9 and older (it calls a route they lack)."""
-    import pytest
-
-    from wanclip.errors import Interrupted
-    from wanclip.planning.plan import plan_film
-    from wanclip.render.loop import RenderOptions, render_film
-
-    sim.faults.stall_prompt(1)
-    plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
-
-    def on_event(event):
-        if event.kind == "started":
-            raise KeyboardInterrupt
-
-    with pytest.raises(Interrupted) as err:
-        render_film(plan, RenderOptions(servers=[v2_proxy.url], stitch=False, cancel_wait=1.0), on_event)
-    assert "still on the server: shot-1" in err.value.message and v2_proxy.url in err.value.message
-    first = load_ledger(tmp_path / "out").shots[0]
-    assert first.status in ("queued", "running") and first.job_id and first.cancelled
-
-
 def test_concurrency_one_keeps_one_job_in_flight_and_api_native_does_not_treat_the_proxy_as_comfyui(sim, v2_proxy,
                                                                                                     tmp_path):
     out = tmp_path / "out"
@@ -203,48 +154,6 @@ def test_concurrency_one_keeps_one_job_in_flight_and_api_native_does_not_treat_t
     assert said == [(kind, f"shot-{i}") for i in (1, 2, 3) for kind in ("submitted", "done")]
     native = render(v2_proxy.url, tiny_film(tmp_path, 1), tmp_path / "native", "--api", "native")
     assert native.exit_code == 2 and "v2" not in [e.get("backend") for e in events(native)]
-
-
-def test_a_missing_model_is_named_before_any_work(sim, v2_proxy, tmp_path):
-    graph_file = tmp_path / "typo.json"
-    shipped = json.loads((ROOT / "workflows" / "wan22_t2v_lightx2v_4step.json").read_text())
-    shipped["75"]["inputs"]["unet_name"] = "wan2.2_t2v_high_noise_14B_fp8.safetensors"
-    graph_file.write_text(json.dumps(shipped))
-    shots = write_shots(tmp_path, "title: Typo\nwidth: 64\nheight: 64\nframes: 5\nworkflow: typo.json\n"
-                                  "shots:\n  - {name: one, prompt: 'first'}\n  - {name: two, prompt: 'second'}\n")
-    result = render(v2_proxy.url, shots, tmp_path / "out")
-    assert result.exit_code == 2, result.output
-    assert "wan2.2_t2v_high_noise_14B_fp8.safetensors" in result.stderr
-    assert "did you mean wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors" in result.stderr
-    assert sim.log() == []
-
-
-def test_the_proxy_restarted_mid_film_with_its_state_dir_loses_no_shot_and_renders_none_twice(sim, v2_proxy,
-                                                                                             tmp_path):
-    from wanclip.planning.plan import plan_film
-    from wanclip.render.loop import RenderOptions, render_film
-
-    sim.engine.config.step_seconds = 0.1
-    restarts, submitted = [], []
-
-    def on_event(event):
-        # every POST answered (a proxy killed mid-POST may have queued a job it never recorded: that
-        # shot may render twice, and wanclip says so), jobs running and queued: the proxy goes away
-        submitted.extend([event.shot] if event.kind == "submitted" else [])
-        if len(submitted) == 3 and not restarts:
-            restarts.append(event.shot)
-            v2_proxy.restart()
-
-    try:
-        plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
-        result = render_film(plan, RenderOptions(servers=[v2_proxy.url], stitch=False, poll_interval=0.2,
-                                                 concurrency=3), on_event)
-    finally:
-        sim.engine.config.step_seconds = 0.005
-    assert restarts and result.exit_code == 0
-    ledger = load_ledger(tmp_path / "out")
-    assert [s.status for s in ledger.shots] == ["done"] * 3
-    assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)
 
 
 def test_a_native_server_and_a_v2_surface_share_one_film(sim, v2_proxy, tmp_path):
@@ -260,35 +169,6 @@ def test_a_native_server_and_a_v2_surface_share_one_film(sim, v2_proxy, tmp_path
     ran = sorted(e["prompt_id"] for e in executed(sim))
     assert ran == sorted(s.job_id or s.prompt_id for s in ledger.shots)  # the native attempt id is the prompt id
     assert {s.backend for s in ledger.shots if s.server == v2_proxy.url} <= {"v2"}
-
-
-def test_a_lost_answer_behind_the_proxy_is_said_plainly_and_the_film_still_renders(sim, v2_proxy, tmp_path):
-    """ComfyUI queued the prompt, then the answer was lost (a 502): the proxy 0.1.6 calls that a 422
-    invalid_workflow and releases the key, so no v2 client can find that job again."""
-    sim.faults.bad_gateway_after("/prompt", 2)  # the probe, then the first shot
-    out = tmp_path / "out"
-    result = render(v2_proxy.url, tiny_film(tmp_path, 2), out, "--no-stitch")
-    assert result.exit_code == 0, result.output
-    assert [s.status for s in load_ledger(out).shots] == ["done"] * 2
-    warnings = [e["message"] for e in events(result) if e["event"] == "warning"]
-    assert any("may have rendered twice" in w for w in warnings)
-    assert len(executed(sim)) == 3  # the lost job ran too: shot-1 rendered twice, as the warning says
-
-
-def test_an_i2v_chain_through_the_proxy_uploads_each_start_picture_as_an_asset(sim, v2_proxy, tmp_path):
-    lines = ["title: Chain", "width: 96", "height: 64", "frames: 9", "seed_base: 7", "colour_match: false",
-             "shots:", "  - {name: walk-1, prompt: 'a dancer turns, link one'}",
-             "  - {name: walk-2, prompt: 'the dancer keeps turning, link 2', continue: true}"]
-    out = tmp_path / "film"
-    result = render(v2_proxy.url, write_shots(tmp_path, "\n".join(lines) + "\n"), out, "--no-stitch")
-    assert result.exit_code == 0, result.output
-    ledger = load_ledger(out)
-    assert [s.status for s in ledger.shots] == ["done", "done"] and ledger.shots[1].backend == "v2"
-    assert ledger.shots[1].start_sha256 == ledger.shots[0].clip_sha256
-    history = sim.engine.history()
-    graphs = [history[e["prompt_id"]]["prompt"][2] for e in executed(sim)]
-    loads = [n["inputs"]["image"] for g in graphs for n in g.values() if n["class_type"] == "LoadImage"]
-    assert len(loads) == 1 and (sim.output_dir.parent / "input" / loads[0]).is_file()  # the proxy resolved the ref
 
 
 class CloudLike(requests.Session):
