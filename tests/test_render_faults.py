@@ -130,7 +130,11 @@ def test_the_only_server_restarting_for_seconds_is_waited_for_not_abandoned(sim,
     kinds = [e.kind for e in seen]
     assert result.exit_code == 0 and "server_down" not in kinds and "server_back" in kinds
     assert [s.status for s in result.ledger.shots] == ["done"] * 3
-    assert sorted({e.shot for e in seen if e.kind == "lost"}) == ["shot-2", "shot-3"]
+    lost = {e.shot for e in seen if e.kind == "lost"}
+    # shot-2 ran when the server went away; shot-3 is lost with it only if its POST reached the server
+    # first (the first shot goes alone, the others after it: on a loaded machine shot-3 may be posted
+    # only once the server is back). Either way every shot is done above, each rendered by the server.
+    assert "shot-2" in lost and lost <= {"shot-2", "shot-3"}, lost
 
 
 def _wait_for(predicate, message=lambda: "condition never became true") -> None:
