@@ -202,3 +202,17 @@ def test_an_emptied_pieces_folder_is_removed(film):
         rerender(film, i, frames)
     assert run_cli("stitch", "--from", film, "--no-contact-sheet", "--no-pieces").exit_code == 0
     assert not (film / "pieces").exists()
+
+
+def test_clips_without_o_never_replace_a_film_mp4_beside_them(two_clips, tmp_path):
+    """`stitch a.mp4 b.mp4` writes film.mp4 beside the first clip: a film.mp4 already there is not a
+    file the user named, so it is never replaced (exit 2); -o names the output, which is then replaced."""
+    theirs = tmp_path / "film.mp4"
+    theirs.write_bytes(b"the user's own film")
+    result = run_cli("stitch", *two_clips, "--no-contact-sheet")
+    assert result.exit_code == 2, result.output
+    assert "already exists, and no -o named it" in " ".join(result.output.split())
+    assert theirs.read_bytes() == b"the user's own film"
+    named = run_cli("stitch", *two_clips, "-o", theirs, "--no-contact-sheet")
+    assert named.exit_code == 0, named.output
+    assert theirs.read_bytes() != b"the user's own film"

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from wanclip import media
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, in_range, print_json
-from wanclip.errors import WanclipError
+from wanclip.errors import EXIT_BAD_INPUT, WanclipError
 from wanclip.ledger import LEDGER_NAME, film_lock
 from wanclip.stitch import graph, join, run
 
@@ -67,7 +67,8 @@ def stitch_command(
     Exit codes: 0 the film was written, 1 stitching failed (a clip missing or corrupt, or ffmpeg
     failed), 2 bad input, refused before ffmpeg starts (the options: an unknown
     --transition or --preset, a transition longer than a clip, --audio without sound; no film
-    folder, a ledger clip outside it, the output is an input), 130 Ctrl-C, 143 SIGTERM.
+    folder, a ledger clip outside it, the output is an input, a film.mp4 beside the clips that no
+    -o named), 130 Ctrl-C, 143 SIGTERM.
     """
     with handle_errors(as_json=as_json), _progress(enabled=not as_json and not quiet) as on_progress:
         result = _run(clips or [], from_dir, output, mode, transition, duration, crf, preset, audio,
@@ -128,5 +129,9 @@ def _run(clips, from_dir, output, mode, transition, duration, crf, preset, audio
     seconds = 0.0 if kind == graph.HARD_CUT else (duration or graph.DEFAULT_DURATION)
     cuts = [graph.Cut(kind, seconds)] * (len(clips) - 1)
     target = output or clips[0].parent / graph.FILM_NAME
+    if output is None and (target.exists() or target.is_symlink()):  # not named by the user: never replaced
+        raise WanclipError(f"{target} already exists, and no -o named it: wanclip replaces only the output you name",
+                           f"give the film a name with -o (e.g. -o {target.with_name('joined.mp4')}), or -o {target} "
+                           "to replace that file", exit_code=EXIT_BAD_INPUT)
     return join.stitch(clips, target, mode, cuts, crf, preset, audio, contact_sheet, on_progress=on_progress)
 
