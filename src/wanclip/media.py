@@ -135,24 +135,13 @@ def run_with_progress(argv: list[str], what: str, on_frame: Callable[[int], None
     ``Terminated``, an error in ``on_frame``) ffmpeg is stopped and reaped before the exception
     goes on: it never outlives the call.
     """
-    reporting = [argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]]
-    with tempfile.TemporaryFile() as stderr:
-        try:
-            proc = subprocess.Popen(reporting, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                                    env=child_env())
-        except OSError as exc:
-            raise _no_binary(argv, exc) from exc
-        with proc:
-            try:
-                for line in proc.stdout:
-                    if line.startswith(b"frame=") and on_frame is not None:
-                        on_frame(int(line[6:].strip() or 0))
-                rc = proc.wait()
-            except BaseException:
-                stop(proc)
-                raise
-        if rc != 0:
-            raise ffmpeg_failed(argv, _tail(stderr), what, rc)
+    def read_progress(proc: Process) -> None:
+        for line in proc.stdout:
+            if line.startswith(b"frame=") and on_frame is not None:
+                on_frame(int(line[6:].strip() or 0))
+
+    _supervised(argv, what, read_progress, stdout=subprocess.PIPE,
+                launched=[argv[0], "-progress", "pipe:1", "-nostats", *argv[1:]])
 
 
 Process = subprocess.Popen
@@ -163,15 +152,23 @@ def run_watched(argv: list[str], what: str, started: Callable[[Process], None]) 
     runs (to record it, to stop it from another thread, to lower its priority). Whatever is raised
     while it runs, ``started`` included, stops it before going on; a failure raises the StitchError
     with the tail of its stderr."""
+    _supervised(argv, what, started, stdout=subprocess.DEVNULL)
+
+
+def _supervised(argv: list[str], what: str, body: Callable[[Process], None], stdout: int,
+                launched: list[str] | None = None) -> None:
+    """Start ffmpeg (``launched``, else ``argv``) with its stderr in a temporary file, run
+    ``body(process)`` then wait for it; whatever is raised meanwhile stops and reaps it before going
+    on (it never outlives the call). A non-zero exit raises the StitchError naming ``argv``."""
     with tempfile.TemporaryFile() as stderr:
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            proc = subprocess.Popen(launched or argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                     env=child_env())
         except OSError as exc:
             raise _no_binary(argv, exc) from exc
         with proc:
             try:
-                started(proc)
+                body(proc)
                 rc = proc.wait()
             except BaseException:
                 stop(proc)
