@@ -20,6 +20,7 @@ from wanclip.planning.keyframes import keyframe_key
 from wanclip.planning.plan import Plan, PlannedShot
 from wanclip.planning.workflow import image_name
 from wanclip.render import pictures as continuity
+from wanclip.render.takes import take_last_frame
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,8 @@ class Chains:
         folder = self.ledger.folder
         take = self.ledger.film_take(record)
         if take is not None and take.get("take") != record.take:  # pinned to an earlier take: its own frame
-            clip, number = folder / take["clip"], take.get("take")
-            stem = clip.stem if clip.stem.endswith(f".take{number}") else f"{clip.stem}.take{number}"
-            last = clip.with_name(f"{stem}.last.png")  # never the newest take's clips/NN_name.last.png
+            clip = folder / take["clip"]
+            last = take_last_frame(clip, take.get("take"))
             if not last.is_file():
                 info = media.probe(clip)
                 last = continuity.last_frame(clip, info.frames, info.width, info.height, last)

@@ -126,6 +126,14 @@ def prunable(ledger: Ledger, names: list[str] | None = None) -> list[Prunable]:
     return out
 
 
+def take_last_frame(clip: Path, number: int) -> Path:
+    """Where the last frame of take ``number`` (clip ``clip``) goes when a chain link continues from
+    that take while it is not the newest: ``NN_name.takeN.last.png``, never the newest take's
+    ``clips/NN_name.last.png``."""
+    stem = clip.stem if clip.stem.endswith(f".take{number}") else f"{clip.stem}.take{number}"
+    return clip.with_name(f"{stem}.last.png")
+
+
 def _deletable(ledger: Ledger, take: dict) -> bool:
     """A take's clip --prune may delete: one wanclip rendered, in the film folder, that the user did
     not change since (an edited take is the user's work: it is listed as kept, never deleted)."""
@@ -146,8 +154,7 @@ def prune(ledger: Ledger, items: list[Prunable]) -> list[str]:
         if clip is None:  # prunable() never lists one; a caller's own list is held to the same rule
             continue
         clip.unlink(missing_ok=True)
-        stem = clip.stem if clip.stem.endswith(f".take{item.take}") else f"{clip.stem}.take{item.take}"
-        clip.with_name(f"{stem}.last.png").unlink(missing_ok=True)  # its last frame, made for a chain
+        take_last_frame(clip, item.take).unlink(missing_ok=True)  # its last frame, made for a chain
         if item.removed:
             removed = ledger.removed
             for record in removed:
