@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -216,3 +218,20 @@ def test_clips_without_o_never_replace_a_film_mp4_beside_them(two_clips, tmp_pat
     named = run_cli("stitch", *two_clips, "-o", theirs, "--no-contact-sheet")
     assert named.exit_code == 0, named.output
     assert theirs.read_bytes() != b"the user's own film"
+
+
+def test_a_lock_a_killed_holders_child_keeps_for_a_moment_is_waited_for_not_refused(tmp_path):
+    """A render killed while it was starting ffmpeg leaves the lock with the child for the moment
+    between its fork and its exec: a render run again at once found it held and was refused
+    ("another wanclip render (pid N)", N the killed one). A lock let go within a moment is taken."""
+    pytest.importorskip("fcntl")
+    folder = tmp_path / "film"
+    folder.mkdir()
+    with subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(0.3)\n",
+         str(folder / LOCK_NAME)], stdout=subprocess.PIPE, text=True) as holder:
+        assert holder.stdout.readline().strip() == "held"
+        with film_lock(folder, "render"):
+            assert (folder / OWNER_NAME).read_text(encoding="utf-8").startswith("render")

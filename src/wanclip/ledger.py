@@ -56,6 +56,11 @@ LEDGER_NAME = "ledger.json"
 REMOVED = "removed_shots"  # the ledger film's key for shots taken out of the film (see Ledger.removed)
 LOCK_NAME = ".render.lock"
 OWNER_NAME = ".render.lock.owner"  # who holds the lock: beside it, as a lock file may be truncated by a waiter
+# How long a lock found held is waited for before the refusal. A holder killed while it was starting a
+# child (ffmpeg) leaves the lock with that child for the moment between its fork and its exec (the
+# exec closes the descriptor): a render run again at once found it held ("another wanclip render
+# (pid N)", N the killed one; seen once in the suite under load). A real holder still is refused.
+HELD_GRACE = 1.0
 STATUSES = ("pending", "queued", "running", "done", "failed", "lost")
 # node_seconds' key for the node pack's background encode: seconds off the GPU's path, not a node's
 BACKGROUND_ENCODE = "background encode"
@@ -285,7 +290,7 @@ def _take_lock(folder: Path) -> tuple[FileLock, int | None]:
     for _ in range(100):
         lock = FileLock(folder / LOCK_NAME)
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=HELD_GRACE, poll_interval=0.05)
         except Timeout as exc:
             raise WanclipError(f"another wanclip {_lock_owner(folder)} is working on {folder}",
                                "let it finish or stop it (Ctrl-C); then run again to resume") from exc
