@@ -88,8 +88,12 @@ def test_a_transient_500_and_a_lost_answer_render_every_shot_exactly_once(sim, t
 
 
 def test_ctrl_c_while_the_server_answers_errors_keeps_every_prompt_and_renders_none_twice(sim, tmp_path):
-    """#3: the cancel swallowed the errors, forgot every prompt id: 3 shots became 6 renders."""
-    sim.engine.config.step_seconds = 0.1
+    """#3: the cancel swallowed the errors, forgot every prompt id: 3 shots became 6 renders.
+
+    Shot 1 is held on the server (a stall, released by ``faults.clear()``): with a slow step instead,
+    a loaded machine let it finish before the stop was handled, and the message rightly named no
+    running shot (the test failed so once)."""
+    sim.faults.stall_prompt(1)
     try:
         plan = plan_film(tiny_film(tmp_path, 3), out=tmp_path / "out")
 
@@ -113,7 +117,7 @@ def test_ctrl_c_while_the_server_answers_errors_keeps_every_prompt_and_renders_n
         result = render(sim.url, tmp_path / "film.yaml", tmp_path / "out", "--no-stitch")
         assert result.exit_code == 0, result.output
     finally:
-        sim.engine.config.step_seconds = 0.005
+        sim.faults.clear()
     log = successes(sim)
     final = load_ledger(tmp_path / "out")
     assert len(log) == 3 and {e["prompt_id"] for e in log} == {s.prompt_id for s in final.shots}
@@ -198,8 +202,12 @@ def test_interrupted_is_said_only_once_the_server_stopped_the_prompt(sim, tmp_pa
 
 
 def test_a_stop_the_server_has_not_honoured_yet_keeps_the_prompt_and_the_next_run_renders_it(sim, tmp_path):
-    """#14: the prompt keeps its id until the server confirms; the message says it was asked to stop."""
-    sim.faults.stall_prompt(1).slow_interrupt(1.5)
+    """#14: the prompt keeps its id until the server confirms; the message says it was asked to stop.
+
+    The server honours the interrupt 3 s after it arrives, so it can never confirm within the 2 s the
+    render waits; those 2 s leave room for the request to go out on a loaded machine (with 0.3 s the
+    render once left before it could ask, and rightly said "(running)")."""
+    sim.faults.stall_prompt(1).slow_interrupt(3.0)
     plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
 
     def on_event(event):
@@ -207,7 +215,7 @@ def test_a_stop_the_server_has_not_honoured_yet_keeps_the_prompt_and_the_next_ru
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted) as err:
-        render_film(plan, RenderOptions(servers=[sim.url], stitch=False, cancel_wait=0.3), on_event)
+        render_film(plan, RenderOptions(servers=[sim.url], stitch=False, cancel_wait=2.0), on_event)
     assert "shot-1 (asked to stop)" in err.value.message
     record = load_ledger(tmp_path / "out").shot("shot-1")
     assert record.prompt_id and record.cancelled and record.status == "running"
