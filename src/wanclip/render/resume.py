@@ -149,11 +149,11 @@ def _merge(plan: Plan, shot: PlannedShot, old: ShotRecord | None, ledger: Ledger
     if old.status == "done":
         state, sha = clip_state(old, ledger)
         if state == MISSING:
-            return next_take(old, fresh, ledger), Decision(RENDER, "clip missing")
+            return next_take(old, fresh, ledger, (state, sha)), Decision(RENDER, "clip missing")
         if state == DAMAGED:  # not a video any more: kept as an earlier take all the same
-            return next_take(old, fresh, ledger), Decision(RENDER, "clip damaged (not a readable video; kept)")
+            return next_take(old, fresh, ledger, (state, sha)), Decision(RENDER, "clip damaged (not a readable video; kept)")
         if forced:
-            return next_take(old, fresh, ledger), Decision(RENDER, "forced")
+            return next_take(old, fresh, ledger, (state, sha)), Decision(RENDER, "forced")
         old.edited_sha256 = sha if state == EDITED else None
         return old, Decision(EDIT, "using your version") if state == EDITED else Decision(KEEP, "done")
     if old.status in ACTIVE and old.prompt_id:

@@ -50,13 +50,15 @@ def clip_state(record: ShotRecord, ledger: Ledger) -> tuple[str, str | None]:
     return EDITED, sha
 
 
-def next_take(old: ShotRecord, fresh: ShotRecord, ledger: Ledger) -> ShotRecord:
+def next_take(old: ShotRecord, fresh: ShotRecord, ledger: Ledger,
+              state: tuple[str, str | None] | None = None) -> ShotRecord:
     """``fresh`` as the next take of ``old``'s shot: ``old``'s clip, when it has one on disk, becomes an
     earlier take (marked ``edited`` when the user changed its bytes); a render that left no clip (a
-    failure, a deleted file) is not a take, and the number is used again."""
+    failure, a deleted file) is not a take, and the number is used again. ``state``: ``old``'s
+    ``clip_state`` when the caller has just read it (the clip is not hashed twice)."""
     fresh.takes, fresh.take, fresh.attempts = list(old.takes), old.take, old.attempts
     if old.status == "done" and old.clip:
-        state, sha = clip_state(old, ledger)
+        state, sha = state or clip_state(old, ledger)
         if state != MISSING:
             kept = take_of(old)
             kept["edited"] = state in (EDITED, DAMAGED)
