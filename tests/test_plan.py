@@ -19,7 +19,8 @@ def test_plan_json_reports_the_tomato_film(tmp_path):
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     # 12 x 81 frames - 11 x 4.8 frames of fades = 919.2 frames; the film has whole frames: 920
-    assert plan["film"] == {"title": "Tomato and Egg Stir-Fry", "fps": 16.0, "shots": 12, "seconds": 57.5}
+    assert plan["film"] == {"title": "Tomato and Egg Stir-Fry", "fps": 16.0, "rendered_fps": 16.0, "size": [832, 480],
+                            "shots": 12, "seconds": 57.5}
     assert [s["seed"] for s in plan["shots"]] == list(range(101, 113))
     assert {s["frames"] for s in plan["shots"]} == {81}
     assert {(s["width"], s["height"]) for s in plan["shots"]} == {(832, 480)}

@@ -40,7 +40,7 @@ def plan_command(
 
     with handle_errors(as_json=as_json):
         plan = plan_film(shots_file, out=out, reseed=list(reseed or []), takes=take_pins(take))
-        _, decisions = merge_ledger(plan)
+        ledger, decisions = merge_ledger(plan)
         try:
             graphs = plan.write_graphs()
         except LocalIOError as exc:  # a bad --out (or `out:`) is bad input here: nothing else is written
@@ -51,9 +51,12 @@ def plan_command(
         for shot in data["shots"]:
             decision = decisions[shot["name"]]
             shot["action"], shot["reason"] = decision.action, decision.reason
+            if shot["post"] is not None:
+                shot["post"]["makes"] = ledger.post_wanted(ledger.shot(shot["name"]))
         print_json(data)
     else:
         render_plan(plan, graphs, decisions)
+        render_posts(plan, ledger, decisions)
     for warning in plan.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(shown(warning))}", markup=True)
 
@@ -68,8 +71,10 @@ def render_plan(plan: Plan, graphs: Path, decisions: dict[str, Decision]) -> Non
     film = plan.film
     table = Table(title=Text(f"{shown(film.title)} — {counted(len(plan.shots), 'shot')}, "
                              f"{plan.seconds:.2f} s after transitions"))
-    for column in ("#", "name", "seed", "frames", "seconds", "size", "render"):
-        table.add_column(column, justify="left" if column in ("name", "size", "render") else "right", no_wrap=True)
+    posts = any(s.post for s in plan.shots)
+    for column in ("#", "name", "seed", "frames", "seconds", "size", *(["post"] if posts else []), "render"):
+        table.add_column(column, justify="left" if column in ("name", "size", "post", "render") else "right",
+                         no_wrap=True)
     table.add_column("prompt", no_wrap=True)
     will = {name: _will(d) for name, d in decisions.items()}
     fixed = sum(len(s.name) + len(str(s.seed)) for s in plan.shots[:1]) + 55 + max(6, *map(len, will.values()))
@@ -77,24 +82,64 @@ def render_plan(plan: Plan, graphs: Path, decisions: dict[str, Decision]) -> Non
     for shot in plan.shots:
         prompt = shown(shot.prompt)
         excerpt = prompt if len(prompt) <= room else prompt[:room - 1] + "…"
+        post = [(f"{shot.post.frames}@{shot.post.fps:g}"
+                 + (f" {shot.post.width}x{shot.post.height}" if shot.post.upscaling else "")
+                 if shot.post else "none")] if posts else []
         table.add_row(str(shot.index), shot.name, str(shot.seed), str(shot.frames), f"{shot.seconds:.2f}",
-                      f"{shot.width}x{shot.height}", will[shot.name], Text(excerpt))
+                      f"{shot.width}x{shot.height}", *post, will[shot.name], Text(excerpt))
     console.print(table)
     render_decisions(plan, decisions)
-    total = sum(s.seconds for s in plan.shots)
-    repeated = sum(s.frames - s.kept_frames for s in plan.shots) / film.fps
+    fps, m = film.out_fps, film.post.interpolate if film.post else 1
+    total = sum(((s.frames - 1) * m + 1) / fps for s in plan.shots)
+    repeated = sum(s.frames - s.kept_frames for s in plan.shots) / fps
     formula = film.seconds_after_transitions(whole_frames=False)
-    frames = round(plan.seconds * film.fps)
+    frames = round(plan.seconds * fps)
     rounded = (f"; each transition starts on a whole frame, so the film is {frames} frames = {plan.seconds:.2f} s"
                if abs(formula - plan.seconds) > 1e-9 else "")
     console.print(f"film: {total:.2f} s of clips − {total - formula - repeated:.2f} s of transitions"
                   + (f" − {repeated:.2f} s of repeated first frames" if repeated else "")
-                  + f" = {formula:.2f} s{rounded} at {film.fps:g} fps")
+                  + f" = {formula:.2f} s{rounded} at {fps:g} fps")
+    if posts:
+        width, height = film.out_size
+        console.print(f"post: after each shot renders, a second prompt on the server "
+                      f"{_post_words(film.post)}; the film is {width}x{height} at {fps:g} fps, and the rendered "
+                      "clips stay beside their post clips (changing only `post:` renders no shot again)",
+                      highlight=False)
+        for shot in plan.shots:
+            if (shot.post.key if shot.post else None) != (plan.shots[0].post.key if plan.shots[0].post else None):
+                console.print(f"  shot {shot.name}: {shot.post.describe() if shot.post else 'no post step'} "
+                              "(its own `post:`; the stitch fits it to the film's frame rate and size)",
+                              highlight=False)
     render_chains(plan)
     console.print(Text(f"workflow: {shown(plan.workflow)}"))
     if plan.i2v_workflow:
         console.print(Text(f"image-to-video workflow: {shown(plan.i2v_workflow)}"))
     console.print(Text(f"graphs written to {shown(graphs)}/"))
+
+
+def render_posts(plan: Plan, ledger, decisions: dict[str, Decision]) -> None:
+    """Which post clips render will make, and why (a shot to render, new post settings, not made yet)."""
+    todo = []
+    for shot in plan.shots:
+        record = ledger.shot(shot.name)
+        if shot.post is None or not ledger.post_wanted(record):
+            continue
+        made = {p.get("key") for p in record.posts if isinstance(p, dict)}
+        why = ("after it renders" if decisions[shot.name].renders else
+               "post settings changed; the shot is not sampled again" if made else "not made yet")
+        todo.append(f"{shot.name} ({why})")
+    if todo:
+        console.print(f"post clips to make: {', '.join(todo)}", highlight=False)
+    elif any(s.post for s in plan.shots):
+        console.print("post clips to make: none (every one is made)", highlight=False)
+
+
+def _post_words(post) -> str:
+    if post is None:
+        return "for the shots that ask for it"
+    parts = ([f"upscales ({post.upscale})"] if post.upscale not in (1, 1.0) else []) + \
+        ([f"interpolates x{post.interpolate} frames"] if post.interpolate > 1 else [])
+    return " then ".join(parts)
 
 
 def render_decisions(plan: Plan, decisions: dict[str, Decision]) -> None:

@@ -17,6 +17,8 @@ from wanclip.ledger import Ledger, ledger_path, load_ledger
 from wanclip.planning.folders import check_film_folder
 from wanclip.planning.identity import identity_sha256
 from wanclip.planning.keyframes import fit_note, keyframe_key, read_keyframe
+from wanclip.planning.post import PostJob
+from wanclip.planning.post_models import LORA_SETS
 from wanclip.planning.seeds import Seed, assign_seeds
 from wanclip.planning.shots import Film, Transition, load_film
 from wanclip.planning.timeline import cut_problem, kept_frames
@@ -124,6 +126,7 @@ class PlannedShot:
     seed_source: str = "seed_base"  # why it has its seed: see planning.seeds
     take: int | None = None  # the take the film uses when pinned (`take: N`, `--take NAME=N`)
     reseed: bool = False  # `--reseed NAME`: render a new take with a fresh seed
+    post: PostJob | None = None  # the post step on the server after it renders (planning.post)
 
     @property
     def seconds(self) -> float:
@@ -163,13 +166,16 @@ class Plan:
 
     def to_json(self) -> dict:
         return {
-            "film": {"title": self.film.title, "fps": self.film.fps, "shots": len(self.shots),
-                     "seconds": round(self.seconds, 4)},
+            "film": {"title": self.film.title, "fps": self.film.out_fps, "rendered_fps": self.film.fps,
+                     "size": list(self.film.out_size), "shots": len(self.shots), "seconds": round(self.seconds, 4)},
             "shots": [{"index": s.index, "name": s.name, "seed": s.seed, "seed_source": s.seed_source,
                        "take": s.take, "frames": s.frames,
                        "seconds": round(s.seconds, 4), "width": s.width, "height": s.height,
                        "prompt": s.prompt, "graph_sha256": s.graph_sha256, "continues": s.continues,
-                       "keyframes": {k: str(v) for k, v in s.keyframes.items()}} for s in self.shots],
+                       "keyframes": {k: str(v) for k, v in s.keyframes.items()},
+                       "post": None if s.post is None else {
+                           "key": s.post.key, "interpolate": s.post.interpolate, "frames": s.post.frames,
+                           "fps": s.post.fps, "width": s.post.width, "height": s.post.height}} for s in self.shots],
             "chains": [[s.name for s in chain] for chain in self.chains],
         }
 
@@ -357,7 +363,9 @@ def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path], s
         fps=film.fps, filename_prefix=f"wanclip/{film.slug}/{shot.name}",  # no index: see planning.identity
         negative=shot.negative if shot.negative is not None else film.negative,
         steps=film.steps, switch_step=film.switch_step, cfg=film.cfg, shift=film.shift,
-        lora_strength=film.lora_strength, weight_dtype=film.weight_dtype, start_image=images.get("start_image"),
+        lora_strength=film.lora_strength, weight_dtype=film.weight_dtype,
+        distill_loras=LORA_SETS[film.lightx2v]["i2v" if shot.image_to_video else "t2v"] if film.lightx2v else None,
+        start_image=images.get("start_image"),
         end_image=images.get("end_image"))
     graph, roles = inject_shot(base, params)  # the shot's roles, found once: they travel with it
     before = film.continues_from(index)
@@ -365,7 +373,7 @@ def _plan_shot(film: Film, base: dict, index: int, keyframes: dict[str, Path], s
                        height=film.height, prompt=params.positive, transition=film.transition_into(index),
                        graph=graph, graph_sha256=identity_sha256(graph, roles), roles=roles,
                        continues=film.shots[before - 1].name if before else None, keyframes=keyframes,
-                       seed_source=seed_of.source)
+                       seed_source=seed_of.source, post=film.post_job(index))
 
 
 def check_transitions(plan: Plan) -> None:

@@ -14,10 +14,70 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 HEIGHT = re.compile(r"^(\d{3,4})p$")
 MAX_UPSCALE = 4.0
 MAX_SIDE = 4096  # what the upscalers and h264 at level 5.2 take comfortably
+
+
+class Post(BaseModel):
+    """``post:``: the post stage on the GPU server after a shot renders (``planning.post``).
+    ``interpolate``: 2, 3 or 4 times the frames (16 -> 32/48/64 fps), 1 for none; ``upscale``: a
+    factor (``2``) or a target height (``720p``, ``1080p``), 1 for none. At shot level (``post:`` in a
+    shot) each key given replaces the film's; ``post: false`` there turns the film's off for the shot."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    interpolate: int = Field(1, ge=1, le=4)
+    upscale: float | str = 1
+    @field_validator("interpolate", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"{str(value).lower()}: true/false is not a number (YAML reads yes/no/on/off as "
+                             "true/false): write 2 for 32 fps, 1 for none")
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, (float, str)):
+            raise ValueError(f"{value!r}: a whole number of times the frames: 2 (16 -> 32 fps), 3 or 4; "
+                             "1 for none")
+        return value
+
+    @field_validator("upscale", mode="before")
+    @classmethod
+    def _upscale(cls, value: Any) -> Any:
+        if isinstance(value, bool) or value is None:
+            raise ValueError(f"{value!r}: a factor (2) or a target height (720p, 1080p); 1 for none")
+        if isinstance(value, str):
+            text = value.strip().lower()
+            match = HEIGHT.match(text)
+            if match is None:
+                try:
+                    return cls._upscale(float(text.removesuffix("x")))
+                except ValueError:
+                    raise ValueError(f"{value!r}: a factor (2) or a target height such as 720p or 1080p") from None
+            if not 144 <= int(match.group(1)) <= MAX_SIDE:
+                raise ValueError(f"{value!r}: a height from 144p to {MAX_SIDE}p")
+            return text
+        if not 1 <= float(value) <= MAX_UPSCALE:
+            raise ValueError(f"{value:g}: a factor from 1 (none) to {MAX_UPSCALE:g}")
+        return int(value) if float(value).is_integer() else float(value)
+
+    @property
+    def active(self) -> bool:
+        return self.interpolate > 1 or self.upscale not in (1, 1.0)
+
+
+def merged_post(film: Post | None, shot: Post | Literal[False] | None) -> Post | None:
+    """A shot's post settings: the film's, each key the shot gives replacing the film's (``False``:
+    none for this shot); None when there is nothing to do."""
+    if shot is False:
+        return None
+    merged = film if shot is None else Post.model_validate(
+        {**(film.model_dump() if film is not None else {}), **shot.model_dump(exclude_unset=True)})
+    return merged if merged is not None and merged.active else None
 
 
 def even(value: float) -> int:

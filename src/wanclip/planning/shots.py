@@ -25,6 +25,7 @@ from pydantic import (
 
 from wanclip.errors import ShotsFileError
 from wanclip.planning.names import name_problem, slug_or_empty, slugify
+from wanclip.planning.post import MAX_SIDE, Post, PostJob, merged_post, post_job, upscaled_size
 from wanclip.planning.timeline import (
     CUT,
     film_frame_count,
@@ -154,6 +155,7 @@ class Shot(BaseModel):
     image: str | None = Field(None, min_length=1)
     end_image: str | None = Field(None, min_length=1)
     take: int | None = Field(None, ge=1)  # the take the film uses (`wanclip takes` lists them); default the newest
+    post: Post | Literal[False] | None = None  # over the film's `post:` key by key; false: none for this shot
 
     @property
     def image_to_video(self) -> bool:
@@ -226,6 +228,11 @@ class Film(BaseModel):
     weight_dtype: Literal["default", "fp8_e4m3fn", "fp8_e4m3fn_fast", "fp8_e5m2"] | None = None
     i2v_workflow: str | None = None  # the image-to-video graph (default: the shipped Wan 2.2 I2V one)
     colour_match: bool = True  # match each chain link's input to the chain's first keyframe (drift)
+    # The post stage on the server after each shot: frame interpolation and upscaling (planning.post)
+    post: Post | None = None
+    # The LightX2V 4-step distillation LoRAs the graph loads (by role): v1.1 (default, what the shipped
+    # graphs name) or 1217 (T2V 4step_1217, with the I2V 4step_1022 pair for image-to-video shots)
+    lightx2v: Literal["v1.1", "1217"] | None = None
     shots: list[Shot] = Field(min_length=1)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)  # key path -> line, when read from a file
 
@@ -256,6 +263,7 @@ class Film(BaseModel):
         self._check_lengths()
         self._check_seeds()
         self._check_chains()
+        self._check_post()
         if self.steps is not None and self.switch_step is not None and self.switch_step > self.steps:
             raise At(("switch_step",), f"switch_step {self.switch_step} is past steps {self.steps}{{also}}",
                      f"the sampler switches experts at a step from 0 to {self.steps}", also=("steps",))
@@ -291,6 +299,17 @@ class Film(BaseModel):
                 raise At(("shots", i, "transition"), f"the cut into a continued shot is a hard cut that drops "
                          f"its first frame (the previous shot's last frame), not a {shot.transition.type}",
                          "remove `transition:` from this shot (or end the chain: remove `continue: true`)")
+
+    def _check_post(self) -> None:
+        """An upscale past what the upscalers and the stitch take is refused at the key that asks it."""
+        for i in range(1, len(self.shots) + 1):
+            job = self.post_job(i)
+            if job is not None and max(job.width, job.height) > MAX_SIDE:
+                own = self.shots[i - 1].post
+                loc = ("shots", i - 1, "post", "upscale") if own and "upscale" in own.model_fields_set \
+                    else ("post", "upscale")
+                raise At(loc, f"{self.width}x{self.height} upscaled is {job.width}x{job.height}: past "
+                         f"{MAX_SIDE} pixels a side", "ask for a smaller upscale (2, or 1080p)")
 
     def chains(self) -> list[list[int]]:
         """Each chain as 1-based shot indexes (``[3, 4, 5]``): a shot and the continued shots after it."""
@@ -331,6 +350,28 @@ class Film(BaseModel):
             return self.frames
         return frames_for_seconds(self.seconds or DEFAULT_SECONDS, self.fps)
 
+    def shot_post(self, index: int) -> Post | None:
+        """Shot ``index``'s post settings: the film's, each key the shot gives replacing the film's;
+        None when there is nothing to do."""
+        return merged_post(self.post, self.shots[index - 1].post)
+
+    def post_job(self, index: int) -> PostJob | None:
+        """What shot ``index``'s post step must produce, or None (``planning.post``)."""
+        post = self.shot_post(index)
+        if post is None:
+            return None
+        return post_job(post.interpolate, post.upscale, self.shot_frames(index), self.fps, self.width, self.height)
+
+    @property
+    def out_fps(self) -> float:
+        """The film's frame rate after the film-level post stage."""
+        return self.fps * (self.post.interpolate if self.post is not None else 1)
+
+    @property
+    def out_size(self) -> tuple[int, int]:
+        """The film's size after the film-level post stage."""
+        return upscaled_size(self.width, self.height, self.post.upscale if self.post is not None else None)
+
     def shot_prompt(self, index: int) -> str:
         shot = self.shots[index - 1]
         style = shot.style if shot.style is not None else self.style
@@ -360,12 +401,18 @@ class Film(BaseModel):
         continued shot keeps all its frames but the first, which is the previous shot's last frame),
         rounded up to a whole frame (``timeline.film_frame_count``); ``whole_frames=False``: the
         formula alone."""
-        count = len(self.shots)
+        count, fps = len(self.shots), self.out_fps
         overlaps = [self.transition_into(i).overlap_or_cut for i in range(2, count + 1)]
-        kept = [self.kept_frames(i) for i in range(1, count + 1)]
+        kept = [self.kept_out_frames(i) for i in range(1, count + 1)]
         if whole_frames:
-            return film_frame_count(kept, overlaps, self.fps) / self.fps
-        return film_seconds(kept, overlaps, self.fps)
+            return film_frame_count(kept, overlaps, fps) / fps
+        return film_seconds(kept, overlaps, fps)
+
+    def kept_out_frames(self, index: int) -> int:
+        """``kept_frames`` after the film-level post stage: ``(N - 1) * m + 1`` frames, the first of a
+        continued shot still dropped (it is the same last frame of its predecessor)."""
+        m = self.post.interpolate if self.post is not None else 1
+        return kept_frames((self.shot_frames(index) - 1) * m + 1, self.shots[index - 1].continues)
 
     def warnings(self, shot_seeds: list[int] | None = None) -> list[str]:
         """What is allowed but likely a mistake; ``shot_seeds``: each shot's seed when the plan knows
@@ -530,7 +577,8 @@ def _field_name(loc: tuple, data: dict) -> str:
 def _message(error: dict, loc: tuple) -> tuple[str, str]:
     kind, key = error["type"], str(loc[-1]) if loc else ""
     if kind == "extra_forbidden":
-        model = Shot if "shots" in loc and isinstance(loc[-2], int) else (Transition if "transition" in loc else Film)
+        model = (Post if "post" in loc else Shot if "shots" in loc and isinstance(loc[-2], int)
+                 else Transition if "transition" in loc else Film)
         keys = [f.alias or name for name, f in model.model_fields.items()]
         close = difflib.get_close_matches(key, keys, n=1)
         return (f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),

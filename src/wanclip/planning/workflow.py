@@ -90,6 +90,7 @@ class ShotParams:
     shift: float | None = None
     lora_strength: float | None = None
     weight_dtype: str | None = None  # both experts' UNETLoader weight_dtype (fp8_e4m3fn_fast: faster, less exact)
+    distill_loras: tuple[str, str] | None = None  # (high, low): the LightX2V LoRA file of each expert's path
     # File names in ComfyUI's input/ folder, as LoadImage takes them; an image-to-video graph gets
     # exactly these: no start_image unlinks the start frame, an end_image makes it first-last-frame.
     start_image: str | None = None
@@ -497,12 +498,27 @@ def _inject_models(graph: dict, roles: Roles, params: ShotParams) -> None:
             raise _missing("LoRA loader", "LoraLoaderModelOnly on the experts' model path", _summary(graph))
         for node_id in roles.loras:
             _set(graph, node_id, "strength_model", params.lora_strength)
+    if params.distill_loras is not None:
+        _set_distill_loras(graph, roles, params.distill_loras)
     if params.weight_dtype is not None:
         if len(roles.experts) != 2:
             raise _missing("expert loaders (weight_dtype)", "a UNETLoader on each expert's model path",
                            _summary(graph, ("UNETLoader",)))
         for node_id in roles.experts:
             _set(graph, node_id, "weight_dtype", params.weight_dtype)
+
+
+def _set_distill_loras(graph: dict, roles: Roles, names: tuple[str, str]) -> None:
+    """Each expert's LightX2V distillation LoRA (the LoRA loader on its model path whose file is a
+    lightx2v one; another LoRA there, a style, is left alone) loads ``names`` (high, low)."""
+    for sampler, name in zip((roles.high_sampler, roles.low_sampler), names, strict=True):
+        loaders = [n for n in _model_chain(graph, sampler) if graph[n]["class_type"].startswith("LoraLoader")
+                   and "lightx2v" in str(graph[n]["inputs"].get("lora_name", "")).lower()]
+        if len(loaders) != 1:
+            raise _missing("LightX2V LoRA loader (lightx2v:)", "one LoraLoaderModelOnly loading a lightx2v LoRA on "
+                           f"each expert's model path (sampler {sampler} has {len(loaders)})",
+                           _summary(graph, ("LoraLoaderModelOnly", "LoraLoader")))
+        _set(graph, loaders[0], "lora_name", name)
 
 
 def sampler_steps(graph: dict) -> tuple[int, int, int]:
