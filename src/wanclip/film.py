@@ -198,7 +198,10 @@ def _clip_to_pieces(pieces: FilmPieces, ledger: Ledger, event: RenderEvent) -> N
     """A shot's verified clip is one of the film's pieces: encode it while later shots render (the
     take the film uses, which is not the new one when an earlier take is pinned)."""
     if isinstance(event, ShotClip) and event.clip and event.index and event.shot:
-        clip = ledger.film_clip(ledger.shot(event.shot))
+        record = ledger.shot(event.shot)
+        if ledger.post_wanted(record):
+            return  # its post clip is the film's: that one comes with post_done
+        clip = ledger.film_clip(record)
         if clip is not None:
             pieces.clip_ready(event.index - 1, clip, None)
 

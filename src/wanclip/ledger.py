@@ -111,6 +111,13 @@ class ShotRecord:
     job_id: str | None = None
     submit_state: str | None = None
     output_refs: list[dict] | None = None
+    # The post stage (planning.post): ``post_key`` is the post step the film wants of this shot (None:
+    # none), ``post`` the record of its prompt on the server (a ShotRecord as a dict, named
+    # ``"<name> post"``, its ``start_sha256`` the clip it starts from), ``posts`` the post clips made
+    # (POST_KEYS), each keyed by the post settings and the sha256 of the clip it was made from.
+    post_key: str | None = None
+    post: dict | None = None
+    posts: list[dict] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: dict) -> ShotRecord:
@@ -170,14 +177,45 @@ class Ledger:
         return take.get("clip_sha256") if take else None
 
     def film_clip(self, record: ShotRecord) -> Path | None:
-        """The clip file the film uses for ``record``'s shot (the chosen take's, or the newest's)."""
+        """The clip file the film uses for ``record``'s shot: its post clip when the film wants one
+        and it is made, else the chosen take's (or the newest's) rendered clip."""
+        post = self.post_clip(record)
+        if post is not None:
+            return self.folder / post["clip"]
+        return self.rendered_clip(record)
+
+    def film_clip_sha256(self, record: ShotRecord) -> str | None:
+        """The sha256 that clip must have: the post clip's, else the user's version of the rendered
+        clip when they edited it, else the rendered one."""
+        post = self.post_clip(record)
+        return post["clip_sha256"] if post is not None else self.rendered_clip_sha256(record)
+
+    def rendered_clip(self, record: ShotRecord) -> Path | None:
+        """The rendered clip of the take the film uses (what a post step starts from)."""
         take = self.film_take(record)
         return self.folder / take["clip"] if take and isinstance(take["clip"], str) else None
 
-    def film_clip_sha256(self, record: ShotRecord) -> str | None:
-        """The sha256 that clip must have: the user's version when they edited it, else the rendered one."""
+    def rendered_clip_sha256(self, record: ShotRecord) -> str | None:
         take = self.film_take(record)
         return (take.get("edited_sha256") or take.get("clip_sha256")) if take else None
+
+    def post_clip(self, record: ShotRecord) -> dict | None:
+        """The post clip (a ``posts`` entry) the film uses: made with the settings the film wants
+        (``post_key``) from the clip the film uses now; None when there is none (yet)."""
+        if not record.post_key:
+            return None
+        source = self.rendered_clip_sha256(record)
+        posts = record.posts if isinstance(record.posts, list) else []
+        return next((p for p in reversed(posts) if isinstance(p, dict) and p.get("key") == record.post_key
+                     and source and p.get("from_sha256") == source and isinstance(p.get("clip"), str)
+                     and inside(self.folder, p["clip"]) is not None), None)
+
+    def post_wanted(self, record: ShotRecord) -> bool:
+        """The film wants a post clip of this shot that is not made (or whose file is gone)."""
+        if not record.post_key or self.film_take(record) is None:
+            return bool(record.post_key)
+        post = self.post_clip(record)
+        return post is None or not (self.folder / post["clip"]).is_file()
 
     def to_dict(self) -> dict:
         return {"version": 1, "film": self.film, "shots": [asdict(s) for s in self.shots]}
@@ -186,6 +224,7 @@ class Ledger:
         atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
 
+POST_KEYS = ("key", "from_sha256", "clip", "clip_sha256", "frames", "width", "height", "fps", "made_at")
 TAKE_KEYS = ("take", "clip", "clip_sha256", "seed", "prompt", "graph_sha256", "rendered_at", "edited")
 
 

@@ -76,6 +76,17 @@ def take_pins(values: list[str] | None) -> dict[str, int]:
     return pins
 
 
+def _post_order(value: str) -> str:
+    from wanclip.errors import UsageError
+    from wanclip.render.posts import ORDERS
+
+    if value not in ORDERS:
+        raise UsageError(f"--post-order {value!r}: one of {', '.join(ORDERS)}",
+                         "after-each runs each shot's post step right after it; at-end runs them all after the "
+                         "last shot", "--post-order")
+    return value
+
+
 def render_options(servers: list[str] | None, headers: list[str] | None, **kwargs) -> RenderOptions:
     return RenderOptions(servers=server_list(servers), headers=header_map(headers), **kwargs)
 
@@ -108,6 +119,9 @@ def render_command(
                                    help="Make the film use take N of shot NAME (repeatable; kept for later "
                                    "renders, like `take: N` in the shots file; NAME=newest drops it). "
                                    "`wanclip takes` lists the takes."),
+    post_order: str = typer.Option("after-each", "--post-order", metavar="after-each|at-end", rich_help_panel=WHAT,
+                                   help="With `post:` in the shots file: queue each shot's post prompt right "
+                                   "after the shot (after-each), or behind every shot still queued (at-end)."),
     timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", callback=in_range(1), rich_help_panel=TIMING,
                                   help="Fail a running shot after this long without any progress (model loads "
                                   "are silent for minutes)."),
@@ -132,6 +146,12 @@ def render_command(
     and each keeps its seed. Re-rendering a shot keeps its earlier clip as a take (`wanclip
     takes`); a clip you changed (a grade) is used in the film and never rendered over.
 
+    Post stage: with `post:` in the shots file (`interpolate: 2` for 32 fps, `upscale: 2` or
+    `720p`), each clip gets a second prompt on the server after it renders (the clip is uploaded,
+    interpolated and/or upscaled, saved beside it as OUT/clips/NN_name.<post>.mp4). The film uses
+    the post clips; changing only `post:` samples no shot again. `wanclip setup --with
+    interpolation` / `--with upscale` installs the models.
+
     Faster sampling: `weight_dtype: fp8_e4m3fn_fast` in the shots file saves about 11-12.5 % per
     sampler step on H100/H200 GPUs, at the cost of more numeric drift (a slightly different
     picture from the same seed); off by default.
@@ -145,6 +165,7 @@ def render_command(
         unknown_only(only, [s.name for s in plan.shots])
         options = render_options(server, header, only=list(only or []) + [n for n in reseed or [] if only],
                                  force=force, stitch=not no_stitch,
-                                 shot_timeout=timeout, api=api, concurrency=concurrency)
+                                 shot_timeout=timeout, api=api, concurrency=concurrency,
+                                 post_order=_post_order(post_order))
     result = run_render(plan, options, as_json, quiet)
     raise typer.Exit(result.exit_code)

@@ -45,7 +45,8 @@ class FilmProgress:
 # What a log (no terminal: CI, nohup, a pipe) gets: one line per change of a shot's state, and the
 # film's notes (stitching, a server or socket lost and back, warnings).
 PLAIN = (ev.ShotQueued, ev.ShotReattached, ev.ShotStarted, ev.ShotDone, ev.ShotFailed, ev.ShotLost, ev.ShotSkipped,
-         ev.ShotSubmitRetry, ev.ShotCancelling, ev.ShotCancelled)
+         ev.ShotSubmitRetry, ev.ShotCancelling, ev.ShotCancelled, ev.PostQueued, ev.PostStarted, ev.PostDone,
+         ev.PostFailed)
 
 
 class RenderView:
@@ -109,7 +110,7 @@ class RenderView:
         text = self._text(event)
         if text:
             self.status[name] = shown(text)
-        if isinstance(event, ev.ShotClip):
+        if isinstance(event, ev.ShotClip) and not isinstance(event, ev.PostDone):
             self.film.done.add(name)
         if isinstance(event, ev.ShotDone):
             self.film.measured.append((float(event.seconds or 0), cost(self.film.frames[name])))
@@ -191,6 +192,14 @@ class RenderView:
                 return "asked the server to stop it …"
             case ev.ShotCancelled(how=how):
                 return f"stopped ({how})"
+            case ev.PostQueued():
+                return "done; post step queued"
+            case ev.PostStarted():
+                return "done; post step running"
+            case ev.PostDone(seconds=seconds, frames=frames):
+                return f"done, post clip ({frames} frames) in {seconds or 0:.1f} s"
+            case ev.PostFailed(error=error):
+                return f"failed post step (the clip is kept): {(error or {}).get('message', '')}"
         return None
 
     def _table(self) -> Table:

@@ -68,6 +68,12 @@ def _film_clip(result: FilmResult, record) -> str | None:
     used = result.ledger.film_take(record)
     if used is None:
         return record.clip
+    post = result.ledger.post_clip(record)
+    if post is not None:
+        return f"{post['clip']} (post {post['key']}, from {used['clip']})"
+    if result.ledger.post_wanted(record):
+        error = (record.post or {}).get("error") or {}
+        return f"{used['clip']} (post step failed: {error.get('message', 'not made')})"
     notes = [f"take {used['take']}" if record.use_take is not None else "",
              "your version" if used.get("edited_sha256") else ""]
     return used["clip"] + "".join(f" ({n})" for n in notes if n)
@@ -93,6 +99,10 @@ def summary(result: FilmResult, as_json: bool, clip: bool = False) -> None:
     console.print(table)
     done = sum(s.status == "done" for s in shots)
     console.print(f"{done}/{len(shots)} shot{'s' if len(shots) != 1 else ''} done; ledger: {result.ledger.path}")
+    missing = [s.name for s in shots if s.status == "done" and result.ledger.post_wanted(s)]
+    if missing:
+        console.print(f"post clips not made: {', '.join(missing)} (run the same command again: only their post "
+                      "steps run)", highlight=False)
     if result.stitched:
         console.print(f"film: {result.stitched.output} ({result.stitched.seconds:.2f} s)")
     if result.note:

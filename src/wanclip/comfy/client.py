@@ -225,7 +225,8 @@ class ComfyClient:
             raise LocalIOError(f"cannot read {path} to upload it: {exc.strerror or exc}",
                                "the picture was removed during the render; render again to remake it",
                                path=str(path), errno=exc.errno) from exc
-        response = self._request("POST", "/upload/image", files={"image": (name, data, "image/png")},
+        kind = "video/mp4" if name.lower().endswith(".mp4") else "image/png"  # a clip for the post stage
+        response = self._request("POST", "/upload/image", files={"image": (name, data, kind)},
                                  data={"type": "input"})
         if response.status_code >= 400:
             hint = ("the picture is larger than the server's --max-upload-size" if response.status_code == 413

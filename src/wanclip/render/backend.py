@@ -39,6 +39,7 @@ class Traits:
     """What a server can do that changes the graph it is sent (``planning.workflow.posted_graph``)."""
 
     async_output: bool = False  # wanclip's node pack: clips are encoded off the GPU's path
+    post: object | None = None  # planning.postgraph.PostNodes: what it has for the post stage (asked when a film has one)
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,18 @@ from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
 from wanclip.comfy.outputs import Clip, fetch_clip
 from wanclip.errors import PreflightError, ServerError
 from wanclip.files import sha256_file
+from wanclip.planning.postgraph import POST_CLASSES, PostNodes, post_nodes
 from wanclip.planning.workflow import ASYNC_OUTPUT, image_name
 from wanclip.render.backend import State, Traits, Wanted
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv")
 
 
 class ComfyBackend:
     def __init__(self, client: ComfyClient, client_id: str):
         self.client, self.client_id = client, client_id
         self.caps: Capabilities | None = None  # what the server speaks (``probe`` detects it)
+        self.wants_post = False  # the film has a post stage: ``traits`` also asks what the server has for it
 
     @property
     def url(self) -> str:
@@ -44,11 +48,23 @@ class ComfyBackend:
             self.client.prefix = prefix(caps)
 
     def traits(self) -> Traits:
-        """The node pack's ``WanclipSaveVideo`` listed (``wanclip setup --nodes``)? Never fatal."""
+        """The node pack's ``WanclipSaveVideo`` listed (``wanclip setup --nodes``)? And, for a film with
+        a post stage (``wants_post``), what the server has for it (``planning.postgraph``). Never fatal."""
         try:
-            return Traits(async_output=bool(self.client.object_info(ASYNC_OUTPUT).get(ASYNC_OUTPUT)))
+            async_output = bool(self.client.object_info(ASYNC_OUTPUT).get(ASYNC_OUTPUT))
         except (ServerError, AttributeError):
-            return Traits()
+            async_output = False
+        return Traits(async_output=async_output, post=self.post_nodes() if self.wants_post else None)
+
+    def post_nodes(self) -> PostNodes | None:
+        """What the server lists of the post stage's nodes and models; None when it cannot be asked."""
+        info = {}
+        try:
+            for name in POST_CLASSES:
+                info.update(self.client.object_info(name))
+        except (ServerError, AttributeError):
+            return None
+        return post_nodes(info)
 
     def open_events(self, sink: queue.Queue) -> EventStream:
         """Where the server has feature flags, the socket first says wanclip takes no previews (a
@@ -64,8 +80,12 @@ class ComfyBackend:
         return stream
 
     def upload(self, picture: Path) -> str:
-        # content-addressed: to whichever server renders the shot; a re-upload is a no-op
-        return self.client.upload_image(picture, image_name(sha256_file(picture)))
+        # content-addressed: to whichever server renders the shot; a re-upload is a no-op. A clip (the
+        # post stage's input) keeps its extension: the video loaders list input/ files by it.
+        name = image_name(sha256_file(picture))
+        if Path(picture).suffix.lower() in VIDEO_SUFFIXES:
+            name = Path(name).with_suffix(Path(picture).suffix.lower()).name
+        return self.client.upload_image(picture, name)
 
     def submit(self, graph: dict, attempt: str, front: bool = False) -> None:
         self.client.submit(graph, self.client_id, attempt, front=front)

@@ -127,6 +127,7 @@ class Film:
     pictures: dict[str, Path] = field(init=False)  # shot -> start image the pool was told
     out: list = field(init=False)
     positions: dict[str, int] = field(init=False)
+    extra: dict[str, ShotRecord] = field(default_factory=dict)  # the records of shots not in ``records`` (post prompts)
 
     def __post_init__(self) -> None:
         self.use_servers(self.servers)
@@ -175,7 +176,10 @@ class Film:
     def feed(self, name: str, event: object) -> None:
         new, effects = machine.step(self.shots[name], event, self.now, self.rules)
         self.shots[name] = new
-        self.records[self.positions[name]] = new.record
+        if name in self.positions:
+            self.records[self.positions[name]] = new.record
+        else:
+            self.extra[name] = new.record
         for effect in effects:
             match effect:
                 case Emit(kind=kind, data=data):

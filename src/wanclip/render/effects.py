@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wanclip.errors import ClipError, LocalIOError, PromptRejected, ServerError, WanclipError
+from wanclip.planning.post import PostJob
+from wanclip.planning.postgraph import post_graph, unavailable
 from wanclip.planning.workflow import Roles, graph_sha256, posted_graph
 from wanclip.render import messages as m
 from wanclip.render import pictures as continuity
@@ -34,6 +36,7 @@ class ShotSpec:
     images: dict[str, Path] = field(default_factory=dict)  # role -> the picture to upload (start/end image)
     front: bool = False  # a chain's next link: ahead of the prompts already queued
     last_frame: Path | None = None  # a later shot continues from this one: decode its last frame here
+    post: PostJob | None = None  # a post prompt (render.posts): its graph is built for the server at submit
 
     @property
     def wanted(self) -> Wanted:
@@ -49,7 +52,12 @@ def submit(backend: Backend, spec: ShotSpec, prompt_id: str, traits: Traits = Tr
         if isinstance(exc, ServerError) and exc.transient:
             return m.SubmitUnsure(exc.message)  # nothing was posted: the machine looks, then posts again
         return m.SubmitRejected(f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
-    graph = posted_graph(spec.graph, spec.roles, prompt_id, async_output=traits.async_output, pictures=names)
+    if spec.post is not None:
+        graph = _post_graph(spec, traits, names.get("video"), prompt_id)
+        if isinstance(graph, m.SubmitRejected):
+            return graph
+    else:
+        graph = posted_graph(spec.graph, spec.roles, prompt_id, async_output=traits.async_output, pictures=names)
     posted = graph_sha256(graph)
     try:
         job_id = backend.submit(graph, prompt_id, front=spec.front)  # the server's id, where it picks one
@@ -62,6 +70,16 @@ def submit(backend: Backend, spec: ShotSpec, prompt_id: str, traits: Traits = Tr
     if isinstance(job_id, str):
         return m.Submitted(posted, job_id=job_id, backend=getattr(backend, "kind", None))
     return m.Submitted(posted)
+
+
+def _post_graph(spec: ShotSpec, traits: Traits, video: str | None, prompt_id: str) -> dict | m.SubmitRejected:
+    """The post prompt's graph for this server (``planning.postgraph``), or why it cannot run here."""
+    nodes = traits.post
+    why = "the server was not asked what it has for the post stage" if nodes is None or video is None \
+        else unavailable(spec.post, nodes)
+    if why:
+        return m.SubmitRejected(why)
+    return post_graph(spec.post, nodes, video, f"wanclip/post/{spec.stem.name}_{prompt_id[:8]}")
 
 
 def read_history(backend: Backend, prompt_id: str, wait: float) -> object:

@@ -119,6 +119,7 @@ class FilmPlanned(RenderEvent):
     shots: int = 0
     todo: int = 0
     servers: list[str] = field(default_factory=list)
+    posts: int | None = field(default=None, metadata=OMIT_NONE)  # post clips to make (``render.posts``); absent when none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +224,40 @@ class ShotDone(ShotClip):
     seconds: float = 0.0
     node_seconds: dict[str, float] = field(default_factory=dict)
     frames: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostDone(ShotClip):
+    """The shot's post clip (``render.posts``) is made and verified: ``clip`` (relative to the film
+    folder), ``frames`` at the post stage's frame rate, ``seconds`` on the GPU."""
+
+    kind: str = field(default="post_done", init=False)
+    seconds: float = 0.0
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    frames: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostFailed(RenderEvent):
+    """The shot rendered, but its post step failed (its clip stays; a rerun runs only the post step)."""
+
+    kind: str = field(default="post_failed", init=False)
+    error: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostQueued(RenderEvent):
+    """The server has the shot's post prompt."""
+
+    kind: str = field(default="post_submitted", init=False)
+    prompt_id: str | None = None
+    attempt: int = 0
+    found: bool | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostStarted(RenderEvent):
+    kind: str = field(default="post_started", init=False)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -33,6 +33,7 @@ from wanclip.config import stagger_seconds
 from wanclip.errors import Interrupted, LocalIOError, PreflightError, PromptRejected, ServerError
 from wanclip.ledger import Ledger, film_lock
 from wanclip.planning.plan import Plan
+from wanclip.planning.postgraph import unavailable
 from wanclip.render import shot as m
 from wanclip.render import stopping
 from wanclip.render.chains import Chains
@@ -57,6 +58,7 @@ from wanclip.render.messages import (
     Withdrawn,
 )
 from wanclip.render.pool import JobCrashed, ServerPool, ShotSpec
+from wanclip.render.posts import AFTER_EACH, Posts, Readiness, base_name, is_post, post_record
 from wanclip.render.resume import open_ledger
 from wanclip.render.room import no_space_error
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
@@ -91,6 +93,7 @@ class RenderOptions:
     submit_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
     api: str = "auto"  # native | v2 | auto: a Comfy API v2 surface when its /api/v2/health answers
     concurrency: int | None = None  # jobs in flight on one v2 surface (None: its default)
+    post_order: str = AFTER_EACH  # a post prompt goes right after its shot (after-each) or behind the queue (at-end)
 
 
 @dataclass
@@ -100,8 +103,9 @@ class RenderResult:
 
     @property
     def exit_code(self) -> int:
-        """0 when every selected shot is done, else 1."""
-        return 0 if all(s.status == "done" for s in self.ledger.shots if s.name in self.selected) else 1
+        """0 when every selected shot is done (with its post clip, where the film wants one), else 1."""
+        return 0 if all(s.status == "done" and not self.ledger.post_wanted(s)
+                        for s in self.ledger.shots if s.name in self.selected) else 1
 
 
 def render_film(plan: Plan, options: RenderOptions,
@@ -131,12 +135,17 @@ class Render:
         now = self.clock()
         shots = {s.name: m.attached(self.ledger.shot(s.name), node_labels(s.graph, s.roles), now)
                  for s in plan.shots if s.name in self.selected}
+        self.posts = Posts(plan, self.ledger)
+        for name in self.posts.wanted(self.selected):  # after every shot: the dispatch goes in this order
+            record = post_record(self.ledger.shot(name), self.posts.job(name))
+            shots[record.name] = m.attached(record, {}, now)
         o = options
         rules = m.Rules(shot_timeout=o.shot_timeout, history_timeout=o.history_timeout,
                         submit_tries=o.submit_tries, backoff=o.submit_backoff)
         times = Times(server_grace=o.server_grace, outage_limit=o.shot_timeout, poll_interval=o.poll_interval,
                       reconcile_interval=o.reconcile_interval, cancel_wait=o.cancel_wait)
-        self.film = Film(shots, self.ledger.shots, list(o.servers), self.chains, rules=rules, times=times,
+        self.film = Film(shots, self.ledger.shots, list(o.servers), Readiness(self.chains, self.posts),
+                         rules=rules, times=times,
                          warm=set(o.warm), stagger_seconds=stagger_seconds(DEFAULT_STAGGER_SECONDS))
         self.stops = StopRequests()
         self.pool: ServerPool | None = None
@@ -158,10 +167,11 @@ class Render:
                     self.emit("warning", shot, message=f"clip {shot.record.name} changed since it was rendered: "
                               "using your version")
                 self.emit("skipped", shot, clip=used["clip"] if used else shot.record.clip)
-        todo = [s for s in self.shots.values() if s.record.status != "done"]
-        self.emit("plan", shots=len(self.shots), todo=len(todo),
+        todo = [s for s in self.shots.values() if s.record.status != "done" and not is_post(s.name)]
+        posts = [s for s in self.shots.values() if is_post(s.name)]
+        self.emit("plan", shots=len(self.shots) - len(posts), todo=len(todo), posts=len(posts) or None,
                   servers=[split_credentials(u)[0] for u in self.options.servers])
-        if not todo:
+        if not todo and not posts:
             return RenderResult(self.ledger, self.selected)
         with self.stops.installed():
             try:
@@ -194,6 +204,7 @@ class Render:
                 features = info.capabilities.describe() if info.capabilities else None
                 self.emit("server", server=info.url, version=info.version, device=info.device, features=features)
         self.pool.open_streams()
+        self._post_servers()
         self.feed(Start())
 
     def request_stop(self, signum: int) -> None:
@@ -253,13 +264,43 @@ class Render:
                     backend_for(url, client_id, api=o.api, headers=o.headers, native=make, records=self.ledger.shots,
                                 concurrency=o.concurrency) for url in dict.fromkeys(o.servers)]
         self.film.limits = Limits(backends)  # a v2 surface's concurrency, lowered live on a 429
+        if any(is_post(name) for name in self.shots):
+            for backend in backends:
+                if hasattr(backend, "wants_post"):
+                    backend.wants_post = True
         folder = self.ledger.folder
         stems = {r.name: take_stem(r, folder) for r in self.ledger.shots}  # each take has its own file
         specs = {s.name: ShotSpec(s.graph, s.roles, folder / "clips" / stems[s.name], s.frames, s.width, s.height,
                                   s.fps, images=self.chains.keyframes(s), front=bool(s.continues),
                                   last_frame=self.chains.last_frame_path(s))
                  for s in self.plan.shots}
+        front = self.options.post_order == AFTER_EACH
+        for name in (n for n in self.shots if is_post(n)):
+            job = self.posts.job(name)
+            specs[name] = ShotSpec({}, None, self.posts.stem(name), job.frames, job.width, job.height, job.fps,
+                                   front=front, post=job)
         return ServerPool(backends, specs, folder, inline=self.inline)
+
+    def _post_servers(self) -> None:
+        """Which servers can run the post prompts (each their own nodes and models); none: refused
+        before any GPU work, with what is missing and how to get it."""
+        posts = [n for n in self.shots if is_post(n)]
+        if not posts:
+            return
+        assert self.pool is not None
+        servers = self.pool.servers
+        for name in posts:
+            job = self.posts.job(name)
+            why = {url: ("it was not asked (a Comfy API v2 surface has no /object_info)" if s.traits.post is None
+                         else unavailable(job, s.traits.post)) for url, s in servers.items()}
+            able = {url for url, problem in why.items() if problem is None}
+            if not able:
+                reasons = "; ".join(f"{url}: {problem}" for url, problem in why.items())
+                raise PreflightError(f"no server can run the post step of shot {base_name(name)} "
+                                     f"({job.describe()}): {reasons}; nothing was submitted",
+                                     "install what it names, or render without `post:` (the rendered clips "
+                                     "stay; a later render with `post:` makes only the post clips)")
+            self.film.able[name] = able
 
     def _heard(self, timeout: float) -> None:
         """Hand the coordinator what has arrived (waiting up to ``timeout`` for the first)."""
@@ -301,6 +342,9 @@ class Render:
                 pool.look(url, list(ids))
             case DropServer(server=url):
                 pool.drop(url)
+            case UseStartImage(shot=name, picture=picture) if is_post(name):
+                pool.specs[name] = replace(pool.specs[name], images={"video": picture},
+                                           stem=self.posts.stem(name, picture))
             case UseStartImage(shot=name, picture=picture):
                 spec = pool.specs[name]
                 pool.specs[name] = replace(spec, images={**spec.images, "start_image": picture})
@@ -317,6 +361,8 @@ class Render:
 
     def _save(self) -> None:
         """Save the ledger; a full disk stops the render (the file on disk stays the last whole one)."""
+        for record in self.film.extra.values():  # the post prompts' records live in their shots' records
+            self.posts.keep(record)
         try:
             self.ledger.save()
         except LocalIOError as exc:
@@ -325,6 +371,10 @@ class Render:
             self.feed(NoSpace(exc.message, exc.path or str(self.ledger.path)))
 
     def _tell(self, tell: Tell) -> None:
+        if is_post(tell.shot):  # a post prompt speaks as its shot: post_submitted, post_started, post_done...
+            kind = tell.kind if tell.kind in ("warning", "server_down", "server_back") else f"post_{tell.kind}"
+            self._send(RenderEvent(kind, base_name(tell.shot), tell.index, tell.server, dict(tell.data)))
+            return
         self._send(RenderEvent(tell.kind, tell.shot, tell.index, tell.server, dict(tell.data)))
 
     def emit(self, kind: str, shot: m.Shot | None = None, server: str | None = None, **data) -> None:

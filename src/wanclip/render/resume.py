@@ -89,6 +89,9 @@ def merge_ledger(plan: Plan, force: bool = False, only: list[str] | None = None
         record, decision = _merge(plan, shot, before, ledger, shot.name in forced if forced else force)
         if shot.continues:
             record, decision = _after(record, decision, ledger.shot(shot.continues), ledger)
+        if before is not None and record is not before:  # a new take: the post clips made so far stay known
+            record.posts, record.post = list(before.posts or []), before.post
+        record.post_key = shot.post.key if shot.post else None
         ledger.shots.append(record)
         decisions[shot.name] = decision
     ledger.set_removed([r for name, r in previous.items() if name not in decisions])

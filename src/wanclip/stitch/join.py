@@ -121,6 +121,9 @@ def film_clips(film_dir: Path, skip_missing: bool = False, transition: str | Non
     for record in done:
         _check_clip_inside(ledger, record, ledger.film_take(record)["clip"])
         shas.append(_clip_sha256(ledger, record, notes))
+        if ledger.post_wanted(record):
+            notes.append(f"shot {record.name}: its post clip ({record.post_key}) is not made yet, so the film uses "
+                         "its rendered clip; `wanclip render` makes it (no shot is sampled again)")
     for before, record in zip(done, done[1:], strict=False):
         if not record.continues:
             cuts.append(ledger_cut(record.transition, transition, duration))

@@ -143,7 +143,7 @@ class FilmPieces:
                 self.cuts = cuts
         for position, record in enumerate(ledger.shots):
             clip = ledger.film_clip(record)  # the take the film uses: maybe pinned, maybe the user's edit
-            if clip is not None:
+            if clip is not None and not ledger.post_wanted(record):  # else its post clip comes later
                 self.clip_ready(position, clip, ledger.film_clip_sha256(record))
 
     # -- the background worker -------------------------------------------------------------------
