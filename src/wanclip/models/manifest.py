@@ -1,5 +1,6 @@
 """The model files a render needs: the built-in manifest (``data/models.yaml``), the optional sets
-``wanclip setup --with NAME`` adds (``data/models_i2v.yaml``), and a user's ``--manifest``.
+``wanclip setup --with NAME`` adds (``data/models_i2v.yaml``, ``models_interpolation.yaml``,
+``models_upscale.yaml``, ``models_lightx2v_1217.yaml``), and a user's ``--manifest``.
 
 Render, doctor and the graph checks read it to name the setup command for a missing file, so it
 imports nothing of the download side (no huggingface_hub: see ``install.py``).
@@ -52,8 +53,18 @@ class Manifest(BaseModel):
 
 
 # `wanclip setup --with NAME`: the built-in manifests of optional file sets, beside data/models.yaml.
-EXTRAS = {"i2v": "models_i2v.yaml"}  # image-to-video: the I2V experts and their LightX2V LoRA pair
-EXTRA_PURPOSE = {"i2v": "image-to-video shots (`image:`, `end_image:`, `continue:`)"}
+EXTRAS = {
+    "i2v": "models_i2v.yaml",  # image-to-video: the I2V experts and their LightX2V LoRA pair
+    "interpolation": "models_interpolation.yaml",  # the post stage's frame interpolation model (RIFE)
+    "upscale": "models_upscale.yaml",  # the post stage's upscalers: a 2x model and SeedVR2 3B + its VAE
+    "lightx2v-1217": "models_lightx2v_1217.yaml",  # the newer LightX2V LoRAs of `lightx2v: 1217`
+}
+EXTRA_PURPOSE = {
+    "i2v": "image-to-video shots (`image:`, `end_image:`, `continue:`)",
+    "interpolation": "`post: interpolate:` (more frames per second)",
+    "upscale": "`post: upscale:` (a bigger picture)",
+    "lightx2v-1217": "`lightx2v: 1217` (the newer LightX2V LoRAs)",
+}
 
 
 def extra_manifest_path(name: str) -> Path:
