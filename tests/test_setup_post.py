@@ -164,3 +164,19 @@ def test_an_unknown_set_lists_the_post_sets_too(tmp_path):
     assert result.exit_code == 2
     text = " ".join(result.output.split())
     assert "interpolation, for" in text and "upscale, for" in text and "lightx2v-1217, for" in text
+
+
+def test_with_lightx2v_1217_says_where_to_get_the_pair_it_cannot_verify(tmp_path, hub, small):
+    models = tmp_path / "models"
+    result = setup("--with", "lightx2v-1217", "--endpoint", hub.url, "--models-dir", models, "--manifest", small,
+                   "--json")
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.output.splitlines()[-1])["warnings"]
+    t2v = post_models.LORA_SETS["1217"]["t2v"]
+    assert len(warnings) == 1 and all(post_models.MANUAL_SOURCES[name] in warnings[0] for name in t2v)
+    assert "models/loras/" in warnings[0]
+    # --check says it too, and a set without such files says nothing
+    check = setup("--check", "--with", "lightx2v-1217", "--models-dir", models, "--manifest", small, "--json")
+    assert json.loads(check.output.splitlines()[-1])["warnings"] == warnings
+    other = setup("--check", "--with", "interpolation", "--models-dir", models, "--manifest", small, "--json")
+    assert json.loads(other.output.splitlines()[-1])["warnings"] == []

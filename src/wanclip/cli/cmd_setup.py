@@ -21,7 +21,7 @@ from wanclip import config
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, in_range, print_json
 from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
 from wanclip.models import install as installer
-from wanclip.models.manifest import load_manifest
+from wanclip.models.manifest import extra_notes, load_manifest
 from wanclip.models.results import Event, SetupResult
 from wanclip.models.verify import check_files, models_dir_of
 
@@ -78,6 +78,7 @@ def setup(
                                    token=config.hf_token(), from_dir=from_dir)
             result = (installer.install(items, target, source, workers=workers) if quiet and not as_json
                       else _install(items, target, source, workers, as_json))
+        result.warnings += extra_notes(with_ or ())
     _render(result, as_json)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
 

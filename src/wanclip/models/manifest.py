@@ -67,6 +67,23 @@ EXTRA_PURPOSE = {
 }
 
 
+# What setup says beside a set's files: those the set's name promises that it cannot install (the hub
+# publishes no exact size to verify them by). planning.post_models.MANUAL_SOURCES has the same pages
+# (models/ imports nothing of planning/; a test keeps the two in step).
+_DISTILL_LORAS = "https://huggingface.co/lightx2v/Wan2.2-Distill-Loras/blob/main/"
+EXTRA_NOTES = {
+    "lightx2v-1217": ("the T2V 1217 LoRA pair is not installed by wanclip setup (the hub publishes no exact size "
+                      "to verify it by): download " + " and ".join(
+                          _DISTILL_LORAS + f"wan2.2_t2v_A14b_{expert}_noise_lora_rank64_lightx2v_4step_1217.safetensors"
+                          for expert in ("high", "low")) + " into models/loras/"),
+}
+
+
+def extra_notes(names: Iterable[str]) -> list[str]:
+    """The notes of these ``--with`` sets (``EXTRA_NOTES``), once each."""
+    return [EXTRA_NOTES[name] for name in dict.fromkeys(names) if name in EXTRA_NOTES]
+
+
 def extra_manifest_path(name: str) -> Path:
     """The built-in manifest of one ``--with`` set; an unknown name is refused with the known ones."""
     if name not in EXTRAS:
