@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from wanclip.checks import nodepack
+from wanclip.checks import nodepack, post_files
 from wanclip.checks.graph import Check, command_for, graph_checks, model_check
+from wanclip.checks.post_files import PostNeed
 from wanclip.checks.preflight import fit_key, graph_object_info
 from wanclip.comfy.capabilities import Capabilities, detect
 from wanclip.comfy.client import ComfyClient
@@ -52,14 +53,17 @@ class DoctorReport:
 
 def run_doctor(client: ComfyClient, comfy_dir: Path | None = None, *, graph: dict | None = None,
                graphs: list[dict] | None = None, manifest: list[ModelFile] | None = None,
-               output_dir: Path | None = None, disk_free: Callable[[Path], int] | None = None) -> DoctorReport:
+               output_dir: Path | None = None, disk_free: Callable[[Path], int] | None = None,
+               post: PostNeed | None = None) -> DoctorReport:
     """Every check in order; a server that does not answer fails one check and skips its others.
 
-    ``graphs`` (a film's) or ``graph``; neither: the shipped text-to-video graph."""
+    ``graphs`` (a film's) or ``graph``; neither: the shipped text-to-video graph. ``post``: what the
+    film's post steps need (``PostNeed.of(job)``, merged over its clips); the server's post model
+    files are checked for it (``checks.post_files``)."""
     graphs = graphs or [graph if graph is not None else shipped_graph()]
     items = manifest if manifest is not None else load_manifest(extras=sets_needed(graphs))
     report = DoctorReport(client.url)
-    server, report.capabilities = _server_checks(client, graphs, items)
+    server, report.capabilities = _server_checks(client, graphs, items, post)
     report.checks += server
     if comfy_dir is not None:
         report.checks += disk_checks(items, Path(comfy_dir))
@@ -81,7 +85,7 @@ def distinct_graphs(graphs: list[dict]) -> list[dict]:
     return list(seen.values())
 
 
-def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFile]
+def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFile], post: PostNeed | None = None
                    ) -> tuple[list[Check], Capabilities | None]:
     graphs = distinct_graphs(graphs)
     try:
@@ -89,6 +93,7 @@ def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFil
         caps = replace(caps, credential_handshake=handshake(client))  # one event socket, nothing posted
         object_info = graph_object_info(client, {n["class_type"] for g in graphs for n in g.values()}, caps)
         listed = {folder: client.models(folder) for folder in sorted({i.folder for i in items})}
+        post_info = post_files.post_object_info(client, caps) if post and (post.interpolate or post.upscale) else {}
     except ServerError as exc:
         return [Check("server", False, exc.message, exc.hint)], None
     checks = [_version_check(client.url, caps.system_stats), Check("ComfyUI features", True, features_detail(caps)),
@@ -97,6 +102,9 @@ def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFil
     for graph in graphs:
         names = {c.name for c in checks}
         checks += [c for c in graph_checks(graph, object_info, caps.node_replacements) if c.name not in names]
+    if post:
+        names = {c.name for c in checks}
+        checks += [c for c in post_files.post_model_checks(post, post_info) if c.name not in names]
     checks.append(nodepack.server_check(client, object_info))  # informational: the optional node pack
     return checks, caps
 

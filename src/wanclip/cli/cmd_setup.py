@@ -21,7 +21,7 @@ from wanclip import config
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, in_range, print_json
 from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
 from wanclip.models import install as installer
-from wanclip.models.manifest import load_manifest
+from wanclip.models.manifest import extra_notes, load_manifest
 from wanclip.models.results import Event, SetupResult
 from wanclip.models.verify import check_files, models_dir_of
 
@@ -35,7 +35,14 @@ def setup(
     manifest: Path | None = typer.Option(None, "--manifest", metavar="FILE", rich_help_panel="What to install", help="A manifest YAML instead of the built-in one."),
     with_: list[str] = typer.Option(None, "--with", metavar="SET", rich_help_panel="What to install", help="Also the files of SET; repeatable. "
                                     "i2v: the Wan 2.2 I2V experts and their LightX2V 4-step LoRA pair (31 GB "
-                                    "more), for shots with image:, end_image: or continue:."),
+                                    "more), for shots with image:, end_image: or continue:. "
+                                    "interpolation: the RIFE 4.26 model core FrameInterpolate loads (23 MB), for "
+                                    "post: interpolate: (the RIFE VFI custom node fetches its own). "
+                                    "upscale: a 2x upscale model (67 MB) and SeedVR2 3B with its VAE (4 GB), for "
+                                    "post: upscale:. "
+                                    "lightx2v-1217: the newer LightX2V LoRAs of lightx2v: 1217 (1.4 GB: the I2V "
+                                    "1022 pair; its T2V 1217 pair is downloaded by hand for now, `wanclip doctor` "
+                                    "says from where)."),
     endpoint: str | None = typer.Option(None, "--endpoint", metavar="URL", rich_help_panel="Source", help="A hub mirror (default: HF_ENDPOINT, else huggingface.co)."),
     from_dir: Path | None = typer.Option(None, "--from-dir", metavar="FOLDER", rich_help_panel="Source", help="Install from a local folder of model files "
                                          "(a models/ tree, the hub's repo tree, or flat): hard-linked or "
@@ -52,7 +59,8 @@ def setup(
     """Download the Wan 2.2 model files into models/, verified.
 
     The Wan 2.2 14B text-to-video files by default, resumable and sha256-verified; `--with i2v`
-    adds the image-to-video ones (with --check, verifies them too).
+    adds the image-to-video ones, `--with interpolation` and `--with upscale` the post stage's models,
+    `--with lightx2v-1217` the newer LoRAs (with --check, verifies them too).
 
     Exit codes: 0 every file is in place and verified, 1 a file is missing, wrong or could not be
     fetched (a rerun resumes), 2 bad input (where models go, the manifest, --with), 130 Ctrl-C,
@@ -70,6 +78,7 @@ def setup(
                                    token=config.hf_token(), from_dir=from_dir)
             result = (installer.install(items, target, source, workers=workers) if quiet and not as_json
                       else _install(items, target, source, workers, as_json))
+        result.warnings += extra_notes(with_ or ())
     _render(result, as_json)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
 

@@ -1,5 +1,6 @@
 """The model files a render needs: the built-in manifest (``data/models.yaml``), the optional sets
-``wanclip setup --with NAME`` adds (``data/models_i2v.yaml``), and a user's ``--manifest``.
+``wanclip setup --with NAME`` adds (``data/models_i2v.yaml``, ``models_interpolation.yaml``,
+``models_upscale.yaml``, ``models_lightx2v_1217.yaml``), and a user's ``--manifest``.
 
 Render, doctor and the graph checks read it to name the setup command for a missing file, so it
 imports nothing of the download side (no huggingface_hub: see ``install.py``).
@@ -52,8 +53,35 @@ class Manifest(BaseModel):
 
 
 # `wanclip setup --with NAME`: the built-in manifests of optional file sets, beside data/models.yaml.
-EXTRAS = {"i2v": "models_i2v.yaml"}  # image-to-video: the I2V experts and their LightX2V LoRA pair
-EXTRA_PURPOSE = {"i2v": "image-to-video shots (`image:`, `end_image:`, `continue:`)"}
+EXTRAS = {
+    "i2v": "models_i2v.yaml",  # image-to-video: the I2V experts and their LightX2V LoRA pair
+    "interpolation": "models_interpolation.yaml",  # the post stage's frame interpolation model (RIFE)
+    "upscale": "models_upscale.yaml",  # the post stage's upscalers: a 2x model and SeedVR2 3B + its VAE
+    "lightx2v-1217": "models_lightx2v_1217.yaml",  # the newer LightX2V LoRAs of `lightx2v: 1217`
+}
+EXTRA_PURPOSE = {
+    "i2v": "image-to-video shots (`image:`, `end_image:`, `continue:`)",
+    "interpolation": "`post: interpolate:` (more frames per second)",
+    "upscale": "`post: upscale:` (a bigger picture)",
+    "lightx2v-1217": "`lightx2v: 1217` (the newer LightX2V LoRAs)",
+}
+
+
+# What setup says beside a set's files: those the set's name promises that it cannot install (the hub
+# publishes no exact size to verify them by). planning.post_models.MANUAL_SOURCES has the same pages
+# (models/ imports nothing of planning/; a test keeps the two in step).
+_DISTILL_LORAS = "https://huggingface.co/lightx2v/Wan2.2-Distill-Loras/blob/main/"
+EXTRA_NOTES = {
+    "lightx2v-1217": ("the T2V 1217 LoRA pair is not installed by wanclip setup (the hub publishes no exact size "
+                      "to verify it by): download " + " and ".join(
+                          _DISTILL_LORAS + f"wan2.2_t2v_A14b_{expert}_noise_lora_rank64_lightx2v_4step_1217.safetensors"
+                          for expert in ("high", "low")) + " into models/loras/"),
+}
+
+
+def extra_notes(names: Iterable[str]) -> list[str]:
+    """The notes of these ``--with`` sets (``EXTRA_NOTES``), once each."""
+    return [EXTRA_NOTES[name] for name in dict.fromkeys(names) if name in EXTRA_NOTES]
 
 
 def extra_manifest_path(name: str) -> Path:
