@@ -29,12 +29,13 @@ DEFAULT_MODELS: dict[str, list[str]] = {
         "wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
         "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors",
     ],
-    # the post stage's (planning/post_models.py names them; a test keeps the two in step)
-    "frame_interpolation": ["rife47.safetensors"],
+    # the post stage's model upscaler (planning/post_models.py names it; a test keeps the two in step)
     "upscale_models": ["RealESRGAN_x2plus.pth"],
 }
-# SeedVR2's files, listed only where its nodes are (profile 0.38), so UNETLoader's list elsewhere is as recorded
-SEEDVR2_MODELS = {"diffusion_models": "seedvr2_ema_3b_fp16.safetensors", "vae": "seedvr2_ema_vae_fp16.safetensors"}
+# The files of the core FrameInterpolate and SeedVR2 nodes, listed only where those nodes are (profile
+# 0.38): elsewhere /models and UNETLoader's list stay as recorded.
+CORE_POST_MODELS = {"frame_interpolation": "rife47.safetensors", "diffusion_models": "seedvr2_ema_3b_fp16.safetensors",
+                    "vae": "seedvr2_ema_vae_fp16.safetensors"}
 
 # GET /models as the real server answered it (misc_endpoints.json).
 FOLDER_KEYS = [
@@ -74,14 +75,14 @@ def _recorded_object_info(name: str = "object_info.json") -> dict:
     return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
 
 
-def load_models(source: str | Path | None, seedvr2: bool = False) -> dict[str, list[str]]:
+def load_models(source: str | Path | None, core_post: bool = False) -> dict[str, list[str]]:
     """Model folders from a YAML/JSON file (folder -> names) or a ComfyUI-style models dir.
 
-    None: DEFAULT_MODELS, with SeedVR2's files too when ``seedvr2`` (a server with its nodes)."""
+    None: DEFAULT_MODELS, with CORE_POST_MODELS when ``core_post`` (a server with those nodes)."""
     if source is None:
         models = copy.deepcopy(DEFAULT_MODELS)
-        for folder, name in SEEDVR2_MODELS.items() if seedvr2 else ():
-            models[folder] = sorted([*models[folder], name])
+        for folder, name in CORE_POST_MODELS.items() if core_post else ():
+            models[folder] = sorted([*models.get(folder, []), name])
         return models
     path = Path(source)
     if path.is_dir():

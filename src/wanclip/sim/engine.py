@@ -131,8 +131,8 @@ class Engine:
         """The models folders the server lists and validates against (dict, file, dir or None)."""
         folder_keys = FOLDER_KEYS if self.profile.key == "0.3.64" else FOLDER_KEYS_09
         packs = tuple(self.config.nodes)
-        seedvr2 = self.profile.key in post_schemas.SOURCE_PROFILES
-        self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models, seedvr2),
+        core_post = self.profile.key in post_schemas.SOURCE_PROFILES  # core FrameInterpolate and SeedVR2
+        self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models, core_post),
                                self.profile.object_info, folder_keys,
                                {**post_schemas.object_info(self.profile.key, packs), **wanclip_nodes.object_info(packs)},
                                self.folders)
