@@ -14,6 +14,7 @@ import pytest
 import requests
 from PIL import Image, ImageChops, ImageStat
 
+from conftest import SimClient
 from wanclip.media import probe
 from wanclip.planning.post import PostJob
 from wanclip.planning.postgraph import OUTPUT, POST_CLASSES, PostNodes, post_graph, post_nodes, unavailable
@@ -220,3 +221,18 @@ def test_the_uploaded_clip_is_listed_by_the_video_loaders_and_a_missing_one_is_r
     assert answer.status_code == 400
     (error,) = answer.json()["node_errors"]["load"]["errors"]
     assert error["type"] == "custom_validation_failed" and "gone.mp4" in error["details"]
+
+
+@pytest.mark.parametrize("version, packs, node", [("0.38", (), "interpolate"),
+                                                  ("0.9", ("frame-interpolation",), "interpolate"),
+                                                  ("0.3.64", (), "upscale")])
+def test_the_post_nodes_report_progress_per_frame_for_the_eta(servers, clip, tmp_path, version, packs, node):
+    """Interpolation counts the new frames, the upscaler the frames it upscales (their last update always goes out)."""
+    handle = fresh(servers(version, packs), tmp_path)
+    name = upload(handle.url, "shot_009.mp4", clip)
+    wanted = job(2) if node == "interpolate" else job(width=2 * W, height=2 * H)
+    graph = post_graph(wanted, server_nodes(handle.url), name, "wanclip/post/shot_009")
+    answer, msgs = SimClient(handle).run(graph)
+    assert answer.status_code == 200
+    progress = [m["data"] for m in msgs if m["type"] == "progress" and m["data"]["node"] == node]
+    assert progress and progress[-1]["value"] == progress[-1]["max"] == FRAMES - 1 + (node == "upscale")
