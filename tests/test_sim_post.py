@@ -236,3 +236,13 @@ def test_the_post_nodes_report_progress_per_frame_for_the_eta(servers, clip, tmp
     assert answer.status_code == 200
     progress = [m["data"] for m in msgs if m["type"] == "progress" and m["data"]["node"] == node]
     assert progress and progress[-1]["value"] == progress[-1]["max"] == FRAMES - 1 + (node == "upscale")
+
+
+def test_a_file_that_is_no_video_fails_the_load_like_a_node_error(servers, tmp_path):
+    handle = fresh(servers("0.9"), tmp_path)
+    name = upload(handle.url, "notes.mp4", "不是视频".encode())
+    nodes = PostNodes(None, "model", "core", upscale_models=("RealESRGAN_x2plus.pth",))
+    answer, msgs = SimClient(handle).run(post_graph(job(width=2 * W, height=2 * H), nodes, name, "p"))
+    assert answer.status_code == 200
+    (error,) = [m["data"] for m in msgs if m["type"] == "execution_error"]
+    assert error["node_id"] == "load" and "cannot read video notes.mp4" in error["exception_message"]

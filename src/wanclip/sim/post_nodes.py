@@ -21,7 +21,7 @@ import re
 from PIL import Image, ImageOps
 
 from wanclip.sim.node_base import Ctx, NodeError
-from wanclip.sim.video import Frames, Picture, frames_of, read_mp4
+from wanclip.sim.video import Frames, Picture, frames_of, video_frames
 
 INTERPOLATE_SECONDS = 0.02
 UPSCALE_SECONDS = 0.2
@@ -43,10 +43,9 @@ def _read(ctx: Ctx, name: str) -> tuple[Frames, float]:
     if not path.is_file():
         raise NodeError("FileNotFoundError", f"[Errno 2] No such file or directory: '{path}'")
     try:
-        raw, width, height, fps = read_mp4(path)
+        return video_frames(path)
     except RuntimeError as exc:
         raise NodeError("ValueError", str(exc)) from exc
-    return frames_of(raw, width, height), fps
 
 
 def load_video(inputs, ctx):

@@ -100,24 +100,44 @@ class Frames:
         return self.mapped(width, height, lambda i: i.crop((0, 0, width, height)))
 
 
-def read_mp4(path: Path) -> tuple[list[bytes], int, int, float]:
-    """(raw RGB frames, width, height, fps) of a video file, decoded by ffmpeg."""
-    exe = ffmpeg_exe()
+def probe_mp4(path: Path) -> tuple[int, int, float, int]:
+    """(width, height, fps, frames) of a video file: its header, and its packets counted (no decoding)."""
     env = dict(os.environ)  # see media.child_env
-    info = subprocess.run([exe, "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, env=env)
-    said = info.stderr.decode(errors="replace")
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                           "-f", "framecrc", "-"], capture_output=True, env=env)
+    said = done.stderr.decode(errors="replace")
     size = re.search(r"Stream #[^\n]*Video:[^\n]*?, (\d+)x(\d+)", said)
-    if size is None:
-        raise RuntimeError(f"cannot read video {path.name}: {said.strip().splitlines()[-1] if said.strip() else 'no video stream'}")
+    if done.returncode != 0 or size is None:
+        last = said.strip().splitlines()[-1] if said.strip() else "no video stream"
+        raise RuntimeError(f"cannot read video {path.name}: {last}")
     rate = re.search(r"Stream #[^\n]*Video:[^\n]*?, ([\d.]+) (?:fps|tbr)", said)
-    width, height = int(size.group(1)), int(size.group(2))
-    done = subprocess.run([exe, "-v", "error", "-nostdin", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                          capture_output=True, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"cannot decode video {path.name}: {done.stderr.decode(errors='replace').strip()}")
+    count = sum(1 for line in done.stdout.decode(errors="replace").splitlines() if line and not line.startswith("#"))
+    return int(size.group(1)), int(size.group(2)), float(rate.group(1)) if rate else 0.0, count
+
+
+def stream_mp4(path: Path, width: int, height: int) -> Iterator[Image.Image]:
+    """The frames of a video file as RGB images, decoded while they are read (ffmpeg ends with the loop)."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     step = width * height * 3
-    raw = done.stdout
-    return [raw[i:i + step] for i in range(0, len(raw) - step + 1, step)], width, height, float(rate.group(1)) if rate else 0.0
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ)) as proc:
+        try:
+            while len(raw := proc.stdout.read(step)) == step:
+                yield Image.frombytes("RGB", (width, height), raw)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def video_frames(path: Path) -> tuple[Frames, float]:
+    """A video file's frames (read from the file each time they are used) and its fps."""
+    width, height, fps, count = probe_mp4(path)
+    return Frames(width, height, count, lambda: stream_mp4(path, width, height)), fps
+
+
+def read_mp4(path: Path) -> tuple[list[bytes], int, int, float]:
+    """(raw RGB frames, width, height, fps) of a video file."""
+    frames, fps = video_frames(path)
+    return [image.tobytes() for image in frames.images()], frames.width, frames.height, fps
 
 
 def frames_of(raw: list[bytes], width: int, height: int) -> Frames:
