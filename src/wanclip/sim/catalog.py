@@ -29,7 +29,13 @@ DEFAULT_MODELS: dict[str, list[str]] = {
         "wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors",
         "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors",
     ],
+    # the post stage's model upscaler (planning/post_models.py names it; a test keeps the two in step)
+    "upscale_models": ["RealESRGAN_x2plus.pth"],
 }
+# The files of the core FrameInterpolate and SeedVR2 nodes, listed only where those nodes are (profile
+# 0.38): elsewhere /models and UNETLoader's list stay as recorded.
+CORE_POST_MODELS = {"frame_interpolation": "rife47.safetensors", "diffusion_models": "seedvr2_ema_3b_fp16.safetensors",
+                    "vae": "seedvr2_ema_vae_fp16.safetensors"}
 
 # GET /models as the real server answered it (misc_endpoints.json).
 FOLDER_KEYS = [
@@ -49,8 +55,17 @@ MODEL_INPUTS = {
     ("VAELoader", "vae_name"): "vae",
 }
 
+# The post stage's loaders (their classes are not on every profile).
+POST_MODEL_INPUTS = {
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+    ("FrameInterpolationModelLoader", "model_name"): "frame_interpolation",
+}
+
 # LoadImage's `image` combo: the image files at the top of input/ (nodes.py LoadImage.INPUT_TYPES).
 IMAGE_INPUT = ("LoadImage", "image")
+# The video loaders' combos: the video files at the top of input/ (LoadVideo: filter_files_content_types
+# "video"; VHS_LoadVideo: its video extensions).
+VIDEO_INPUTS = (("LoadVideo", "file"), ("VHS_LoadVideo", "video"))
 
 MODEL_EXTENSIONS = {".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".sft", ".pt2", ".pkl"}
 
@@ -60,10 +75,15 @@ def _recorded_object_info(name: str = "object_info.json") -> dict:
     return json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
 
 
-def load_models(source: str | Path | None) -> dict[str, list[str]]:
-    """Model folders from a YAML/JSON file (folder -> names) or a ComfyUI-style models dir."""
+def load_models(source: str | Path | None, core_post: bool = False) -> dict[str, list[str]]:
+    """Model folders from a YAML/JSON file (folder -> names) or a ComfyUI-style models dir.
+
+    None: DEFAULT_MODELS, with CORE_POST_MODELS when ``core_post`` (a server with those nodes)."""
     if source is None:
-        return copy.deepcopy(DEFAULT_MODELS)
+        models = copy.deepcopy(DEFAULT_MODELS)
+        for folder, name in CORE_POST_MODELS.items() if core_post else ():
+            models[folder] = sorted([*models.get(folder, []), name])
+        return models
     path = Path(source)
     if path.is_dir():
         return _scan_models_dir(path)
@@ -99,6 +119,19 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(".webp") or (mime or "").split("/")[0] == "image"
 
 
+def is_video_file(name: str) -> bool:
+    mime, _ = mimetypes.guess_type(name, strict=False)
+    return (mime or "").split("/")[0] == "video"
+
+
+def set_options(spec: list, options: list) -> None:
+    """A combo's options, V1 (``[[...], {...}]``) or V3 (``["COMBO", {"options": [...]}]``)."""
+    if spec[0] == "COMBO":
+        spec[1]["options"] = options
+    else:
+        spec[0] = options
+
+
 def annotated_filepath(name: str, folders: dict[str, Path]) -> Path:
     """folder_paths.get_annotated_filepath: "x.png [output]" (also [input], [temp]) names another
     folder; a plain name is in input/. The real code cuts one character more than the tag, so the
@@ -129,15 +162,18 @@ class Catalog:
         cls, name = IMAGE_INPUT
         if cls in self._info:
             self._info[cls]["input"]["required"][name][0] = self.input_images()
+        for cls, name in VIDEO_INPUTS:
+            if cls in self._info:
+                set_options(self._info[cls]["input"]["required"][name], self.input_images(is_video_file))
         return self._info
 
-    def input_images(self) -> list[str]:
+    def input_images(self, kind=is_image_file) -> list[str]:
         folder = Path(self.folders()["input"])
         try:
             names = os.listdir(folder)
         except OSError:
             return []
-        return sorted(n for n in names if (folder / n).is_file() and is_image_file(n))
+        return sorted(n for n in names if (folder / n).is_file() and kind(n))
 
     def annotated_path(self, name: str) -> Path:
         return annotated_filepath(name, self.folders())
@@ -151,6 +187,9 @@ class Catalog:
                 options.append("pixel_space")
             spec = info[cls]["input"]["required"][name]
             spec[0] = options
+        for (cls, name), folder in POST_MODEL_INPUTS.items():
+            if cls in info:
+                set_options(info[cls]["input"]["required"][name], list(self.models.get(folder, [])))
         return info
 
     def has_class(self, class_type) -> bool:

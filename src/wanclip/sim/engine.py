@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from wanclip.sim import jobs, nodes, submission, wanclip_nodes
+from wanclip.sim import jobs, nodes, post_nodes, post_schemas, submission, wanclip_nodes
 from wanclip.sim.background import BackgroundEncodes
 from wanclip.sim.catalog import FOLDER_KEYS, FOLDER_KEYS_09, Catalog, load_models
 from wanclip.sim.faults import Faults
@@ -35,7 +35,7 @@ class SimConfig:
     models: str | Path | dict | None = None
     load_seconds: float = 2.0
     step_seconds: float = 0.5
-    nodes: tuple[str, ...] = ()  # custom node packs installed: "wanclip" (WanclipSaveVideo)
+    nodes: tuple[str, ...] = ()  # custom node packs installed: "wanclip" (WanclipSaveVideo), "frame-interpolation" (RIFE VFI)
     video_delay: float = 1.5  # WanclipSaveVideo: seconds from the node's return to the finished file
     drift: float = 0.0  # colour drift per image-to-video link: its last frame is R x (1 + drift), B x (1 - drift)
 
@@ -130,9 +130,12 @@ class Engine:
     def set_models(self, models: str | Path | dict | None) -> None:
         """The models folders the server lists and validates against (dict, file, dir or None)."""
         folder_keys = FOLDER_KEYS if self.profile.key == "0.3.64" else FOLDER_KEYS_09
-        self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models),
+        packs = tuple(self.config.nodes)
+        core_post = self.profile.key in post_schemas.SOURCE_PROFILES  # core FrameInterpolate and SeedVR2
+        self.catalog = Catalog(dict(models) if isinstance(models, dict) else load_models(models, core_post),
                                self.profile.object_info, folder_keys,
-                               wanclip_nodes.object_info(tuple(self.config.nodes)), self.folders)
+                               {**post_schemas.object_info(self.profile.key, packs), **wanclip_nodes.object_info(packs)},
+                               self.folders)
 
     def folders(self) -> dict[str, Path]:
         """ComfyUI's input/, output/ and temp/ folders of this server, as the config has them now."""
@@ -424,11 +427,13 @@ class Engine:
 
     def _is_changed(self, node: dict):
         """IS_CHANGED, part of the cache key: LoadImage's is the sha256 of its file (nodes.py), so
-        an upload that overwrites the file makes it load again. None for every other class."""
-        if node.get("class_type") != "LoadImage":
+        an upload that overwrites the file makes it load again; the video loaders' likewise (the sim
+        hashes the file too). None for every other class."""
+        name = {"LoadImage": "image", "LoadVideo": "file", "VHS_LoadVideo": "video"}.get(node.get("class_type"))
+        if name is None:
             return None
         try:
-            return hashlib.sha256(self.catalog.annotated_path(node["inputs"]["image"]).read_bytes()).hexdigest()
+            return hashlib.sha256(self.catalog.annotated_path(node["inputs"][name]).read_bytes()).hexdigest()
         except (OSError, KeyError, TypeError, AttributeError):
             return None
 
@@ -472,7 +477,8 @@ class Engine:
             if (folder, name) in self._resident:
                 return 0.0
             self._resident.add((folder, name))
-        return self.config.load_seconds * nodes.LOAD_WEIGHT.get(folder, 1.0) / nodes.FULL_SET_WEIGHT
+        weight = nodes.LOAD_WEIGHT.get(folder) or post_nodes.LOAD_WEIGHT.get(folder, 1.0)
+        return self.config.load_seconds * weight / nodes.FULL_SET_WEIGHT
 
     def _progress(self, run: Run, node_id: str, state: str, value=None, maximum=None) -> None:
         payload = run.progress_state(self.profile, node_id, state, value, maximum)

@@ -6,7 +6,7 @@ import re
 
 from PIL import Image, ImageOps
 
-from wanclip.sim import wanclip_nodes
+from wanclip.sim import post_nodes, wanclip_nodes
 from wanclip.sim.node_base import Ctx, NodeError, next_counter, save_target
 from wanclip.sim.video import Clip, Picture, write_metadata_png, write_mp4
 
@@ -38,6 +38,8 @@ def sampler_steps(inputs: dict) -> int:
 
 def run_node(class_type: str, inputs: dict, ctx: Ctx):
     """Returns (outputs tuple, ui dict or None)."""
+    if class_type in post_nodes.RUNNERS:  # the post stage's (issue 21)
+        return post_nodes.RUNNERS[class_type](inputs, ctx)
     if class_type not in RUNNERS:
         # A node pack's class: the catalog lists it (and validation lets it through) only when installed.
         return wanclip_nodes.RUNNERS[class_type](inputs, ctx)

@@ -254,6 +254,8 @@ def serve_in_thread(
     nodes: custom node packs it has installed: ("wanclip",) adds WanclipSaveVideo, whose file
     appears (renamed from .part) video_delay seconds after its prompt finished, with a
     ``wanclip.video`` event.
+    "frame-interpolation" adds ComfyUI-Frame-Interpolation's RIFE VFI (the post stage's
+    interpolation on profiles without core FrameInterpolate, see post_schemas).
     drift: the colour shift of every clip started from an image (an image-to-video link), reached
     by its last frame: red x (1 + drift), blue x (1 - drift), clipped; between -1 and 1.
     """

@@ -41,10 +41,25 @@ def _load_image_valid(catalog: Catalog, image) -> bool | str:
     return True
 
 
+def _load_video_valid(catalog: Catalog, file) -> bool | str:
+    """nodes_video.py LoadVideo.validate_inputs: the annotated file exists."""
+    if not os.path.exists(catalog.annotated_path(file)):
+        return f"Invalid video file: {file}"
+    return True
+
+
+def _vhs_video_valid(catalog: Catalog, video) -> bool | str:
+    """VideoHelperSuite LoadVideoUpload.VALIDATE_INPUTS: folder_paths.exists_annotated_filepath."""
+    if not os.path.exists(catalog.annotated_path(video)):
+        return f"Invalid video file: {video}"
+    return True
+
+
 # Classes with a VALIDATE_INPUTS: the inputs its signature names skip the built-in range and combo
 # checks (so LoadImage's `image` is never "not in list"); a non-True answer becomes one
 # custom_validation_failed per named input (execution.py validate_inputs).
-CUSTOM_VALIDATION = {"LoadImage": (("image",), _load_image_valid)}
+CUSTOM_VALIDATION = {"LoadImage": (("image",), _load_image_valid), "LoadVideo": (("file",), _load_video_valid),
+                     "VHS_LoadVideo": (("video",), _vhs_video_valid)}
 
 
 def _combo_options(input_type, extra: dict) -> list | None:

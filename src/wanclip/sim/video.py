@@ -13,8 +13,10 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import textwrap
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -69,6 +71,79 @@ class Clip:
         return self.start is not None or self.end is not None
 
 
+@dataclass(frozen=True)
+class Frames:
+    """Real frames travelling along links (a loaded clip, upscaled, interpolated): made on demand by
+    ``source`` (a fresh iterator of RGB images each call), so a long clip is never held whole."""
+
+    width: int
+    height: int
+    frames: int
+    source: Callable[[], Iterator[Image.Image]] = field(repr=False)
+
+    def images(self) -> Iterator[Image.Image]:
+        return self.source()
+
+    def mapped(self, width: int, height: int, change: Callable[[Image.Image], Image.Image]) -> Frames:
+        """Each frame through ``change``, which makes it ``width`` x ``height``."""
+        return Frames(width, height, self.frames, lambda: (change(i) for i in self.images()))
+
+    def resized(self, width: int, height: int) -> Frames:
+        if (width, height) == (self.width, self.height):
+            return self
+        return self.mapped(width, height, lambda i: i.resize((width, height), Image.Resampling.LANCZOS))
+
+    def cropped(self, width: int, height: int) -> Frames:
+        """The top-left ``width`` x ``height`` of each frame (padding cut off)."""
+        if (width, height) == (self.width, self.height):
+            return self
+        return self.mapped(width, height, lambda i: i.crop((0, 0, width, height)))
+
+
+def probe_mp4(path: Path) -> tuple[int, int, float, int]:
+    """(width, height, fps, frames) of a video file: its header, and its packets counted (no decoding)."""
+    env = dict(os.environ)  # see media.child_env
+    done = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0", "-c", "copy",
+                           "-f", "framecrc", "-"], capture_output=True, env=env)
+    said = done.stderr.decode(errors="replace")
+    size = re.search(r"Stream #[^\n]*Video:[^\n]*?, (\d+)x(\d+)", said)
+    if done.returncode != 0 or size is None:
+        last = said.strip().splitlines()[-1] if said.strip() else "no video stream"
+        raise RuntimeError(f"cannot read video {path.name}: {last}")
+    rate = re.search(r"Stream #[^\n]*Video:[^\n]*?, ([\d.]+) (?:fps|tbr)", said)
+    count = sum(1 for line in done.stdout.decode(errors="replace").splitlines() if line and not line.startswith("#"))
+    return int(size.group(1)), int(size.group(2)), float(rate.group(1)) if rate else 0.0, count
+
+
+def stream_mp4(path: Path, width: int, height: int) -> Iterator[Image.Image]:
+    """The frames of a video file as RGB images, decoded while they are read (ffmpeg ends with the loop)."""
+    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    step = width * height * 3
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ)) as proc:
+        try:
+            while len(raw := proc.stdout.read(step)) == step:
+                yield Image.frombytes("RGB", (width, height), raw)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+
+
+def video_frames(path: Path) -> tuple[Frames, float]:
+    """A video file's frames (read from the file each time they are used) and its fps."""
+    width, height, fps, count = probe_mp4(path)
+    return Frames(width, height, count, lambda: stream_mp4(path, width, height)), fps
+
+
+def read_mp4(path: Path) -> tuple[list[bytes], int, int, float]:
+    """(raw RGB frames, width, height, fps) of a video file."""
+    frames, fps = video_frames(path)
+    return [image.tobytes() for image in frames.images()], frames.width, frames.height, fps
+
+
+def frames_of(raw: list[bytes], width: int, height: int) -> Frames:
+    return Frames(width, height, len(raw), lambda: (Image.frombytes("RGB", (width, height), r) for r in raw))
+
+
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
     import imageio_ffmpeg  # the bundled binary: a system ffmpeg may be absent
@@ -108,6 +183,10 @@ def draw_still(clip: Clip) -> Image.Image:
 
 def frames(clip: Clip):
     """Raw RGB frames: the still plus a bar sweeping left to right and a frame counter."""
+    if isinstance(clip, Frames):
+        for image in clip.images():
+            yield image.convert("RGB").tobytes()
+        return
     if clip.from_image:
         for frame in i2v_frames(clip):
             yield frame.tobytes()
@@ -208,13 +287,13 @@ def i2v_frames(clip: Clip):
         yield frame
 
 
-def write_mp4(path: Path, clip: Clip, fps: float, fmt: str | None = None) -> None:
+def write_mp4(path: Path, clip: Clip | Frames, fps: float, fmt: str | None = None) -> None:
     """Pipes frames to ffmpeg: H.264 yuv420p, exactly clip.frames frames at fps.
 
     fmt: the container when the name does not say it (``NAME.mp4.part``: "mp4")."""
     # yuv420p needs even dimensions; the latent grid is a multiple of 8 anyway.
     w, h = clip.width - clip.width % 2, clip.height - clip.height % 2
-    clip = dataclasses.replace(clip, width=w, height=h)
+    clip = clip.cropped(w, h) if isinstance(clip, Frames) else dataclasses.replace(clip, width=w, height=h)
     cmd = [
         # a .part (fmt given) was created empty to reserve the name: ffmpeg may overwrite only that
         ffmpeg_exe(), "-v", "error", "-y" if fmt else "-n", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",

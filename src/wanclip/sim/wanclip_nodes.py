@@ -22,7 +22,7 @@ import time
 from wanclip.sim.node_base import Ctx, NodeError, next_counter, save_target
 from wanclip.sim.video import Clip, write_mp4
 
-PACKS = ("wanclip",)
+PACKS = ("wanclip", "frame-interpolation")  # the second: ComfyUI-Frame-Interpolation's RIFE VFI (post_schemas)
 EVENT = "wanclip.video"
 CLASS = "WanclipSaveVideo"
 PRESETS = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
