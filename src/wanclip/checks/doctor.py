@@ -22,11 +22,14 @@ from wanclip.checks.graph import Check, command_for, graph_checks, model_check
 from wanclip.checks.post_files import PostNeed
 from wanclip.checks.preflight import fit_key, graph_object_info
 from wanclip.comfy.capabilities import Capabilities, detect
+from wanclip.comfy.capabilities import object_info as read_object_info
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.observed import handshake
 from wanclip.errors import ServerError
 from wanclip.models.manifest import ModelFile, extra_set_of, load_manifest
 from wanclip.models.verify import check_files
+from wanclip.planning.post import post_job
+from wanclip.planning.postgraph import POST_CLASSES, post_nodes, unavailable
 from wanclip.planning.workflow import model_files, shipped_graph
 
 MIN_FREE_OUTPUT = 5_000_000_000  # a film of a few hundred clips, plus the stitched result
@@ -93,7 +96,7 @@ def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFil
         caps = replace(caps, credential_handshake=handshake(client))  # one event socket, nothing posted
         object_info = graph_object_info(client, {n["class_type"] for g in graphs for n in g.values()}, caps)
         listed = {folder: client.models(folder) for folder in sorted({i.folder for i in items})}
-        post_info = post_files.post_object_info(client, caps) if post and (post.interpolate or post.upscale) else {}
+        post_info = post_object_info(client, caps) if post and (post.interpolate or post.upscale) else {}
     except ServerError as exc:
         return [Check("server", False, exc.message, exc.hint)], None
     checks = [_version_check(client.url, caps.system_stats), Check("ComfyUI features", True, features_detail(caps)),
@@ -102,11 +105,35 @@ def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFil
     for graph in graphs:
         names = {c.name for c in checks}
         checks += [c for c in graph_checks(graph, object_info, caps.node_replacements) if c.name not in names]
-    if post:
+    if post and (post.interpolate or post.upscale):
+        checks.append(post_nodes_check(post, post_info))
         names = {c.name for c in checks}
         checks += [c for c in post_files.post_model_checks(post, post_info) if c.name not in names]
     checks.append(nodepack.server_check(client, object_info))  # informational: the optional node pack
     return checks, caps
+
+
+def post_object_info(client: ComfyClient, caps: Capabilities) -> dict:
+    """``/object_info`` of every class the post stage may use (its graphs' and its model checks')."""
+    return read_object_info(client, tuple(dict.fromkeys((*POST_CLASSES, *post_files.POST_MODEL_CLASSES))), caps)
+
+
+def post_nodes_check(post: PostNeed, object_info: dict) -> Check:
+    """The nodes the film's post steps run on: which ones this server would use, or what it lacks and
+    what to install (``planning.postgraph``; the model files are checked apart)."""
+    nodes = post_nodes(object_info)
+    lacks = [why for need, why in (
+        (True, None if nodes.load else unavailable(post_job(2, None, 81, 16, 832, 480), nodes)),
+        (post.interpolate, None if nodes.interpolate else unavailable(post_job(2, None, 81, 16, 832, 480), nodes)),
+        (post.upscale, None if nodes.upscale else unavailable(post_job(1, 2, 81, 16, 832, 480), nodes))) if need and why]
+    if lacks:
+        return Check("post stage nodes", False, lacks[0].split(": ", 1)[0], lacks[0].split(": ", 1)[-1])
+    used = [f"load: {'LoadVideo' if nodes.load == 'core' else 'VHS_LoadVideo'}"]
+    if post.interpolate:
+        used.append(f"interpolation: {'core FrameInterpolate' if nodes.interpolate == 'core' else 'RIFE VFI'}")
+    if post.upscale:
+        used.append(f"upscale: {'core SeedVR2' if nodes.upscale == 'seedvr2' else 'UpscaleModelLoader'}")
+    return Check("post stage nodes", True, "; ".join(used))
 
 
 def features_detail(caps: Capabilities) -> str:

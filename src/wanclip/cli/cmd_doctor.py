@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wanclip.checks.doctor import DoctorReport, run_doctor
+from wanclip.checks.post_files import PostNeed
 from wanclip.checks.v2_doctor import run_v2_doctor
 from wanclip.cli.base import app, console, counted, handle_errors, print_json, shown
 from wanclip.cli.cmd_render import header_map, server_list
@@ -44,7 +45,7 @@ def doctor(
     """
     reports: list[DoctorReport] = []
     with handle_errors(as_json=as_json):
-        graphs = _graphs(shots, workflow)
+        graphs, post = _graphs(shots, workflow)
         headers = header_map(header)  # parsed once; every request to every server sends them
         for url in server_list(server):
             surface = v2.surface(url, headers)  # a Comfy API v2 surface: its own report
@@ -52,7 +53,7 @@ def doctor(
                 reports.append(run_v2_doctor(url, headers, surface, graphs))
             else:
                 with ComfyClient(url, headers=headers) as client:
-                    reports.append(run_doctor(client, comfy_dir, graphs=graphs))
+                    reports.append(run_doctor(client, comfy_dir, graphs=graphs, post=post))
             if as_json:
                 print_json(reports[-1].to_dict())
             else:
@@ -60,16 +61,20 @@ def doctor(
     raise typer.Exit(EXIT_OK if all(r.ok for r in reports) else EXIT_SHOTS_FAILED)
 
 
-def _graphs(shots: Path | None, workflow: Path | None) -> list[dict] | None:
-    """The film's planned graphs (each shot's, as render would queue it), or the --workflow graph."""
+def _graphs(shots: Path | None, workflow: Path | None) -> tuple[list[dict] | None, PostNeed | None]:
+    """The film's planned graphs (each shot's, as render would queue it), or the --workflow graph; and
+    what the film's post steps need of the server (``post:``), if it has any."""
     if shots is not None and workflow is not None:
         raise WanclipError("give a shots file or --workflow, not both",
                          "the shots file names its own graphs (`workflow:`, `i2v_workflow:`)")
     if shots is not None:
         from wanclip.planning.plan import plan_film
 
-        return [shot.graph for shot in plan_film(shots, check_folder=False).shots]  # nothing is written
-    return [load_graph(workflow)] if workflow else None
+        planned = plan_film(shots, check_folder=False).shots  # nothing is written
+        jobs = [s.post for s in planned if s.post is not None]
+        need = PostNeed(any(j.interpolating for j in jobs), any(j.upscaling for j in jobs)) if jobs else None
+        return [shot.graph for shot in planned], need
+    return ([load_graph(workflow)] if workflow else None), None
 
 
 def _render(report: DoctorReport) -> None:

@@ -21,6 +21,7 @@ def sim(
     load_seconds: float = typer.Option(2.0, "--load-seconds", metavar="SECONDS", rich_help_panel=TIMING, help="Time to load the full model set the first time it is used."),
     step_seconds: float = typer.Option(0.5, "--step-seconds", metavar="SECONDS", rich_help_panel=TIMING, help="Seconds per sampler step for an 81-frame clip (longer clips cost more, quadratically)."),
     faults: str = typer.Option("", "--faults", metavar="FAULTS", rich_help_panel="Faults", help="Faults to inject, comma-separated: fail:N[@NODE][=MSG], stall:N[@NODE], restart:N, down_for:N=SECONDS, ws_close:N, stale_ws:SECONDS, send_raw:N=TEXT, slow_interrupt:SECONDS, encode_fail:N[=MSG], endless_view, wrong_view_size:BYTES, delay:ROUTE=SECONDS, http500:ROUTE[*COUNT], http502_after:ROUTE[*COUNT]."),
+    with_frame_interpolation: bool = typer.Option(False, "--with-frame-interpolation", rich_help_panel="Server", help="Have ComfyUI-Frame-Interpolation (RIFE VFI) installed, for `post: {interpolate: N}` on a version without core FrameInterpolate (0.38 has it)."),
     with_wanclip_nodes: bool = typer.Option(False, "--with-wanclip-nodes", rich_help_panel="Server", help="Have wanclip's node pack installed: WanclipSaveVideo returns at once and its file appears --video-delay seconds later (renamed from .part), with a 'wanclip.video' event; the encode_fail:N fault fails prompt N's encode."),
     video_delay: float = typer.Option(1.5, "--video-delay", metavar="SECONDS", rich_help_panel=TIMING, help="With --with-wanclip-nodes: seconds from the node's return to the finished file."),
     drift: float = typer.Option(0.0, "--drift", metavar="FRACTION", rich_help_panel="Faults", help="Colour drift of each image-to-video link, as a chain of real I2V passes shows it (VAE encode, sampling and decode shift colours a little each time): a clip started from an image ends on that image with red x (1 + DRIFT) and blue x (1 - DRIFT), outside the test-card band. 0 (default) = none; e.g. 0.03. Between -1 and 1."),
@@ -43,7 +44,7 @@ def sim(
             handle = serve_in_thread(
                 output_dir, host=host or "127.0.0.1", port=port, models=models, load_seconds=load_seconds,
                 step_seconds=step_seconds, faults=spec, allow_remote=host is not None, comfy_version=comfy_version,
-                nodes=("wanclip",) if with_wanclip_nodes else (), video_delay=video_delay, drift=drift,
+                nodes=("wanclip",) * with_wanclip_nodes + ("frame-interpolation",) * with_frame_interpolation, video_delay=video_delay, drift=drift,
             )
         except (ValueError, OSError) as exc:
             raise WanclipError(str(exc), hint="check --host/--port/--models/--faults/--comfy-version/--drift") from exc

@@ -50,6 +50,7 @@ def post_record(record: ShotRecord, job: PostJob) -> ShotRecord:
         return ShotRecord.from_dict({**old, "index": record.index, "name": post_name(record.name)})
     return ShotRecord(index=record.index, name=post_name(record.name), graph_sha256=identity(job), seed=0,
                       frames=job.frames, width=job.width, height=job.height, fps=job.fps,
+                      continues=record.name,  # it starts from that clip: Assign records its sha256
                       attempts=(old or {}).get("attempts", 0) if old and old.get("graph_sha256") == identity(job)
                       else 0)
 
