@@ -49,6 +49,12 @@ EMITTED = [
     ("stitching", None, None, None, {"shots": 3}),
     ("stitched", None, None, None, {"output": "/films/x/film.mp4", "seconds": 6.2}),
     ("stitch_kept", None, None, None, {"output": "/films/x/film.mp4", "seconds": 6.2}),
+    ("post_submitted", "a", 1, SERVER, {"prompt_id": "p2", "attempt": 1}),
+    ("post_started", "a", 1, SERVER, {}),
+    ("post_done", "a", 1, SERVER, {"clip": "clips/01_a.i2.mp4", "seconds": 0.8, "node_seconds": {"other": 0.8},
+                                   "frames": 161}),
+    ("post_failed", "a", 1, SERVER, {"error": {"node": "interpolate", "class": "FrameInterpolate",
+                                               "message": "CUDA error"}}),
     ("a_kind_added_later", "a", 1, None, {"anything": 1}),
 ]
 

@@ -99,7 +99,7 @@ def summary(result: FilmResult, as_json: bool, clip: bool = False) -> None:
     console.print(table)
     done = sum(s.status == "done" for s in shots)
     console.print(f"{done}/{len(shots)} shot{'s' if len(shots) != 1 else ''} done; ledger: {result.ledger.path}")
-    missing = [s.name for s in shots if s.status == "done" and result.ledger.post_wanted(s)]
+    missing = [record.name for record in shots if record.status == "done" and result.ledger.post_wanted(record)]
     if missing:
         console.print(f"post clips not made: {', '.join(missing)} (run the same command again: only their post "
                       "steps run)", highlight=False)
