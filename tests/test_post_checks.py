@@ -155,7 +155,8 @@ def test_doctor_names_a_missing_post_model_with_its_setup_line(sim, monkeypatch)
 
     def post_info(client, caps):  # a 0.38 server with core FrameInterpolate and no model file yet
         asked.append(client.url)
-        return server(frame_models=[], upscale_models=["RealESRGAN_x2plus.pth"])
+        return {**server(frame_models=[], upscale_models=["RealESRGAN_x2plus.pth"]),
+                "FrameInterpolate": {"input": {"required": {}}}}  # the loader comes with its node
 
     monkeypatch.setattr(post_files, "post_object_info", post_info)
     report = doctor.run_doctor(ComfyClient(sim.url), post=BOTH)
@@ -163,6 +164,8 @@ def test_doctor_names_a_missing_post_model_with_its_setup_line(sim, monkeypatch)
     assert [c.name for c in report.failed] == ["model rife_v4.26.safetensors"]
     assert "`wanclip setup --with interpolation --comfy-dir DIR`" in report.failed[0].fix
     assert {c.name: c.ok for c in report.checks}["post upscale"] is True
+    nodes = {c.name: c for c in report.checks}["post stage nodes"]
+    assert nodes.ok and "core FrameInterpolate" in nodes.detail and "UpscaleModelLoader" in nodes.detail
     # without a post step doctor does not ask
     assert doctor.run_doctor(ComfyClient(sim.url)).ok and asked == [sim.url]
 

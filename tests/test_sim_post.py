@@ -137,7 +137,7 @@ def test_core_frame_interpolation_on_038(servers, clip, tmp_path, multiplier):
     handle = fresh(servers("0.38"), tmp_path)
     name = upload(handle.url, "shot_003.mp4", clip)
     nodes = server_nodes(handle.url)
-    assert nodes.interpolate == "core" and nodes.interpolation_models == ("rife47.safetensors",)
+    assert nodes.interpolate == "core" and nodes.interpolation_models == ("rife_v4.26.safetensors",)
     wanted = job(multiplier)
     graph = post_graph(wanted, nodes, name, "wanclip/post/shot_003")
     assert graph["interpolate"]["class_type"] == "FrameInterpolate"
@@ -153,7 +153,7 @@ def test_seedvr2_upscales_then_interpolates_on_038(servers, clip, tmp_path):
     name = upload(handle.url, "shot_004.mp4", clip)
     nodes = server_nodes(handle.url)
     assert nodes.upscale == "seedvr2"
-    assert (nodes.seedvr2_models, nodes.seedvr2_vaes) == (("seedvr2_ema_3b_fp16.safetensors",),
+    assert (nodes.seedvr2_models, nodes.seedvr2_vaes) == (("seedvr2_3b_int8_convrot.safetensors",),
                                                           ("seedvr2_ema_vae_fp16.safetensors",))
     wanted = job(2, 104, 78)  # not a multiple of 16: SeedVR2 pads, then cuts the padding off
     graph = post_graph(wanted, nodes, name, "wanclip/post/shot_004")
@@ -197,7 +197,7 @@ def test_a_server_without_frame_interpolation_says_what_to_install(servers, tmp_
 def test_a_graph_with_a_node_the_server_lacks_is_refused_like_comfyui(servers, clip, tmp_path, version):
     handle = fresh(servers(version), tmp_path)
     name = upload(handle.url, "shot_007.mp4", clip)
-    core = PostNodes("core", None, "core", interpolation_models=("rife47.safetensors",))
+    core = PostNodes("core", None, "core", interpolation_models=("rife_v4.26.safetensors",))
     graph = post_graph(job(2), core, name, "wanclip/post/shot_007")
     answer = requests.post(handle.url + "/prompt", json={"prompt": graph}, timeout=30)
     assert answer.status_code == 400

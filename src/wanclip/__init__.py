@@ -25,7 +25,7 @@ _EVENTS = ("RenderEvent", "OtherEvent", "FilmPlanned", "FilmStitching", "FilmSti
            "RenderWarning", "ServerFound", "ServerUnreachable", "ServerDown", "ServerBack", "SocketLost",
            "SocketBack", "ShotClip", "ShotSkipped", "ShotDone", "ShotQueued", "ShotReattached", "ShotSubmitRetry",
            "ShotStarted", "ShotCached", "ShotNode", "ShotProgress", "ShotDownloadRetry", "ShotFailed", "ShotLost",
-           "ShotCancelling", "ShotCancelled")
+           "ShotCancelling", "ShotCancelled", "PostQueued", "PostStarted", "PostDone", "PostFailed")
 _ERRORS = ("WanclipError", "UsageError", "ShotsFileError", "WorkflowError", "ServerError", "LocalIOError",
            "PromptRejected", "FolderRefused", "PreflightError", "ClipError", "StitchError", "AssetError", "Interrupted")
 

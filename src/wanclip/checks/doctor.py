@@ -114,8 +114,10 @@ def _server_checks(client: ComfyClient, graphs: list[dict], items: list[ModelFil
 
 
 def post_object_info(client: ComfyClient, caps: Capabilities) -> dict:
-    """``/object_info`` of every class the post stage may use (its graphs' and its model checks')."""
-    return read_object_info(client, tuple(dict.fromkeys((*POST_CLASSES, *post_files.POST_MODEL_CLASSES))), caps)
+    """``/object_info`` of every class the post stage may use (its model checks', then its graphs')."""
+    info = post_files.post_object_info(client, caps)
+    rest = tuple(c for c in POST_CLASSES if c not in info and c not in post_files.POST_MODEL_CLASSES)
+    return {**read_object_info(client, rest, caps), **info}
 
 
 def post_nodes_check(post: PostNeed, object_info: dict) -> Check:

@@ -34,7 +34,7 @@ DEFAULT_MODELS: dict[str, list[str]] = {
 }
 # The files of the core FrameInterpolate and SeedVR2 nodes, listed only where those nodes are (profile
 # 0.38): elsewhere /models and UNETLoader's list stay as recorded.
-CORE_POST_MODELS = {"frame_interpolation": "rife47.safetensors", "diffusion_models": "seedvr2_ema_3b_fp16.safetensors",
+CORE_POST_MODELS = {"frame_interpolation": "rife_v4.26.safetensors", "diffusion_models": "seedvr2_3b_int8_convrot.safetensors",
                     "vae": "seedvr2_ema_vae_fp16.safetensors"}
 
 # GET /models as the real server answered it (misc_endpoints.json).
