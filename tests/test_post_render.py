@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from helpers import run_cli, write_shots
 from wanclip import media
 from wanclip.files import sha256_file
