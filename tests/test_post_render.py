@@ -196,3 +196,25 @@ def test_post_keys_are_checked_with_the_line_and_what_to_write(tmp_path):
         result = run_cli("plan", shots, "--out", tmp_path / "o")
         assert result.exit_code == 2, (text, result.output)
         assert "line 7" in result.output and words in result.output, (text, result.output)
+
+
+@pytest.mark.parametrize("sim_profile", ["0.38"], indirect=True)
+def test_a_client_killed_during_a_post_step_re_attaches_and_each_prompt_runs_once(sim_profile, tmp_path):
+    from helpers import kill_render_when
+
+    sim = sim_profile
+    shots, out = write_shots(tmp_path, film_text(chain=False)), tmp_path / "out"
+    for n in range(1, 7):  # whichever prompt is a post prompt holds at its interpolation
+        sim.faults.stall_prompt(n, node="FrameInterpolate")
+    kill_render_when(shots, sim.url, out,
+                     lambda ledger: any((s.post or {}).get("status") == "running" for s in ledger.shots))
+    ledger = load_ledger(out)
+    running = [s.name for s in ledger.shots if (s.post or {}).get("status") == "running"]
+    assert running, "the client was killed while a post prompt ran"
+    sim.faults.clear()  # the server goes on; the killed client's prompt finishes there
+
+    result = render(sim, shots, out)
+    assert result.exit_code == 0, result.output
+    assert len(ran(sim)) == 6  # three shots and three post prompts, none twice
+    assert running[0] in [e["shot"] for e in events(result, "post_reattached")]
+    assert probe(out / "film.mp4")[1] == 32
