@@ -140,6 +140,19 @@ def test_sizeless_bytes_that_do_not_hash_to_the_sha256_never_get_the_final_name(
         f"loras/{HIGH}": "missing", f"loras/{LOW}": "ok"}
 
 
+@pytest.mark.parametrize("off_by", [-1, 1])
+def test_a_size_the_hub_misstates_is_found_in_the_bytes_received(tmp_path, hub, manifest, payloads, off_by):
+    models = tmp_path / "models"
+    hub.fault(HIGH, size=len(payloads[HIGH]) + off_by)  # the metadata lies, the bytes are the true ones
+    result = setup("--endpoint", hub.url, "--models-dir", models, "--manifest", manifest, "--json")
+    assert result.exit_code == 1
+    files = {f["dest"]: f for f in json_lines(result.output)[-1]["files"]}
+    assert files[f"loras/{HIGH}"]["status"] == "failed"
+    assert ("sent more than" if off_by < 0 else "kept breaking off") in files[f"loras/{HIGH}"]["detail"]
+    assert not (models / "loras" / HIGH).exists()
+    assert files[f"loras/{LOW}"]["status"] == "installed"
+
+
 def test_a_cut_sizeless_download_resumes_from_its_part(tmp_path, manifest, payloads):
     hub = FakeHub()
     for name, data in payloads.items():
