@@ -27,6 +27,7 @@ class Fault:
     cuts: int | None = None      # how many responses to cut (None: every one)
     wrong_bytes: bool = False    # same size, other bytes, the true sha256 still in the ETag
     error: str | None = None     # "missing" (404), "unauthorized" (401), "gated" (403)
+    size: int | None = None      # the size the metadata (HEAD) states instead of the true one
 
 
 @dataclass
@@ -134,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Location", f"{self.hub.cdn_url}/cdn/{repo}/{path}")
         self.send_header("X-Repo-Commit", COMMIT)
         self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
-        self.send_header("X-Linked-Size", str(len(data)))
+        self.send_header("X-Linked-Size", str(_stated_size(self.hub, path, data)))
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -146,7 +147,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Repo-Commit", COMMIT)
         self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(data) - start))
+        length = len(data) - start if body else _stated_size(self.hub, path, data) - start
+        self.send_header("Content-Length", str(length))
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.end_headers()
@@ -172,6 +174,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)
+
+
+def _stated_size(hub: FakeHub, path: str, data: bytes) -> int:
+    fault = hub.faults.get(path) or Fault()
+    return len(data) if fault.size is None else fault.size
 
 
 def _served_bytes(data: bytes, fault: Fault) -> bytes:

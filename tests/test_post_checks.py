@@ -128,20 +128,12 @@ def info_listing_nothing(graph: dict) -> dict:
     return info
 
 
-def test_a_missing_1022_lora_is_sent_to_setup_with_lightx2v_1217():
-    graph = lora_graph(I2V_WORKFLOW, post_models.LORA_SETS["1217"]["i2v"])
+@pytest.mark.parametrize(("workflow", "kind"), [(I2V_WORKFLOW, "i2v"), ("wan22_t2v_lightx2v_4step.json", "t2v")])
+def test_a_missing_1217_set_lora_is_sent_to_setup_with_lightx2v_1217(workflow, kind):
+    graph = lora_graph(workflow, post_models.LORA_SETS["1217"][kind])
     checks = {c.name: c for c in graph_checks(graph, info_listing_nothing(graph))}
-    for name in post_models.LORA_SETS["1217"]["i2v"]:
+    for name in post_models.LORA_SETS["1217"][kind]:
         assert "install it with `wanclip setup --with lightx2v-1217 --comfy-dir DIR`" in checks[f"model {name}"].fix
-
-
-def test_a_missing_1217_t2v_lora_names_the_page_to_download_it_from():
-    graph = lora_graph("wan22_t2v_lightx2v_4step.json", post_models.LORA_SETS["1217"]["t2v"])
-    checks = {c.name: c for c in graph_checks(graph, info_listing_nothing(graph))}
-    high = post_models.LORA_SETS["1217"]["t2v"][0]
-    assert checks[f"model {high}"].fix == (
-        f"download {high} from {post_models.MANUAL_SOURCES[high]} into models/loras/ (wanclip setup cannot "
-        "verify this file yet); ComfyUI sees it on the next request")
 
 
 # -- doctor ------------------------------------------------------------------------------------------

@@ -58,6 +58,9 @@ def test_the_post_sets_pin_the_published_sizes_and_hashes():
         ("upscale_models/RealESRGAN_x2plus.pth", 67_061_725, "49fafd456abb"),
         ("diffusion_models/seedvr2_3b_int8_convrot.safetensors", 3_458_259_704, "c3dec8bca157"),
         ("vae/seedvr2_ema_vae_fp16.safetensors", 501_324_814, "206785482ca1"),
+        # the T2V 1217 pair: sha256 pinned, size taken from the hub at download
+        ("loras/wan2.2_t2v_A14b_high_noise_lora_rank64_lightx2v_4step_1217.safetensors", None, "890033851769"),
+        ("loras/wan2.2_t2v_A14b_low_noise_lora_rank64_lightx2v_4step_1217.safetensors", None, "4df7c2061322"),
         ("loras/wan2.2_i2v_A14b_high_noise_lora_rank64_lightx2v_4step_1022.safetensors", 634_645_944,
          "887c3bdebb19"),
         ("loras/wan2.2_i2v_A14b_low_noise_lora_rank64_lightx2v_4step_1022.safetensors", 739_472_104,
@@ -67,19 +70,16 @@ def test_the_post_sets_pin_the_published_sizes_and_hashes():
     assert {files[d].repo for d in dests("lightx2v-1217")} == {"lightx2v/Wan2.2-Distill-Loras"}
 
 
-def test_lora_sets_name_files_setup_installs_or_says_where_to_get():
+def test_lora_sets_name_files_setup_installs():
     sets = post_models.LORA_SETS
     assert post_models.DEFAULT_LORA_SET == "v1.1" and set(sets) == {"v1.1", "1217"}
     base = {item.name for item in load_manifest()}
     i2v = {item.name for item in load_manifest(extras=["i2v"])}
     newer = {item.name for item in load_manifest(extras=["lightx2v-1217"])}
     assert set(sets["v1.1"]["t2v"]) <= base and set(sets["v1.1"]["i2v"]) <= i2v
-    assert set(sets["1217"]["i2v"]) <= newer
+    assert set(sets["1217"]["i2v"]) <= newer and set(sets["1217"]["t2v"]) <= newer
     assert sets["1217"]["t2v"] == ("wan2.2_t2v_A14b_high_noise_lora_rank64_lightx2v_4step_1217.safetensors",
                                    "wan2.2_t2v_A14b_low_noise_lora_rank64_lightx2v_4step_1217.safetensors")
-    # the pair setup cannot verify yet: each has the page to download it from by hand
-    for name in sets["1217"]["t2v"]:
-        assert post_models.MANUAL_SOURCES[name] == f"https://huggingface.co/lightx2v/Wan2.2-Distill-Loras/blob/main/{name}"
     for pair in (p for s in sets.values() for p in s.values()):  # (high, low)
         assert "high" in pair[0] and "low" in pair[1]
 
@@ -104,7 +104,7 @@ def small(tmp_path, payloads, monkeypatch):
     """Copies of the manifests with the small payloads' sizes and hashes: one base file (the VAE)
     and each set, which `--with NAME` then reads."""
     def write(name: str, items) -> str:
-        entries = [i.model_dump() | {"bytes": len(payloads[i.dest]),
+        entries = [i.model_dump() | {"bytes": len(payloads[i.dest]) if i.bytes else None,  # size-less stay so
                                      "sha256": hashlib.sha256(payloads[i.dest]).hexdigest()} for i in items]
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump({"files": entries}))
@@ -166,17 +166,16 @@ def test_an_unknown_set_lists_the_post_sets_too(tmp_path):
     assert "interpolation, for" in text and "upscale, for" in text and "lightx2v-1217, for" in text
 
 
-def test_with_lightx2v_1217_says_where_to_get_the_pair_it_cannot_verify(tmp_path, hub, small):
+def test_with_lightx2v_1217_installs_both_pairs_and_sends_no_one_to_download_by_hand(tmp_path, hub, small,
+                                                                                      payloads):
     models = tmp_path / "models"
     result = setup("--with", "lightx2v-1217", "--endpoint", hub.url, "--models-dir", models, "--manifest", small,
                    "--json")
     assert result.exit_code == 0, result.output
-    warnings = json.loads(result.output.splitlines()[-1])["warnings"]
-    t2v = post_models.LORA_SETS["1217"]["t2v"]
-    assert len(warnings) == 1 and all(post_models.MANUAL_SOURCES[name] in warnings[0] for name in t2v)
-    assert "models/loras/" in warnings[0]
-    # --check says it too, and a set without such files says nothing
+    final = json.loads(result.output.splitlines()[-1])
+    assert final["warnings"] == []
+    sets = post_models.LORA_SETS["1217"]
+    assert {f["dest"]: f["bytes"] for f in final["files"] if "lightx2v_4step" in f["dest"]} == {
+        f"loras/{name}": len(payloads[f"loras/{name}"]) for name in sets["t2v"] + sets["i2v"]}
     check = setup("--check", "--with", "lightx2v-1217", "--models-dir", models, "--manifest", small, "--json")
-    assert json.loads(check.output.splitlines()[-1])["warnings"] == warnings
-    other = setup("--check", "--with", "interpolation", "--models-dir", models, "--manifest", small, "--json")
-    assert json.loads(other.output.splitlines()[-1])["warnings"] == []
+    assert check.exit_code == 0 and json.loads(check.output.splitlines()[-1])["warnings"] == []

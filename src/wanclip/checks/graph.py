@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from wanclip.errors import WanclipError
-from wanclip.planning.post_models import MANUAL_SOURCES
 from wanclip.planning.workflow import CORE_WORKFLOW, LOADER_INPUTS, VHS_OUTPUT, is_link
 
 WAN21_VAE = "wan_2.1_vae.safetensors"
@@ -156,8 +155,7 @@ def _model_checks(node_id: str, node: dict, object_info: dict) -> list[Check]:
         # the setup line matters only for a missing file: reading the manifests is not on a render's path
         command = None if value in (options or []) else setup_files().get(value)
         checks.append(model_check(value, options or [], folder, f"node {node_id} {class_type}.{name}",
-                                  installable=command is not None, command=command or SETUP_COMMAND,
-                                  source=MANUAL_SOURCES.get(value)))
+                                  installable=command is not None, command=command or SETUP_COMMAND))
     return checks
 
 
@@ -183,10 +181,9 @@ def command_for(dest: str) -> str:
 
 
 def model_check(value: str, options: list[str], folder: str | None, where: str, installable: bool,
-                command: str = SETUP_COMMAND, source: str | None = None) -> Check:
+                command: str = SETUP_COMMAND) -> Check:
     """``value`` is among ComfyUI's ``options``; else the fix names the file, its folder and how to get it
-    (``command``: the setup line that installs it, when ``installable``; else ``source``: the page to
-    download a known file from that setup cannot verify yet, ``planning.post_models.MANUAL_SOURCES``).
+    (``command``: the setup line that installs it, when ``installable``).
 
     ComfyUI lists its model folders afresh on each request, so no restart is part of the fix.
     """
@@ -197,9 +194,6 @@ def model_check(value: str, options: list[str], folder: str | None, where: str, 
     if installable:
         fix = (f"{value} is missing from {where_to}: install it with `{command}` (DIR: that server's "
                "ComfyUI folder); ComfyUI sees it on the next request")
-    elif source:
-        fix = (f"download {value} from {source} into {where_to} (wanclip setup cannot verify this file yet); "
-               "ComfyUI sees it on the next request")
     else:
         fix = (f"put {value} in {where_to} (wanclip setup installs only the files of the shipped graphs); "
                "ComfyUI sees it on the next request")

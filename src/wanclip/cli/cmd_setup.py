@@ -21,7 +21,7 @@ from wanclip import config
 from wanclip.cli.base import OUTPUT, app, console, err_console, handle_errors, in_range, print_json
 from wanclip.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_SHOTS_FAILED, AssetError
 from wanclip.models import install as installer
-from wanclip.models.manifest import extra_notes, load_manifest
+from wanclip.models.manifest import load_manifest
 from wanclip.models.results import Event, SetupResult
 from wanclip.models.verify import check_files, models_dir_of
 
@@ -40,9 +40,8 @@ def setup(
                                     "post: interpolate: (the RIFE VFI custom node fetches its own). "
                                     "upscale: a 2x upscale model (67 MB) and SeedVR2 3B with its VAE (4 GB), for "
                                     "post: upscale:. "
-                                    "lightx2v-1217: the newer LightX2V LoRAs of lightx2v: 1217 (1.4 GB: the I2V "
-                                    "1022 pair; its T2V 1217 pair is downloaded by hand for now, `wanclip doctor` "
-                                    "says from where)."),
+                                    "lightx2v-1217: the newer LightX2V LoRAs of lightx2v: 1217 (2.6 GB: the T2V "
+                                    "1217 pair, whose size is taken from the hub, and the I2V 1022 pair)."),
     endpoint: str | None = typer.Option(None, "--endpoint", metavar="URL", rich_help_panel="Source", help="A hub mirror (default: HF_ENDPOINT, else huggingface.co)."),
     from_dir: Path | None = typer.Option(None, "--from-dir", metavar="FOLDER", rich_help_panel="Source", help="Install from a local folder of model files "
                                          "(a models/ tree, the hub's repo tree, or flat): hard-linked or "
@@ -78,7 +77,6 @@ def setup(
                                    token=config.hf_token(), from_dir=from_dir)
             result = (installer.install(items, target, source, workers=workers) if quiet and not as_json
                       else _install(items, target, source, workers, as_json))
-        result.warnings += extra_notes(with_ or ())
     _render(result, as_json)
     raise typer.Exit(EXIT_OK if result.ok else EXIT_SHOTS_FAILED)
 
@@ -161,7 +159,7 @@ def _render(result: SetupResult, as_json: bool) -> None:
         table.add_column(column, overflow="fold")
     for f in result.files:
         style = "green" if f.ok else "red"
-        table.add_row(f.dest, f"[{style}]{f.status}[/]", f"{f.bytes:,}")
+        table.add_row(f.dest, f"[{style}]{f.status}[/]", f"{f.bytes:,}" if f.bytes else "")
     console.print(table)
     for f in result.files:  # problems as sentences, not squeezed into table cells
         if not f.ok:

@@ -1,6 +1,8 @@
 """Verified resumable installs of the model files: from the hub, or from a local folder.
 
-A file reaches its final name under ``models/`` only after its size and sha256 match the manifest.
+A file reaches its final name under ``models/`` only after its size and sha256 match the manifest. An
+entry without ``bytes`` gets its size before any transfer: the hub's (its metadata, whose sha256 ETag must
+be the manifest's) or, with ``--from-dir``, the local file's; its sha256 is what decides.
 Bytes stream to ``<dest>.part`` beside the final file (same filesystem, so the last step is an
 atomic ``os.replace``); a later run continues a ``.part`` with an HTTP Range request, re-hashing the
 bytes on disk once. huggingface_hub gives the URL and the metadata (size, sha256 ETag, CDN
@@ -28,7 +30,7 @@ from wanclip.errors import EXIT_BAD_INPUT, AssetError, Interrupted
 from wanclip.files import CHUNK, hash_into, sha256_file
 from wanclip.models.manifest import ModelFile
 from wanclip.models.results import Event, FileResult, OnEvent, SetupResult
-from wanclip.models.verify import VerifiedState, stat_or_none, vae_warnings, verify_file
+from wanclip.models.verify import VerifiedState, size_of, stat_or_none, vae_warnings, verify_file
 from wanclip.urls import redact
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -94,8 +96,11 @@ def install(items: list[ModelFile], models_dir: Path, source: Source, *, workers
     for warning in result.warnings:
         run.emit(Event("warning", message=warning))
     todo = [item for item in items if not _already_there(item, models_dir, run.state)]
-    done = {item.dest: FileResult(item.dest, "skipped", item.bytes) for item in items if item not in todo}
+    done = {item.dest: FileResult(item.dest, "skipped", size_of(item, models_dir / item.dest))
+            for item in items if item not in todo}
     _check_writable(todo, models_dir, open_file)
+    todo, unsized = _with_sizes(todo, run)
+    done.update(unsized)
     _check_free_space(todo, models_dir, disk_free)
     run.emit(Event("plan", total=sum(item.bytes for item in todo), message=f"{len(todo)} of {len(items)} to fetch"))
     with ThreadPoolExecutor(max_workers=max(1, workers or len(todo) or 1)) as pool:
@@ -138,6 +143,32 @@ def _already_there(item: ModelFile, models_dir: Path, state: VerifiedState) -> b
     """Skip without a request: the file is there and was verified (recorded, or hashed now)."""
     target = models_dir / item.dest
     return target.exists() and verify_file(item, target, state) is None
+
+
+def _with_sizes(todo: list[ModelFile], run: _Run) -> tuple[list[ModelFile], dict[str, FileResult]]:
+    """``todo`` with every entry's ``bytes`` set, looked up before any transfer for the entries without
+    one: the local file's size (``--from-dir``), else the hub's. An entry whose size cannot be looked up
+    fails here, with why; the others go on."""
+    sized: list[ModelFile] = []
+    failed: dict[str, FileResult] = {}
+    for item in todo:
+        if item.bytes is not None:
+            sized.append(item)
+            continue
+        try:
+            size = (_find_local(item, run.source.from_dir).stat().st_size if run.source.from_dir
+                    else _hub_size(item, run.source))
+        except _Failed as exc:
+            run.emit(Event("done", item.dest, message="failed"))
+            failed[item.dest] = FileResult(item.dest, "failed", 0, exc.detail, exc.fix)
+            continue
+        except OSError as exc:
+            run.emit(Event("done", item.dest, message="failed"))
+            failed[item.dest] = FileResult(item.dest, "failed", 0, f"cannot read the size of {item.name}: "
+                                           f"{_reason(exc)}", "check the --from-dir folder")
+            continue
+        sized.append(item.model_copy(update={"bytes": size}))
+    return sized, failed
 
 
 def _check_writable(todo: list[ModelFile], models_dir: Path, open_file: OpenFile) -> None:
@@ -339,10 +370,34 @@ class _ShortBody(Exception):
 
 def _locate(item: ModelFile, source: Source) -> tuple[str, dict]:
     """HEAD through huggingface_hub: the byte URL (maybe a CDN) and the headers to send there."""
+    from huggingface_hub.utils import build_hf_headers
+
+    url, meta = _metadata(item, source)
+    if meta.size is not None and meta.size != item.bytes:
+        raise _Failed(f"{item.repo}/{item.path} has {meta.size:,} bytes upstream, the manifest says "
+                      f"{item.bytes:,}", "update wanclip (or your --manifest) once you trust the new file")
+    headers = {"Accept-Encoding": "identity"}
+    if _origin(meta.location) == _origin(url):  # a token never leaves the hub for a CDN
+        headers.update(build_hf_headers(token=source.token))
+    return meta.location, headers
+
+
+def _hub_size(item: ModelFile, source: Source) -> int:
+    """The size the hub states for an entry without ``bytes`` (its sha256 ETag checked first)."""
+    meta = _metadata(item, source)[1]
+    if not meta.size:
+        raise _Failed(f"{source.shown} states no size for {item.repo}/{item.path} (revision {item.revision}), "
+                      "and the manifest gives none; nothing was downloaded",
+                      "try again later, or another mirror with --endpoint (or give bytes: in your --manifest)")
+    return meta.size
+
+
+def _metadata(item: ModelFile, source: Source):
+    """The file's URL and the hub's metadata of it (``get_hf_file_metadata``: size, sha256 ETag, where
+    the bytes are); refused when the ETag is a sha256 other than the manifest's."""
     import httpx2
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
     from huggingface_hub.errors import FileMetadataError, HfHubHTTPError
-    from huggingface_hub.utils import build_hf_headers
 
     url = hf_hub_url(item.repo, item.path, revision=item.revision, endpoint=source.endpoint)
     try:
@@ -353,13 +408,7 @@ def _locate(item: ModelFile, source: Source) -> tuple[str, dict]:
         raise _Failed(f"{item.repo}/{item.path} changed upstream: the hub says sha256 {meta.etag[:12]}…, "
                       f"the manifest {item.sha256[:12]}…; nothing was downloaded",
                       "update wanclip (or your --manifest) once you trust the new file")
-    if meta.size is not None and meta.size != item.bytes:
-        raise _Failed(f"{item.repo}/{item.path} has {meta.size:,} bytes upstream, the manifest says "
-                      f"{item.bytes:,}", "update wanclip (or your --manifest) once you trust the new file")
-    headers = {"Accept-Encoding": "identity"}
-    if _origin(meta.location) == _origin(url):  # a token never leaves the hub for a CDN
-        headers.update(build_hf_headers(token=source.token))
-    return meta.location, headers
+    return url, meta
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:

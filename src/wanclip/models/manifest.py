@@ -20,13 +20,17 @@ from wanclip.errors import EXIT_BAD_INPUT, AssetError
 
 
 class ModelFile(BaseModel):
-    """One file: where it is on the hub, where it goes under models/, what its bytes must be."""
+    """One file: where it is on the hub, where it goes under models/, what its bytes must be.
+
+    ``sha256`` is always pinned; ``bytes`` may be left out (or null) when no source states the exact size:
+    setup then takes the size from the hub's metadata (or from the local file with ``--from-dir``) before
+    the transfers start, and the sha256 alone decides whether the bytes are the file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     repo: str = Field(pattern=r"^[\w.-]+/[\w.-]+$")
     path: str = Field(min_length=1)
     dest: str
-    bytes: int = Field(gt=0)
+    bytes: int | None = Field(default=None, gt=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     revision: str = "main"
 
@@ -65,23 +69,6 @@ EXTRA_PURPOSE = {
     "upscale": "`post: upscale:` (a bigger picture)",
     "lightx2v-1217": "`lightx2v: 1217` (the newer LightX2V LoRAs)",
 }
-
-
-# What setup says beside a set's files: those the set's name promises that it cannot install (the hub
-# publishes no exact size to verify them by). planning.post_models.MANUAL_SOURCES has the same pages
-# (models/ imports nothing of planning/; a test keeps the two in step).
-_DISTILL_LORAS = "https://huggingface.co/lightx2v/Wan2.2-Distill-Loras/blob/main/"
-EXTRA_NOTES = {
-    "lightx2v-1217": ("the T2V 1217 LoRA pair is not installed by wanclip setup (the hub publishes no exact size "
-                      "to verify it by): download " + " and ".join(
-                          _DISTILL_LORAS + f"wan2.2_t2v_A14b_{expert}_noise_lora_rank64_lightx2v_4step_1217.safetensors"
-                          for expert in ("high", "low")) + " into models/loras/"),
-}
-
-
-def extra_notes(names: Iterable[str]) -> list[str]:
-    """The notes of these ``--with`` sets (``EXTRA_NOTES``), once each."""
-    return [EXTRA_NOTES[name] for name in dict.fromkeys(names) if name in EXTRA_NOTES]
 
 
 def extra_manifest_path(name: str) -> Path:
@@ -135,7 +122,7 @@ def _read_manifest(path: Path | None, label: str | None = None) -> list[ModelFil
                          exit_code=EXIT_BAD_INPUT) from exc
     except (yaml.YAMLError, ValidationError) as exc:
         raise AssetError(f"{where} is not a valid manifest: {_first_line(exc)}",
-                         "each entry needs repo, path, dest, bytes, sha256 (revision is optional)",
+                         "each entry needs repo, path, dest, sha256 (bytes and revision are optional)",
                          exit_code=EXIT_BAD_INPUT) from exc
     dests = [f.dest for f in files]
     if len(set(dests)) != len(dests):

@@ -64,12 +64,22 @@ def stat_or_none(path: Path) -> os.stat_result | None:
 
 
 # -- verification ----------------------------------------------------------------------------------
+def size_of(item: ModelFile, target: Path) -> int:
+    """The manifest's size, else (an entry without ``bytes``) the size of ``target`` on disk, else 0."""
+    if item.bytes is not None:
+        return item.bytes
+    stat = stat_or_none(target)
+    return stat.st_size if stat else 0
+
+
 def verify_file(item: ModelFile, target: Path, state: VerifiedState) -> str | None:
-    """None when ``target`` holds the manifest's bytes, else why not (hashes only when needed)."""
+    """None when ``target`` holds the manifest's bytes, else why not (hashes only when needed). An entry
+    without ``bytes`` is verified by its sha256 alone; the record trusts it only at the size and mtime it
+    was hashed at."""
     stat = stat_or_none(target)
     if stat is None:
         return "missing"
-    if stat.st_size != item.bytes:
+    if item.bytes is not None and stat.st_size != item.bytes:
         return f"{stat.st_size:,} bytes, expected {item.bytes:,}"
     if state.trusted(target, item.sha256):
         return None
@@ -85,14 +95,15 @@ def check_files(items: Iterable[ModelFile], models_dir: Path, state: VerifiedSta
     state = state or VerifiedState()
     result = SetupResult(str(models_dir), warnings=vae_warnings(models_dir))
     for item in items:
-        problem = verify_file(item, models_dir / item.dest, state)
+        target = models_dir / item.dest
+        problem, size = verify_file(item, target, state), size_of(item, target)
         if problem is None:
-            result.files.append(FileResult(item.dest, "ok", item.bytes))
+            result.files.append(FileResult(item.dest, "ok", size))
         elif problem == "missing":
-            result.files.append(FileResult(item.dest, "missing", item.bytes, f"models/{item.dest} is missing",
+            result.files.append(FileResult(item.dest, "missing", size, f"models/{item.dest} is missing",
                                            f"run {setup_command(item.dest)}"))
         else:
-            result.files.append(FileResult(item.dest, "wrong", item.bytes, f"models/{item.dest}: {problem}",
+            result.files.append(FileResult(item.dest, "wrong", size, f"models/{item.dest}: {problem}",
                                            f"run {setup_command(item.dest)} to fetch it again"))
     return result
 

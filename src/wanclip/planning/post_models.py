@@ -26,7 +26,7 @@ SEEDVR2_VAE = "seedvr2_ema_vae_fp16.safetensors"
 # (high-noise, low-noise), the names LoraLoaderModelOnly takes (relative to models/loras/).
 # v1.1 (the default, the files of the shipped graphs): `wanclip setup` and `--with i2v` install them.
 # 1217: the December 2025 T2V pair with the October 2025 (1022) I2V pair; `--with lightx2v-1217`
-# installs the I2V pair, the T2V pair is downloaded by hand for now (MANUAL_SOURCES).
+# installs both pairs.
 DEFAULT_LORA_SET = "v1.1"
 LORA_SETS: dict[str, dict[str, tuple[str, str]]] = {
     "v1.1": {
@@ -42,9 +42,3 @@ LORA_SETS: dict[str, dict[str, tuple[str, str]]] = {
                 "wan2.2_i2v_A14b_low_noise_lora_rank64_lightx2v_4step_1022.safetensors"),
     },
 }
-
-# Files a set names that `wanclip setup` does not install, with the page to download each from by hand.
-# The 1217 T2V pair: the hub publishes their sha256 but no source states their exact size, and setup
-# installs only what it can verify by both.
-_DISTILL_LORAS = "https://huggingface.co/lightx2v/Wan2.2-Distill-Loras/blob/main/"
-MANUAL_SOURCES: dict[str, str] = {name: _DISTILL_LORAS + name for name in LORA_SETS["1217"]["t2v"]}
