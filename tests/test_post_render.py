@@ -141,16 +141,16 @@ def test_upscaling_alone_runs_on_0364_with_the_model_upscaler(sim, tmp_path):
 
 @pytest.fixture(scope="module")
 def rife_sim(tmp_path_factory):
-    """ComfyUI 0.3.64 with ComfyUI-Frame-Interpolation (RIFE VFI) installed."""
+    """ComfyUI 0.3.64 with ComfyUI-Frame-Interpolation (RIFE VFI) and wanclip's node pack installed."""
     from wanclip.sim import serve_in_thread
 
     handle = serve_in_thread(tmp_path_factory.mktemp("rife") / "output", load_seconds=0.02, step_seconds=0.005,
-                             nodes=("frame-interpolation",))
+                             nodes=("frame-interpolation", "wanclip"))
     yield handle
     handle.stop()
 
 
-def test_interpolation_uses_rife_vfi_where_the_server_has_no_core_node_and_post_at_end_runs_after_every_shot(
+def test_rife_vfi_where_there_is_no_core_node_the_node_packs_encoder_and_post_at_end_after_every_shot(
         rife_sim, tmp_path):
     rife_sim.reset(tmp_path / "comfy" / "output")
     # no chain: a link is submitted when its predecessor is done, so a post prompt may run before it
@@ -163,6 +163,7 @@ def test_interpolation_uses_rife_vfi_where_the_server_has_no_core_node_and_post_
     history = rife_sim.engine.history()
     posted = [json.dumps(history[p]["prompt"]) for p in posts]
     assert all('"RIFE VFI"' in g and "FrameInterpolate" not in g for g in posted)
+    assert all('"WanclipSaveVideo"' in g and '"SaveVideo"' not in g for g in posted)  # encoded off the GPU's path
 
 
 @pytest.mark.parametrize("sim_profile", ["0.38"], indirect=True)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from wanclip.errors import ClipError, LocalIOError, PromptRejected, ServerError, WanclipError
 from wanclip.planning.post import PostJob
-from wanclip.planning.postgraph import post_graph, unavailable
-from wanclip.planning.workflow import Roles, graph_sha256, posted_graph
+from wanclip.planning.postgraph import OUTPUT, post_graph, unavailable
+from wanclip.planning.workflow import Roles, graph_sha256, posted_graph, use_async_output
 from wanclip.render import messages as m
 from wanclip.render import pictures as continuity
 from wanclip.render.backend import Backend, Traits, Wanted
@@ -79,7 +79,14 @@ def _post_graph(spec: ShotSpec, traits: Traits, video: str | None, prompt_id: st
         else unavailable(spec.post, nodes)
     if why:
         return m.SubmitRejected(why)
-    return post_graph(spec.post, nodes, video, f"wanclip/post/{spec.stem.name}_{prompt_id[:8]}")
+    graph = post_graph(spec.post, nodes, video, f"wanclip/post/{spec.stem.name}_{prompt_id[:8]}")
+    # wanclip's node pack: the post clip is encoded off the GPU's path too (its CreateVideo -> SaveVideo)
+    return use_async_output(graph, POST_ROLES) if traits.async_output else graph
+
+
+# The post graph's roles, as ``use_async_output`` reads them (its output node and the node with its fps).
+POST_ROLES = Roles(high_sampler="", low_sampler="", positive="", negative="", latent="", output=OUTPUT,
+                   output_kind="core", video_fps_node="video")
 
 
 def read_history(backend: Backend, prompt_id: str, wait: float) -> object:
