@@ -137,7 +137,7 @@ class Render:
                  for s in plan.shots if s.name in self.selected}
         self.posts = Posts(plan, self.ledger)
         for name in self.posts.wanted(self.selected):  # after every shot: the dispatch goes in this order
-            record = post_record(self.ledger.shot(name), self.posts.job(name))
+            record = post_record(self.ledger.shot(name), self.posts.job(name), self.posts.start_sha256(name))
             shots[record.name] = m.attached(record, {}, now)
         o = options
         rules = m.Rules(shot_timeout=o.shot_timeout, history_timeout=o.history_timeout,
@@ -291,8 +291,8 @@ class Render:
         servers = self.pool.servers
         for name in posts:
             job = self.posts.job(name)
-            why = {url: ("it was not asked (a Comfy API v2 surface has no /object_info)" if s.traits.post is None
-                         else unavailable(job, s.traits.post)) for url, s in servers.items()}
+            why = {url: ("it could not be asked which nodes it has (a Comfy API v2 surface has no /object_info)"
+                         if s.traits.post is None else unavailable(job, s.traits.post)) for url, s in servers.items()}
             able = {url for url, problem in why.items() if problem is None}
             if not able:
                 reasons = "; ".join(f"{url}: {problem}" for url, problem in why.items())

@@ -41,18 +41,18 @@ def base_name(name: str) -> str:
     return name[: -len(MARK)] if is_post(name) else name
 
 
-def post_record(record: ShotRecord, job: PostJob) -> ShotRecord:
-    """The post prompt's record: the one in the ledger when it is for the same settings and not
-    finished (a crash left it on a server: re-attached), else a fresh one."""
+def post_record(record: ShotRecord, job: PostJob, source_sha256: str | None) -> ShotRecord:
+    """The post prompt's record: the one in the ledger when it is for the same settings and the same
+    clip, and not finished (a crash left it on a server: re-attached), else a fresh one."""
     old = record.post if isinstance(record.post, dict) else None
-    if old and old.get("graph_sha256") == identity(job) and old.get("status") in ("queued", "running") \
-            and old.get("prompt_id"):
+    same = bool(old) and old.get("graph_sha256") == identity(job)
+    if same and old.get("status") in ("queued", "running") and old.get("prompt_id") \
+            and old.get("start_sha256") == source_sha256:
         return ShotRecord.from_dict({**old, "index": record.index, "name": post_name(record.name)})
     return ShotRecord(index=record.index, name=post_name(record.name), graph_sha256=identity(job), seed=0,
                       frames=job.frames, width=job.width, height=job.height, fps=job.fps,
                       continues=record.name,  # it starts from that clip: Assign records its sha256
-                      attempts=(old or {}).get("attempts", 0) if old and old.get("graph_sha256") == identity(job)
-                      else 0)
+                      attempts=old.get("attempts", 0) if same else 0)
 
 
 def identity(job: PostJob) -> str:
