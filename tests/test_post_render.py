@@ -219,3 +219,27 @@ def test_a_client_killed_during_a_post_step_re_attaches_and_each_prompt_runs_onc
     assert len(ran(sim)) == 6  # three shots and three post prompts, none twice
     assert running[0] in [e["shot"] for e in events(result, "post_reattached")]
     assert probe(out / "film.mp4")[1] == 32
+
+
+@pytest.mark.parametrize("sim_profile", ["0.38"], indirect=True)
+def test_prune_deletes_the_post_clips_the_film_no_longer_uses_and_keeps_the_rest(sim_profile, tmp_path):
+    sim = sim_profile
+    shots, out = write_shots(tmp_path, film_text(chain=False)), tmp_path / "out"
+    assert render(sim, shots, out).exit_code == 0
+    shots.write_text(film_text("{interpolate: 3}", chain=False), encoding="utf-8")
+    assert render(sim, shots, out).exit_code == 0
+    listed = run_cli("takes", str(out), "--prune")  # off a terminal: lists, deletes nothing without --yes
+    assert listed.exit_code == 2 and "01_a.i2.mp4  (a, post clip i2)" in listed.output
+    assert (out / "clips" / "01_a.i2.mp4").is_file()
+
+    result = run_cli("takes", str(out), "--prune", "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(json.loads(result.stdout)["deleted"]) == [f"clips/0{i}_{n}.i2.mp4" for i, n in ((1, "a"), (2, "b"),
+                                                                                                  (3, "c"))]
+    ledger = load_ledger(out)
+    for record in ledger.shots:  # the clips the film uses, rendered and post, stay
+        assert (out / record.clip).is_file() and ledger.film_clip(record).is_file()
+        assert [p["key"] for p in record.posts] == ["i3"]
+    before = len(ran(sim))
+    shots.write_text(film_text(chain=False), encoding="utf-8")  # i2 again: made again, nothing sampled
+    assert render(sim, shots, out).exit_code == 0 and len(ran(sim)) == before + 3

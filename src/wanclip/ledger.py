@@ -149,7 +149,7 @@ class Ledger:
         return [ShotRecord.from_dict(r) for r in self.film.get(REMOVED) or [] if isinstance(r, dict)]
 
     def set_removed(self, records: list[ShotRecord]) -> None:
-        kept = [asdict(r) for r in records if r.clip or r.takes]
+        kept = [asdict(r) for r in records if r.clip or r.takes or r.posts]
         if kept:
             self.film[REMOVED] = kept
         else:

@@ -22,8 +22,8 @@ def takes_command(
                                       help="Only these shots (default: every shot with a clip)."),
     out: Path = typer.Option(None, "--out", metavar="FOLDER", help="The film folder, for a shots file rendered "
                              "with --out."),
-    prune: bool = typer.Option(False, "--prune", help="Delete the clips of the earlier takes the film does not use "
-                               "(listed first; asks before deleting, or give --yes)."),
+    prune: bool = typer.Option(False, "--prune", help="Delete the clips of the earlier takes, and the post clips, the "
+                               "film does not use (listed first; asks before deleting, or give --yes)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="With --prune: delete without asking."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of the listing."),
 ) -> None:
@@ -33,7 +33,8 @@ def takes_command(
     take; the film uses the newest unless the shots file says `take: N` for the shot (or
     `wanclip render --take NAME=N`). A take whose clip you changed is marked edited. Nothing is
     deleted unless you ask: --prune deletes the earlier takes the film does not use (never the
-    newest, never the one the film uses) and the clips of shots taken out of the film, after
+    newest, never the one the film uses), the post clips it does not use (made with other `post:`
+    settings or from another version of the clip) and the clips of shots taken out of the film, after
     listing them; it asks first on a terminal, and without one (or with --json) it needs --yes.
 
     Exit codes: 0 listed (or pruned); 2 no such film or shot, or --prune refused without --yes.
@@ -52,11 +53,11 @@ def takes_command(
         if prune:
             items = prunable(ledger, list(names or []))
             if not items:
-                _say(as_json, {"deleted": [], "kept": []}, "nothing to prune: no shot has an earlier take the film "
-                     "does not use")
+                _say(as_json, {"deleted": [], "kept": []}, "nothing to prune: no shot has an earlier take or a post "
+                     "clip the film does not use")
                 return
-            lines = [f"{i.clip}  ({i.shot}, take {i.take}{', removed from the film' if i.removed else ''})"
-                     for i in items]
+            lines = [f"{i.clip}  ({i.shot}, {f'post clip {i.post}' if i.post else f'take {i.take}'}"
+                     f"{', removed from the film' if i.removed else ''})" for i in items]
             if not yes:
                 interactive = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
                 console.print(f"--prune would delete {counted(len(items), 'clip')}:", highlight=False)

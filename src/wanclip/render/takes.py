@@ -108,6 +108,7 @@ class Prunable:
     take: int
     clip: str  # relative to the film folder
     removed: bool = False  # the shot is no longer in the film
+    post: str | None = None  # a post clip (its key), not a take: one the film does not use
 
 
 def prunable(ledger: Ledger, names: list[str] | None = None) -> list[Prunable]:
@@ -121,11 +122,22 @@ def prunable(ledger: Ledger, names: list[str] | None = None) -> list[Prunable]:
         for take in record.takes:
             if _deletable(ledger, take) and (used is None or take["take"] != used["take"]):
                 out.append(Prunable(record.name, take["take"], take["clip"]))
+        out += _posts_unused(ledger, record)
     for record in ledger.removed:
         if not names or record.name in names:
             out += [Prunable(record.name, t["take"], t["clip"], removed=True) for t in all_takes(record)
                     if _deletable(ledger, t)]
+            out += _posts_unused(ledger, record, removed=True)
     return out
+
+
+def _posts_unused(ledger: Ledger, record: ShotRecord, removed: bool = False) -> list[Prunable]:
+    """The shot's post clips the film does not use (made with other post settings, or from another
+    take or version of the clip), as wanclip made them."""
+    used = None if removed else ledger.post_clip(record)
+    return [Prunable(record.name, 0, p["clip"], removed=removed, post=p.get("key"))
+            for p in record.posts if isinstance(p, dict) and p is not used and p.get("clip") != (used or {}).get("clip")
+            and _deletable(ledger, p)]
 
 
 def take_last_frame(clip: Path, number: int) -> Path:
@@ -156,6 +168,11 @@ def prune(ledger: Ledger, items: list[Prunable]) -> list[str]:
         if clip is None:  # prunable() never lists one; a caller's own list is held to the same rule
             continue
         clip.unlink(missing_ok=True)
+        if item.post is not None:
+            _forget_post(ledger, item)
+            ledger.save()
+            deleted.append(item.clip)
+            continue
         take_last_frame(clip, item.take).unlink(missing_ok=True)  # its last frame, made for a chain
         if item.removed:
             removed = ledger.removed
@@ -168,6 +185,18 @@ def prune(ledger: Ledger, items: list[Prunable]) -> list[str]:
         ledger.save()
         deleted.append(item.clip)
     return deleted
+
+
+def _forget_post(ledger: Ledger, item: Prunable) -> None:
+    if item.removed:
+        removed = ledger.removed
+        for record in removed:
+            if record.name == item.shot:
+                record.posts = [p for p in record.posts if not (isinstance(p, dict) and p.get("clip") == item.clip)]
+        ledger.set_removed(removed)
+    else:
+        record = ledger.shot(item.shot)
+        record.posts = [p for p in record.posts if not (isinstance(p, dict) and p.get("clip") == item.clip)]
 
 
 def _forget(record: ShotRecord, take: int) -> None:
