@@ -155,7 +155,7 @@ def test_rife_vfi_where_there_is_no_core_node_the_node_packs_encoder_and_post_at
     rife_sim.reset(tmp_path / "comfy" / "output")
     # no chain: a link is submitted when its predecessor is done, so a post prompt may run before it
     shots, out = write_shots(tmp_path, film_text(chain=False)), tmp_path / "out"
-    result = render(rife_sim, shots, out, "--post-order", "at-end")
+    result = render(rife_sim, shots, out)  # at-end is the default
     assert result.exit_code == 0, result.output
     order, posts = ran(rife_sim), post_ids(out)
     assert [p in posts for p in order] == [False, False, False, True, True, True]  # every shot, then the posts
@@ -243,3 +243,25 @@ def test_prune_deletes_the_post_clips_the_film_no_longer_uses_and_keeps_the_rest
     before = len(ran(sim))
     shots.write_text(film_text(chain=False), encoding="utf-8")  # i2 again: made again, nothing sampled
     assert render(sim, shots, out).exit_code == 0 and len(ran(sim)) == before + 3
+
+
+@pytest.mark.parametrize("sim_profile", ["0.38"], indirect=True)
+def test_post_order_after_each_runs_a_post_prompt_ahead_of_the_shots_still_queued(sim_profile, tmp_path):
+    from wanclip.planning.plan import plan_film
+    from wanclip.render.loop import RenderOptions, render_film
+
+    sim = sim_profile
+    shots, out = write_shots(tmp_path, film_text(chain=False)), tmp_path / "out"
+    sim.faults.stall_prompt(2)  # shot b holds the GPU until a's post prompt is queued
+
+    def on_event(event):
+        if event.kind == "post_submitted" and event.shot == "a":
+            sim.faults.clear()
+
+    result = render_film(plan_film(shots, out=out), RenderOptions(servers=[sim.url], stitch=False,
+                                                                  post_order="after-each"), on_event)
+    assert result.exit_code == 0
+    ledger = load_ledger(out)
+    order = ran(sim)
+    post_a, shot_c = ledger.shot("a").post["prompt_id"], ledger.shot("c").prompt_id
+    assert order.index(post_a) < order.index(shot_c)  # ahead of c, which was queued since the start

@@ -82,8 +82,8 @@ def _post_order(value: str) -> str:
 
     if value not in ORDERS:
         raise UsageError(f"--post-order {value!r}: one of {', '.join(ORDERS)}",
-                         "after-each runs each shot's post step right after it; at-end runs them all after the "
-                         "last shot", "--post-order")
+                         "at-end runs the post steps after the last shot; after-each runs each right after its "
+                         "shot", "--post-order")
     return value
 
 
@@ -119,9 +119,11 @@ def render_command(
                                    help="Make the film use take N of shot NAME (repeatable; kept for later "
                                    "renders, like `take: N` in the shots file; NAME=newest drops it). "
                                    "`wanclip takes` lists the takes."),
-    post_order: str = typer.Option("after-each", "--post-order", metavar="after-each|at-end", rich_help_panel=WHAT,
-                                   help="With `post:` in the shots file: queue each shot's post prompt right "
-                                   "after the shot (after-each), or behind every shot still queued (at-end)."),
+    post_order: str = typer.Option("at-end", "--post-order", metavar="at-end|after-each", rich_help_panel=WHAT,
+                                   help="With `post:` in the shots file: queue each shot's post prompt behind "
+                                   "every shot still queued (at-end), or right after its shot (after-each: "
+                                   "earlier post clips, but on ComfyUI's classic cache each switch makes the "
+                                   "next shot load its models again, ~12 s on an H100)."),
     timeout: float = typer.Option(1800.0, "--timeout", metavar="SECONDS", callback=in_range(1), rich_help_panel=TIMING,
                                   help="Fail a running shot after this long without any progress (model loads "
                                   "are silent for minutes)."),

@@ -58,7 +58,7 @@ from wanclip.render.messages import (
     Withdrawn,
 )
 from wanclip.render.pool import JobCrashed, ServerPool, ShotSpec
-from wanclip.render.posts import AFTER_EACH, Posts, Readiness, base_name, is_post, post_record
+from wanclip.render.posts import AFTER_EACH, AT_END, Posts, Readiness, base_name, is_post, post_record
 from wanclip.render.resume import open_ledger
 from wanclip.render.room import no_space_error
 from wanclip.render.stagger import DEFAULT_STAGGER_SECONDS
@@ -93,7 +93,7 @@ class RenderOptions:
     submit_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 15.0)
     api: str = "auto"  # native | v2 | auto: a Comfy API v2 surface when its /api/v2/health answers
     concurrency: int | None = None  # jobs in flight on one v2 surface (None: its default)
-    post_order: str = AFTER_EACH  # a post prompt goes right after its shot (after-each) or behind the queue (at-end)
+    post_order: str = AT_END  # a post prompt goes behind the queued shots (at-end) or right after its shot (after-each)
 
 
 @dataclass

@@ -8,8 +8,12 @@ so changing only ``post:`` samples nothing again. Its record lives in the shot's
 (``ShotRecord.post``); when it is done, the post clip joins ``ShotRecord.posts``, keyed by the post
 settings and the sha256 of the clip it was made from, and the film uses it (``Ledger.film_clip``).
 
-Queue order (``after-each``, the default, or ``at-end``): right after its shot, ahead of the shots
-still queued (``front``), or behind them.
+Queue order: ``at-end`` (the default) posts each post prompt behind the shots still queued, so the
+shots run back to back and the post prompts after them; ``after-each`` posts it ahead of them
+(``front``), right after its shot. On ComfyUI's classic cache every switch between the two graphs
+drops the other's models, so each post prompt run between two shots made the next shot load its
+experts again: on an H100 (ComfyUI 0.3.64, 2026-12-07) 27-31 s instead of 15.8 s, and the 12-shot
+film took 378.3 s against 240.1 s without post. At the end there is one switch, after the last shot.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from wanclip.render.takes import take_stem
 
 MARK = " post"
 AFTER_EACH, AT_END = "after-each", "at-end"
-ORDERS = (AFTER_EACH, AT_END)
+ORDERS = (AT_END, AFTER_EACH)
 
 
 def post_name(name: str) -> str:
