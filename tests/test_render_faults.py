@@ -211,13 +211,16 @@ def test_a_stop_the_server_has_not_honoured_yet_keeps_the_prompt_and_the_next_ru
     sim.faults.stall_prompt(1).slow_interrupt(3.0)
     plan = plan_film(tiny_film(tmp_path, 2), out=tmp_path / "out")
 
+    seen = []
+
     def on_event(event):
+        seen.append(event.to_json())
         if event.kind in ("started", "cancelling") and event.shot == "shot-1":
             raise KeyboardInterrupt  # Ctrl-C; then Ctrl-C again once shot-1 is asked to stop
 
     with pytest.raises(Interrupted) as err:
         render_film(plan, RenderOptions(servers=[sim.url], stitch=False, cancel_wait=60.0), on_event)
-    assert "shot-1 (asked to stop)" in err.value.message
+    assert "shot-1 (asked to stop)" in err.value.message, (seen, sim.log())
     record = load_ledger(tmp_path / "out").shot("shot-1")
     assert record.prompt_id and record.cancelled and record.status == "running"
     _wait_for(lambda: [e["status"] for e in sim.log()] == ["interrupted"], message=lambda: (sim.log(), requests.get(sim.url + "/queue", timeout=5).json()))

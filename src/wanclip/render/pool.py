@@ -63,6 +63,7 @@ class ServerPool:
         self.sink: queue.Queue = sink or queue.Queue()
         self.collector = None if inline else ThreadPoolExecutor(max_workers=3, thread_name_prefix="collect")
         self.unsent: dict[int, m.Submit] = {}  # submissions waiting for their server's worker
+        self.looks: dict[str, Future] = {}  # each server's look-up on its worker (answered, or cancelled by a stop)
 
     # -- lifetime --------------------------------------------------------------------------------
     def preflight(self, graphs: list[dict]) -> list[ServerInfo]:
@@ -119,7 +120,9 @@ class ServerPool:
             finally:
                 server.looking = False
 
-        self._run(server.worker, url, job)
+        future = self._run(server.worker, url, job)
+        if future is not None:
+            self.looks[url] = future
 
     def states(self, url: str, prompt_ids: list[str]) -> dict[str, tuple[str, dict | None]]:
         """Where each prompt is on ``url`` (``ServerError`` when it cannot be asked)."""
@@ -156,9 +159,14 @@ class ServerPool:
             if server.worker:
                 server.worker.shutdown(wait=True, cancel_futures=True)
                 server.worker = None
+        for url, future in self.looks.items():  # a look-up still queued is never asked: say so, or the
+            if future.cancelled():  # coordinator would wait for its answer (and never ask again) until the stop gives up
+                self.servers[url].looking = False
+                self.sink.put((url, Looked(error="not asked: the render is stopping")))
+        self.looks = {}
         return withdrawn
 
-    def _run(self, worker: ThreadPoolExecutor | None, url: str, job: Callable) -> None:
+    def _run(self, worker: ThreadPoolExecutor | None, url: str, job: Callable) -> Future | None:
         def answered() -> None:
             try:
                 answer = job()
@@ -168,8 +176,8 @@ class ServerPool:
 
         if worker is None:
             answered()
-        else:
-            worker.submit(answered)
+            return None
+        return worker.submit(answered)
 
     def execute(self, effect):
         """Carry out one effect now, on this thread: ``(shot, machine event)``, or a ``Note``."""
