@@ -341,41 +341,45 @@ def test_a_stop_while_the_first_post_is_with_the_worker_threads_leaves_the_ledge
 
 
 def test_a_look_up_a_stop_cancels_before_it_was_asked_is_answered_so_the_stop_asks_again(tmp_path):
-    """A look-up queued behind a slow POST on the server's worker was cancelled by the stop's
-    quiesce and never answered: the coordinator kept waiting for it, never asked the server to stop
-    our running prompt, and the stop ran out its wait with the prompt left running (two stop tests
-    failed so in the full suite under load)."""
+    """A look-up queued behind other work on the server's worker (at the start: the queue-ahead
+    POSTs) was cancelled by the stop's quiesce and never answered: the coordinator kept waiting for
+    it, never asked the server to stop our running prompt, and the stop ran out its wait with the
+    prompt left running (two stop tests failed so in the full suite under load)."""
     import queue as queues
+    from concurrent.futures import ThreadPoolExecutor
 
-    from wanclip.render import shot as m
-    from wanclip.render.effects import ShotSpec
     from wanclip.render.messages import Looked
     from wanclip.render.pool import ServerPool
 
-    release = threading.Event()
+    busy, release = threading.Event(), threading.Event()
 
-    class SlowPost:
+    class Slow:
         url = A
 
-        def submit(self, graph, attempt, front=False):
-            release.wait(10)
-
-        def upload(self, picture):
-            return picture.name
-
         def states(self, attempts):
+            if not busy.is_set():  # the first piece of work holds the worker
+                busy.set()
+                release.wait(10)
             return {a: ("running", None) for a in attempts}
 
-    spec = ShotSpec(graph={}, roles=None, stem=tmp_path / "clips" / "01_a", frames=5, width=64, height=64, fps=16)
     sink: queues.Queue = queues.Queue()
-    pool = ServerPool([SlowPost()], {"a": spec}, tmp_path, sink=sink)
-    pool.servers[A].worker = __import__("concurrent.futures").futures.ThreadPoolExecutor(max_workers=1)
-    pool.carry_out(m.Submit("a", A, "p1"))  # on the worker, held
+    pool = ServerPool([Slow()], {}, tmp_path, sink=sink)
+    pool.servers[A].worker = ThreadPoolExecutor(max_workers=1)
+    pool.look(A, ["p1"])  # on the worker, held
+    assert busy.wait(10)
     pool.look(A, ["p1"])  # queued behind it
-    threading.Timer(0.2, release.set).start()
-    assert pool.quiesce() == []  # the POST was on the wire: it finishes; the look-up is never run
+    queued = pool.looks[A]
+    stopping = threading.Thread(target=pool.quiesce)  # waits for the held one; the queued one is never run
+    stopping.start()
+    deadline = time.monotonic() + 10
+    while not queued.cancelled() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    stopping.join(10)
+    assert queued.cancelled() and not stopping.is_alive()
     answers = []
     while not sink.empty():
         answers.append(sink.get_nowait())
-    assert (A, Looked(error="not asked: the render is stopping")) in answers
+    assert answers == [(A, Looked(states={"p1": ("running", None)})),
+                       (A, Looked(error="not asked: the render is stopping"))]
     assert not pool.servers[A].looking
