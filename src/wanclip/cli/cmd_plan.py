@@ -101,7 +101,7 @@ def render_plan(plan: Plan, graphs: Path, decisions: dict[str, Decision]) -> Non
                   + f" = {formula:.2f} s{rounded} at {fps:g} fps")
     if posts:
         width, height = film.out_size
-        console.print(f"post: after each shot renders, a second prompt on the server "
+        console.print(f"post: a second prompt per clip on the server "
                       f"{_post_words(film.post)}; the film is {width}x{height} at {fps:g} fps, and the rendered "
                       "clips stay beside their post clips (changing only `post:` renders no shot again)",
                       highlight=False)
@@ -137,7 +137,8 @@ def render_posts(plan: Plan, ledger, decisions: dict[str, Decision]) -> None:
 def _post_words(post) -> str:
     if post is None:
         return "for the shots that ask for it"
-    parts = ([f"upscales ({post.upscale})"] if post.upscale not in (1, 1.0) else []) + \
+    size = post.upscale if isinstance(post.upscale, str) else f"x{float(post.upscale):g}"
+    parts = ([f"upscales ({size})"] if post.upscale not in (1, 1.0) else []) + \
         ([f"interpolates x{post.interpolate} frames"] if post.interpolate > 1 else [])
     return " then ".join(parts)
 
