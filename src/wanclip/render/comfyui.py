@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wanclip.checks.preflight import ServerInfo, probe_server
 from wanclip.comfy import jobs
-from wanclip.comfy.capabilities import Capabilities, prefix
+from wanclip.comfy.capabilities import Capabilities, object_info, prefix
 from wanclip.comfy.client import ComfyClient
 from wanclip.comfy.follow import EventStream, prompt_states, wait_for_history
 from wanclip.comfy.outputs import Clip, fetch_clip
@@ -58,13 +58,10 @@ class ComfyBackend:
 
     def post_nodes(self) -> PostNodes | None:
         """What the server lists of the post stage's nodes and models; None when it cannot be asked."""
-        info = {}
         try:
-            for name in POST_CLASSES:
-                info.update(self.client.object_info(name))
+            return post_nodes(object_info(self.client, POST_CLASSES, self.caps))
         except (ServerError, AttributeError):
             return None
-        return post_nodes(info)
 
     def open_events(self, sink: queue.Queue) -> EventStream:
         """Where the server has feature flags, the socket first says wanclip takes no previews (a
