@@ -217,42 +217,56 @@ class ShotSkipped(ShotClip):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ShotDone(ShotClip):
-    """Rendered and verified: ``seconds`` on the GPU, per node label in ``node_seconds``."""
+class _Made(ShotClip):
+    """A prompt's clip, made and verified: ``seconds`` on the GPU, per node label in ``node_seconds``."""
+
+    seconds: float = 0.0
+    node_seconds: dict[str, float] = field(default_factory=dict)
+    frames: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShotDone(_Made):
+    """Rendered and verified."""
 
     kind: str = field(default="done", init=False)
-    seconds: float = 0.0
-    node_seconds: dict[str, float] = field(default_factory=dict)
-    frames: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostDone(ShotClip):
-    """The shot's post clip (``render.posts``) is made and verified: ``clip`` (relative to the film
-    folder), ``frames`` at the post stage's frame rate, ``seconds`` on the GPU."""
+class PostDone(_Made):
+    """The shot's post clip (``render.posts``) is made and verified (``frames`` at the post stage's rate)."""
 
     kind: str = field(default="post_done", init=False)
-    seconds: float = 0.0
-    node_seconds: dict[str, float] = field(default_factory=dict)
-    frames: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostFailed(RenderEvent):
-    """The shot rendered, but its post step failed (its clip stays; a rerun runs only the post step)."""
+class _Failure(RenderEvent):
+    """``error``: ``node``, ``class`` and ``message`` (as the ledger keeps it)."""
 
-    kind: str = field(default="post_failed", init=False)
     error: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
-class PostQueued(RenderEvent):
-    """The server has the shot's post prompt."""
+class PostFailed(_Failure):
+    """The shot rendered, but its post step failed (its clip stays; a rerun runs only the post step)."""
 
-    kind: str = field(default="post_submitted", init=False)
+    kind: str = field(default="post_failed", init=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Posted(RenderEvent):
+    """The server has the prompt (``found``: it was found there after an unsure submission)."""
+
     prompt_id: str | None = None
     attempt: int = 0
     found: bool | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostQueued(_Posted):
+    """The server has the shot's post prompt."""
+
+    kind: str = field(default="post_submitted", init=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,13 +275,10 @@ class PostStarted(RenderEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ShotQueued(RenderEvent):
-    """The server has the prompt (``found``: it was found there after an unsure submission)."""
+class ShotQueued(_Posted):
+    """The server has the shot's prompt."""
 
     kind: str = field(default="submitted", init=False)
-    prompt_id: str | None = None
-    attempt: int = 0
-    found: bool | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -327,11 +338,8 @@ class ShotDownloadRetry(RenderEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ShotFailed(RenderEvent):
-    """``error``: ``node``, ``class`` and ``message`` (as the ledger keeps it)."""
-
+class ShotFailed(_Failure):
     kind: str = field(default="failed", init=False)
-    error: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
