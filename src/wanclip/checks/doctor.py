@@ -120,14 +120,17 @@ def post_object_info(client: ComfyClient, caps: Capabilities) -> dict:
     return {**read_object_info(client, rest, caps), **info}
 
 
+# One 5 s clip's post step of each kind: what unavailable() is asked about to name a missing node.
+INTERPOLATE_JOB, UPSCALE_JOB = post_job(2, None, 81, 16, 832, 480), post_job(1, 2, 81, 16, 832, 480)
+
+
 def post_nodes_check(post: PostNeed, object_info: dict) -> Check:
     """The nodes the film's post steps run on: which ones this server would use, or what it lacks and
     what to install (``planning.postgraph``; the model files are checked apart)."""
     nodes = post_nodes(object_info)
-    lacks = [why for need, why in (
-        (True, None if nodes.load else unavailable(post_job(2, None, 81, 16, 832, 480), nodes)),
-        (post.interpolate, None if nodes.interpolate else unavailable(post_job(2, None, 81, 16, 832, 480), nodes)),
-        (post.upscale, None if nodes.upscale else unavailable(post_job(1, 2, 81, 16, 832, 480), nodes))) if need and why]
+    lacks = [unavailable(job, nodes) for need, there, job in (
+        (True, nodes.load, INTERPOLATE_JOB), (post.interpolate, nodes.interpolate, INTERPOLATE_JOB),
+        (post.upscale, nodes.upscale, UPSCALE_JOB)) if need and there is None]
     if lacks:
         return Check("post stage nodes", False, lacks[0].split(": ", 1)[0], lacks[0].split(": ", 1)[-1])
     used = [f"load: {'LoadVideo' if nodes.load == 'core' else 'VHS_LoadVideo'}"]

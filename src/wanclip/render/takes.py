@@ -134,10 +134,9 @@ def prunable(ledger: Ledger, names: list[str] | None = None) -> list[Prunable]:
 def _posts_unused(ledger: Ledger, record: ShotRecord, removed: bool = False) -> list[Prunable]:
     """The shot's post clips the film does not use (made with other post settings, or from another
     take or version of the clip), as wanclip made them."""
-    used = None if removed else ledger.post_clip(record)
+    used = None if removed else (ledger.post_clip(record) or {}).get("clip")
     return [Prunable(record.name, 0, p["clip"], removed=removed, post=p.get("key"))
-            for p in record.posts if isinstance(p, dict) and p is not used and p.get("clip") != (used or {}).get("clip")
-            and _deletable(ledger, p)]
+            for p in record.posts if isinstance(p, dict) and p.get("clip") != used and _deletable(ledger, p)]
 
 
 def take_last_frame(clip: Path, number: int) -> Path:
