@@ -252,6 +252,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture
+def bare_proxy(sim, tmp_path):
+    """comfy-api-proxy in front of the test's simulator (``sim``, or a module's own ``sim`` fixture: one
+    per profile), started without --state-dir, so a restart forgets its jobs and keys."""
+    proxy = Proxy(sim.url, None, tmp_path / "proxy.log")
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
 @pytest.fixture(scope="module")
 def v2_proxy(sim_server, tmp_path_factory):
     """comfy-api-proxy (with ``--state-dir``) in front of the session's simulator, for one module."""

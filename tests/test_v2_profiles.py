@@ -170,17 +170,6 @@ def test_the_proxy_restarted_mid_film_with_its_state_dir_renders_each_shot_once_
     assert not [e for e in seen if "may have rendered twice" in str(getattr(e, "data", ""))]
 
 
-@pytest.fixture
-def bare_proxy(sim, tmp_path):
-    """comfy-api-proxy in front of this profile's simulator, started without --state-dir."""
-    from conftest import Proxy
-
-    proxy = Proxy(sim.url, None, tmp_path / "proxy.log")
-    proxy.start()
-    yield proxy
-    proxy.stop()
-
-
 def test_the_proxy_restarted_without_state_mid_post_says_which_shot_may_run_twice_on_each_profile(
         sim, bare_proxy, tmp_path, monkeypatch):
     """As test_v2_restart.py, on every profile: shot-2's POST reaches ComfyUI, the proxy dies before

@@ -15,17 +15,6 @@ from test_v2_proxy import executed, tiny_film
 from wanclip.ledger import load_ledger
 
 
-@pytest.fixture
-def bare_proxy(sim, tmp_path):
-    """comfy-api-proxy in front of the session's simulator, started without --state-dir (killed here)."""
-    from conftest import Proxy
-
-    proxy = Proxy(sim.url, None, tmp_path / "proxy.log")
-    proxy.start()
-    yield proxy
-    proxy.stop()
-
-
 def shot_of(body: dict) -> str | None:
     """Which tiny_film shot a POST /prompt body is ("test shot number N")."""
     text = json.dumps(body)
