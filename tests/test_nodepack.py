@@ -304,8 +304,8 @@ def test_shutdown_kills_a_running_ffmpeg_and_leaves_no_part(tmp_path):
     waiting = enc.reserve(str(tmp_path), "s", 1)
     encoder.submit(enc.Job(Images(frames=3), 16.0, final))
     encoder.submit(enc.Job(Images(frames=3), 16.0, waiting))
-    wait_until(lambda: encoder._proc is not None)
-    proc = encoder._proc
+    wait_until(lambda: encoder._procs)
+    [proc] = encoder._procs
     encoder.shutdown()
     assert proc.poll() is not None  # killed: it would sleep 30 s (no clock here: shutdown waits for it)
     names = sorted(os.listdir(tmp_path))
@@ -493,3 +493,97 @@ def test_doctor_reports_the_pack_as_information_never_as_a_failure(tmp_path, pac
         assert row.detail.startswith("WanclipSaveVideo is installed")
     else:
         assert row.detail.startswith("optional, not installed") and "setup --nodes" in row.fix
+
+
+# -- the clip someone waits for: encoded in parts side by side -------------------------------------------
+def keyframes(clip: Path) -> list[int]:
+    """The packet numbers (decode order) ffmpeg flags as keyframes."""
+    text = subprocess.run([media.ffmpeg_exe(), "-v", "error", "-i", str(clip), "-map", "0:v:0", "-c", "copy",
+                           "-f", "framecrc", "-"], capture_output=True, text=True, check=True).stdout
+    packets = [line for line in text.splitlines() if line.startswith("0,")]
+    return [i for i, line in enumerate(packets) if "F=" not in line]
+
+
+def test_parts_when_idle_takes_a_quarter_of_the_cpus_with_at_least_16_frames_a_part(monkeypatch):
+    enc = load_encoder()
+    monkeypatch.delenv("WANCLIP_NODES_PARTS", raising=False)
+    assert [enc.parts_when_idle(81, cpus) for cpus in (1, 2, 4, 8, 16, 64)] == [1, 1, 1, 2, 4, 5]
+    assert enc.parts_when_idle(31, 16) == 1 and enc.parts_when_idle(33, 16) == 2
+    monkeypatch.setenv("WANCLIP_NODES_PARTS", "1")
+    assert enc.parts_when_idle(81, 64) == 1
+    monkeypatch.setenv("WANCLIP_NODES_PARTS", "3")
+    assert enc.parts_when_idle(81, 2) == 3
+    monkeypatch.setenv("WANCLIP_NODES_PARTS", "many")  # not a number: the quarter
+    assert enc.parts_when_idle(81, 16) == 4
+
+
+def test_a_clip_in_parts_is_one_mp4_with_every_frame_the_tags_and_a_keyframe_where_each_part_starts(tmp_path):
+    enc = load_encoder()
+    reported = []
+    whole = enc.Encoder(lambda payload, sid: reported.append(payload))
+    split = enc.Encoder(lambda payload, sid: reported.append(payload), parts=lambda job, frames: 3)
+    images = Images(frames=50)
+    metadata = {"prompt": {"90": {"inputs": {"text": "番茄炒蛋"}}}, "workflow": {"nodes": []}}
+    one, three = enc.reserve(str(tmp_path), "one", 1), enc.reserve(str(tmp_path), "three", 1)
+    whole.submit(enc.Job(images, 16.0, one, metadata=metadata))
+    split.submit(enc.Job(images, 16.0, three, metadata=metadata))
+    assert whole.wait_idle(120) and split.wait_idle(120)
+    for encoder in (whole, split):
+        encoder.shutdown()
+    assert [r["status"] for r in reported] == ["done", "done"], reported
+    a, b = media.probe(Path(one)), media.probe(Path(three))
+    assert (b.frames, b.width, b.height, b.fps, b.pix_fmt) == (a.frames, a.width, a.height, a.fps, a.pix_fmt)
+    assert b.frames == 50
+    assert keyframes(Path(one)) == [0] and keyframes(Path(three)) == [0, 16, 33]
+    assert json.loads(tags_of(Path(three))["prompt"]) == metadata["prompt"]
+    # the same pictures: every decoded frame of the parts' clip is close to the whole one's
+    frames = [media.read_frames(Path(p), [0, 15, 16, 32, 33, 49], 64, 48, scale=False) for p in (one, three)]
+    for i in frames[0]:
+        diff = sum(abs(x - y) for x, y in zip(frames[0][i], frames[1][i], strict=True)) / len(frames[0][i])
+        assert diff < 4, (i, diff)
+    assert sorted(os.listdir(tmp_path)) == ["one_00001_.mp4", "three_00001_.mp4"]
+
+
+def test_a_part_that_fails_fails_the_clip_and_leaves_no_file_of_it(tmp_path):
+    enc = load_encoder()
+    real = media.ffmpeg_exe()
+    ffmpeg = fake_ffmpeg(tmp_path, f'case "$*" in *part1.mp4*) echo "part one refused" >&2; exit 1;; esac\n'
+                                   f'exec "{real}" "$@"')
+    reported = []
+    encoder = enc.Encoder(lambda payload, sid: reported.append(payload), ffmpeg=ffmpeg, parts=lambda job, n: 3)
+    out = tmp_path / "out"
+    final = enc.reserve(str(out), "shot", 1)
+    encoder.submit(enc.Job(Images(frames=48), 16.0, final))
+    assert encoder.wait_idle(120)
+    encoder.shutdown()
+    [payload] = reported
+    assert payload["status"] == "failed" and "part one refused" in payload["message"]
+    assert os.listdir(out) == ["shot_00001_.mp4.failed"]
+
+
+def test_the_node_splits_the_clip_only_when_nothing_is_queued_behind_its_prompt(pack, comfy, monkeypatch):
+    out, _, server = comfy
+    monkeypatch.setenv("WANCLIP_NODES_PARTS", "2")
+
+    class Prompts:  # ComfyUI's PromptQueue, as far as the node reads it
+        mutex = threading.RLock()
+
+        def __init__(self, queued, running):
+            self.queue, self.currently_running = queued, dict(enumerate(running))
+
+    module = pack()
+    server.prompt_queue = Prompts([(2, "prompt-2", {}, {}, [])], [(1, "prompt-1", {}, {}, [])])
+    save(module, Images(frames=40))  # prompt-2 waits behind it: one run
+    assert encoder_of(module).shared_encoder(None).wait_idle(60)
+    server.prompt_queue = Prompts([], [(2, "prompt-1", {}, {}, [])])
+    save(module, Images(frames=40))  # the last one: in two parts
+    assert encoder_of(module).shared_encoder(None).wait_idle(60)
+    server.prompt_queue = Prompts([], [(3, "prompt-9", {}, {}, [])])
+    save(module, Images(frames=40))  # another prompt still runs: one run
+    assert encoder_of(module).shared_encoder(None).wait_idle(60)
+    del server.prompt_queue  # a server whose queue we cannot read: one run
+    save(module, Images(frames=40))
+    assert encoder_of(module).shared_encoder(None).wait_idle(60)
+    clips = [out / "video" / f"shot_{n:05}_.mp4" for n in (1, 2, 3, 4)]
+    assert [keyframes(c) for c in clips] == [[0], [0, 20], [0], [0]]
+    assert [media.probe(c).frames for c in clips] == [40, 40, 40, 40]

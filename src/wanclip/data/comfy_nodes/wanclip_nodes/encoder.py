@@ -7,6 +7,14 @@ uint8 exactly as VideoHelperSuite does (``clip(x * 255 + 0.5, 0, 255)``), pipes 
 VHS's ``video/h264-mp4`` arguments (same pixel format, CRF, colour tags: the same frames), writes
 ``NAME.part`` and renames it to ``NAME`` when ffmpeg succeeded. A failure leaves no ``NAME`` but a
 ``NAME.failed`` marker (JSON with the reason). Every outcome is reported through ``notify``.
+
+**A clip someone is waiting for is encoded in parts, side by side.** x264 spreads one short clip
+over few cores (its frame threads fill and drain, its lookahead is serial), so while the GPU has
+more prompts the encode hides behind them, but the last clip of a run is waited for: the film, or
+the person who queued it, can only start when it is written. ``parts(job, frames)`` (the node
+asks the server: nothing queued behind this prompt) says how many runs of ffmpeg encode it,
+each its frames' share with the same settings; a stream copy joins them (same SPS and PPS, each
+part starting on a keyframe, so K parts add K-1 keyframes). ``parts_when_idle`` picks K.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ PIX_FMTS = ("yuv420p", "yuv420p10le")
 # Our files: the core savers' naming (<stem>_00001_.mp4) plus .part. Nothing else is ever deleted.
 STALE_PART = re.compile(r".+_\d{5,}_\.(mp4|mkv|webm|mov)\.part")
 STDERR_TAIL = 2000
+MIN_PART = 16  # frames: a part shorter than this is not worth an ffmpeg of its own
+MAX_PARTS = 8
 
 
 class EncodeError(Exception):
@@ -76,6 +86,27 @@ def ffmpeg_args(ffmpeg: str, width: int, height: int, fps: float, channels: int,
     return args + ["-pix_fmt", pix_fmt, "-crf", str(crf), "-vf", "scale=out_color_matrix=bt709",
                    "-color_range", "tv", "-colorspace", "bt709", "-color_primaries", "bt709",
                    "-color_trc", "bt709", *tags, "-f", "mp4", out]
+
+
+def concat_args(ffmpeg: str, listing: str, out: str, metadata: str | None = None) -> list[str]:
+    """The parts in ``listing`` (the concat demuxer's list) joined by a stream copy into ``out``;
+    ``metadata`` first, as ``ffmpeg_args`` adds it (the first input's tags become the file's)."""
+    head = [ffmpeg, "-v", "error", "-i", metadata] if metadata else [ffmpeg, "-v", "error"]
+    tags = ["-metadata", "creation_time=now", "-movflags", "use_metadata_tags"] if metadata else []
+    return head + ["-f", "concat", "-safe", "0", "-i", listing, "-map", f"{1 if metadata else 0}:v",
+                   "-c", "copy", *tags, "-y", "-f", "mp4", out]
+
+
+def parts_when_idle(frames: int, cpus: int | None = None) -> int:
+    """How many parts a waited-for clip is encoded in: a quarter of the CPUs (x264 keeps about
+    four busy on one 832x480 clip), at least ``MIN_PART`` frames each, at most ``MAX_PARTS``;
+    ``WANCLIP_NODES_PARTS`` overrides the quarter (1: never split)."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    wanted = cpus // 4
+    with contextlib.suppress(ValueError):
+        wanted = int(os.environ.get("WANCLIP_NODES_PARTS", "") or wanted)
+    return max(1, min(wanted, frames // MIN_PART, MAX_PARTS))
 
 
 def ffmetadata(metadata: dict) -> str:
@@ -157,12 +188,13 @@ class Encoder:
     ``frames``, ``bytes``, ``seconds`` (queued -> renamed) and the job's ``info``."""
 
     def __init__(self, notify: Callable[[dict, str | None], None] | None = None, *, max_pending: int = 2,
-                 ffmpeg: str | None = None, start: bool = True):
+                 ffmpeg: str | None = None, start: bool = True, parts: Callable[[Job, int], int] | None = None):
         self.notify = notify or (lambda payload, sid: None)
         self.ffmpeg = ffmpeg
+        self.parts = parts or (lambda job, frames: 1)  # asked when a job's encode starts
         self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=max(1, max_pending))
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen | None = None
+        self._procs: set[subprocess.Popen] = set()  # the ffmpegs running now (a job's parts)
         self._current: Job | None = None
         self._stopping = False
         self._idle = threading.Condition(self._lock)
@@ -209,10 +241,11 @@ class Encoder:
             if self._stopping:
                 return
             self._stopping = True
-            proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(OSError):
-                proc.kill()
+            procs = list(self._procs)
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.kill()
         while True:
             try:
                 job = self._jobs.get_nowait()
@@ -249,53 +282,97 @@ class Encoder:
         if not ffmpeg:
             raise EncodeError("ffmpeg not found: install imageio-ffmpeg in ComfyUI's Python or put ffmpeg "
                               "on PATH (or set WANCLIP_FFMPEG)")
-        with tempfile.TemporaryDirectory(prefix="wanclip-meta-") as meta_dir:
+        try:
+            parts = max(1, min(int(self.parts(job, count)), count))
+        except Exception:  # noqa: BLE001 - a question about the server must never fail the clip
+            log.exception("wanclip: could not decide whether to encode %s in parts", os.path.basename(job.final))
+            parts = 1
+        with tempfile.TemporaryDirectory(prefix="wanclip-meta-") as tmp:
             meta = None
             if job.metadata:
-                meta = os.path.join(meta_dir, "metadata.txt")  # one per job: encodes may overlap with VHS's
+                meta = os.path.join(tmp, "metadata.txt")  # one per job: encodes may overlap with VHS's
                 with open(meta, "w", encoding="utf-8") as file:
                     file.write(ffmetadata(job.metadata))
-            args = ffmpeg_args(ffmpeg, width, height, float(job.fps), channels, job.crf, job.pix_fmt, job.preset,
-                               job.part, meta)
-            self._run_ffmpeg(job, args, count)
 
-    def _run_ffmpeg(self, job: Job, args: list[str], count: int) -> None:
-        written = 0
+            def args(out: str, tags: str | None) -> list[str]:
+                return ffmpeg_args(ffmpeg, width, height, float(job.fps), channels, job.crf, job.pix_fmt,
+                                   job.preset, out, tags)
+
+            if parts == 1:
+                self._run_all(job, [(args(job.part, meta), range(count))])
+            else:
+                bounds = [count * k // parts for k in range(parts + 1)]
+                outs = [os.path.join(tmp, f"part{k}.mp4") for k in range(parts)]
+                self._run_all(job, [(args(out, None), range(bounds[k], bounds[k + 1]))
+                                    for k, out in enumerate(outs)])
+                listing = os.path.join(tmp, "parts.txt")
+                with open(listing, "w", encoding="utf-8") as file:
+                    file.write("".join(f"file '{out}'\n" for out in outs))
+                self._run_all(job, [(concat_args(ffmpeg, listing, job.part, meta), range(0))])
+                log.info("wanclip: %s encoded in %d parts side by side (nothing queued behind it)",
+                         os.path.basename(job.final), parts)
+        size = os.path.getsize(job.part)
+        os.replace(job.part, job.final)
+        self._report(job, "done", "", frames=count, size=size)
+
+    def _run_all(self, job: Job, runs: list[tuple[list[str], range]]) -> None:
+        """Each ffmpeg fed its frames (none: stdin closed at once), side by side; all must succeed."""
+        failures: list[str] = []  # in the order they happened: the first is the cause, the rest were killed
+        if len(runs) == 1:
+            self._run_ffmpeg(job, *runs[0], failures)
+        else:
+            threads = [threading.Thread(target=self._run_ffmpeg, args=(job, argv, frames, failures),
+                                        name=f"wanclip-encoder-part{i}", daemon=True)
+                       for i, (argv, frames) in enumerate(runs)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        if self._stopping:
+            raise EncodeError("ComfyUI shut down while the clip was being encoded")
+        if failures:
+            raise EncodeError(failures[0])
+
+    def _run_ffmpeg(self, job: Job, args: list[str], frames: range, failures: list[str]) -> None:
+        written, failure = 0, None
         with tempfile.TemporaryFile() as err:
             # env given: the child's environment is built before the (v)fork, never read from the C
             # library's environ while another thread of the server may be changing it (EFAULT)
             with subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err,
                                   env=dict(os.environ)) as proc:
                 with self._lock:
-                    self._proc = proc
+                    self._procs.add(proc)
                     stopping = self._stopping
                 try:
                     if stopping:
                         proc.kill()
-                    for i in range(count):
+                    for i in frames:
                         proc.stdin.write(to_uint8(job.images[i]))
                         written += 1
                     proc.stdin.close()
                 except (BrokenPipeError, OSError):  # ffmpeg died (or was killed): its stderr says why
                     pass
+                except Exception as exc:  # noqa: BLE001 - a frame that failed to convert
+                    failure = f"{type(exc).__name__}: {exc}"
                 finally:
-                    if written < count and proc.poll() is None:
-                        proc.kill()  # a frame that failed to convert: never leave a half-fed ffmpeg
+                    if written < len(frames) and proc.poll() is None:
+                        proc.kill()  # never leave a half-fed ffmpeg
                     with contextlib.suppress(OSError):
                         proc.stdin.close()
                     code = proc.wait()
                     with self._lock:
-                        self._proc = None
+                        self._procs.discard(proc)
             err.seek(0)
             stderr = err.read().decode(errors="replace").strip()[-STDERR_TAIL:]
-        if self._stopping:
-            raise EncodeError("ComfyUI shut down while the clip was being encoded")
-        if code != 0 or written != count:
-            raise EncodeError(f"ffmpeg exited with {code} after {written} of {count} frames"
-                              + (f": {stderr}" if stderr else ""))
-        size = os.path.getsize(job.part)
-        os.replace(job.part, job.final)
-        self._report(job, "done", "", frames=count, size=size)
+        if failure is None and (code != 0 or written != len(frames)):
+            failure = (f"ffmpeg exited with {code} after {written} of {len(frames)} frames"
+                       + (f": {stderr}" if stderr else ""))
+        if failure:
+            with self._lock:  # the other parts are useless now
+                failures.append(failure)
+                for other in self._procs:
+                    with contextlib.suppress(OSError):
+                        other.kill()
 
     def _fail(self, job: Job, message: str, frames: int | None = None) -> None:
         log.error("wanclip: clip %s failed: %s", os.path.basename(job.final), message)
@@ -359,12 +436,13 @@ _shared: Encoder | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_encoder(notify: Callable[[dict, str | None], None]) -> Encoder:
+def shared_encoder(notify: Callable[[dict, str | None], None],
+                   parts: Callable[[Job, int], int] | None = None) -> Encoder:
     """The one encoder of this ComfyUI process, shut down (ffmpeg killed, no ``.part``) at exit."""
     global _shared
     with _shared_lock:
         if _shared is None:
             pending = int(os.environ.get("WANCLIP_NODES_MAX_PENDING", "2") or 2)
-            _shared = Encoder(notify, max_pending=pending)
+            _shared = Encoder(notify, max_pending=pending, parts=parts)
             atexit.register(_shared.shutdown)
         return _shared

@@ -3,7 +3,9 @@
 VideoHelperSuite's ``VHS_VideoCombine`` encodes on ComfyUI's executor thread, so the GPU waits
 ~1.7 s per 81-frame clip before the next prompt starts. This node reserves the file name, queues
 the frames and returns at once; the worker in ``encoder.py`` converts and encodes them while the
-next prompt samples, writes ``NAME.part`` and renames it to ``NAME``.
+next prompt samples, writes ``NAME.part`` and renames it to ``NAME``. A clip with no prompt queued
+behind it (the last of a film: the one the film waits for) is encoded in parts side by side, one
+per four CPUs (``encoder.parts_when_idle``), each part starting on a keyframe.
 
 **The file is announced before it is complete.** The ui result (core ``SaveVideo``'s shape,
 ``{"images": [...], "animated": [true]}``) names the final file the moment the node returns;
@@ -67,6 +69,25 @@ def _prompt_id(server) -> str | None:
     return getattr(server, "last_prompt_id", None)
 
 
+def _nothing_behind(prompt_id: str | None) -> bool:
+    """True when the server has no prompt queued and none running but this clip's own: the clip is
+    what someone waits for now. False when unsure (another ComfyUI's queue, no server)."""
+    server = _server()
+    prompts = getattr(server, "prompt_queue", None)
+    try:
+        with prompts.mutex:
+            pending = len(prompts.queue)
+            running = [item[1] for item in prompts.currently_running.values()]
+    except Exception:  # noqa: BLE001 - not ComfyUI's PromptQueue as we know it: encode in one run
+        return False
+    return pending == 0 and all(r == prompt_id for r in running)
+
+
+def _parts(job: encoder.Job, frames: int) -> int:
+    """The encoder's question when a clip's encode starts: in how many parts, side by side."""
+    return encoder.parts_when_idle(frames) if _nothing_behind(job.info.get("prompt_id")) else 1
+
+
 class WanclipSaveVideo:
     """Save an H.264 mp4 (VHS ``video/h264-mp4`` frames) in the background; the prompt ends at once."""
 
@@ -124,7 +145,7 @@ class WanclipSaveVideo:
         job = encoder.Job(images, float(frame_rate), final, crf=int(crf), pix_fmt=pix_fmt, preset=preset,
                           info=info, sid=getattr(server, "client_id", None), metadata=metadata or None)
         try:
-            encoder.shared_encoder(_notify).submit(job)  # blocks while the queue is full
+            encoder.shared_encoder(_notify, _parts).submit(job)  # blocks while the queue is full
         except BaseException:
             os.unlink(job.part)
             raise
