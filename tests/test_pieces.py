@@ -246,3 +246,54 @@ def test_a_continued_clips_pieces_start_on_its_frame_1():
     assert layout.layout([17, 17], cuts, Fraction(16)).pieces[1] == layout.Body(1, 1, 13)  # as clips arrive
     with pytest.raises(layout.Unsupported, match="crossfade into a continued shot"):
         layout.layout([17, 17], [Cut("fade", 0.25, continues=True)], Fraction(16))
+
+
+def test_a_body_left_for_finish_is_cut_in_parts_that_hold_the_same_frames(tmp_path):
+    """After the render the person waits for the last body: cut in parts (each from a keyframe),
+    encoded side by side, it gives the very frames of the one graph (lossless: crf 0)."""
+    clips = [varied_clip(tmp_path / "clips" / f"{i + 1:02d}_shot.mp4", 40, i) for i in range(3)]
+    film = write_ledger(tmp_path, clips, [None, {"type": "fade", "duration": 0.3}, {"type": "fade", "duration": 0.3}])
+    cuts = [stitch.ledger_cut(c, None, None) for c in ({"type": "fade", "duration": 0.3},) * 2]
+    with pieces.FilmPieces(film, cuts, layout.Encoder(crf=0), names=["a", "b", "c"], contact_sheet=False,
+                           split=3, jobs=4, output=film / "pieces.mp4") as made:
+        for position, clip in enumerate(clips[:-1]):
+            made.clip_ready(position, clip)
+        wait_until(lambda: len(made.encoded) >= 3, interval=0.05)  # bodies a, b and the a|b fade
+        made.clip_ready(2, clips[2])
+        made.finish()
+    bodies = sorted(n for n in made.encoded if n.startswith("body-"))
+    assert len(bodies) == 2 + 2  # a, b whole; c (40 - 5 = 35 frames) in 2 parts of at least 16
+    stitch.stitch_film(film, film / "one.mp4", contact_sheet=False, pieces=False, crf=0)
+    assert framemd5(film / "pieces.mp4") == framemd5(film / "one.mp4")
+    # a later `wanclip stitch` finds the parts by name and encodes nothing
+    again = pieces.FilmPieces(film, cuts, layout.Encoder(crf=0), names=["a", "b", "c"], contact_sheet=False,
+                              split=3, output=film / "again.mp4")
+    for position, clip in enumerate(clips):
+        again.clip_known(position, clip, media.probe(clip))
+    again.finish()
+    assert again.encoded == [] and framemd5(film / "again.mp4") == framemd5(film / "one.mp4")
+
+
+def test_finish_stops_a_body_the_background_just_began_and_encodes_it_in_parts(tmp_path):
+    clips = [varied_clip(tmp_path / "clips" / f"{i + 1:02d}_shot.mp4", 40, i) for i in range(2)]
+    film = write_ledger(tmp_path, clips, [None, {"type": "fade", "duration": 0.3}])
+    flag, slept = tmp_path / "slow-next-body", tmp_path / "slept"
+    exe = tmp_path / "ffmpeg"  # a body has one input: the first one after the flag sleeps instead
+    exe.write_text(f'#!/bin/sh\nn=0\nfor a in "$@"; do [ "$a" = "-i" ] && n=$((n+1)); done\n'
+                   f'if [ "$n" -eq 1 ] && [ -f "{flag}" ]; then rm -f "{flag}"; sleep 30; touch "{slept}"; exit 1; fi\n'
+                   f'exec "{media.ffmpeg_exe()}" "$@"\n')
+    exe.chmod(0o755)
+    cuts = [stitch.ledger_cut({"type": "fade", "duration": 0.3}, None, None)]
+    with pieces.FilmPieces(film, cuts, names=["a", "b"], contact_sheet=False, split=2, jobs=3,
+                           exe=str(exe)) as made:
+        made.clip_ready(0, clips[0])
+        wait_until(lambda: len(made.encoded) == 1, interval=0.05)  # body a
+        flag.touch()
+        made.clip_ready(1, clips[1])
+        wait_until(lambda: made._background is not None and made._background.piece.clip == 1
+                   and isinstance(made._background.piece, layout.Body) and made._procs, interval=0.02)
+        result = made.finish()
+    assert not slept.exists()  # stopped, not waited for
+    assert sum(n.startswith("body-") for n in made.encoded) == 1 + 2
+    one = stitch.stitch_film(film, film / "one.mp4", contact_sheet=False, pieces=False)
+    assert result.frames == one.frames == media.probe(film / "film.mp4").frames

@@ -52,6 +52,22 @@ from wanclip.stitch.run import (
 PIECES_DIR = "pieces"
 NICE = 10  # the background encoder's niceness: the render loop and ComfyUI come first
 THUMBS_PREFIX = "thumbs-"
+MIN_PART = 16  # frames: a body left for finish() is cut in parts of at least this many
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def default_split(cpus: int | None = None) -> int:
+    """How many parts a body left for ``finish()`` is cut into: x264 keeps about four cores busy
+    on one short 832x480 piece, so one part per four CPUs (1 on a 2-core machine: no cut)."""
+    return max(1, min(8, (cpus or _cpus()) // 4))
+
+
+def default_jobs(cpus: int | None = None) -> int:
+    """How many ffmpegs ``finish()`` runs side by side: two, or one per three CPUs."""
+    return max(2, min(10, (cpus or _cpus()) // 3))
 
 
 @dataclass
@@ -76,9 +92,11 @@ class FilmPieces:
 
     Call ``clip_ready(position, path, sha256)`` from the render loop whenever a clip is on disk
     (it only queues: probing, hashing and encoding happen on a background thread, one low-priority
-    ffmpeg at a time). ``finish()`` waits for that, encodes what is missing (two at a time, at
-    normal priority: the render is over), stream-copies the pieces into the film and writes the
-    contact sheet from the thumbnails the body encodes left. ``close()`` (also on leaving a
+    ffmpeg at a time). ``finish()`` stops that (a body the worker had just begun is begun again,
+    cut in parts), encodes what is missing (``jobs`` at a time, at normal priority: the render is
+    over; a body cut in ``split`` parts, each its own keyframe onwards, since after the render the
+    person waits for it), stream-copies the pieces into the film and writes the contact sheet from
+    the thumbnails the body encodes left. ``close()`` (also on leaving a
     ``with`` block) stops the background ffmpeg and removes its ``.part``: safe on Ctrl-C/SIGTERM.
 
     Thread use: ``clip_ready`` from any thread; ``finish`` and ``close``
@@ -87,7 +105,7 @@ class FilmPieces:
 
     def __init__(self, film_dir: Path, cuts: list[Cut], encoder: Encoder | None = None, *,
                  names: list[str] | None = None, output: Path | None = None, contact_sheet: bool = True,
-                 jobs: int = 2, exe: str | None = None):
+                 jobs: int | None = None, split: int | None = None, exe: str | None = None):
         self.film_dir = Path(film_dir)
         self.folder = self.film_dir / PIECES_DIR
         self.cuts = list(cuts)
@@ -96,7 +114,8 @@ class FilmPieces:
         self.names = names or [f"shot {i + 1}" for i in range(self.count)]
         self.output = Path(output) if output else self.film_dir / FILM_NAME
         self.contact_sheet = contact_sheet
-        self.jobs = max(1, jobs)
+        self.jobs = max(1, jobs if jobs is not None else default_jobs())
+        self.split = max(1, split if split is not None else default_split())
         self.exe = exe or media.ffmpeg_exe()
         self.encoded: list[str] = []  # piece names encoded by this object, in order
         self.seconds: dict[str, float] = {}  # wall seconds each of those took (ffmpeg + checks)
@@ -113,6 +132,7 @@ class FilmPieces:
         self._failed: set[str] = set()  # pieces whose background encode failed: finish retries them
         self._thread: threading.Thread | None = None
         self._parts: set[Path] = set()  # .part files this object is writing
+        self._background: _Job | None = None  # the job the worker is encoding now
 
     # -- the render loop's side ------------------------------------------------------------------
     def clip_ready(self, position: int, path: Path, sha256: str | None = None) -> None:
@@ -149,6 +169,11 @@ class FilmPieces:
     # -- the background worker -------------------------------------------------------------------
     def _work(self) -> None:
         lowered = _lower_this_thread()
+        if any(c.overlaps for c in self.cuts):  # asked once (cached): finish() checks the transitions with it
+            try:
+                media.xfade_transitions(self.exe)
+            except WanclipError:
+                pass  # finish() asks again and reports it
         while not self._stopping.is_set():
             try:
                 item = self._arrivals.get(timeout=0.1)
@@ -168,10 +193,15 @@ class FilmPieces:
             for job in jobs:
                 if self._stopping.is_set() or not self._arrivals.empty():
                     break  # a newer clip may change what is worth doing first
+                with self._lock:
+                    self._background = job
                 try:
-                    self._run_job(job, nice=not lowered)
+                    self._run_job(job, nice=not lowered, background=True)
                 except WanclipError:
                     self._failed.add(job.name)  # finish() tries again in the foreground and reports it
+                finally:
+                    with self._lock:
+                        self._background = None
 
     def _arrive(self, position: int, path: Path, sha256: str | None) -> None:
         try:
@@ -222,13 +252,14 @@ class FilmPieces:
         width, height = thumb_size(clip.info)
         return self.folder / f"{THUMBS_PREFIX}{clip.sha256[:16]}-{width}x{height}.png"
 
-    def _jobs(self, complete: bool) -> list[_Job]:
+    def _jobs(self, complete: bool, plan: Layout | None = None) -> list[_Job]:
         """What is still to encode, in film order: pieces whose clips are all here and whose place
-        in the film the clips before them decide; with ``complete``, thumbnails left to make too."""
-        known = self._prefix()
+        in the film the clips before them decide (``plan``: the whole film's, maybe cut); with
+        ``complete``, thumbnails left to make too."""
+        known = self.count if plan is not None else self._prefix()
         if known == 0:
             return []
-        plan = self._layout(known)
+        plan = plan or self._layout(known)
         jobs, thumbs_planned = [], set()
         for piece, name in zip(plan.pieces, self._names(plan.pieces), strict=True):
             if any(i not in self._clips for i in piece.clips):
@@ -236,7 +267,8 @@ class FilmPieces:
             if (self.folder / name).is_file():
                 continue
             thumbs = None
-            if self.contact_sheet and isinstance(piece, Body) and not self._thumbs_path(piece.clip).is_file():
+            if self.contact_sheet and isinstance(piece, Body) and piece.clip not in thumbs_planned \
+                    and not self._thumbs_path(piece.clip).is_file():
                 thumbs = piece.clip
                 thumbs_planned.add(piece.clip)
             jobs.append(_Job(name, piece, piece.frames, thumbs))
@@ -259,7 +291,7 @@ class FilmPieces:
         return piece_argv(job.piece, clips, fps, width, height, self.encoder, str(part), self.exe,
                           any(c.overlaps for c in self.cuts), thumbs)
 
-    def _run_job(self, job: _Job, nice: bool = False) -> None:
+    def _run_job(self, job: _Job, nice: bool = False, background: bool = False) -> None:
         """Encode one job into ``.part`` files, check the piece's frame count, rename them."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if job.piece is None:
@@ -277,7 +309,7 @@ class FilmPieces:
             for stale in (part, thumbs_part):  # a killed run's leftovers are simply replaced
                 if stale is not None:
                     stale.unlink(missing_ok=True)
-            self._spawn_wait(argv, part, nice, f"encoding the piece {job.name}")
+            self._spawn_wait(argv, part, nice, f"encoding the piece {job.name}", background)
             got = media.probe(part).frames
             if got != job.frames:
                 raise StitchError(f"the piece {job.name} has {got} frames, expected {job.frames}",
@@ -300,13 +332,15 @@ class FilmPieces:
             self.finished_at[job.name] = time.monotonic()
             self.seconds[job.name] = self.finished_at[job.name] - started
 
-    def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str) -> None:
+    def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str, background: bool = False) -> None:
         pids = []
 
         def started(proc: media.Process) -> None:  # registered under the lock: close() sees it, or it stops here
             with self._lock:
                 if self._closed:
                     raise Interrupted("the film's pieces were closed")
+                if background and self._stopping.is_set():  # finish() began: it encodes this one itself
+                    raise Interrupted("finish() took over the background encode")
                 self._procs[proc.pid] = (proc, part)
                 pids.append(proc.pid)
             if nice:
@@ -360,7 +394,7 @@ class FilmPieces:
         Every clip must have been given (``clip_ready``). When these clips cannot be joined by
         pieces (see the module's docstring) the one graph joins them, with a note saying why.
         """
-        self._stop_worker()
+        self._stop_worker(cut=True)
         missing = [self.names[i] for i in range(self.count) if i not in self._clips]
         if missing:
             raise StitchError(f"no clip was given for {', '.join(missing)}",
@@ -373,9 +407,10 @@ class FilmPieces:
             self.unsupported = str(exc)
         if self.unsupported is not None:
             raise Unsupported(self.unsupported)
+        plan = self._cut(plan)
         names = self._names(plan.pieces)
         early = set(self.encoded)  # encoded in the background while the render went on
-        jobs = self._jobs(complete=False)
+        jobs = self._jobs(complete=False, plan=plan)
         self._encode_all(jobs, plan.frames, on_progress)
         result = self._join(plan, names, on_progress)
         self.reused = [n for n in names if n not in self.encoded]
@@ -402,8 +437,32 @@ class FilmPieces:
         graph.plan_stitch([self._clips[i].info for i in range(self.count)], self.output, "xfade", self.cuts,
                            self.encoder.crf, self.encoder.preset, exe=self.exe, names=self.names)
 
-    def _stop_worker(self) -> None:
+    def _cut(self, plan: Layout) -> Layout:
+        """The plan with each body not on disk whole cut into ``split`` parts (their names say
+        their frames, so a later stitch finds them), when fewer pieces are missing than ffmpegs
+        may run: the end of a render, not a whole film's stitch (its pieces fill the cores)."""
+        names = self._names(plan.pieces)
+        missing = sum(not (self.folder / name).is_file() for name in names)
+        if self.split == 1 or missing >= self.jobs:
+            return plan
+        pieces: list[Piece] = []
+        for piece, name in zip(plan.pieces, names, strict=True):
+            parts = min(self.split, piece.frames // MIN_PART) if isinstance(piece, Body) else 1
+            if parts < 2 or (self.folder / name).is_file():
+                pieces.append(piece)
+                continue
+            bounds = [piece.start + piece.frames * k // parts for k in range(parts + 1)]
+            pieces.extend(Body(piece.clip, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
+        return replace(plan, pieces=pieces)
+
+    def _stop_worker(self, cut: bool = False) -> None:
+        """Stop the background worker after its current ffmpeg; with ``cut``, a body it is
+        encoding that ``finish()`` would cut in parts is stopped now (its parts are faster)."""
         self._stopping.set()
+        with self._lock:
+            job = self._background
+        if cut and job is not None and isinstance(job.piece, Body) and min(self.split, job.frames // MIN_PART) > 1:
+            self._kill_all()  # the worker counts it as failed; finish() encodes it, cut
         if self._thread is not None:
             self._thread.join()
         while True:  # arrivals the worker never got to
