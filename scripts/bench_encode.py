@@ -58,27 +58,36 @@ def clip_argv(ffmpeg: str, out: str, extra: list[str]) -> list[str]:
     return argv[:-3] + extra + argv[-3:]
 
 
+def side_by_side(run, splits: int, out: Path, ffmpeg: str, folder: Path) -> tuple[float, int]:
+    """``run(k, path)`` for each part at once (whole: into ``out``), the parts joined by a copy:
+    (wall seconds, bytes of ``out``)."""
+    started = time.monotonic()
+
+    def one(k: int) -> Path:
+        part = folder / f"{out.stem}-{k}.mp4" if splits > 1 else out
+        run(k, part)
+        return part
+
+    with ThreadPoolExecutor(splits) as pool:
+        parts = list(pool.map(one, range(splits)))
+    if splits > 1:
+        concat(ffmpeg, parts, out, folder)
+    return time.monotonic() - started, out.stat().st_size
+
+
 def encode_clip(ffmpeg: str, raw: bytes, folder: Path, splits: int, extra: list[str]) -> tuple[float, int]:
     """The node pack's encode of the raw frames into one mp4: whole, or ``splits`` runs + a copy."""
     size = WIDTH * HEIGHT * 3
     bounds = [FRAMES * k // splits for k in range(splits + 1)]
-    out = folder / f"clip-{splits}.mp4"
-    started = time.monotonic()
 
-    def run(k: int) -> Path:
-        part = folder / f"clip-{splits}-{k}.mp4" if splits > 1 else out
+    def run(k: int, part: Path) -> None:
         proc = subprocess.Popen(clip_argv(ffmpeg, str(part), extra), stdin=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
         proc.communicate(raw[bounds[k] * size: bounds[k + 1] * size])
         if proc.returncode:
             raise SystemExit(f"ffmpeg failed: {proc.stderr}")
-        return part
 
-    with ThreadPoolExecutor(splits) as pool:
-        parts = list(pool.map(run, range(splits)))
-    if splits > 1:
-        concat(ffmpeg, parts, out, folder)
-    return time.monotonic() - started, out.stat().st_size
+    return side_by_side(run, splits, folder / f"clip-{splits}.mp4", ffmpeg, folder)
 
 
 def concat(ffmpeg: str, parts: list[Path], out: Path, folder: Path) -> None:
@@ -95,21 +104,13 @@ def encode_body(ffmpeg: str, clip: Path, folder: Path, splits: int, start: int, 
 
     info = probe(clip)
     bounds = [start + (end - start) * k // splits for k in range(splits + 1)]
-    out = folder / f"body-{splits}.mp4"
-    started = time.monotonic()
 
-    def run(k: int) -> Path:
-        part = folder / f"body-{splits}-{k}.mp4" if splits > 1 else out
+    def run(k: int, part: Path) -> None:
         argv = piece_argv(Body(0, bounds[k], bounds[k + 1]), [info], Fraction(FPS), WIDTH, HEIGHT, Encoder(),
                           str(part), ffmpeg, True)
         subprocess.run(argv, check=True, capture_output=True)
-        return part
 
-    with ThreadPoolExecutor(splits) as pool:
-        parts = list(pool.map(run, range(splits)))
-    if splits > 1:
-        concat(ffmpeg, parts, out, folder)
-    return time.monotonic() - started, out.stat().st_size
+    return side_by_side(run, splits, folder / f"body-{splits}.mp4", ffmpeg, folder)
 
 
 def main() -> None:
