@@ -259,7 +259,7 @@ def test_a_body_left_for_finish_is_cut_in_parts_that_hold_the_same_frames(tmp_pa
         for position, clip in enumerate(clips[:-1]):
             made.clip_ready(position, clip)
         wait_until(lambda: len(made.encoded) >= 3, interval=0.05)  # bodies a, b and the a|b fade
-        made.clip_ready(2, clips[2])
+        made.clip_known(2, clips[2], media.probe(clips[2]))  # not through the worker: nothing races finish()
         made.finish()
     bodies = sorted(n for n in made.encoded if n.startswith("body-"))
     assert len(bodies) == 2 + 2  # a, b whole; c (40 - 5 = 35 frames) in 2 parts of at least 16
@@ -290,8 +290,8 @@ def test_finish_stops_a_body_the_background_just_began_and_encodes_it_in_parts(t
         wait_until(lambda: len(made.encoded) == 1, interval=0.05)  # body a
         flag.touch()
         made.clip_ready(1, clips[1])
-        wait_until(lambda: made._background is not None and made._background.piece.clip == 1
-                   and isinstance(made._background.piece, layout.Body) and made._procs, interval=0.02)
+        wait_until(lambda: not flag.exists() and made._procs, interval=0.02)  # the background's body sleeps in it
+        assert made._background is not None and made._background.piece == layout.Body(1, 4, 40)
         result = made.finish()
     assert not slept.exists()  # stopped, not waited for
     assert sum(n.startswith("body-") for n in made.encoded) == 1 + 2
