@@ -16,7 +16,6 @@ from wanclip.errors import EXIT_BAD_INPUT, PromptRejected, WanclipError
 from wanclip.film import FilmResult, run_film
 from wanclip.planning.plan import Plan
 from wanclip.render.loop import RenderOptions
-from wanclip.review.timings import describe, film_split
 
 
 def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False,
@@ -86,6 +85,8 @@ def summary(result: FilmResult, as_json: bool, clip: bool = False) -> None:
         print_json({**result.to_json(), **({"clip": str(written)} if written else {})})
         return
     from rich.table import Table  # the summary's table is drawn at the end, not on the way to shot 1
+
+    from wanclip.review.timings import describe, film_split
 
     table = Table(title="render summary")
     for column in ("#", "shot", "status", "seconds", "server", "clip or error"):
