@@ -6,7 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from wanclip.cli.base import console, print_json, shown
+from wanclip.cli import base
+from wanclip.cli.base import print_json, shown
 from wanclip.render import events as ev
 from wanclip.render.events import RenderEvent
 
@@ -68,7 +69,7 @@ class RenderView:
         if mode == "rich":
             from rich.live import Live
 
-            self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
+            self.live = Live(self._table(), console=base.console, refresh_per_second=4, transient=False)
 
     def __enter__(self) -> RenderView:
         return self  # the live table starts with the first shot event: a refusal prints no table
@@ -77,7 +78,7 @@ class RenderView:
         if self.live and self.live.is_started:
             self.live.update(self._table())
             self.live.stop()
-            console.print()
+            base.console.print()
 
     def __call__(self, event: RenderEvent) -> None:
         if self.mode == "json":
@@ -90,7 +91,7 @@ class RenderView:
         if isinstance(event, ev.ServerFound) and self.mode == "rich":
             from rich.text import Text
 
-            console.print(Text(shown(f"{event.server}: ComfyUI {event.version} on {event.device}")))
+            base.console.print(Text(shown(f"{event.server}: ComfyUI {event.version} on {event.device}")))
         if self.live and event.shot is not None:
             if not self.live.is_started:
                 self.live.start()
