@@ -32,16 +32,20 @@ def test_the_render_command_imports_nothing_it_needs_only_later():
     assert done.stdout.strip() == "[]"
 
 
-# `python -c FIRST_POST RECORD render ...` is `wanclip render ...` that writes the modules imported
-# when it sends its first POST /prompt (the request goes on: the render runs to its end).
+# `python -c FIRST_POST RECORD render ...` is `wanclip render ...` that writes, when it sends its first
+# POST /prompt, the modules imported and how often it wrote the ledger by then (the request goes on:
+# the render runs to its end).
 FIRST_POST = """import http.client, json, os, runpy, sys
-record, send = sys.argv[1], http.client.HTTPConnection.putrequest
+record, send, replace, writes = sys.argv[1], http.client.HTTPConnection.putrequest, os.replace, []
 def putrequest(self, method, url, *args, **kwargs):
     if method == "POST" and url.split("?")[0].endswith("/prompt") and not os.path.exists(record):
         with open(record, "w") as out:
-            json.dump(sorted(sys.modules), out)
+            json.dump({"modules": sorted(sys.modules), "ledger_writes": len(writes)}, out)
     return send(self, method, url, *args, **kwargs)
-http.client.HTTPConnection.putrequest = putrequest
+def counted(source, target, **kwargs):
+    writes.extend([target] if str(target).endswith("ledger.json") else [])
+    return replace(source, target, **kwargs)
+http.client.HTTPConnection.putrequest, os.replace = putrequest, counted
 sys.argv = ["wanclip", *sys.argv[2:]]
 runpy.run_module("wanclip", run_name="__main__", alter_sys=True)
 """
@@ -61,10 +65,14 @@ def test_a_render_posts_its_first_prompt_before_importing_what_it_needs_later(si
                            "-s", sim.url, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "out" / "film.mp4").is_file()  # the film was still made, its stitcher imported after
-    modules = json.loads(record.read_text())
+    seen = json.loads(record.read_text())
+    modules = seen["modules"]
     early = [m for m in modules if any(m == n or m.startswith(n + ".") for n in NOT_BEFORE_FIRST_POST)]
     assert early == []
     assert len(modules) <= MOST_BEFORE_FIRST_POST, f"{len(modules)} modules imported before the first POST"
+    # each write is an fsync: the ledger as merged with the plan (and the servers), then the shot's
+    # prompt id, recorded before its POST so that a rerun re-attaches to it
+    assert seen["ledger_writes"] == 2
 
 
 def lists_every_model(graph: dict, missing: str | None = None) -> dict:
