@@ -65,11 +65,7 @@ class RenderView:
         self.server = {name: "" for name in self.order}
         self.film = FilmProgress({name: frames for _, name, frames in shots})
         self.note = ""
-        self.live = None
-        if mode == "rich":
-            from rich.live import Live
-
-            self.live = Live(self._table(), console=base.console, refresh_per_second=4, transient=False)
+        self.live = None  # rich's live table, made with the first shot event (after the first prompt's POST)
 
     def __enter__(self) -> RenderView:
         return self  # the live table starts with the first shot event: a refusal prints no table
@@ -92,7 +88,11 @@ class RenderView:
             from rich.text import Text
 
             base.console.print(Text(shown(f"{event.server}: ComfyUI {event.version} on {event.device}")))
-        if self.live and event.shot is not None:
+        if self.mode == "rich" and event.shot is not None:
+            if self.live is None:
+                from rich.live import Live
+
+                self.live = Live(self._table(), console=base.console, refresh_per_second=4, transient=False)
             if not self.live.is_started:
                 self.live.start()
             self.live.update(self._table())
