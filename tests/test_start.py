@@ -35,19 +35,23 @@ def test_the_render_command_imports_nothing_it_needs_only_later():
 
 
 # `python -c FIRST_POST RECORD render ...` is `wanclip render ...` that writes, when it sends its first
-# POST /prompt, the modules imported and how often it wrote the ledger by then (the request goes on:
-# the render runs to its end).
-FIRST_POST = """import http.client, json, os, runpy, sys
+# POST /prompt, the modules imported, how often it wrote the ledger and which installed packages'
+# entry points it read by then (the request goes on: the render runs to its end).
+FIRST_POST = """import http.client, importlib.metadata as metadata, json, os, runpy, sys
 record, send, replace, writes = sys.argv[1], http.client.HTTPConnection.putrequest, os.replace, []
+entry_points, scans = metadata.entry_points, []
 def putrequest(self, method, url, *args, **kwargs):
     if method == "POST" and url.split("?")[0].endswith("/prompt") and not os.path.exists(record):
         with open(record, "w") as out:
-            json.dump({"modules": sorted(sys.modules), "ledger_writes": len(writes)}, out)
+            json.dump({"modules": sorted(sys.modules), "ledger_writes": len(writes), "scans": scans}, out)
     return send(self, method, url, *args, **kwargs)
 def counted(source, target, **kwargs):
     writes.extend([target] if str(target).endswith("ledger.json") else [])
     return replace(source, target, **kwargs)
-http.client.HTTPConnection.putrequest, os.replace = putrequest, counted
+def scanned(**kwargs):
+    scans.append(kwargs)
+    return entry_points(**kwargs)
+http.client.HTTPConnection.putrequest, os.replace, metadata.entry_points = putrequest, counted, scanned
 sys.argv = ["wanclip", *sys.argv[2:]]
 runpy.run_module("wanclip", run_name="__main__", alter_sys=True)
 """
@@ -81,6 +85,22 @@ def test_a_render_posts_its_first_prompt_before_importing_what_it_needs_later(si
     # each write is an fsync: the ledger as merged with the plan (and the servers), then the shot's
     # prompt id, recorded before its POST so that a rerun re-attaches to it
     assert seen["ledger_writes"] == 2
+    # pydantic's plugins, looked for in every installed package's metadata (a file each) when the
+    # first model is made: the shots file's models use none
+    assert seen["scans"] == []
+
+
+def test_the_plugins_setting_is_only_for_the_import_and_a_users_own_is_kept(monkeypatch):
+    from wanclip.cli.entry import PLUGINS, no_pydantic_plugins
+
+    monkeypatch.delenv(PLUGINS, raising=False)
+    with no_pydantic_plugins():
+        assert os.environ[PLUGINS] == "__all__"
+    assert PLUGINS not in os.environ  # a child process (ComfyUI under `wanclip serve`) never sees it
+    monkeypatch.setenv(PLUGINS, "their_plugin")
+    with no_pydantic_plugins():
+        assert os.environ[PLUGINS] == "their_plugin"
+    assert os.environ[PLUGINS] == "their_plugin"
 
 
 def lists_every_model(graph: dict, missing: str | None = None) -> dict:
