@@ -1,7 +1,8 @@
 """Benchmark: command start -> the server starts shot 1, `wanclip render` vs a bare client.
 
 Issue #11's target is <= 0.5 s from the command start to the first POST /prompt (it was 1.4 s:
-imports, the hub client render never needs, plan building). Both clients run as fresh processes
+imports, the hub client render never needs, plan building); issue #22's is <= 0.35 s on the GPU host,
+whose page cache is cold at a film's start. Both clients run as fresh processes
 against the same simulated ComfyUI; the bare one is `python -c` with requests posting the first
 shot's graph, the least any Python client pays. The start is measured by the server's own
 execution log (the first prompt's start), so it includes the POST itself. Each start begins with
