@@ -38,7 +38,6 @@ from wanclip.render.events import (
     timestamp,
 )
 from wanclip.render.loop import Render, RenderOptions, RenderResult
-from wanclip.review.timings import background_encode, film_split
 
 if TYPE_CHECKING:  # the stitcher is imported once a film is stitched, never at the start
     from wanclip.stitch.pieces import FilmPieces
@@ -77,6 +76,8 @@ class FilmResult:
 
     def to_json(self) -> dict[str, Any]:
         """The closing line of ``wanclip render --json``: how it ended, shot by shot."""
+        from wanclip.review.timings import film_split  # the summary's: off the way to the first prompt
+
         shots = [s for s in self.ledger.shots if s.name in self.selected]
         found = self.background
         background = {"background_encode": {"clips": found[0], "median_seconds": found[1]}} if found else {}
@@ -89,6 +90,8 @@ class FilmResult:
     @property
     def background(self) -> tuple[int, float] | None:
         """(clips, median seconds) the node pack encoded off the GPU's path, of the selected done shots."""
+        from wanclip.review.timings import background_encode
+
         return background_encode([s.node_seconds for s in self.ledger.shots
                                   if s.name in self.selected and s.status == "done"])
 

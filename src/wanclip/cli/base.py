@@ -13,15 +13,17 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from wanclip.errors import WanclipError
 from wanclip.render.events import stamped
 from wanclip.signals import exit_code_for, terminate_as_interrupt
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # The panels that group options in --help (`rich_help_panel=`), named alike in every command.
 # Every command's docstring ends with an "Exit codes:" paragraph (tests/test_cli_help.py checks).
@@ -68,7 +70,18 @@ def _prose(text: str | None) -> str | None:
     if not text:
         return text
     paragraphs = inspect.cleandoc(text).split("\n\n")
-    return "\n\n".join(escape(p if p.startswith("\b") else " ".join(p.split())) for p in paragraphs)
+    return "\n\n".join(_literal(p if p.startswith("\b") else " ".join(p.split())) for p in paragraphs)
+
+
+def _literal(text: str) -> str:
+    """``text`` as rich markup that shows it as it is (rich's ``escape``). Only a ``[`` or a trailing
+    backslash needs escaping: text without either is returned as is, without importing rich, so a
+    command whose help has neither (``render``) starts without rich's markup and console."""
+    if "[" not in text and not text.endswith("\\"):
+        return text
+    from rich.markup import escape
+
+    return escape(text)
 
 
 def _for_people(command: typer.core.TyperCommand) -> None:
@@ -153,8 +166,23 @@ def shown(text: object) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
 
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_consoles: dict[str, Console] = {}
+
+
+def _console(name: str) -> Console:
+    """``console`` (stdout) or ``err_console`` (stderr), made on first use: a ``--quiet`` or ``--json``
+    render posts its first prompt without importing rich (each module is a disk read on a cold start)."""
+    if name not in _consoles:
+        from rich.console import Console
+
+        _consoles.setdefault(name, Console(stderr=name == "err_console", highlight=False, soft_wrap=True))
+    return _consoles[name]
+
+
+def __getattr__(name: str) -> Console:  # ``base.console``, ``from wanclip.cli.base import console``
+    if name in ("console", "err_console"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def counted(n: int, noun: str) -> str:
@@ -176,6 +204,9 @@ def fail(error: WanclipError, as_json: bool = False) -> typer.Exit:
     if as_json:  # the event for scripts on stdout; the words for the person on stderr as always
         print_json({"event": "error", "exit_code": error.exit_code, "error": error.message, "hint": error.hint})
     # the words are text, never markup: "pip install 'wanclip[sim]'" lost its [sim] to rich
+    from rich.markup import escape
+
+    err_console = _console("err_console")
     err_console.print(f"[bold red]error:[/] {escape(shown(error.message))}", markup=True)
     if error.hint:
         err_console.print(f"[yellow]hint:[/] {escape(shown(error.hint))}", markup=True)
@@ -215,5 +246,5 @@ def handle_errors(as_json: bool = False) -> Iterator[None]:
         if as_json:
             print_json({"event": "error", "exit_code": code, "error": "interrupted", "hint": ""})
         else:
-            err_console.print("interrupted")
+            _console("err_console").print("interrupted")
         raise typer.Exit(code) from exc

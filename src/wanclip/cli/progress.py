@@ -6,7 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from wanclip.cli.base import console, print_json, shown
+from wanclip.cli import base
+from wanclip.cli.base import print_json, shown
 from wanclip.render import events as ev
 from wanclip.render.events import RenderEvent
 
@@ -64,11 +65,7 @@ class RenderView:
         self.server = {name: "" for name in self.order}
         self.film = FilmProgress({name: frames for _, name, frames in shots})
         self.note = ""
-        self.live = None
-        if mode == "rich":
-            from rich.live import Live
-
-            self.live = Live(self._table(), console=console, refresh_per_second=4, transient=False)
+        self.live = None  # rich's live table, made with the first shot event (after the first prompt's POST)
 
     def __enter__(self) -> RenderView:
         return self  # the live table starts with the first shot event: a refusal prints no table
@@ -77,7 +74,7 @@ class RenderView:
         if self.live and self.live.is_started:
             self.live.update(self._table())
             self.live.stop()
-            console.print()
+            base.console.print()
 
     def __call__(self, event: RenderEvent) -> None:
         if self.mode == "json":
@@ -90,8 +87,12 @@ class RenderView:
         if isinstance(event, ev.ServerFound) and self.mode == "rich":
             from rich.text import Text
 
-            console.print(Text(shown(f"{event.server}: ComfyUI {event.version} on {event.device}")))
-        if self.live and event.shot is not None:
+            base.console.print(Text(shown(f"{event.server}: ComfyUI {event.version} on {event.device}")))
+        if self.mode == "rich" and event.shot is not None:
+            if self.live is None:
+                from rich.live import Live
+
+                self.live = Live(self._table(), console=base.console, refresh_per_second=4, transient=False)
             if not self.live.is_started:
                 self.live.start()
             self.live.update(self._table())

@@ -6,26 +6,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import typer
-from rich.markup import escape
-from rich.text import Text
 
 from wanclip.checks.graph import explain_rejection
-from wanclip.cli.base import console, err_console, handle_errors, print_json, shown
+from wanclip.cli import base
+from wanclip.cli.base import handle_errors, print_json, shown
 from wanclip.cli.progress import RenderView
 from wanclip.errors import EXIT_BAD_INPUT, PromptRejected, WanclipError
 from wanclip.film import FilmResult, run_film
 from wanclip.planning.plan import Plan
 from wanclip.render.loop import RenderOptions
-from wanclip.review.timings import describe, film_split
 
 
 def run_render(plan: Plan, options: RenderOptions, as_json: bool = False, quiet: bool = False,
                clip: bool = False) -> FilmResult:
     """Render with progress drawn (or JSON lines), print the summary; exits with the render's code.
     ``clip`` (`wanclip clip`): the summary ends with the clip's absolute path (``clip`` in --json)."""
-    mode = "json" if as_json else "quiet" if quiet else "rich" if console.is_terminal else "plain"
+    mode = "json" if as_json else "quiet" if quiet else "rich" if base.console.is_terminal else "plain"
     for warning in plan.warnings:
-        err_console.print(f"[yellow]warning:[/] {escape(shown(warning))}", markup=True)
+        from rich.markup import escape  # rich (the consoles too) only where it draws: not for --quiet, --json
+
+        base.err_console.print(f"[yellow]warning:[/] {escape(shown(warning))}", markup=True)
     view = RenderView(mode, [(s.index, s.name, s.frames) for s in plan.shots
                              if not options.only or s.name in options.only], film_shots=len(plan.shots))
     with handle_errors(as_json), view:
@@ -86,7 +86,11 @@ def summary(result: FilmResult, as_json: bool, clip: bool = False) -> None:
         print_json({**result.to_json(), **({"clip": str(written)} if written else {})})
         return
     from rich.table import Table  # the summary's table is drawn at the end, not on the way to shot 1
+    from rich.text import Text
 
+    from wanclip.review.timings import describe, film_split
+
+    console = base.console
     table = Table(title="render summary")
     for column in ("#", "shot", "status", "seconds", "server", "clip or error"):
         table.add_column(column)
@@ -136,8 +140,11 @@ def rejected(error: PromptRejected, object_info_for=None, servers: Sequence[str]
     finally:
         if client is not None:
             client.close()
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
+    err_console = base.err_console
     table = Table(title=f"ComfyUI refused shot {error.shot or ''}".strip())
     for column in ("node", "class", "input", "received", "allowed", "problem"):
         table.add_column(column, overflow="fold")

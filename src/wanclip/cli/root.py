@@ -15,7 +15,8 @@ import typer
 
 import wanclip.cli as cli_package
 from wanclip import __version__
-from wanclip.cli.base import app, console
+from wanclip.cli import base
+from wanclip.cli.base import app
 
 # The order of `wanclip --help`: the path of a film, then the tools around it.
 ORDER = ("plan", "render", "clip", "demo", "review", "takes", "stitch", "examples", "setup", "doctor", "serve", "sim")
@@ -38,8 +39,8 @@ def _root(
 ) -> None:
     """Turn a shot list into a finished Wan 2.2 film on your own ComfyUI (the help is base.app's)."""
     if version:
-        console.print(f"wanclip {__version__}")
+        base.console.print(f"wanclip {__version__}")
         raise typer.Exit(0)
     if ctx.invoked_subcommand is None:
-        console.print(ctx.get_help())
+        base.console.print(ctx.get_help())
         raise typer.Exit(0)

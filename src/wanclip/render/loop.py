@@ -126,9 +126,9 @@ class Render:
                  inline: bool = False):
         self.plan, self.options, self.on_event, self.inline = plan, options, on_event, inline
         self.clock = options.clock
-        self.ledger = open_ledger(plan, options.force, options.only)
-        self.ledger.film["servers"] = [redact(u) for u in options.servers]  # for the page's re-render command
-        self.ledger.save()  # (never a password: user:pass@ is ***@)
+        # the servers for the page's re-render command (never a password: user:pass@ is ***@)
+        self.ledger = open_ledger(plan, options.force, options.only,
+                                  film={"servers": [redact(u) for u in options.servers]})
         self.chains = Chains(plan, self.ledger)
         self.selected = self.chains.with_chains([s.name for s in plan.shots
                                                  if not options.only or s.name in options.only])

@@ -56,10 +56,13 @@ class Decision:
         return self.reason
 
 
-def open_ledger(plan: Plan, force: bool = False, only: list[str] | None = None) -> Ledger:
-    """The film's ledger, merged with ``plan`` and saved (created on the first render)."""
+def open_ledger(plan: Plan, force: bool = False, only: list[str] | None = None,
+                film: dict | None = None) -> Ledger:
+    """The film's ledger, merged with ``plan``, with ``film``'s keys added to its ``film``, and saved
+    (created on the first render): one write (and fsync) on the way to the first prompt."""
     plan.check_folder()  # under the folder's lock: no other film took it since the plan was made
     ledger, _ = merge_ledger(plan, force, only)
+    ledger.film.update(film or {})
     ledger.save()
     return ledger
 

@@ -14,7 +14,6 @@ from wanclip.errors import UsageError
 from wanclip.ledger import ShotRecord
 from wanclip.render.backend import Backend
 from wanclip.render.comfyui import ComfyBackend
-from wanclip.render.v2 import V2Backend
 
 APIS = ("auto", "native", "v2")
 
@@ -32,6 +31,8 @@ def backend_for(url: str, client_id: str, *, api: str = "auto", headers: Mapping
     if api not in APIS:
         raise UsageError(f"--api must be one of {', '.join(APIS)}, not {api!r}", "leave it out to detect it", "--api")
     if api == "v2" or api == "auto" and is_v2(url, headers):
+        from wanclip.render.v2 import V2Backend  # its machinery (and checks.v2_probe) only for a v2 surface
+
         client = v2.V2Client(url, headers=headers)
         mine = [r for r in records if r.prompt_id and r.server == client.url and r.status in ("queued", "running")]
         return V2Backend(client, {r.prompt_id: r.job_id for r in mine if r.job_id}, poll=poll, concurrency=concurrency,
