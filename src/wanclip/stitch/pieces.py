@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import queue
-import re
 import sys
 import threading
 import time
@@ -35,6 +34,7 @@ from wanclip.stitch.layout import (
     Layout,
     Piece,
     Unsupported,
+    cut_bodies,
     frame_step_us,
     layout,
     piece_argv,
@@ -52,7 +52,6 @@ from wanclip.stitch.run import (
 PIECES_DIR = "pieces"
 NICE = 10  # the background encoder's niceness: the render loop and ComfyUI come first
 THUMBS_PREFIX = "thumbs-"
-MIN_PART = 16  # frames: a body left for finish() is cut in parts of at least this many
 
 
 def _cpus() -> int:
@@ -438,22 +437,11 @@ class FilmPieces:
                            self.encoder.crf, self.encoder.preset, exe=self.exe, names=self.names)
 
     def _cut(self, plan: Layout) -> Layout:
-        """The plan with each body not on disk whole cut into ``split`` parts (their names say
-        their frames, so a later stitch finds them), when fewer pieces are missing than ffmpegs
-        may run: the end of a render, not a whole film's stitch (its pieces fill the cores)."""
-        names = self._names(plan.pieces)
-        missing = sum(not (self.folder / name).is_file() for name in names)
-        if self.split == 1 or missing >= self.jobs:
-            return plan
-        pieces: list[Piece] = []
-        for piece, name in zip(plan.pieces, names, strict=True):
-            parts = min(self.split, piece.frames // MIN_PART) if isinstance(piece, Body) else 1
-            if parts < 2 or (self.folder / name).is_file():
-                pieces.append(piece)
-                continue
-            bounds = [piece.start + piece.frames * k // parts for k in range(parts + 1)]
-            pieces.extend(Body(piece.clip, a, b) for a, b in zip(bounds, bounds[1:], strict=False))
-        return replace(plan, pieces=pieces)
+        """The plan with the bodies not on disk cut in ``split`` parts (``layout.cut_bodies``) when
+        fewer pieces are missing than ffmpegs may run: the end of a render, not a whole film's
+        stitch (its pieces fill the cores already)."""
+        made = [(self.folder / name).is_file() for name in self._names(plan.pieces)]
+        return plan if made.count(False) >= self.jobs else cut_bodies(plan, made, self.split)
 
     def _stop_worker(self, cut: bool = False) -> None:
         """Stop the background worker after its current ffmpeg; with ``cut``, a body it is
@@ -461,7 +449,7 @@ class FilmPieces:
         self._stopping.set()
         with self._lock:
             job = self._background
-        if cut and job is not None and isinstance(job.piece, Body) and min(self.split, job.frames // MIN_PART) > 1:
+        if cut and job is not None and len(cut_bodies(Layout([job.piece], job.frames), [False], self.split).pieces) > 1:
             self._kill_all()  # the worker counts it as failed; finish() encodes it, cut
         if self._thread is not None:
             self._thread.join()
@@ -576,38 +564,6 @@ class FilmPieces:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-_SHA_PREFIX = re.compile(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])")
-
-
-def prune(film_dir: Path, shas: list[str], parts: bool = True) -> None:
-    """Once a film is made from ``film_dir``'s clips (``shas``, whichever way it was joined), remove
-    from its ``pieces/`` what no later stitch can reuse: pieces and thumbnails made from a clip the
-    film no longer has (a re-rendered or left-out shot), and, with ``parts``, the ``.part`` files of
-    an encode that was killed; then the folder itself when nothing is left. The pieces of the
-    film's clips stay: a re-stitch after one shot is re-rendered encodes only that shot's pieces.
-    The caller holds the folder's ``film_lock`` (and, with ``parts``, runs no encoder there)."""
-    folder = Path(film_dir) / PIECES_DIR
-    if not folder.is_dir():
-        return
-    current = {sha[:16] for sha in shas if sha}
-    for path in folder.iterdir():
-        if not path.is_file() or path.is_symlink():
-            continue
-        name = path.name.removesuffix(".part")
-        made_from = _SHA_PREFIX.findall(name) if name.endswith((".mp4", ".png")) else []
-        if not made_from:
-            continue  # not a name wanclip gives: not ours to remove
-        if path.name.endswith(".part"):
-            if parts:
-                _remove(path)
-        elif not set(made_from) <= current:
-            _remove(path)
-    try:
-        folder.rmdir()  # only when empty
-    except OSError:
-        pass
 
 
 def _lower_this_thread() -> bool:
