@@ -62,9 +62,10 @@ def kill_render_when(shots: Path, server: str, out: Path, ready, interval: float
     from wanclip.ledger import load_ledger
 
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--server", server,
-                             "--out", str(out), "--json"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    said = Path(out).parent / f"{Path(out).name}.killed-render.jsonl"  # its events, for a failing test to show
+    with open(said, "wb") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "wanclip", "render", str(shots), "--server", server,
+                                 "--out", str(out), "--json"], env=env, stdout=stdout, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if (Path(out) / "ledger.json").exists() and ready(load_ledger(out)):

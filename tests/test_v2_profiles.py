@@ -69,7 +69,9 @@ def test_a_killed_client_reruns_and_reattaches_on_each_profile_each_shot_once(si
     assert "reattached" in [e["event"] for e in events(result)]
     ledger = load_ledger(out)
     assert [s.status for s in ledger.shots] == ["done"] * 2 and ledger.shots[1].job_id == kept.job_id
-    assert sorted(e["prompt_id"] for e in executed(sim)) == sorted(s.job_id for s in ledger.shots)  # each once
+    ran = sorted(e["prompt_id"] for e in executed(sim))
+    killed = (tmp_path / "out.killed-render.jsonl").read_text(errors="replace")
+    assert ran == sorted(s.job_id for s in ledger.shots), (killed, result.output)  # each once
 
 
 def sigterm_render(shots, url: str, out, ready, then=None) -> tuple[int, dict]:
@@ -236,6 +238,46 @@ def test_a_429_with_retry_after_is_waited_out_and_the_job_posted_once_on_each_pr
     from helpers import wait_until
 
     wait_until(lambda: backend.states([attempt])[attempt][0] == "done", message=lambda: str(sim.log()))
+    assert [e["prompt_id"] for e in executed(sim)] == [job]
+
+
+def test_a_job_that_reads_expired_once_as_it_ends_is_asked_again_not_posted_again_on_each_profile(sim, proxy,
+                                                                                                   tmp_path):
+    """comfy-api-proxy 0.1.6 reads /history, then /queue: a job ending between the two reads answers
+    "expired" (no outputs) that once. Taken at its word, the shot was lost and posted again (a test
+    saw it render twice under load). Here the first answer about the job is that forged one."""
+    import json
+    import queue
+    import uuid
+
+    import requests
+
+    from helpers import wait_until
+    from test_v2_proxy import graph
+    from wanclip.comfy import v2
+    from wanclip.render.v2 import V2Backend
+
+    class Racy(requests.Session):
+        def __init__(self):
+            super().__init__()
+            self.forged: set[str] = set()
+
+        def request(self, method, url, *args, **kwargs):
+            answer = super().request(method, url, *args, **kwargs)
+            job_id = url.rsplit("/", 1)[-1]
+            if method == "GET" and "/api/v2/jobs/" in url and answer.status_code == 200 and job_id not in self.forged:
+                self.forged.add(job_id)
+                answer._content = json.dumps(answer.json() | {"status": "expired", "outputs": []}).encode()
+            return answer
+
+    attempt, session = str(uuid.uuid4()), Racy()
+    backend = V2Backend(v2.V2Client(proxy.url, session=session))
+    backend.sink = queue.Queue()
+    job = backend.submit(graph(tmp_path, "a job read as it ends"), attempt)
+    seen = []
+    wait_until(lambda: seen.append(backend.states([attempt])[attempt][0]) or seen[-1] == "done",
+               message=lambda: str(seen))
+    assert "missing" not in seen and session.forged == {job}
     assert [e["prompt_id"] for e in executed(sim)] == [job]
 
 

@@ -266,13 +266,23 @@ class V2Backend:
             if self.sink is not None:
                 self.sink.put((self.url, jobs.JobKnown(attempt, job_id)))
         try:
-            return v2.parse_job(self.client.call(v2.job_request(job_id)))
+            return self.read_job(job_id)
         except v2.V2Refused as exc:
             if exc.status == 404:
                 return None
             raise v2.wanclip_error(exc, self.url) from None
         except v2.V2Error as exc:
             raise v2.wanclip_error(exc, self.url) from None
+
+    def read_job(self, job_id: str) -> v2.Job:
+        """``GET /jobs/{id}``; an "expired" job without outputs is asked once more. comfy-api-proxy
+        (0.1.6) reads ComfyUI's ``/history``, then its ``/queue``: a job that ends between the two
+        reads is "expired" for that one answer, and taken at its word the shot was posted again and
+        rendered twice (seen on a loaded machine). A job really gone is still gone the second time."""
+        job = v2.parse_job(self.client.call(v2.job_request(job_id)))
+        if job.status == "expired" and not job.outputs:
+            job = v2.parse_job(self.client.call(v2.job_request(job_id)))
+        return job
 
     def states(self, attempts: list[str]) -> dict[str, State]:
         """Where each attempt's job is; a job that finished, then expired with the ComfyUI behind the
@@ -433,7 +443,7 @@ class Poller:
                 if self.stopped.is_set():
                     return
                 try:
-                    job = v2.parse_job(self.backend.client.call(v2.job_request(job_id)))
+                    job = self.backend.read_job(job_id)
                 except v2.V2Refused as exc:
                     if exc.status == 404:  # forgotten: the look-ups say "missing"; not asked again
                         self.watch.last[attempt] = "expired"
