@@ -7,7 +7,6 @@ graph (``stitch.graph`` run by ``stitch.run``); see ``stitch_film``.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shlex
 import time
@@ -23,6 +22,7 @@ from wanclip.media import ClipInfo
 from wanclip.stitch.graph import DEFAULT_DURATION, DEFAULT_TRANSITION, FILM_NAME, HARD_CUT, Cut, plan_stitch
 from wanclip.stitch.layout import Encoder, Unsupported
 from wanclip.stitch.pieces import PIECES_DIR, FilmPieces
+from wanclip.stitch.pieces import prune as prune_pieces
 from wanclip.stitch.run import (
     OnProgress,
     StitchResult,
@@ -258,31 +258,3 @@ def _stitch_pieces(film_dir: Path, film: FilmClips, output: Path, crf: int, pres
         for position, (path, info) in enumerate(zip(film.paths, infos, strict=True)):
             pieces.clip_known(position, path, info)
         return pieces.finish(on_progress)
-
-
-_SHA_PREFIX = re.compile(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])")
-
-
-def prune_pieces(film_dir: Path, shas: list[str], parts: bool = True) -> None:
-    """Once a film is made from ``film_dir``'s clips (``shas``, whichever way it was joined), remove
-    from its ``pieces/`` what no later stitch can reuse: pieces and thumbnails made from a clip the
-    film no longer has (a re-rendered or left-out shot), and, with ``parts``, the ``.part`` files of
-    an encode that was killed; then the folder itself when nothing is left. The pieces of the
-    film's clips stay: a re-stitch after one shot is re-rendered encodes only that shot's pieces.
-    The caller holds the folder's ``film_lock`` (and, with ``parts``, runs no encoder there)."""
-    folder = Path(film_dir) / PIECES_DIR
-    if not folder.is_dir():
-        return
-    current = {sha[:16] for sha in shas if sha}
-    for path in folder.iterdir():
-        if not path.is_file() or path.is_symlink():
-            continue
-        name = path.name.removesuffix(".part")
-        made_from = _SHA_PREFIX.findall(name) if name.endswith((".mp4", ".png")) else []
-        if not made_from:
-            continue  # not a name wanclip gives: not ours to remove
-        if (parts if path.name.endswith(".part") else not set(made_from) <= current):
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        folder.rmdir()  # only when empty

@@ -119,21 +119,6 @@ class Layout:
     frames: int  # the film's frame count: what the one graph writes
 
 
-MIN_PART = 16  # frames: a body is cut in parts of at least this many
-
-
-def cut_bodies(plan: Layout, made: list[bool], split: int) -> Layout:
-    """``plan`` with each body not ``made`` cut in up to ``split`` parts of at least ``MIN_PART``
-    frames: bodies too (each its own encode from a keyframe), so parts encode side by side and
-    join by a stream copy with the same frames."""
-    pieces: list[Piece] = []
-    for piece, done in zip(plan.pieces, made, strict=True):
-        parts = min(split, piece.frames // MIN_PART) if isinstance(piece, Body) and not done else 1
-        bounds = [piece.start + piece.frames * k // parts for k in range(parts + 1)] if parts > 1 else []
-        pieces.extend([Body(piece.clip, a, b) for a, b in zip(bounds, bounds[1:], strict=False)] or [piece])
-    return Layout(pieces, plan.frames)
-
-
 class Unsupported(Exception):
     """These clips are joined by the one graph, not by pieces; the message says why."""
 

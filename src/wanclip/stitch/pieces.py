@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -34,7 +35,6 @@ from wanclip.stitch.layout import (
     Layout,
     Piece,
     Unsupported,
-    cut_bodies,
     frame_step_us,
     layout,
     piece_argv,
@@ -52,21 +52,6 @@ from wanclip.stitch.run import (
 PIECES_DIR = "pieces"
 NICE = 10  # the background encoder's niceness: the render loop and ComfyUI come first
 THUMBS_PREFIX = "thumbs-"
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def default_split(cpus: int | None = None) -> int:
-    """How many parts a body left for ``finish()`` is cut into: x264 keeps about four cores busy
-    on one short 832x480 piece, so one part per four CPUs (1 on a 2-core machine: no cut)."""
-    return max(1, min(8, (cpus or _cpus()) // 4))
-
-
-def default_jobs(cpus: int | None = None) -> int:
-    """How many ffmpegs ``finish()`` runs side by side: two, or one per three CPUs."""
-    return max(2, min(10, (cpus or _cpus()) // 3))
 
 
 @dataclass
@@ -91,11 +76,9 @@ class FilmPieces:
 
     Call ``clip_ready(position, path, sha256)`` from the render loop whenever a clip is on disk
     (it only queues: probing, hashing and encoding happen on a background thread, one low-priority
-    ffmpeg at a time). ``finish()`` stops that (a body the worker had just begun is begun again,
-    cut in parts), encodes what is missing (``jobs`` at a time, at normal priority: the render is
-    over; a body cut in ``split`` parts, each its own keyframe onwards, since after the render the
-    person waits for it), stream-copies the pieces into the film and writes the contact sheet from
-    the thumbnails the body encodes left. ``close()`` (also on leaving a
+    ffmpeg at a time). ``finish()`` waits for that, encodes what is missing (two at a time, at
+    normal priority: the render is over), stream-copies the pieces into the film and writes the
+    contact sheet from the thumbnails the body encodes left. ``close()`` (also on leaving a
     ``with`` block) stops the background ffmpeg and removes its ``.part``: safe on Ctrl-C/SIGTERM.
 
     Thread use: ``clip_ready`` from any thread; ``finish`` and ``close``
@@ -104,7 +87,7 @@ class FilmPieces:
 
     def __init__(self, film_dir: Path, cuts: list[Cut], encoder: Encoder | None = None, *,
                  names: list[str] | None = None, output: Path | None = None, contact_sheet: bool = True,
-                 jobs: int | None = None, split: int | None = None, exe: str | None = None):
+                 jobs: int = 2, exe: str | None = None):
         self.film_dir = Path(film_dir)
         self.folder = self.film_dir / PIECES_DIR
         self.cuts = list(cuts)
@@ -113,8 +96,7 @@ class FilmPieces:
         self.names = names or [f"shot {i + 1}" for i in range(self.count)]
         self.output = Path(output) if output else self.film_dir / FILM_NAME
         self.contact_sheet = contact_sheet
-        self.jobs = max(1, jobs if jobs is not None else default_jobs())
-        self.split = max(1, split if split is not None else default_split())
+        self.jobs = max(1, jobs)
         self.exe = exe or media.ffmpeg_exe()
         self.encoded: list[str] = []  # piece names encoded by this object, in order
         self.seconds: dict[str, float] = {}  # wall seconds each of those took (ffmpeg + checks)
@@ -131,7 +113,6 @@ class FilmPieces:
         self._failed: set[str] = set()  # pieces whose background encode failed: finish retries them
         self._thread: threading.Thread | None = None
         self._parts: set[Path] = set()  # .part files this object is writing
-        self._background: _Job | None = None  # the job the worker is encoding now
 
     # -- the render loop's side ------------------------------------------------------------------
     def clip_ready(self, position: int, path: Path, sha256: str | None = None) -> None:
@@ -168,11 +149,6 @@ class FilmPieces:
     # -- the background worker -------------------------------------------------------------------
     def _work(self) -> None:
         lowered = _lower_this_thread()
-        if any(c.overlaps for c in self.cuts):  # asked once (cached): finish() checks the transitions with it
-            try:
-                media.xfade_transitions(self.exe)
-            except WanclipError:
-                pass  # finish() asks again and reports it
         while not self._stopping.is_set():
             try:
                 item = self._arrivals.get(timeout=0.1)
@@ -192,15 +168,10 @@ class FilmPieces:
             for job in jobs:
                 if self._stopping.is_set() or not self._arrivals.empty():
                     break  # a newer clip may change what is worth doing first
-                with self._lock:
-                    self._background = job
                 try:
-                    self._run_job(job, nice=not lowered, background=True)
+                    self._run_job(job, nice=not lowered)
                 except WanclipError:
                     self._failed.add(job.name)  # finish() tries again in the foreground and reports it
-                finally:
-                    with self._lock:
-                        self._background = None
 
     def _arrive(self, position: int, path: Path, sha256: str | None) -> None:
         try:
@@ -251,14 +222,13 @@ class FilmPieces:
         width, height = thumb_size(clip.info)
         return self.folder / f"{THUMBS_PREFIX}{clip.sha256[:16]}-{width}x{height}.png"
 
-    def _jobs(self, complete: bool, plan: Layout | None = None) -> list[_Job]:
+    def _jobs(self, complete: bool) -> list[_Job]:
         """What is still to encode, in film order: pieces whose clips are all here and whose place
-        in the film the clips before them decide (``plan``: the whole film's, maybe cut); with
-        ``complete``, thumbnails left to make too."""
-        known = self.count if plan is not None else self._prefix()
+        in the film the clips before them decide; with ``complete``, thumbnails left to make too."""
+        known = self._prefix()
         if known == 0:
             return []
-        plan = plan or self._layout(known)
+        plan = self._layout(known)
         jobs, thumbs_planned = [], set()
         for piece, name in zip(plan.pieces, self._names(plan.pieces), strict=True):
             if any(i not in self._clips for i in piece.clips):
@@ -266,8 +236,7 @@ class FilmPieces:
             if (self.folder / name).is_file():
                 continue
             thumbs = None
-            if self.contact_sheet and isinstance(piece, Body) and piece.clip not in thumbs_planned \
-                    and not self._thumbs_path(piece.clip).is_file():
+            if self.contact_sheet and isinstance(piece, Body) and not self._thumbs_path(piece.clip).is_file():
                 thumbs = piece.clip
                 thumbs_planned.add(piece.clip)
             jobs.append(_Job(name, piece, piece.frames, thumbs))
@@ -290,7 +259,7 @@ class FilmPieces:
         return piece_argv(job.piece, clips, fps, width, height, self.encoder, str(part), self.exe,
                           any(c.overlaps for c in self.cuts), thumbs)
 
-    def _run_job(self, job: _Job, nice: bool = False, background: bool = False) -> None:
+    def _run_job(self, job: _Job, nice: bool = False) -> None:
         """Encode one job into ``.part`` files, check the piece's frame count, rename them."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if job.piece is None:
@@ -308,7 +277,7 @@ class FilmPieces:
             for stale in (part, thumbs_part):  # a killed run's leftovers are simply replaced
                 if stale is not None:
                     stale.unlink(missing_ok=True)
-            self._spawn_wait(argv, part, nice, f"encoding the piece {job.name}", background)
+            self._spawn_wait(argv, part, nice, f"encoding the piece {job.name}")
             got = media.probe(part).frames
             if got != job.frames:
                 raise StitchError(f"the piece {job.name} has {got} frames, expected {job.frames}",
@@ -331,15 +300,13 @@ class FilmPieces:
             self.finished_at[job.name] = time.monotonic()
             self.seconds[job.name] = self.finished_at[job.name] - started
 
-    def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str, background: bool = False) -> None:
+    def _spawn_wait(self, argv: list[str], part: Path, nice: bool, what: str) -> None:
         pids = []
 
         def started(proc: media.Process) -> None:  # registered under the lock: close() sees it, or it stops here
             with self._lock:
                 if self._closed:
                     raise Interrupted("the film's pieces were closed")
-                if background and self._stopping.is_set():  # finish() began: it encodes this one itself
-                    raise Interrupted("finish() took over the background encode")
                 self._procs[proc.pid] = (proc, part)
                 pids.append(proc.pid)
             if nice:
@@ -393,7 +360,7 @@ class FilmPieces:
         Every clip must have been given (``clip_ready``). When these clips cannot be joined by
         pieces (see the module's docstring) the one graph joins them, with a note saying why.
         """
-        self._stop_worker(cut=True)
+        self._stop_worker()
         missing = [self.names[i] for i in range(self.count) if i not in self._clips]
         if missing:
             raise StitchError(f"no clip was given for {', '.join(missing)}",
@@ -406,10 +373,9 @@ class FilmPieces:
             self.unsupported = str(exc)
         if self.unsupported is not None:
             raise Unsupported(self.unsupported)
-        plan = self._cut(plan)
         names = self._names(plan.pieces)
         early = set(self.encoded)  # encoded in the background while the render went on
-        jobs = self._jobs(complete=False, plan=plan)
+        jobs = self._jobs(complete=False)
         self._encode_all(jobs, plan.frames, on_progress)
         result = self._join(plan, names, on_progress)
         self.reused = [n for n in names if n not in self.encoded]
@@ -436,21 +402,8 @@ class FilmPieces:
         graph.plan_stitch([self._clips[i].info for i in range(self.count)], self.output, "xfade", self.cuts,
                            self.encoder.crf, self.encoder.preset, exe=self.exe, names=self.names)
 
-    def _cut(self, plan: Layout) -> Layout:
-        """The plan with the bodies not on disk cut in ``split`` parts (``layout.cut_bodies``) when
-        fewer pieces are missing than ffmpegs may run: the end of a render, not a whole film's
-        stitch (its pieces fill the cores already)."""
-        made = [(self.folder / name).is_file() for name in self._names(plan.pieces)]
-        return plan if made.count(False) >= self.jobs else cut_bodies(plan, made, self.split)
-
-    def _stop_worker(self, cut: bool = False) -> None:
-        """Stop the background worker after its current ffmpeg; with ``cut``, a body it is
-        encoding that ``finish()`` would cut in parts is stopped now (its parts are faster)."""
+    def _stop_worker(self) -> None:
         self._stopping.set()
-        with self._lock:
-            job = self._background
-        if cut and job is not None and len(cut_bodies(Layout([job.piece], job.frames), [False], self.split).pieces) > 1:
-            self._kill_all()  # the worker counts it as failed; finish() encodes it, cut
         if self._thread is not None:
             self._thread.join()
         while True:  # arrivals the worker never got to
@@ -564,6 +517,38 @@ class FilmPieces:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_SHA_PREFIX = re.compile(r"(?<![0-9a-f])[0-9a-f]{16}(?![0-9a-f])")
+
+
+def prune(film_dir: Path, shas: list[str], parts: bool = True) -> None:
+    """Once a film is made from ``film_dir``'s clips (``shas``, whichever way it was joined), remove
+    from its ``pieces/`` what no later stitch can reuse: pieces and thumbnails made from a clip the
+    film no longer has (a re-rendered or left-out shot), and, with ``parts``, the ``.part`` files of
+    an encode that was killed; then the folder itself when nothing is left. The pieces of the
+    film's clips stay: a re-stitch after one shot is re-rendered encodes only that shot's pieces.
+    The caller holds the folder's ``film_lock`` (and, with ``parts``, runs no encoder there)."""
+    folder = Path(film_dir) / PIECES_DIR
+    if not folder.is_dir():
+        return
+    current = {sha[:16] for sha in shas if sha}
+    for path in folder.iterdir():
+        if not path.is_file() or path.is_symlink():
+            continue
+        name = path.name.removesuffix(".part")
+        made_from = _SHA_PREFIX.findall(name) if name.endswith((".mp4", ".png")) else []
+        if not made_from:
+            continue  # not a name wanclip gives: not ours to remove
+        if path.name.endswith(".part"):
+            if parts:
+                _remove(path)
+        elif not set(made_from) <= current:
+            _remove(path)
+    try:
+        folder.rmdir()  # only when empty
+    except OSError:
+        pass
 
 
 def _lower_this_thread() -> bool:
