@@ -2,10 +2,9 @@
 
 After the last shot the film waits for two H.264 encodes of 81 frames: the clip (wanclip's node
 pack on the server, VHS's ``video/h264-mp4`` settings, from the raw frames) and the film's piece
-of that clip (the client, from the decoded clip, the film's x264 settings). x264 spreads one
-short 832x480 encode over few cores (frame threads fill and drain, the lookahead is serial), so
-this times each encode whole and cut into K runs side by side (each its own IDR, joined by a
-stream copy), and with x264's sliced threads.
+of that clip (the client, from the decoded clip, the film's x264 settings). This times each
+encode whole and cut into K runs side by side (each its own IDR, joined by a stream copy), and
+with x264's sliced threads: does a waited-for encode get faster from more processes?
 
 ``--picture noise`` is what the GPU kit's random weights decode to (8x8 blocks of noise: the
 worst case for x264); ``--picture smooth`` a moving gradient (real footage codes between the two).
