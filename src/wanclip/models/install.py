@@ -159,15 +159,14 @@ def _with_sizes(todo: list[ModelFile], run: _Run) -> tuple[list[ModelFile], dict
             size = (_find_local(item, run.source.from_dir).stat().st_size if run.source.from_dir
                     else _hub_size(item, run.source))
         except _Failed as exc:
-            run.emit(Event("done", item.dest, message="failed"))
-            failed[item.dest] = FileResult(item.dest, "failed", 0, exc.detail, exc.fix)
-            continue
+            detail, fix = exc.detail, exc.fix
         except OSError as exc:
-            run.emit(Event("done", item.dest, message="failed"))
-            failed[item.dest] = FileResult(item.dest, "failed", 0, f"cannot read the size of {item.name}: "
-                                           f"{_reason(exc)}", "check the --from-dir folder")
+            detail, fix = f"cannot read the size of {item.name}: {_reason(exc)}", "check the --from-dir folder"
+        else:
+            sized.append(item.model_copy(update={"bytes": size}))
             continue
-        sized.append(item.model_copy(update={"bytes": size}))
+        run.emit(Event("done", item.dest, message="failed"))
+        failed[item.dest] = FileResult(item.dest, "failed", 0, detail, fix)
     return sized, failed
 
 

@@ -10,6 +10,7 @@ a take, and only one the film does not use.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,35 +168,30 @@ def prune(ledger: Ledger, items: list[Prunable]) -> list[str]:
         if clip is None:  # prunable() never lists one; a caller's own list is held to the same rule
             continue
         clip.unlink(missing_ok=True)
-        if item.post is not None:
-            _forget_post(ledger, item)
-            ledger.save()
-            deleted.append(item.clip)
-            continue
-        take_last_frame(clip, item.take).unlink(missing_ok=True)  # its last frame, made for a chain
-        if item.removed:
-            removed = ledger.removed
-            for record in removed:
-                if record.name == item.shot:
-                    _forget(record, item.take)
-            ledger.set_removed(removed)
+        if item.post is None:
+            take_last_frame(clip, item.take).unlink(missing_ok=True)  # its last frame, made for a chain
+            _change(ledger, item, lambda record, take=item.take: _forget(record, take))
         else:
-            _forget(ledger.shot(item.shot), item.take)
+            _change(ledger, item, lambda record, done=item.clip: _forget_post(record, done))
         ledger.save()
         deleted.append(item.clip)
     return deleted
 
 
-def _forget_post(ledger: Ledger, item: Prunable) -> None:
+def _change(ledger: Ledger, item: Prunable, change: Callable[[ShotRecord], None]) -> None:
+    """``change`` the record of ``item``'s shot: the film's, or the one kept for a shot taken out of it."""
     if item.removed:
         removed = ledger.removed
         for record in removed:
             if record.name == item.shot:
-                record.posts = [p for p in record.posts if not (isinstance(p, dict) and p.get("clip") == item.clip)]
+                change(record)
         ledger.set_removed(removed)
     else:
-        record = ledger.shot(item.shot)
-        record.posts = [p for p in record.posts if not (isinstance(p, dict) and p.get("clip") == item.clip)]
+        change(ledger.shot(item.shot))
+
+
+def _forget_post(record: ShotRecord, clip: str) -> None:
+    record.posts = [p for p in record.posts if not (isinstance(p, dict) and p.get("clip") == clip)]
 
 
 def _forget(record: ShotRecord, take: int) -> None:
