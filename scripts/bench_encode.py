@@ -6,10 +6,11 @@ of that clip (the client, from the decoded clip, the film's x264 settings). This
 encode whole and cut into K runs side by side (each its own IDR, joined by a stream copy), and
 with x264's sliced threads: does a waited-for encode get faster from more processes?
 
-``--picture noise`` is what the GPU kit's random weights decode to (8x8 blocks of noise: the
-worst case for x264); ``--picture smooth`` a moving gradient (real footage codes between the two).
+``--picture noise``: every pixel random (21 MB a clip at crf 19; the GPU kit's random weights
+decode to 8x8-block noise that still coded to 14.6 MB a clip: x264's worst case); ``--picture
+blocks``: 8x8 blocks of noise (2 MB); ``--picture smooth``: a moving gradient.
 
-Usage: python scripts/bench_encode.py [--picture noise|smooth] [--runs 3] [--splits 1,2,4,8] [--ffmpeg PATH]
+Usage: python scripts/bench_encode.py [--picture noise|blocks|smooth] [--runs 3] [--splits 1,2,4,8] [--ffmpeg PATH]
 """
 
 from __future__ import annotations
@@ -46,12 +47,12 @@ def picture(kind: str) -> bytes:
     else:
         for f in range(FRAMES):
             row = bytes(v for x in range(WIDTH) for v in ((x + 4 * f) % 256, (x // 4 + f) % 256, 128))
-            frames.append(b"".join(row[:] for _ in range(HEIGHT)))
+            frames.append(b"".join(row for _ in range(HEIGHT)))
     return b"".join(frames)
 
 
 def clip_argv(ffmpeg: str, out: str, extra: list[str]) -> list[str]:
-    from wanclip_nodes_encoder import ffmpeg_args  # the node pack's own command (see main)
+    from wanclip_nodes.encoder import ffmpeg_args  # the node pack's own command (importable without ComfyUI)
 
     argv = ffmpeg_args(ffmpeg, WIDTH, HEIGHT, float(FPS), 3, 19, "yuv420p", "medium", out)
     return argv[:-3] + extra + argv[-3:]
@@ -119,12 +120,10 @@ def main() -> None:
     parser.add_argument("--splits", default="1,2,4,8")
     parser.add_argument("--ffmpeg")
     args = parser.parse_args()
-    here = Path(__file__).resolve().parent.parent
-    sys.path.insert(0, str(here / "src" / "wanclip" / "data" / "comfy_nodes" / "wanclip_nodes"))
-    import encoder as wanclip_nodes_encoder  # noqa: F401 - the pack's module, importable without ComfyUI
-
-    sys.modules["wanclip_nodes_encoder"] = wanclip_nodes_encoder
     from wanclip.media import ffmpeg_exe
+    from wanclip.models import nodepack
+
+    sys.path.insert(0, str(Path(nodepack.source_dir()).parent))  # the shipped node pack, as ComfyUI finds it
 
     ffmpeg = args.ffmpeg or ffmpeg_exe()
     splits = [int(s) for s in args.splits.split(",")]
